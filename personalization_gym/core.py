@@ -1,0 +1,222 @@
+"""The one-step contextual-bandit core that every personalization task derives from.
+
+A task only says how to draw contexts (``sample``) and, if its rewards are noisy, how to draw a reward
+(``realize``). :class:`BanditEnv` turns that into a Gymnasium environment whose episodes are one step long,
+with action validation, seeding, a fixed evaluation set and exact evaluation of given actions.
+"""
+
+from __future__ import annotations
+
+import abc
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["BanditEnv", "Batch", "validate_int", "validate_seed"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of n contexts.
+
+    Attributes:
+        obs: ``(n, *obs_shape)`` float32, what the agent observes.
+        expected: ``(n, n_actions)`` float64, the expected reward of every action in every context.
+        hidden: per-context data the agent does not see (e.g. a user's latent state), each array with a
+            leading axis of length n.
+    """
+
+    obs: np.ndarray
+    expected: np.ndarray
+    hidden: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.obs)
+        if self.expected.ndim != 2 or len(self.expected) != n:
+            raise ValueError(
+                f"Batch.expected must have shape (n, n_actions) with n = len(obs) = {n}, "
+                f"got {self.expected.shape}"
+            )
+        for name, value in self.hidden.items():
+            if len(value) != n:
+                raise ValueError(f"Batch.hidden[{name!r}] has {len(value)} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def __getitem__(self, index: int | slice | np.ndarray) -> Batch:
+        """Select contexts, keeping the leading axis (an int index gives a batch of one)."""
+        if isinstance(index, numbers.Integral):
+            index = slice(index, index + 1 if index != -1 else None)
+        return Batch(
+            obs=self.obs[index],
+            expected=self.expected[index],
+            hidden={name: value[index] for name, value in self.hidden.items()},
+        )
+
+
+def validate_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int if it is an integer >= minimum, else raise a ValueError saying so."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def validate_seed(name: str, seed: Any) -> int:
+    """Seeds are non-negative integers, as ``np.random.SeedSequence`` takes them."""
+    return validate_int(name, seed, minimum=0)
+
+
+class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
+    """Base class of one-step contextual-bandit tasks.
+
+    ``reset`` draws one context from the context stream (``self.np_random``, seeded by ``reset(seed=...)``);
+    ``step(action)`` returns that context's reward and ends the episode. The info dict of ``step`` holds
+    ``expected_reward`` (of the chosen action), ``optimal_reward`` (best expected reward in this context)
+    and ``regret`` (their difference).
+
+    Randomness has three independent sources, none of them global:
+
+    * the task itself (item catalogue, random reward functions): ``self.task_rng``, made from ``task_seed``;
+    * the evaluation set: its own generator, also made from ``task_seed``, so it is the same for a given
+      task instance whatever the training stream does;
+    * the context stream: ``self.np_random``, seeded through ``reset(seed=...)`` as in any Gymnasium env.
+      Contexts are drawn ``CONTEXT_BLOCK`` (64) at a time, ``sample(CONTEXT_BLOCK, self.np_random)``, and
+      handed out one per ``reset``; a reset with a seed starts a new block from the new generator.
+
+    ``task_seed`` is split with ``np.random.SeedSequence(task_seed).spawn(2)``: child 0 seeds the
+    evaluation set, child 1 seeds ``self.task_rng``.
+
+    Subclasses set ``observation_space`` and ``action_space`` (a ``Discrete(n)`` starting at 0) in their
+    ``__init__`` after calling ``super().__init__``, and implement :meth:`sample` and, for noisy rewards,
+    :meth:`realize`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium's convention)
+    CONTEXT_BLOCK = 64
+    action_space: gym.spaces.Discrete
+
+    def __init__(self, *, n_eval: int = 10_000, task_seed: int = 0) -> None:
+        super().__init__()
+        self.n_eval = validate_int("n_eval", n_eval, minimum=1)
+        self.task_seed = validate_seed("task_seed", task_seed)
+        eval_seed, task_structure_seed = np.random.SeedSequence(self.task_seed).spawn(2)
+        self._eval_seed = eval_seed
+        self.task_rng = np.random.default_rng(task_structure_seed)
+        self._eval_set: Batch | None = None
+        # The context stream: a block of contexts drawn with self.np_random, handed out one per reset.
+        self._block_rng: np.random.Generator | None = None
+        self._block: Batch
+        self._block_optimal: np.ndarray
+        self._context_index = -1
+        self._context_ready = False
+        # Tasks that keep the default realize() have rewards equal to expected rewards: skip the call.
+        self._deterministic = type(self).realize is BanditEnv.realize
+
+    # ----------------------------------------------------------------------------------------------
+    # What a task implements
+    @abc.abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> Batch:
+        """Draw ``n`` fresh contexts with ``rng``."""
+
+    def realize(self, batch: Batch, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Rewards actually received for ``actions`` (shape ``(n,)``) in ``batch``; deterministic by default."""
+        return batch.expected[np.arange(len(batch)), actions]
+
+    # ----------------------------------------------------------------------------------------------
+    # Gymnasium API
+    @property
+    def n_actions(self) -> int:
+        return int(self.action_space.n)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        if options:
+            raise ValueError(f"{type(self).__name__}.reset takes no options, got {sorted(options)}")
+        self._context_index += 1
+        if self._block_rng is not self.np_random or self._context_index >= len(self._block):
+            self._draw_block()
+        self._context_ready = True
+        return self._block.obs[self._context_index].copy(), {}
+
+    def _draw_block(self) -> None:
+        # Contexts are drawn CONTEXT_BLOCK at a time: one vectorized sample() call instead of one per reset.
+        # A new generator (reset(seed=...)) discards the rest of the block, so a seed fixes the stream.
+        self._block_rng = self.np_random
+        self._block = self.sample(self.CONTEXT_BLOCK, self._block_rng)
+        self._block_optimal = self._block.expected.max(axis=1)
+        self._context_index = 0
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._context_ready:
+            raise RuntimeError(
+                f"{type(self).__name__}.step() needs a context: call reset() first. "
+                "Episodes are one step long, so call reset() before every step()."
+            )
+        action = self._check_action(action)
+        self._context_ready = False
+        index = self._context_index
+        expected_reward = float(self._block.expected[index, action])
+        if self._deterministic:
+            reward = expected_reward
+        else:
+            reward = float(self.realize(self._block[index], np.array([action]), self.np_random)[0])
+        optimal_reward = float(self._block_optimal[index])
+        info = {
+            "expected_reward": expected_reward,
+            "optimal_reward": optimal_reward,
+            "regret": optimal_reward - expected_reward,
+        }
+        # Copies, here and in reset: Gymnasium expects new observation data on every call.
+        return self._block.obs[index].copy(), reward, True, False, info
+
+    def _check_action(self, action: Any) -> int:
+        # Exact integer types only: a float, a bool or a 1-element array is a caller's bug, not an action.
+        if type(action) is int or isinstance(action, np.integer):
+            value = int(action)
+        elif isinstance(action, np.ndarray) and action.ndim == 0 and np.issubdtype(action.dtype, np.integer):
+            value = int(action)
+        else:
+            shape = f" of shape {action.shape} and dtype {action.dtype}" if isinstance(action, np.ndarray) else ""
+            raise ValueError(
+                f"action must be an integer in [0, {self.n_actions}) (a Python int, a numpy integer scalar or "
+                f"a 0-d integer array), got {action!r} of type {type(action).__name__}{shape}"
+            )
+        if not 0 <= value < self.n_actions:
+            raise ValueError(f"action must be an integer in [0, {self.n_actions}), got {value}")
+        return value
+
+    # ----------------------------------------------------------------------------------------------
+    # Evaluation
+    def eval_set(self) -> Batch:
+        """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached)."""
+        if self._eval_set is None:
+            batch = self.sample(self.n_eval, np.random.default_rng(self._eval_seed))
+            for array in (batch.obs, batch.expected, *batch.hidden.values()):
+                array.flags.writeable = False
+            self._eval_set = batch
+        return self._eval_set
+
+    def evaluate(self, actions: Any) -> float:
+        """Mean expected reward of ``actions``, one integer action per evaluation context."""
+        eval_set = self.eval_set()
+        actions = np.asarray(actions)
+        if actions.shape != (len(eval_set),) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(
+                f"actions must be an integer array of shape ({len(eval_set)},), one action per evaluation "
+                f"context, got dtype {actions.dtype} and shape {actions.shape}"
+            )
+        if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
+            bad = actions[(actions < 0) | (actions >= self.n_actions)]
+            raise ValueError(
+                f"actions must lie in [0, {self.n_actions}), got {bad.size} out of range, e.g. {bad[0]}"
+            )
+        return float(eval_set.expected[np.arange(len(eval_set)), actions].mean())
