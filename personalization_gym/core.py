@@ -38,8 +38,7 @@ class Batch:
         n = len(self.obs)
         if self.expected.ndim != 2 or len(self.expected) != n:
             raise ValueError(
-                f"Batch.expected must have shape (n, n_actions) with n = len(obs) = {n}, "
-                f"got {self.expected.shape}"
+                f"Batch.expected must have shape (n, n_actions) with n = len(obs) = {n}, got {self.expected.shape}"
             )
         for name, value in self.hidden.items():
             if len(value) != n:
@@ -216,7 +215,5 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
             )
         if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
             bad = actions[(actions < 0) | (actions >= self.n_actions)]
-            raise ValueError(
-                f"actions must lie in [0, {self.n_actions}), got {bad.size} out of range, e.g. {bad[0]}"
-            )
+            raise ValueError(f"actions must lie in [0, {self.n_actions}), got {bad.size} out of range, e.g. {bad[0]}")
         return float(eval_set.expected[np.arange(len(eval_set)), actions].mean())

@@ -26,8 +26,8 @@ from pathlib import Path
 
 __all__ = [
     "DATA_ENV_VAR",
-    "DataNotFoundError",
     "DataIntegrityError",
+    "DataNotFoundError",
     "RemoteDataset",
     "data_roots",
     "resolve_dataset",
@@ -166,9 +166,7 @@ def resolve_dataset(
         f"{base_url} into {user_cache_dir()}."
     )
     if not download:
-        raise DataNotFoundError(
-            f"{dataset.name} data not found and download=False. Looked in:\n{looked_in}\n{how_to}"
-        )
+        raise DataNotFoundError(f"{dataset.name} data not found and download=False. Looked in:\n{looked_in}\n{how_to}")
     destination = user_cache_dir() / dataset.name
     try:
         _download_dataset(dataset, base_url, destination)

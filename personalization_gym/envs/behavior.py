@@ -20,8 +20,8 @@ class GaussianMapping:
     """
 
     def __init__(self, dims: Sequence[int], rng: np.random.Generator) -> None:
-        # weights[l] has shape (dims[l] + 1, dims[l + 1]); row 0 multiplies the prepended 1.
-        self.weights = [rng.normal(0.0, 1.0, size=(dims[l] + 1, dims[l + 1])) for l in range(len(dims) - 1)]
+        # weights[i] has shape (dims[i] + 1, dims[i + 1]); row 0 multiplies the prepended 1.
+        self.weights = [rng.normal(0.0, 1.0, size=(dims[i] + 1, dims[i + 1])) for i in range(len(dims) - 1)]
         for weight in self.weights:
             weight.flags.writeable = False
 
