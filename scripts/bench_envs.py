@@ -1,0 +1,71 @@
+"""Benchmark every task: single-env reset+step time and batched sample(10_000) time.
+
+    python scripts/bench_envs.py                    # all tasks (Music-v0 needs its data: see the README)
+    python scripts/bench_envs.py --steps 20000 --repeats 7
+
+Prints the median over repeats of
+- reset+step in microseconds, on the bare env and through gym.make's wrappers (what SB3 sees),
+- reset(seed=...)+step in microseconds (a seeded reset starts a new block of contexts),
+- sample(10_000) in milliseconds.
+Goals (issue 2): reset+step <= 30 us; sample(10_000) <= 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import personalization_gym
+
+
+def time_episodes(env: gym.Env, steps: int, seeded: bool) -> float:
+    """Microseconds per reset+step, with a seed at every reset or only at the first."""
+    env.reset(seed=0)
+    env.step(0)
+    start = time.perf_counter()
+    for i in range(steps):
+        env.reset(seed=i if seeded else None)
+        env.step(1)
+    return (time.perf_counter() - start) / steps * 1e6
+
+
+def time_sample(task: personalization_gym.BanditEnv, n: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    task.sample(n, rng)
+    return (time.perf_counter() - start) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("env_ids", nargs="*", default=list(personalization_gym.TASK_IDS), metavar="ENV_ID")
+    parser.add_argument("--steps", type=int, default=20_000, help="reset+step pairs per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is printed")
+    parser.add_argument("--sample-size", type=int, default=10_000)
+    parser.add_argument("--data-dir", default=None, help="data root for tasks that need data")
+    args = parser.parse_args()
+
+    print(f"median of {args.repeats} repeats; {args.steps} episodes per repeat")
+    header = ("task", "reset+step us", "via gym.make us", "seeded reset us", f"sample({args.sample_size}) ms")
+    print(f"{header[0]:<30} {header[1]:>14} {header[2]:>16} {header[3]:>16} {header[4]:>18}")
+    for env_id in args.env_ids:
+        kwargs = {"data_dir": args.data_dir} if env_id == "Personalization/Music-v0" else {}
+        try:
+            wrapped = gym.make(env_id, **kwargs)
+        except personalization_gym.DataNotFoundError as error:
+            print(f"{env_id:<30} skipped: {str(error).splitlines()[0]}")
+            continue
+        bare = wrapped.unwrapped
+        bare_us = statistics.median(time_episodes(bare, args.steps, False) for _ in range(args.repeats))
+        wrapped_us = statistics.median(time_episodes(wrapped, args.steps, False) for _ in range(args.repeats))
+        seeded_us = statistics.median(time_episodes(bare, args.steps // 10, True) for _ in range(args.repeats))
+        sample_ms = statistics.median(time_sample(bare, args.sample_size, seed) for seed in range(args.repeats))
+        print(f"{env_id:<30} {bare_us:>14.2f} {wrapped_us:>16.2f} {seeded_us:>16.1f} {sample_ms:>18.2f}")
+
+
+if __name__ == "__main__":
+    main()
