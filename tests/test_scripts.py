@@ -1,0 +1,71 @@
+"""The command-line scripts, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from personalization_gym import DATA_ENV_VAR, BehaviorEnv, MusicEnv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT_ROOT,
+    )
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.startswith("Personalization/")}
+
+
+def test_random_policy_reports_every_task(data_root) -> None:
+    result = run_script("random_policy.py", "--episodes", "300", "--n-eval", "2000", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert set(rows) == {"Personalization/Music-v0", "Personalization/Behavior-v0"}
+    for env_id, task in (
+        ("Personalization/Music-v0", MusicEnv(n_eval=2000)),
+        ("Personalization/Behavior-v0", BehaviorEnv(n_eval=2000)),
+    ):
+        actions, reward, stderr, oracle, eval_random, eval_oracle = rows[env_id]
+        assert int(actions) == task.n_actions
+        random_actions = np.random.default_rng(3).integers(task.n_actions, size=2000)
+        assert float(eval_random) == pytest.approx(task.evaluate(random_actions), abs=5e-5)
+        assert float(eval_oracle) == pytest.approx(task.eval_set().expected.max(axis=1).mean(), abs=5e-5)
+        # the training stream and the evaluation set come from the same distribution of users
+        assert abs(float(reward) - float(eval_random)) < 5 * float(stderr) + 0.05
+        assert abs(float(oracle) - float(eval_oracle)) < 0.06
+
+
+def test_random_policy_offline_skips_tasks_without_local_data() -> None:
+    result = run_script("random_policy.py", "--offline", "--episodes", "50", env={DATA_ENV_VAR: ""})
+    assert result.returncode == 0, result.stderr
+    assert "Personalization/Music-v0       skipped, no local data: spotify data not found" in result.stdout
+    assert "1 task(s) skipped" in result.stdout
+    assert len(table_rows(result.stdout)["Personalization/Behavior-v0"]) == 6
+
+
+def test_random_policy_rejects_unknown_task() -> None:
+    result = run_script("random_policy.py", "Personalization/Nope-v0")
+    assert result.returncode == 2
+    assert "unknown task id(s) ['Personalization/Nope-v0']; valid:" in result.stderr
+
+
+def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
+    result = run_script("bench_envs.py", "--steps", "200", "--repeats", "1", "--sample-size", "100")
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert set(rows) == {"Personalization/Music-v0", "Personalization/Behavior-v0"}
+    for figures in rows.values():
+        assert len(figures) == 4 and all(float(value) > 0 for value in figures)
