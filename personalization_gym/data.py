@@ -126,7 +126,13 @@ def _download_dataset(dataset: RemoteDataset, base_url: str, destination: Path) 
             target = staging / relative_path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
-        os.replace(staging, destination)
+        try:
+            os.replace(staging, destination)
+        except OSError:
+            # Another process (e.g. a parallel training run) finished the same download first: use its copy.
+            if not destination.is_dir():
+                raise
+            verify_dataset(destination, dataset)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

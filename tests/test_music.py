@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 
 from personalization_gym import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError, MusicEnv
+from personalization_gym.data import _download_dataset
 from personalization_gym.envs.music import SPOTIFY
 
 # --------------------------------------------------------------------------------------------------
@@ -286,3 +290,36 @@ def test_offline_download_fails_at_construction_naming_the_three_ways(
     message = str(error.value)
     assert "download failed" in message and "data_dir" in message and DATA_ENV_VAR in message
     print(f"offline failure took {elapsed * 1e3:.1f} ms")
+
+
+def test_a_download_finished_first_elsewhere_is_used(spotify_dir: Path, tmp_path: Path, serve_folder) -> None:
+    # Two processes downloading into one cache: the one that loses the final rename uses the winner's copy.
+    server = serve_folder(spotify_dir)
+    destination = tmp_path / "spotify"
+    _download_dataset(SPOTIFY, server.url, destination)
+    _download_dataset(SPOTIFY, server.url, destination)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spotify"]  # no staging folders left behind
+    with open(destination / "data" / "pop.csv", "a") as stream:
+        stream.write("x")
+    with pytest.raises(DataIntegrityError, match=r"checksum mismatch for .*pop\.csv"):
+        _download_dataset(SPOTIFY, server.url, destination)
+
+
+def test_parallel_constructions_share_one_download(
+    spotify_dir: Path, serve_folder, isolated_data_locations: Path
+) -> None:
+    server = serve_folder(spotify_dir)
+    code = (
+        "import sys; from personalization_gym import MusicEnv; "
+        "print(MusicEnv(download_url=sys.argv[1]).reward_matrix.sum())"
+    )
+    environment = {**os.environ, DATA_ENV_VAR: ""}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", code, server.url], env=environment, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [worker.communicate(timeout=120)[0].strip() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4
+    assert len(set(outputs)) == 1
+    cache = isolated_data_locations / "personalization_gym"
+    assert sorted(p.name for p in cache.iterdir()) == ["spotify"]
