@@ -159,11 +159,17 @@ def resolve_dataset(
         raise ValueError(f"download base URL must be an http:// or https:// URL, got {base_url!r}")
 
     roots = data_roots(data_dir)
-    for _, root in roots:
+    first_file = next(iter(dataset.sha256))
+    for label, root in roots:
         folder = root / dataset.name
         if folder.is_dir():
             verify_dataset(folder, dataset)
             return folder
+        if (root / first_file).is_file():  # a common slip: the dataset folder itself given as the root
+            raise ValueError(
+                f"{root} ({label}) is a {dataset.name} folder, but a data root is expected: the folder that "
+                f"holds {dataset.name}/. Use {root.parent} instead."
+            )
 
     looked_in = "\n".join(f"  - {root / dataset.name} ({label})" for label, root in roots)
     how_to = (

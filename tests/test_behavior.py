@@ -90,6 +90,12 @@ def test_hidden_layers_and_sizes() -> None:
     np.testing.assert_allclose(eval_set.expected, reference_rewards(eval_set.obs, task), rtol=0, atol=1e-12)
 
 
+def test_hidden_dims_may_come_as_a_list_or_array() -> None:
+    shapes = [(101, 4), (5, 5)]
+    for hidden_dims in ([4], np.array([4])):
+        assert [w.shape for w in BehaviorEnv(hidden_dims=hidden_dims, n_eval=10).state_map.weights] == shapes
+
+
 def test_states_are_uniform_on_the_cube(behavior: BehaviorEnv) -> None:
     states = behavior.sample(20_000, np.random.default_rng(0)).obs
     assert states.min() >= -1.0 and states.max() <= 1.0

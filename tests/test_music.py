@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,6 +209,18 @@ def test_missing_data_without_download_names_every_way_to_provide_it(
     message = str(error.value)
     for needle in ("data_dir", DATA_ENV_VAR, "download", str(tmp_path / "spotify"), "download=False"):
         assert needle in message
+
+
+def test_dataset_folder_given_as_data_root_is_a_clear_error(spotify_dir: Path, monkeypatch) -> None:
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(str(spotify_dir))} \(data_dir argument\) is a spotify folder, but a data root"
+    ):
+        MusicEnv(data_dir=spotify_dir)
+    monkeypatch.setenv(DATA_ENV_VAR, str(spotify_dir))
+    with pytest.raises(
+        ValueError, match=rf"\(\${DATA_ENV_VAR}\) is a spotify folder.*Use {re.escape(str(spotify_dir.parent))} instead"
+    ):
+        MusicEnv()
 
 
 @pytest.mark.parametrize("victim", ["spotify_genres.csv", "data/top50.csv", "data/rnb.csv"])

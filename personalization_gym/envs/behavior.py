@@ -108,7 +108,7 @@ class BehaviorEnv(BanditEnv):
         self.state_dim = validate_int("state_dim", state_dim, minimum=1)
         self.action_dim = validate_int("action_dim", action_dim, minimum=1)
         self.feature_dim = validate_int("feature_dim", feature_dim, minimum=1)
-        if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
+        if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, (Sequence, np.ndarray)):
             raise ValueError(f"hidden_dims must be a sequence of integers >= 1, got {hidden_dims!r}")
         self.hidden_dims = tuple(validate_int("each of hidden_dims", d, minimum=1) for d in hidden_dims)
 
