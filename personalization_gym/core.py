@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["BanditEnv", "Batch", "validate_int", "validate_seed"]
+__all__ = ["BanditEnv", "Batch", "validate_int"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,6 @@ def validate_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def validate_seed(name: str, seed: Any) -> int:
-    """Seeds are non-negative integers, as ``np.random.SeedSequence`` takes them."""
-    return validate_int(name, seed, minimum=0)
-
-
 class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     """Base class of one-step contextual-bandit tasks.
 
@@ -104,7 +99,7 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     def __init__(self, *, n_eval: int = 10_000, task_seed: int = 0) -> None:
         super().__init__()
         self.n_eval = validate_int("n_eval", n_eval, minimum=1)
-        self.task_seed = validate_seed("task_seed", task_seed)
+        self.task_seed = validate_int("task_seed", task_seed, minimum=0)  # as np.random.SeedSequence takes
         eval_seed, task_structure_seed = np.random.SeedSequence(self.task_seed).spawn(2)
         self._eval_seed = eval_seed
         self.task_rng = np.random.default_rng(task_structure_seed)
