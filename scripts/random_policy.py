@@ -11,12 +11,10 @@ stream (through the Gymnasium API) and on each task's fixed evaluation set.
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import load_env_creator
 
 import personalization_gym
 
@@ -48,19 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def task_kwargs(env_id: str, args: argparse.Namespace) -> dict:
-    """Data arguments only for the tasks that take them."""
-    parameters = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
-    kwargs: dict = {"n_eval": args.n_eval}
-    if "data_dir" in parameters:
-        kwargs["data_dir"] = args.data_dir
-    if "download" in parameters and args.offline:
-        kwargs["download"] = False
-    return kwargs
-
-
 def run_task(env_id: str, args: argparse.Namespace) -> str:
-    env = gym.make(env_id, **task_kwargs(env_id, args))
+    data = personalization_gym.data_kwargs(env_id, args.data_dir, download=False if args.offline else None)
+    env = gym.make(env_id, n_eval=args.n_eval, **data)
     task = env.unwrapped
     env.action_space.seed(args.seed)
     env.reset(seed=args.seed)

@@ -356,3 +356,12 @@ def test_gymnasium_and_sb3_checkers_pass(env_id: str, data_root) -> None:
         assert set(info) == {"expected_reward", "optimal_reward", "regret"}
         assert reward == info["expected_reward"]  # both tasks are deterministic
         assert info["regret"] >= 0.0
+
+
+def test_data_kwargs_go_only_to_tasks_that_take_them() -> None:
+    data_kwargs = personalization_gym.data_kwargs
+    assert data_kwargs("Personalization/Music-v0", "/data", download=False) == {"data_dir": "/data", "download": False}
+    assert data_kwargs("Personalization/Music-v0") == {}
+    assert data_kwargs("Personalization/Behavior-v0", "/data", download=False) == {}
+    with pytest.raises(gym.error.NameNotFound):
+        data_kwargs("Personalization/Nope-v0")

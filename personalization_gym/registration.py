@@ -1,0 +1,36 @@
+"""The task ids, their registration with Gymnasium, and the data arguments of each task."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator, register, registry
+
+__all__ = ["TASK_IDS", "data_kwargs"]
+
+# id -> entry point; every task is one step long, so no TimeLimit is needed.
+_TASKS = {
+    "Personalization/Music-v0": "personalization_gym.envs.music:MusicEnv",
+    "Personalization/Behavior-v0": "personalization_gym.envs.behavior:BehaviorEnv",
+}
+TASK_IDS = tuple(_TASKS)
+
+for _env_id, _entry_point in _TASKS.items():
+    if _env_id not in registry:  # importlib.reload must not warn about re-registration
+        register(id=_env_id, entry_point=_entry_point)
+
+
+def data_kwargs(
+    env_id: str, data_dir: str | os.PathLike[str] | None = None, download: bool | None = None
+) -> dict[str, Any]:
+    """``data_dir`` and ``download`` for ``gym.make(env_id, ...)``, kept only where the task takes them.
+
+    Lets a script pass one data location and download policy to every task, data-free tasks included.
+    ``None`` leaves the task's default.
+    """
+    parameters = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
+    wanted = {"data_dir": data_dir, "download": download}
+    return {name: value for name, value in wanted.items() if value is not None and name in parameters}
