@@ -132,10 +132,11 @@ def test_liked_genre_counts_follow_the_rule(music: MusicEnv) -> None:
 
 
 def test_liked_fraction_and_threshold_arguments(data_root: Path, reference) -> None:
-    env = MusicEnv(data_dir=data_root, liked_fraction=(0.4, 0.5), reward_threshold=0.3, n_eval=500)
+    env = MusicEnv(data_dir=data_root, liked_fraction=[0.4, 0.5], reward_threshold=np.float32(0.3), n_eval=500)
     eval_set = env.eval_set()
     assert set(eval_set.obs.sum(axis=1).astype(int)) == {8, 9}
-    np.testing.assert_array_equal(eval_set.expected, independent_rewards(eval_set.obs, reference[1], 0.3))
+    threshold = float(np.float32(0.3))
+    np.testing.assert_array_equal(eval_set.expected, independent_rewards(eval_set.obs, reference[1], threshold))
 
 
 @pytest.mark.parametrize(

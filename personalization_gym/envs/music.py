@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ class MusicEnv(BanditEnv):
     ) -> None:
         super().__init__(n_eval=n_eval, task_seed=task_seed)
         self.liked_fraction = _liked_fraction_range(liked_fraction)
-        if isinstance(reward_threshold, bool) or not isinstance(reward_threshold, (int, float)):
+        if isinstance(reward_threshold, (bool, np.bool_)) or not isinstance(reward_threshold, numbers.Real):
             raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold!r}")
         if not reward_threshold >= 0:
             raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold}")
