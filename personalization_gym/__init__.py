@@ -12,7 +12,15 @@ Importing the package registers every task in the ``Personalization`` namespace:
 
 from personalization_gym.core import BanditEnv, Batch
 from personalization_gym.data import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError
-from personalization_gym.envs import BehaviorEnv, MusicEnv
+from personalization_gym.envs import (
+    BehaviorEnv,
+    CIFAR10Env,
+    CIFAR100Env,
+    FashionMNISTEnv,
+    ImageClassificationEnv,
+    MNISTEnv,
+    MusicEnv,
+)
 from personalization_gym.registration import TASK_IDS, data_kwargs
 
 __version__ = "0.1.0"
@@ -23,8 +31,13 @@ __all__ = [
     "BanditEnv",
     "Batch",
     "BehaviorEnv",
+    "CIFAR10Env",
+    "CIFAR100Env",
     "DataIntegrityError",
     "DataNotFoundError",
+    "FashionMNISTEnv",
+    "ImageClassificationEnv",
+    "MNISTEnv",
     "MusicEnv",
     "data_kwargs",
 ]

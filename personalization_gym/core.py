@@ -193,11 +193,15 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     def eval_set(self) -> Batch:
         """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached)."""
         if self._eval_set is None:
-            batch = self.sample(self.n_eval, np.random.default_rng(self._eval_seed))
+            batch = self._make_eval_set()
             for array in (batch.obs, batch.expected, *batch.hidden.values()):
                 array.flags.writeable = False
             self._eval_set = batch
         return self._eval_set
+
+    def _make_eval_set(self) -> Batch:
+        """n_eval fresh contexts from the evaluation set's own generator; a task with a fixed test split overrides."""
+        return self.sample(self.n_eval, np.random.default_rng(self._eval_seed))
 
     def evaluate(self, actions: Any) -> float:
         """Mean expected reward of ``actions``, one integer action per evaluation context."""

@@ -80,27 +80,30 @@ def data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[tuple[str
     return roots
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def verify_dataset(folder: Path, dataset: RemoteDataset) -> None:
-    """Raise DataIntegrityError unless every file of ``dataset`` is in ``folder`` with the pinned sha256."""
-    for relative_path, expected in dataset.sha256.items():
+def verify_files(folder: Path, digests: Mapping[str, str], name: str, algorithm: str = "sha256") -> None:
+    """Raise DataIntegrityError unless every file of ``digests`` is in ``folder`` with its pinned digest.
+
+    ``digests`` maps a path relative to ``folder`` to its hex digest; ``name`` names the dataset in errors.
+    """
+    for relative_path, expected in digests.items():
         path = folder / relative_path
         if not path.is_file():
             raise DataIntegrityError(
-                f"{dataset.name} data in {folder} is incomplete: {relative_path} is missing. "
+                f"{name} data in {folder} is incomplete: {relative_path} is missing. "
                 f"Restore it, or delete {folder} so that the dataset is looked for elsewhere or downloaded."
             )
-        actual = _sha256(path)
+        actual = file_digest(path, algorithm)
         if actual != expected:
             raise DataIntegrityError(
-                f"checksum mismatch for {path}: sha256 {actual}, expected {expected}. The file is corrupted "
+                f"checksum mismatch for {path}: {algorithm} {actual}, expected {expected}. The file is corrupted "
                 f"or not the pinned version; replace it, or delete {folder} to download the dataset again."
             )
 
@@ -132,7 +135,7 @@ def _download_dataset(dataset: RemoteDataset, base_url: str, destination: Path) 
             # Another process (e.g. a parallel training run) finished the same download first: use its copy.
             if not destination.is_dir():
                 raise
-            verify_dataset(destination, dataset)
+            verify_files(destination, dataset.sha256, dataset.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -151,39 +154,64 @@ def resolve_dataset(
     ``download`` is true; otherwise, or when the download fails, DataNotFoundError says where it looked
     and how to provide the data.
     """
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be True or False, got {download!r}")
+    validate_download_arguments(download, base_url)
     base_url = dataset.base_url if base_url is None else base_url
-    scheme = urllib.parse.urlparse(base_url).scheme if isinstance(base_url, str) else None
-    if scheme not in ("http", "https"):
-        raise ValueError(f"download base URL must be an http:// or https:// URL, got {base_url!r}")
-
-    roots = data_roots(data_dir)
-    first_file = next(iter(dataset.sha256))
-    for label, root in roots:
-        folder = root / dataset.name
-        if folder.is_dir():
-            verify_dataset(folder, dataset)
-            return folder
-        if (root / first_file).is_file():  # a common slip: the dataset folder itself given as the root
-            raise ValueError(
-                f"{root} ({label}) is a {dataset.name} folder, but a data root is expected: the folder that "
-                f"holds {dataset.name}/. Use {root.parent} instead."
-            )
-
-    looked_in = "\n".join(f"  - {root / dataset.name} ({label})" for label, root in roots)
-    how_to = (
-        f"Provide it in one of three ways: pass data_dir=<root> holding a {dataset.name}/ folder, set "
-        f"{DATA_ENV_VAR}=<root>, or allow the download (download=True) of the pinned files from "
-        f"{base_url} into {user_cache_dir()}."
-    )
+    folder = find_dataset_folder(dataset.name, data_dir, marker=next(iter(dataset.sha256)))
+    if folder is not None:
+        verify_files(folder, dataset.sha256, dataset.name)
+        return folder
     if not download:
-        raise DataNotFoundError(f"{dataset.name} data not found and download=False. Looked in:\n{looked_in}\n{how_to}")
+        raise data_not_found(dataset.name, dataset.name, data_dir, base_url, "download=False")
     destination = user_cache_dir() / dataset.name
     try:
         _download_dataset(dataset, base_url, destination)
     except DataNotFoundError as error:
-        raise DataNotFoundError(
-            f"{dataset.name} data not found and the download failed ({error}). Looked in:\n{looked_in}\n{how_to}"
+        raise data_not_found(
+            dataset.name, dataset.name, data_dir, base_url, f"the download failed ({error})"
         ) from error
     return destination
+
+
+def validate_download_arguments(download: object, url: object) -> None:
+    """``download`` must be a bool and ``url`` None or an http(s) URL."""
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be True or False, got {download!r}")
+    if url is not None and (not isinstance(url, str) or urllib.parse.urlparse(url).scheme not in ("http", "https")):
+        raise ValueError(f"download URL must be an http:// or https:// URL, got {url!r}")
+
+
+def find_dataset_folder(folder_name: str, data_dir: str | os.PathLike[str] | None, marker: str) -> Path | None:
+    """The ``folder_name`` folder of the first data root that has one, or None.
+
+    ``marker`` is a path inside the dataset folder: a root that holds it directly is the dataset folder itself,
+    given by mistake as a root, which raises a ValueError saying so.
+    """
+    for label, root in data_roots(data_dir):
+        folder = root / folder_name
+        if folder.is_dir():
+            return folder
+        if (root / marker).is_file():
+            raise ValueError(
+                f"{root} ({label}) is a {folder_name} folder, but a data root is expected: the folder that "
+                f"holds {folder_name}/. Use {root.parent} instead."
+            )
+    return None
+
+
+def data_not_found(
+    name: str,
+    folder_name: str,
+    data_dir: str | os.PathLike[str] | None,
+    source: str,
+    reason: str,
+    also_looked_in: tuple[str, ...] = (),
+) -> DataNotFoundError:
+    """The error for a dataset found nowhere: where it looked, why it did not download, the three ways."""
+    looked_in = [f"  - {root / folder_name} ({label})" for label, root in data_roots(data_dir)]
+    looked_in += [f"  - {place}" for place in also_looked_in]
+    looked = "\n".join(looked_in)
+    return DataNotFoundError(
+        f"{name} data not found and {reason}. Looked in:\n{looked}\n"
+        f"Provide it in one of three ways: pass data_dir=<root> holding a {folder_name}/ folder, set "
+        f"{DATA_ENV_VAR}=<root>, or allow the download (download=True) from {source} into {user_cache_dir()}."
+    )

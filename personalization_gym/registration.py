@@ -15,6 +15,10 @@ __all__ = ["TASK_IDS", "data_kwargs"]
 _TASKS = {
     "Personalization/Music-v0": "personalization_gym.envs.music:MusicEnv",
     "Personalization/Behavior-v0": "personalization_gym.envs.behavior:BehaviorEnv",
+    "Personalization/MNIST-v0": "personalization_gym.envs.images:MNISTEnv",
+    "Personalization/FashionMNIST-v0": "personalization_gym.envs.images:FashionMNISTEnv",
+    "Personalization/CIFAR10-v0": "personalization_gym.envs.images:CIFAR10Env",
+    "Personalization/CIFAR100-v0": "personalization_gym.envs.images:CIFAR100Env",
 }
 TASK_IDS = tuple(_TASKS)
 

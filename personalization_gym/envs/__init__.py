@@ -1,6 +1,15 @@
 """The personalization tasks, one module each."""
 
 from personalization_gym.envs.behavior import BehaviorEnv
+from personalization_gym.envs.images import CIFAR10Env, CIFAR100Env, FashionMNISTEnv, ImageClassificationEnv, MNISTEnv
 from personalization_gym.envs.music import MusicEnv
 
-__all__ = ["BehaviorEnv", "MusicEnv"]
+__all__ = [
+    "BehaviorEnv",
+    "CIFAR10Env",
+    "CIFAR100Env",
+    "FashionMNISTEnv",
+    "ImageClassificationEnv",
+    "MNISTEnv",
+    "MusicEnv",
+]
