@@ -93,13 +93,14 @@ def verify_files(folder: Path, digests: Mapping[str, str], name: str, algorithm:
 
     ``digests`` maps a path relative to ``folder`` to its hex digest; ``name`` names the dataset in errors.
     """
+    missing = [relative_path for relative_path in digests if not (folder / relative_path).is_file()]
+    if missing:
+        raise DataIntegrityError(
+            f"{name} data in {folder} is incomplete: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            f"missing. Restore it, or delete {folder} so that the dataset is looked for elsewhere or downloaded."
+        )
     for relative_path, expected in digests.items():
         path = folder / relative_path
-        if not path.is_file():
-            raise DataIntegrityError(
-                f"{name} data in {folder} is incomplete: {relative_path} is missing. "
-                f"Restore it, or delete {folder} so that the dataset is looked for elsewhere or downloaded."
-            )
         actual = file_digest(path, algorithm)
         if actual != expected:
             raise DataIntegrityError(
