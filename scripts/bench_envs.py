@@ -51,19 +51,19 @@ def main() -> None:
 
     print(f"median of {args.repeats} repeats; {args.steps} episodes per repeat")
     header = ("task", "reset+step us", "via gym.make us", "seeded reset us", f"sample({args.sample_size}) ms")
-    print(f"{header[0]:<30} {header[1]:>14} {header[2]:>16} {header[3]:>16} {header[4]:>18}")
+    print(f"{header[0]:<32} {header[1]:>14} {header[2]:>16} {header[3]:>16} {header[4]:>18}")
     for env_id in args.env_ids:
         try:  # a benchmark never downloads: data must be on the machine
             wrapped = gym.make(env_id, **personalization_gym.data_kwargs(env_id, args.data_dir, download=False))
         except personalization_gym.DataNotFoundError:
-            print(f"{env_id:<30} skipped: data not on this machine (--data-dir or ${personalization_gym.DATA_ENV_VAR})")
+            print(f"{env_id:<32} skipped: data not on this machine (--data-dir or ${personalization_gym.DATA_ENV_VAR})")
             continue
         bare = wrapped.unwrapped
         bare_us = statistics.median(time_episodes(bare, args.steps, False) for _ in range(args.repeats))
         wrapped_us = statistics.median(time_episodes(wrapped, args.steps, False) for _ in range(args.repeats))
         seeded_us = statistics.median(time_episodes(bare, args.steps // 10, True) for _ in range(args.repeats))
         sample_ms = statistics.median(time_sample(bare, args.sample_size, seed) for seed in range(args.repeats))
-        print(f"{env_id:<30} {bare_us:>14.2f} {wrapped_us:>16.2f} {seeded_us:>16.1f} {sample_ms:>18.2f}")
+        print(f"{env_id:<32} {bare_us:>14.2f} {wrapped_us:>16.2f} {seeded_us:>16.1f} {sample_ms:>18.2f}")
 
 
 if __name__ == "__main__":

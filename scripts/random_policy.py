@@ -66,7 +66,7 @@ def run_task(env_id: str, args: argparse.Namespace) -> str:
     eval_oracle = task.evaluate(eval_set.expected.argmax(axis=1))
     stderr = rewards.std(ddof=1) / np.sqrt(args.episodes) if args.episodes > 1 else float("nan")
     return (
-        f"{env_id:<30} {task.n_actions:>7} {rewards.mean():>+9.4f} {stderr:>8.4f} {optimal.mean():>+9.4f} "
+        f"{env_id:<32} {task.n_actions:>7} {rewards.mean():>+9.4f} {stderr:>8.4f} {optimal.mean():>+9.4f} "
         f"{eval_random:>+11.4f} {eval_oracle:>+11.4f}"
     )
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"random policy, {args.episodes} episodes per task, seed {args.seed}, evaluation sets of {args.n_eval}")
     print(
-        f"{'task':<30} {'actions':>7} {'reward':>9} {'stderr':>8} {'oracle':>9} {'eval random':>11} {'eval oracle':>11}"
+        f"{'task':<32} {'actions':>7} {'reward':>9} {'stderr':>8} {'oracle':>9} {'eval random':>11} {'eval oracle':>11}"
     )
     failed = skipped = 0
     for env_id in args.env_ids:
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         except personalization_gym.DataNotFoundError as error:
             if args.offline:
                 skipped += 1
-                print(f"{env_id:<30} skipped, no local data: {error}")
+                print(f"{env_id:<32} skipped, no local data: {error}")
             else:
                 failed += 1
-                print(f"{env_id:<30} FAILED: {error}")
+                print(f"{env_id:<32} FAILED: {error}")
     if skipped:
         print(f"{skipped} task(s) skipped for want of local data (see the README's 'Data' section).")
     return 1 if failed else 0

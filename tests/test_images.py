@@ -397,9 +397,14 @@ def test_checkers_pass(env_id: str, needs_small_files: bool, obs_shape: str, dat
             warnings.simplefilter("error")
             sb3_check_env(env.unwrapped)
     else:
-        # SB3 warns that float images in [0, 1] are not its CnnPolicy's uint8 default; the env itself passes.
-        with pytest.warns(UserWarning, match="is an image but its `dtype` is"):
+        # SB3 only advises that float images in [0, 1], 28x28 or 32x32, do not suit its default CnnPolicy.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             sb3_check_env(env.unwrapped)
+        advice = ("is an image but its `dtype` is", "upper and lower bounds are not in [0, 255]", "minimal resolution")
+        assert caught and all(any(a in str(w.message) for a in advice) for w in caught), [
+            str(w.message) for w in caught
+        ]
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     _, reward, terminated, _, info = env.step(env.action_space.sample())

@@ -52,7 +52,7 @@ def test_random_policy_offline_skips_tasks_without_local_data() -> None:
     ids = [env_id for env_id in TASK_IDS if env_id != "Personalization/FashionMNIST-v0"]
     result = run_script("random_policy.py", *ids, "--offline", "--episodes", "50", env={DATA_ENV_VAR: ""})
     assert result.returncode == 0, result.stderr
-    assert "Personalization/Music-v0       skipped, no local data: spotify data not found" in result.stdout
+    assert "Personalization/Music-v0         skipped, no local data: spotify data not found" in result.stdout
     for name in ("MNIST", "CIFAR10", "CIFAR100"):
         assert re.search(rf"Personalization/{name}-v0 +skipped, no local data: {name} data not found", result.stdout)
     assert "4 task(s) skipped" in result.stdout
@@ -73,3 +73,12 @@ def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
     assert set(rows) == set(ids)
     for figures in rows.values():
         assert len(figures) == 4 and all(float(value) > 0 for value in figures)
+
+
+def test_bench_images_prints_memory_and_build_figures(data_root) -> None:
+    result = run_script("bench_images.py", "Personalization/MNIST-v0", "--data-dir", str(data_root))
+    assert result.returncode == 0, result.stderr
+    added = float(result.stdout.split("memory added by the task")[1].split()[0])
+    with_eval = float(result.stdout.split("... and by its eval_set()")[1].split()[0])
+    assert 40 < added < with_eval  # 55 MB of uint8 images at least, and the eval set on top
+    assert "build again, another fresh process" in result.stdout and "(budget: 3)" in result.stdout
