@@ -13,6 +13,7 @@ Importing the package registers every task in the ``Personalization`` namespace:
 from personalization_gym.core import BanditEnv, Batch
 from personalization_gym.data import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError
 from personalization_gym.envs import (
+    AdsEnv,
     BehaviorEnv,
     CIFAR10Env,
     CIFAR100Env,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DATA_ENV_VAR",
     "TASK_IDS",
+    "AdsEnv",
     "BanditEnv",
     "Batch",
     "BehaviorEnv",

@@ -15,6 +15,7 @@ __all__ = ["TASK_IDS", "data_kwargs"]
 _TASKS = {
     "Personalization/Music-v0": "personalization_gym.envs.music:MusicEnv",
     "Personalization/Behavior-v0": "personalization_gym.envs.behavior:BehaviorEnv",
+    "Personalization/Ads-v0": "personalization_gym.envs.ads:AdsEnv",
     "Personalization/MNIST-v0": "personalization_gym.envs.images:MNISTEnv",
     "Personalization/FashionMNIST-v0": "personalization_gym.envs.images:FashionMNISTEnv",
     "Personalization/CIFAR10-v0": "personalization_gym.envs.images:CIFAR10Env",

@@ -327,9 +327,8 @@ def test_a_task_must_implement_sample() -> None:
 def test_every_task_is_registered_in_the_personalization_namespace() -> None:
     registered = {env_id for env_id in gym.registry if env_id.startswith("Personalization/")}
     assert registered == set(personalization_gym.TASK_IDS)
-    assert {
-        f"Personalization/{name}-v0" for name in ("Music", "Behavior", "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100")
-    } == registered
+    names = ("Music", "Behavior", "Ads", "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100")
+    assert {f"Personalization/{name}-v0" for name in names} == registered
 
 
 def test_make_with_module_prefix_works_without_prior_import() -> None:

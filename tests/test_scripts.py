@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from personalization_gym import DATA_ENV_VAR, TASK_IDS, BehaviorEnv, MNISTEnv, MusicEnv
+from personalization_gym import DATA_ENV_VAR, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,3 +82,14 @@ def test_bench_images_prints_memory_and_build_figures(data_root) -> None:
     with_eval = float(result.stdout.split("... and by its eval_set()")[1].split()[0])
     assert 40 < added < with_eval  # 55 MB of uint8 images at least, and the eval set on top
     assert "build again, another fresh process" in result.stdout and "(budget: 3)" in result.stdout
+
+
+def test_ads_value_prints_the_gain_of_personalization() -> None:
+    result = run_script("ads_value.py", "--sigma-mu", "3", "0", "--task-seeds", "1", "--n-eval", "2000")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["3.00", "0.00"]
+    for sigma_mu, row in zip((3.0, 0.0), rows, strict=True):
+        ctr = AdsEnv(sigma_mu=sigma_mu, n_eval=2000).eval_set().expected
+        assert float(row[1].rstrip("%")) == pytest.approx(100 * ctr.max(axis=1).mean(), abs=6e-4)
+        assert float(row[2].rstrip("%")) == pytest.approx(100 * ctr.mean(axis=0).max(), abs=6e-4)
