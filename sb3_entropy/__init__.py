@@ -1,0 +1,17 @@
+"""sb3_entropy: policy-entropy and action-distribution monitoring for Stable-Baselines3 models.
+
+Attach :class:`EntropyCallback` to any SB3 model with a discrete action space and watch, live in TensorBoard,
+how diverse its recommendations are::
+
+    from stable_baselines3 import PPO
+    from sb3_entropy import EntropyCallback
+
+    model = PPO("MlpPolicy", env, tensorboard_log="runs")
+    model.learn(20_000, callback=EntropyCallback(eval_env=env))
+"""
+
+from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, EntropyCallback
+from sb3_entropy.metrics import all_metrics, entropy, marginal
+from sb3_entropy.probs import action_probs, q_values
+
+__all__ = ["CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "action_probs", "all_metrics", "entropy", "marginal", "q_values"]

@@ -1,0 +1,234 @@
+"""EntropyCallback: the paper's policy-entropy metric and more, logged live through SB3's logger."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
+
+from sb3_entropy.figures import DownsampledHistory, distribution_image
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, all_metrics, marginal
+from sb3_entropy.probs import ProbsFn, action_probs
+
+__all__ = ["CUSTOM_SCALARS_LAYOUT", "EntropyCallback"]
+
+# TensorBoard's custom-scalars dashboard: one chart per quantity, every run in it.
+CUSTOM_SCALARS_LAYOUT = {
+    "Policy entropy": {
+        "marginal entropy H(p) [nats]": ["Multiline", ["entropy/marginal"]],
+        "normalized marginal entropy H(p) / log K": ["Multiline", ["entropy/marginal_normalized"]],
+        "mean per-state entropy": ["Multiline", ["entropy/per_state"]],
+        "effective number of actions exp H(p)": ["Multiline", ["actions/effective_number"]],
+    },
+    "Reward": {
+        "expected reward": ["Multiline", ["eval/expected_reward"]],
+        "reward, sampled and greedy actions": ["Multiline", ["eval/reward_stochastic", "eval/reward_greedy"]],
+        "regret": ["Multiline", ["eval/regret"]],
+    },
+}
+
+
+class EntropyCallback(BaseCallback):
+    """Evaluate the policy's action distribution on fixed states every ``eval_freq`` environment steps.
+
+    :param eval_env: one of personalization_gym's tasks (or a wrapper of one): its ``eval_set()`` gives the
+        states and their expected rewards, so reward metrics are logged too.
+    :param eval_obs: any ``(n, *obs_shape)`` array of states, for any env: only entropy and action metrics.
+    :param eval_freq: evaluate every this many environment steps (summed over parallel envs), at step 0, and
+        once more when training ends (the policy after the last update).
+    :param temperature: DQN / QR-DQN policies are ``softmax(Q / temperature)`` (0.1: the paper's).
+    :param n_eval: evaluate on a fixed random subset of this many states (default: all).
+    :param log_figures: log the action-distribution image every ``figure_every`` evaluations (TensorBoard).
+    :param figure_every: see ``log_figures``.
+    :param min_entropy: warn when the normalized marginal entropy H(p)/log K falls below this value.
+    :param stop_on_collapse: with ``min_entropy``, stop training instead of only warning.
+    :param probs_fn: ``probs_fn(model, obs) -> (n, K)`` for models the built-in reader does not know.
+    :param q_policy: ``"softmax"`` or ``"epsilon_greedy"`` for Q-learning models (see ``action_probs``).
+    :param seed: seeds the subset of states and the sampled actions of ``eval/reward_stochastic``.
+    :param verbose: 1 prints one line per evaluation.
+    """
+
+    def __init__(
+        self,
+        eval_env: Any = None,
+        eval_obs: np.ndarray | None = None,
+        eval_freq: int = 1000,
+        temperature: float = 0.1,
+        n_eval: int | None = None,
+        log_figures: bool = True,
+        figure_every: int = 10,
+        min_entropy: float | None = None,
+        stop_on_collapse: bool = False,
+        probs_fn: ProbsFn | None = None,
+        q_policy: str = "softmax",
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose=verbose)
+        if (eval_env is None) == (eval_obs is None):
+            raise ValueError("pass exactly one of eval_env (a personalization_gym task) and eval_obs (an array)")
+        for name, value in (("eval_freq", eval_freq), ("figure_every", figure_every)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{name} must be an integer > 0, got {value!r}")
+        if min_entropy is not None and not 0.0 <= min_entropy <= 1.0:
+            raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {min_entropy!r}")
+        if stop_on_collapse and min_entropy is None:
+            raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
+        self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
+        self.temperature, self.q_policy, self.probs_fn = temperature, q_policy, probs_fn
+        self.log_figures, self.min_entropy, self.stop_on_collapse = log_figures, min_entropy, stop_on_collapse
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+        if eval_env is not None:
+            task = getattr(eval_env, "unwrapped", eval_env)
+            if not hasattr(task, "eval_set"):
+                raise TypeError(
+                    f"eval_env must be a personalization_gym task (with eval_set()), got {type(eval_env).__name__}; "
+                    "for another env pass eval_obs, an array of states"
+                )
+            eval_set = task.eval_set()
+            obs, expected = np.asarray(eval_set.obs), np.asarray(eval_set.expected)
+        else:
+            obs, expected = np.asarray(eval_obs), None
+        if n_eval is not None:
+            if isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or not 1 <= n_eval <= len(obs):
+                raise ValueError(f"n_eval must be an integer in [1, {len(obs)}] (the states available), got {n_eval!r}")
+            subset = np.sort(self._rng.choice(len(obs), size=int(n_eval), replace=False))
+            obs, expected = obs[subset], None if expected is None else expected[subset]
+        self.eval_obs, self.expected = obs, expected
+
+        self.history: list[dict[str, Any]] = []
+        self.figure_history = DownsampledHistory(capacity=64)
+        self._n_evaluations = 0
+        self._next_eval = 0
+        self._action_counts: np.ndarray | None = None
+        self._writer = None
+
+    # ----------------------------------------------------------------------------------------------
+    def _init_callback(self) -> None:
+        shape = self.model.observation_space.shape
+        if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
+            raise ValueError(
+                f"evaluation states must have shape (n, {', '.join(map(str, shape))}) to match the model's observation "
+                f"space, got {self.eval_obs.shape}"
+            )
+        # Fails early, with the supported kinds of model, on a continuous or MultiDiscrete action space.
+        self._probs(self.eval_obs[:1])
+        self._action_counts = np.zeros(int(self.model.action_space.n), dtype=np.int64)
+        self._writer = next(
+            (f.writer for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)), None
+        )
+        if self._writer is not None:
+            self._writer.add_custom_scalars(CUSTOM_SCALARS_LAYOUT)
+
+    def _probs(self, obs: np.ndarray) -> np.ndarray:
+        return action_probs(self.model, obs, self.temperature, self.q_policy, self.probs_fn)
+
+    def _on_training_start(self) -> None:
+        # Steps already taken in an earlier learn() call count: evaluate at the first multiple of eval_freq.
+        self._next_eval = -(-self.num_timesteps // self.eval_freq) * self.eval_freq
+        if self.num_timesteps >= self._next_eval:
+            self._evaluate()
+
+    def _on_step(self) -> bool:
+        actions = self.locals.get("actions")
+        if actions is not None:
+            self._action_counts += np.bincount(np.asarray(actions).ravel(), minlength=len(self._action_counts))
+        if self.num_timesteps >= self._next_eval:
+            return self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        # The last evaluation ran before the last gradient update: evaluate the policy that training hands back.
+        if self.history and self.history[-1]["timesteps"] == self.num_timesteps:
+            self.history.pop()
+        self._evaluate()
+
+    # ----------------------------------------------------------------------------------------------
+    def _evaluate(self) -> bool:
+        probs = self._probs(self.eval_obs)
+        metrics = all_metrics(probs, self.expected, self._rng if self.expected is not None else None)
+        p = marginal(probs)
+        step = self.num_timesteps
+        for key, value in metrics.items():
+            self.logger.record(key, value)
+        self.history.append({"timesteps": step, **metrics, "p": p})
+        self.figure_history.append(step, p)
+        self._log_tensorboard_extras(step, p)
+        self.logger.dump(step)
+        self._n_evaluations += 1
+        self._next_eval = (step // self.eval_freq + 1) * self.eval_freq
+        if self.verbose:
+            summary = ", ".join(
+                f"{k} {metrics[k]:.4f}" for k in ("entropy/marginal", "eval/expected_reward") if k in metrics
+            )
+            print(f"EntropyCallback at {step} steps: {summary}")
+        return self._check_collapse(metrics["entropy/marginal_normalized"], step)
+
+    def _log_tensorboard_extras(self, step: int, p: np.ndarray) -> None:
+        counts = self._action_counts
+        if self._writer is not None:
+            self._add_histogram("actions/marginal", p, step)
+            if counts.sum():
+                self._add_histogram("train/action_histogram", counts.astype(np.float64), step)
+        counts[:] = 0
+        if self.log_figures and self._n_evaluations % self.figure_every == 0:
+            image = distribution_image(self.figure_history, p)
+            self.logger.record("actions/distribution", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+
+    def _add_histogram(self, tag: str, weights: np.ndarray, step: int) -> None:
+        """A histogram over action indices whose bucket for action a (centred on a) holds ``weights[a]``."""
+        actions = np.arange(len(weights), dtype=np.float64)
+        total = float(weights.sum())
+        self._writer.add_histogram_raw(
+            tag,
+            min=0.0,
+            max=float(len(weights) - 1),
+            num=total,
+            sum=float((actions * weights).sum()),
+            sum_squares=float((actions**2 * weights).sum()),
+            bucket_limits=(actions + 0.5).tolist(),
+            bucket_counts=weights.tolist(),
+            global_step=step,
+        )
+
+    def _check_collapse(self, normalized_entropy: float, step: int) -> bool:
+        if self.min_entropy is None or normalized_entropy >= self.min_entropy:
+            return True
+        message = (
+            f"policy collapse at {step} steps: normalized marginal entropy {normalized_entropy:.4f} "
+            f"< min_entropy {self.min_entropy}"
+        )
+        if self.stop_on_collapse:
+            warnings.warn(message + "; stopping training (stop_on_collapse=True)", stacklevel=2)
+            return False
+        warnings.warn(message, stacklevel=2)
+        return True
+
+    # ----------------------------------------------------------------------------------------------
+    def save_history(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``history`` to ``.csv`` (columns: timesteps, every metric, p_0 ... p_{K-1}) or ``.json``."""
+        path = Path(path)
+        if path.suffix not in (".csv", ".json"):
+            raise ValueError(f"history files are .csv or .json, got {path.name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".json":
+            rows = [{**row, "p": row["p"].tolist()} for row in self.history]
+            path.write_text(json.dumps(rows, indent=1))
+            return path
+        metric_keys = [k for k in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS) if self.history and k in self.history[0]]
+        n_actions = len(self.history[0]["p"]) if self.history else 0
+        with open(path, "w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["timesteps", *metric_keys, *(f"p_{a}" for a in range(n_actions))])
+            for row in self.history:
+                writer.writerow([row["timesteps"], *(repr(row[k]) for k in metric_keys), *map(repr, row["p"].tolist())])
+        return path

@@ -1,0 +1,123 @@
+"""Action probabilities pi(a|s) of any Stable-Baselines3 model with a discrete action space."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+__all__ = ["Q_POLICIES", "action_probs", "q_values"]
+
+Q_POLICIES = ("softmax", "epsilon_greedy")
+DEFAULT_CHUNK = 2048
+
+ProbsFn = Callable[[Any, np.ndarray], np.ndarray]
+
+
+def _is_q_model(model: Any) -> bool:
+    return hasattr(model, "q_net") or hasattr(model, "quantile_net")
+
+
+def _check_discrete(model: Any) -> int:
+    action_space = getattr(model, "action_space", None)
+    if not isinstance(action_space, spaces.Discrete):
+        raise TypeError(
+            f"action probabilities need a Discrete action space, got {action_space!r} "
+            f"(from {type(model).__name__}); supported: actor-critic models (A2C, PPO, TRPO, MaskablePPO, ...), "
+            "DQN and QR-DQN, each with a Discrete action space; for anything else pass probs_fn(model, obs)"
+        )
+    return int(action_space.n)
+
+
+def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], torch.Tensor], chunk: int) -> np.ndarray:
+    """Run ``forward`` on the policy's tensors of ``obs`` in chunks, without gradients, on the model's device."""
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(obs), chunk):
+            tensor, _ = model.policy.obs_to_tensor(obs[start : start + chunk])
+            outputs.append(forward(tensor).double().cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.empty((0,))
+
+
+def q_values(model: Any, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+    """``(n, K)`` Q-values of a DQN (its q_net) or the mean over quantiles of a QR-DQN."""
+    if hasattr(model, "quantile_net"):
+        return _forward_in_chunks(model, obs, lambda t: model.quantile_net(t).mean(dim=1), chunk)
+    if hasattr(model, "q_net"):
+        return _forward_in_chunks(model, obs, model.q_net, chunk)
+    raise TypeError(f"{type(model).__name__} has no Q-network (q_net or quantile_net)")
+
+
+def _softmax(values: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = values / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    np.exp(scaled, out=scaled)
+    scaled /= scaled.sum(axis=1, keepdims=True)
+    return scaled
+
+
+def action_probs(
+    model: Any,
+    obs: np.ndarray,
+    temperature: float = 0.1,
+    q_policy: str = "softmax",
+    probs_fn: ProbsFn | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> np.ndarray:
+    """``(n, K)`` probabilities ``pi(a|s)`` of ``model`` on a batch of observations ``obs`` (float64 rows summing to 1).
+
+    - Actor-critic models (A2C, PPO, sb3-contrib's TRPO, MaskablePPO without masks, ...): the probabilities of
+      the policy's Categorical distribution.
+    - DQN and sb3-contrib's QR-DQN (mean over quantiles): ``q_policy="softmax"`` (default) gives
+      ``softmax(Q / temperature)``, temperature 0.1 as in the paper; ``q_policy="epsilon_greedy"`` gives the
+      behaviour policy ``(1 - eps) greedy + eps uniform`` with the model's current ``exploration_rate``
+      (greedy: the first action of largest Q, as ``model.predict``).
+    - Anything else: pass ``probs_fn(model, obs) -> (n, K)``.
+
+    Work is done under ``torch.no_grad()``, on the model's device, ``chunk`` observations at a time.
+    """
+    if probs_fn is not None:
+        return _checked(np.asarray(probs_fn(model, obs), dtype=np.float64), len(obs), None, "probs_fn")
+    n_actions = _check_discrete(model)
+    if not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
+    obs = np.asarray(obs)
+    expected_shape = model.observation_space.shape
+    if obs.shape[1:] != expected_shape:
+        raise ValueError(
+            f"obs must be a batch of observations of shape (n, {', '.join(map(str, expected_shape))}) to match the "
+            f"model's observation space, got an array of shape {obs.shape}"
+        )
+    if _is_q_model(model):
+        if q_policy not in Q_POLICIES:
+            raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
+        values = q_values(model, obs, chunk)
+        if q_policy == "softmax":
+            if not (isinstance(temperature, (int, float)) and temperature > 0):
+                raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+            probs = _softmax(values, float(temperature))
+        else:
+            epsilon = float(model.exploration_rate)
+            probs = np.full(values.shape, epsilon / n_actions)
+            probs[np.arange(len(values)), values.argmax(axis=1)] += 1.0 - epsilon
+        return _checked(probs, len(obs), n_actions, type(model).__name__)
+    if hasattr(model.policy, "get_distribution"):
+        probs = _forward_in_chunks(model, obs, lambda t: model.policy.get_distribution(t).distribution.probs, chunk)
+        return _checked(probs, len(obs), n_actions, type(model).__name__)
+    raise TypeError(
+        f"cannot read action probabilities from {type(model).__name__}: supported are actor-critic models "
+        "(policy.get_distribution) and Q-learning models (q_net, quantile_net); pass probs_fn(model, obs) otherwise"
+    )
+
+
+def _checked(probs: np.ndarray, n: int, n_actions: int | None, source: str) -> np.ndarray:
+    if probs.ndim != 2 or len(probs) != n or (n_actions is not None and probs.shape[1] != n_actions):
+        raise ValueError(f"{source} gave probabilities of shape {probs.shape}, expected ({n}, {n_actions or 'K'})")
+    if n and not np.allclose(probs.sum(axis=1), 1.0, atol=1e-5):
+        raise ValueError(
+            f"{source} gave rows that do not sum to 1 (sums from {probs.sum(1).min()} to {probs.sum(1).max()})"
+        )
+    return probs
