@@ -42,7 +42,8 @@ class EntropyCallback(BaseCallback):
         states and their expected rewards, so reward metrics are logged too.
     :param eval_obs: any ``(n, *obs_shape)`` array of states, for any env: only entropy and action metrics.
     :param eval_freq: evaluate every this many environment steps (summed over parallel envs), at step 0, and
-        once more when training ends (the policy after the last update).
+        when training ends. An evaluation that falls due during a rollout runs when the rollout is over and the
+        policy updated, at the next rollout's start, so each logged point is the policy at that timestep.
     :param temperature: DQN / QR-DQN policies are ``softmax(Q / temperature)`` (0.1: the paper's).
     :param n_eval: evaluate on a fixed random subset of this many states (default: all).
     :param log_figures: log the action-distribution image every ``figure_every`` evaluations (TensorBoard).
@@ -109,6 +110,8 @@ class EntropyCallback(BaseCallback):
         self.figure_history = DownsampledHistory(capacity=64)
         self._n_evaluations = 0
         self._next_eval = 0
+        self._due = False
+        self._stop = False
         self._action_counts: np.ndarray | None = None
         self._writer = None
 
@@ -143,17 +146,21 @@ class EntropyCallback(BaseCallback):
         if actions is not None:
             self._action_counts += np.bincount(np.asarray(actions).ravel(), minlength=len(self._action_counts))
         if self.num_timesteps >= self._next_eval:
-            return self._evaluate()
-        return True
+            self._due = True
+        return not self._stop
+
+    def _on_rollout_start(self) -> None:
+        # Evaluations fall between rollouts, after the gradient update that followed the due step: every
+        # logged point is the policy as it stands at that timestep (SB3 updates only between rollouts).
+        if self._due:
+            self._evaluate()
 
     def _on_training_end(self) -> None:
-        # The last evaluation ran before the last gradient update: evaluate the policy that training hands back.
-        if self.history and self.history[-1]["timesteps"] == self.num_timesteps:
-            self.history.pop()
-        self._evaluate()
+        if not self.history or self.history[-1]["timesteps"] != self.num_timesteps:
+            self._evaluate()  # the policy that training hands back
 
     # ----------------------------------------------------------------------------------------------
-    def _evaluate(self) -> bool:
+    def _evaluate(self) -> None:
         probs = self._probs(self.eval_obs)
         metrics = all_metrics(probs, self.expected, self._rng if self.expected is not None else None)
         p = marginal(probs)
@@ -166,12 +173,13 @@ class EntropyCallback(BaseCallback):
         self.logger.dump(step)
         self._n_evaluations += 1
         self._next_eval = (step // self.eval_freq + 1) * self.eval_freq
+        self._due = False
         if self.verbose:
             summary = ", ".join(
                 f"{k} {metrics[k]:.4f}" for k in ("entropy/marginal", "eval/expected_reward") if k in metrics
             )
             print(f"EntropyCallback at {step} steps: {summary}")
-        return self._check_collapse(metrics["entropy/marginal_normalized"], step)
+        self._check_collapse(metrics["entropy/marginal_normalized"], step)
 
     def _log_tensorboard_extras(self, step: int, p: np.ndarray) -> None:
         counts = self._action_counts
@@ -200,18 +208,17 @@ class EntropyCallback(BaseCallback):
             global_step=step,
         )
 
-    def _check_collapse(self, normalized_entropy: float, step: int) -> bool:
+    def _check_collapse(self, normalized_entropy: float, step: int) -> None:
         if self.min_entropy is None or normalized_entropy >= self.min_entropy:
-            return True
+            return
         message = (
             f"policy collapse at {step} steps: normalized marginal entropy {normalized_entropy:.4f} "
             f"< min_entropy {self.min_entropy}"
         )
         if self.stop_on_collapse:
-            warnings.warn(message + "; stopping training (stop_on_collapse=True)", stacklevel=2)
-            return False
-        warnings.warn(message, stacklevel=2)
-        return True
+            message += "; stopping training (stop_on_collapse=True)"
+            self._stop = True  # _on_step returns False at the next step
+        warnings.warn(message, stacklevel=3)
 
     # ----------------------------------------------------------------------------------------------
     def save_history(self, path: str | os.PathLike[str]) -> Path:

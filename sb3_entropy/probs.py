@@ -37,7 +37,9 @@ def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], tor
     outputs = []
     with torch.no_grad():
         for start in range(0, len(obs), chunk):
-            tensor, _ = model.policy.obs_to_tensor(obs[start : start + chunk])
+            batch = obs[start : start + chunk]
+            # torch warns on read-only arrays (eval sets are read-only): hand it a writable copy of the chunk
+            tensor, _ = model.policy.obs_to_tensor(batch if batch.flags.writeable else batch.copy())
             outputs.append(forward(tensor).double().cpu().numpy())
     return np.concatenate(outputs) if outputs else np.empty((0,))
 
@@ -45,7 +47,7 @@ def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], tor
 def q_values(model: Any, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
     """``(n, K)`` Q-values of a DQN (its q_net) or the mean over quantiles of a QR-DQN."""
     if hasattr(model, "quantile_net"):
-        return _forward_in_chunks(model, obs, lambda t: model.quantile_net(t).mean(dim=1), chunk)
+        return _forward_in_chunks(model, obs, lambda t: model.quantile_net(t).double().mean(dim=1), chunk)
     if hasattr(model, "q_net"):
         return _forward_in_chunks(model, obs, model.q_net, chunk)
     raise TypeError(f"{type(model).__name__} has no Q-network (q_net or quantile_net)")

@@ -1,0 +1,307 @@
+"""sb3_entropy.action_probs and EntropyCallback with real SB3 models, real event files and a real TensorBoard server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import QRDQN
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from personalization_gym import BehaviorEnv, MusicEnv
+from sb3_entropy import EntropyCallback, action_probs, all_metrics
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+
+AGENTS = {
+    "A2C": (A2C, {"n_steps": 32}),
+    "PPO": (PPO, {"n_steps": 32, "batch_size": 32, "n_epochs": 1}),
+    "DQN": (DQN, {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000}),
+    "QRDQN": (QRDQN, {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000}),
+}
+
+
+def make_model(name: str, env, **kwargs):
+    algorithm, defaults = AGENTS[name]
+    policy_kwargs = {"net_arch": [32, 32]} | ({"n_quantiles": 5} if name == "QRDQN" else {})
+    return algorithm("MlpPolicy", env, seed=0, device="cpu", policy_kwargs=policy_kwargs, **defaults, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def behavior() -> BehaviorEnv:
+    return BehaviorEnv(n_actions=7, state_dim=6, n_eval=300)
+
+
+# --------------------------------------------------------------------------------------------------
+# action_probs against independent forward passes
+
+
+def test_actor_critic_probs_are_the_softmax_of_the_action_logits(behavior: BehaviorEnv) -> None:
+    obs = behavior.eval_set().obs
+    for name in ("A2C", "PPO"):
+        model = make_model(name, behavior)
+        model.learn(64)
+        with torch.no_grad():
+            policy = model.policy
+            latent = policy.mlp_extractor.forward_actor(
+                policy.extract_features(torch.as_tensor(obs.copy()), policy.pi_features_extractor)
+            )
+            logits = policy.action_net(latent).double()
+        np.testing.assert_allclose(action_probs(model, obs), torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
+        # chunks change only float32 rounding inside the matrix products
+        np.testing.assert_allclose(action_probs(model, obs, chunk=7), action_probs(model, obs, chunk=1000), rtol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 1.0, 0.02])
+def test_dqn_probs_are_softmax_of_q_over_temperature(behavior: BehaviorEnv, temperature: float) -> None:
+    obs = behavior.eval_set().obs
+    model = make_model("DQN", behavior)
+    with torch.no_grad():
+        q = model.policy.q_net(torch.as_tensor(obs.copy())).double().numpy()
+    scaled = np.exp((q - q.max(axis=1, keepdims=True)) / temperature)
+    np.testing.assert_allclose(
+        action_probs(model, obs, temperature), scaled / scaled.sum(axis=1, keepdims=True), rtol=1e-9
+    )
+
+
+def test_qrdqn_probs_use_the_mean_over_quantiles(behavior: BehaviorEnv) -> None:
+    obs = behavior.eval_set().obs
+    model = make_model("QRDQN", behavior)
+    with torch.no_grad():
+        quantiles = model.policy.quantile_net(torch.as_tensor(obs.copy())).double().numpy()
+    assert quantiles.shape == (len(obs), 5, 7)
+    q = quantiles.mean(axis=1)
+    scaled = np.exp((q - q.max(axis=1, keepdims=True)) / 0.1)
+    np.testing.assert_allclose(action_probs(model, obs), scaled / scaled.sum(axis=1, keepdims=True), rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["DQN", "QRDQN"])
+def test_epsilon_greedy_behaviour_policy(behavior: BehaviorEnv, name: str) -> None:
+    obs = behavior.eval_set().obs
+    model = make_model(name, behavior)
+    model.exploration_rate = 0.3
+    greedy, _ = model.predict(obs, deterministic=True)
+    expected = np.full((len(obs), 7), 0.3 / 7)
+    expected[np.arange(len(obs)), greedy] += 0.7
+    np.testing.assert_allclose(action_probs(model, obs, q_policy="epsilon_greedy"), expected, rtol=1e-12)
+
+
+def test_probs_fn_is_used_and_checked(behavior: BehaviorEnv) -> None:
+    obs = behavior.eval_set().obs
+    model = make_model("A2C", behavior)
+    uniform = action_probs(model, obs, probs_fn=lambda m, o: np.full((len(o), 7), 1 / 7))
+    assert uniform.shape == (len(obs), 7)
+    with pytest.raises(ValueError, match="probs_fn gave rows that do not sum to 1"):
+        action_probs(model, obs, probs_fn=lambda m, o: np.ones((len(o), 7)))
+
+
+def test_unsupported_models_and_inputs_raise(behavior: BehaviorEnv) -> None:
+    continuous = A2C("MlpPolicy", gym.make("Pendulum-v1"), device="cpu")
+    with pytest.raises(TypeError, match=r"need a Discrete action space, got Box.*supported: actor-critic models"):
+        action_probs(continuous, np.zeros((4, 3), np.float32))
+    model = make_model("PPO", behavior)
+    with pytest.raises(
+        ValueError, match=r"obs must be a batch of observations of shape \(n, 6\).*got an array of shape \(4, 5\)"
+    ):
+        action_probs(model, np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"q_policy must be one of \('softmax', 'epsilon_greedy'\)"):
+        action_probs(make_model("DQN", behavior), np.zeros((2, 6), np.float32), q_policy="greedy")
+    with pytest.raises(ValueError, match=r"temperature must be a number > 0, got 0"):
+        action_probs(make_model("DQN", behavior), np.zeros((2, 6), np.float32), temperature=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# EntropyCallback: training runs, logged values, event files
+
+
+@pytest.fixture(scope="module")
+def music(data_root) -> MusicEnv:
+    return MusicEnv(data_dir=data_root, n_eval=2000)
+
+
+def read_events(log_dir: Path) -> EventAccumulator:
+    (run,) = [p for p in log_dir.iterdir() if p.is_dir()]
+    accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+@pytest.mark.parametrize("name", list(AGENTS))
+def test_logged_values_equal_a_recomputation_from_the_saved_model(name: str, music: MusicEnv, tmp_path: Path) -> None:
+    callback = EntropyCallback(eval_env=music, eval_freq=256, n_eval=1000, figure_every=2, seed=1)
+    model = make_model(name, music, tensorboard_log=str(tmp_path / "tb"), learning_rate=1e-3)
+    model.learn(1024, callback=callback)
+    model.save(tmp_path / "model")
+
+    steps = [row["timesteps"] for row in callback.history]
+    assert steps == [0, 256, 512, 768, 1024]
+    loaded = type(model).load(tmp_path / "model", device="cpu")
+    probs = action_probs(loaded, callback.eval_obs)
+    recomputed = all_metrics(probs, callback.expected, np.random.default_rng(0))
+    final = callback.history[-1]
+    for key in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS):
+        if key != "eval/reward_stochastic":
+            assert final[key] == pytest.approx(recomputed[key], rel=1e-9, abs=1e-12), key
+    standard_error = np.sqrt(((callback.expected - final["eval/expected_reward"]) ** 2).mean() / len(probs))
+    assert abs(final["eval/reward_stochastic"] - final["eval/expected_reward"]) < 5 * standard_error + 1e-9
+    np.testing.assert_allclose(final["p"], probs.mean(axis=0), rtol=1e-9)
+
+    events = read_events(tmp_path / "tb")
+    tags = events.Tags()
+    for key in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS):
+        logged = events.Scalars(key)
+        assert [event.step for event in logged][-1] == 1024
+        assert logged[-1].value == pytest.approx(final[key], rel=1e-6, abs=1e-7), key
+    assert "actions/distribution" in tags["images"]
+    assert {"actions/marginal", "train/action_histogram"} <= set(tags["histograms"])
+    marginal_histogram = events.Histograms("actions/marginal")[-1].histogram_value
+    np.testing.assert_allclose(marginal_histogram.bucket, final["p"], rtol=1e-6)
+    # the actions actually taken between the last two evaluations: as many as the steps in between
+    taken = events.Histograms("train/action_histogram")
+    assert sum(event.histogram_value.num for event in taken) == 1024
+    assert any("custom_scalars" in tag for tag in tags["tensors"])
+
+
+def test_history_files(music: MusicEnv, tmp_path: Path) -> None:
+    callback = EntropyCallback(eval_env=music, eval_freq=100, n_eval=200, log_figures=False)
+    make_model("A2C", music).learn(320, callback=callback)
+    csv_path = callback.save_history(tmp_path / "history.csv")
+    with open(csv_path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(row["timesteps"]) for row in rows] == [row["timesteps"] for row in callback.history]
+    assert float(rows[-1]["entropy/marginal"]) == callback.history[-1]["entropy/marginal"]
+    assert [float(rows[-1][f"p_{a}"]) for a in range(50)] == callback.history[-1]["p"].tolist()
+    data = json.loads(callback.save_history(tmp_path / "history.json").read_text())
+    assert data[-1]["p"] == callback.history[-1]["p"].tolist()
+    with pytest.raises(ValueError, match=r"history files are .csv or .json, got 'history.txt'"):
+        callback.save_history(tmp_path / "history.txt")
+
+
+def test_composes_with_sb3_callbacks_and_any_env_through_eval_obs(tmp_path: Path) -> None:
+    env = gym.make("CartPole-v1")
+    states = np.random.default_rng(0).uniform(-0.05, 0.05, size=(64, 4)).astype(np.float32)
+    entropy = EntropyCallback(eval_obs=states, eval_freq=50)
+    callbacks = CallbackList(
+        [
+            entropy,
+            EvalCallback(Monitor(gym.make("CartPole-v1")), eval_freq=100, n_eval_episodes=2, verbose=0),
+            CheckpointCallback(save_freq=100, save_path=str(tmp_path / "checkpoints")),
+        ]
+    )
+    PPO("MlpPolicy", env, n_steps=64, batch_size=32, seed=0, device="cpu").learn(256, callback=callbacks)
+    # due at 50, 100, 150, 200; run at the next rollout start (rollouts of 64 steps); and at the end
+    assert [row["timesteps"] for row in entropy.history] == [0, 64, 128, 192, 256]
+    assert "eval/expected_reward" not in entropy.history[-1]  # no task, no reward metrics
+    assert 0.0 <= entropy.history[-1]["entropy/marginal"] <= np.log(2) + 1e-12
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+
+
+def test_collapse_alarm_warns_or_stops(music: MusicEnv) -> None:
+    with pytest.warns(UserWarning, match=r"policy collapse at \d+ steps: normalized marginal entropy"):
+        callback = EntropyCallback(eval_env=music, eval_freq=64, n_eval=100, min_entropy=1.0)
+        make_model("A2C", music).learn(64, callback=callback)
+    assert len(callback.history) >= 2  # warned, went on
+    model = make_model("A2C", music)
+    with pytest.warns(UserWarning, match="stopping training"):
+        model.learn(
+            10_000,
+            callback=EntropyCallback(eval_env=music, eval_freq=64, n_eval=100, min_entropy=1.0, stop_on_collapse=True),
+        )
+    assert model.num_timesteps < 100
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"eval_freq": 0}, ValueError, r"eval_freq must be an integer > 0, got 0"),
+        ({"eval_freq": -5}, ValueError, r"eval_freq must be an integer > 0, got -5"),
+        ({"eval_freq": 10.5}, ValueError, r"eval_freq must be an integer > 0, got 10.5"),
+        ({"n_eval": 0}, ValueError, r"n_eval must be an integer in \[1, 2000\]"),
+        ({"min_entropy": 2.0}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got 2.0"),
+        ({"stop_on_collapse": True}, ValueError, r"stop_on_collapse needs min_entropy"),
+    ],
+)
+def test_bad_callback_arguments(music: MusicEnv, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        EntropyCallback(eval_env=music, **kwargs)
+
+
+def test_bad_callback_inputs(music: MusicEnv) -> None:
+    with pytest.raises(ValueError, match="exactly one of eval_env"):
+        EntropyCallback()
+    with pytest.raises(ValueError, match="exactly one of eval_env"):
+        EntropyCallback(eval_env=music, eval_obs=np.zeros((3, 20)))
+    with pytest.raises(TypeError, match=r"eval_env must be a personalization_gym task.*pass eval_obs"):
+        EntropyCallback(eval_env=gym.make("CartPole-v1"))
+    wrong_shape = EntropyCallback(eval_obs=np.zeros((5, 19), np.float32))
+    with pytest.raises(ValueError, match=r"evaluation states must have shape \(n, 20\).*got \(5, 19\)"):
+        make_model("A2C", music).learn(32, callback=wrong_shape)
+    continuous = A2C("MlpPolicy", gym.make("Pendulum-v1"), device="cpu")
+    with pytest.raises(TypeError, match="need a Discrete action space"):
+        continuous.learn(10, callback=EntropyCallback(eval_obs=np.zeros((5, 3), np.float32)))
+
+
+# --------------------------------------------------------------------------------------------------
+# A real TensorBoard server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_the_scalars_and_the_image(music: MusicEnv, tmp_path: Path) -> None:
+    model = make_model("PPO", music, tensorboard_log=str(tmp_path / "tb"))
+    model.learn(256, callback=EntropyCallback(eval_env=music, eval_freq=128, n_eval=200), tb_log_name="ppo")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path / "tb"), "--host", "127.0.0.1",
+         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        scalar_tags: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                scalar_tags = get_json(f"{base}/data/plugin/scalars/tags")
+                if scalar_tags.get("ppo_1", {}).get("entropy/marginal"):
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, "tensorboard exited"
+            time.sleep(0.5)
+        run_tags = scalar_tags["ppo_1"]
+        for key in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS):
+            assert key in run_tags
+        points = get_json(f"{base}/data/plugin/scalars/scalars?run=ppo_1&tag=entropy/marginal")
+        assert [point[1] for point in points] == [0, 128, 256]
+        image_tags = get_json(f"{base}/data/plugin/images/tags")
+        assert "actions/distribution" in image_tags["ppo_1"]
+        images = get_json(f"{base}/data/plugin/images/images?run=ppo_1&tag=actions/distribution")
+        with urllib.request.urlopen(
+            f"{base}/data/plugin/images/individualImage?{images[0]['query']}", timeout=10
+        ) as response:
+            assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,135 @@
+"""sb3_entropy.metrics and figures against direct computations on hand-made probability tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sb3_entropy.figures import DownsampledHistory, action_colors, distribution_image
+from sb3_entropy.metrics import all_metrics, entropy
+
+TABLES = {
+    # two states, three actions, a zero and a tie in the greedy choice of state 1
+    "zeros-and-ties": np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]]),
+    "K=2": np.array([[1.0, 0.0], [0.25, 0.75], [0.5, 0.5]]),
+    "single-state": np.array([[0.1, 0.2, 0.3, 0.4]]),
+    "deterministic": np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]),
+}
+
+
+def h(p) -> float:
+    """Entropy by hand, in nats, skipping zeros."""
+    return -sum(x * math.log(x) for x in p if x > 0)
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_entropy_and_action_metrics(name: str) -> None:
+    probs = TABLES[name]
+    n, k = probs.shape
+    p = [sum(probs[s, a] for s in range(n)) / n for a in range(k)]
+    greedy = [max(range(k), key=lambda a, s=s: (probs[s, a], -a)) for s in range(n)]  # first maximum
+    greedy_histogram = [greedy.count(a) / n for a in range(k)]
+    metrics = all_metrics(probs)
+    assert metrics["entropy/marginal"] == pytest.approx(h(p), abs=1e-15)
+    assert metrics["entropy/marginal_normalized"] == pytest.approx(h(p) / math.log(k), abs=1e-15)
+    assert metrics["entropy/per_state"] == pytest.approx(sum(h(row) for row in probs) / n, abs=1e-15)
+    assert metrics["entropy/greedy_marginal"] == pytest.approx(h(greedy_histogram), abs=1e-15)
+    assert metrics["actions/effective_number"] == pytest.approx(math.exp(h(p)), rel=1e-15)
+    assert metrics["actions/coverage"] == sum(x >= 1 / (10 * k) for x in p) / k
+    assert metrics["actions/top1_share"] == max(p)
+    assert set(metrics) == {
+        "entropy/marginal",
+        "entropy/marginal_normalized",
+        "entropy/per_state",
+        "entropy/greedy_marginal",
+        "actions/effective_number",
+        "actions/coverage",
+        "actions/top1_share",
+    }
+
+
+def test_known_values() -> None:
+    metrics = all_metrics(TABLES["zeros-and-ties"])
+    # p = (0.35, 0.4, 0.25); greedy actions 0 (first of the tie) and 2
+    assert metrics["entropy/marginal"] == pytest.approx(
+        -(0.35 * math.log(0.35) + 0.4 * math.log(0.4) + 0.25 * math.log(0.25))
+    )
+    assert metrics["entropy/greedy_marginal"] == pytest.approx(math.log(2))
+    deterministic = all_metrics(TABLES["deterministic"])
+    assert deterministic["entropy/marginal"] == 0.0 and deterministic["actions/effective_number"] == 1.0
+    assert deterministic["actions/coverage"] == pytest.approx(1 / 3)
+    uniform = all_metrics(np.full((5, 8), 1 / 8))
+    assert uniform["entropy/marginal_normalized"] == pytest.approx(1.0) and uniform[
+        "actions/effective_number"
+    ] == pytest.approx(8)
+
+
+def test_reward_metrics() -> None:
+    probs = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]])
+    expected = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0], [0.3, 0.2, 0.1]])
+    metrics = all_metrics(probs, expected, np.random.default_rng(0))
+    values = [sum(probs[s, a] * expected[s, a] for a in range(3)) for s in range(3)]
+    assert metrics["eval/expected_reward"] == pytest.approx(sum(values) / 3, abs=1e-15)
+    assert metrics["eval/regret"] == pytest.approx(sum(max(expected[s]) - values[s] for s in range(3)) / 3, abs=1e-15)
+    # greedy actions 0, 2, 2: rewards 1, 1, 0.1; optimal in states 0 and 1 only (state 1 ties 1 and 2)
+    assert metrics["eval/reward_greedy"] == pytest.approx((1.0 + 1.0 + 0.1) / 3)
+    assert metrics["eval/optimal_action_rate"] == pytest.approx(2 / 3)
+    # sampled actions: state 2 always takes action 2; over many seeds the mean approaches the expected reward
+    sampled = [
+        all_metrics(probs, expected, np.random.default_rng(seed))["eval/reward_stochastic"] for seed in range(4000)
+    ]
+    assert abs(np.mean(sampled) - metrics["eval/expected_reward"]) < 0.01
+    possible = {(a + b + 0.1) / 3 for a in (1.0, 0.0) for b in (0.0, 1.0)}
+    assert set(np.round(sampled, 12)) <= {round(x, 12) for x in possible}
+
+
+@pytest.mark.parametrize(
+    ("probs", "expected", "message"),
+    [
+        (np.ones((0, 3)), None, r"n >= 1 states and K >= 2 actions, got \(0, 3\)"),
+        (np.ones((2, 1)), None, r"K >= 2 actions, got \(2, 1\)"),
+        (np.full((2, 2), 0.5), np.zeros((2, 3)), r"expected must have the shape of probs, \(2, 2\), got \(2, 3\)"),
+    ],
+)
+def test_bad_tables(probs, expected, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        all_metrics(probs, expected, np.random.default_rng(0))
+
+
+def test_entropy_function_handles_zeros() -> None:
+    assert entropy(np.array([0.0, 1.0])) == 0.0
+    np.testing.assert_allclose(entropy(np.array([[0.5, 0.5], [1.0, 0.0]])), [math.log(2), 0.0])
+
+
+def test_downsampled_history_stays_bounded_and_even() -> None:
+    history = DownsampledHistory(capacity=8)
+    for step in range(1000):
+        history.append(step, np.array([step, 1.0]))
+    assert len(history) <= 8
+    gaps = np.diff(history.steps)
+    assert len(set(gaps)) == 1 and history.steps[0] == 0  # evenly spread from the start
+    assert history.stride == gaps[0] and history.steps[-1] >= 1000 - 2 * history.stride
+
+
+def test_distribution_image() -> None:
+    history = DownsampledHistory(capacity=4)
+    history.append(0, np.array([0.25, 0.25, 0.25, 0.25]))
+    history.append(100, np.array([0.0, 1.0, 0.0, 0.0]))
+    current = np.array([0.0, 0.5, 0.25, 0.25])
+    image = distribution_image(history, current, height=40)
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[0] == 40 and image.shape[2] == 3
+    colors = action_colors(4)
+    assert len({tuple(c) for c in colors}) == 4
+    panel = (image.shape[1] - 8) // 2
+    left, right = image[:, :panel], image[:, panel + 8 :]
+    # the second evaluation is one action: its bar is a single colour, action 1's, top to bottom
+    second = left[:, panel * 3 // 4]
+    assert (second == colors[1]).all()
+    # the first evaluation stacks four equal blocks of 10 rows
+    first = left[:, panel // 4]
+    assert sorted(int((first == c).all(axis=1).sum()) for c in colors) == [10, 10, 10, 10]
+    # current bars: action 1 full height, actions 2 and 3 half, action 0 none
+    heights = [int((right == c).all(axis=2).any(axis=1).sum()) for c in colors]
+    assert heights == [0, 40, 20, 20]
