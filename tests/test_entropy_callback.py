@@ -17,7 +17,8 @@ import pytest
 import torch
 from sb3_contrib import QRDQN
 from stable_baselines3 import A2C, DQN, PPO
-from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -138,11 +139,24 @@ def read_events(log_dir: Path) -> EventAccumulator:
     return accumulator
 
 
+class ActionRecorder(BaseCallback):
+    """Every action the agent takes, straight from the training loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.actions: list[int] = []
+
+    def _on_step(self) -> bool:
+        self.actions += np.asarray(self.locals["actions"]).ravel().tolist()
+        return True
+
+
 @pytest.mark.parametrize("name", list(AGENTS))
 def test_logged_values_equal_a_recomputation_from_the_saved_model(name: str, music: MusicEnv, tmp_path: Path) -> None:
     callback = EntropyCallback(eval_env=music, eval_freq=256, n_eval=1000, figure_every=2, seed=1)
     model = make_model(name, music, tensorboard_log=str(tmp_path / "tb"), learning_rate=1e-3)
-    model.learn(1024, callback=callback)
+    recorder = ActionRecorder()
+    model.learn(1024, callback=CallbackList([callback, recorder]))
     model.save(tmp_path / "model")
 
     steps = [row["timesteps"] for row in callback.history]
@@ -170,7 +184,9 @@ def test_logged_values_equal_a_recomputation_from_the_saved_model(name: str, mus
     np.testing.assert_allclose(marginal_histogram.bucket, final["p"], rtol=1e-6)
     # the actions actually taken between the last two evaluations: as many as the steps in between
     taken = events.Histograms("train/action_histogram")
-    assert sum(event.histogram_value.num for event in taken) == 1024
+    logged_counts = np.sum([event.histogram_value.bucket for event in taken], axis=0)
+    np.testing.assert_array_equal(logged_counts, np.bincount(recorder.actions, minlength=50))
+    assert len(recorder.actions) == 1024
     assert any("custom_scalars" in tag for tag in tags["tensors"])
 
 
@@ -231,11 +247,27 @@ def test_collapse_alarm_warns_or_stops(music: MusicEnv) -> None:
         ({"n_eval": 0}, ValueError, r"n_eval must be an integer in \[1, 2000\]"),
         ({"min_entropy": 2.0}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got 2.0"),
         ({"stop_on_collapse": True}, ValueError, r"stop_on_collapse needs min_entropy"),
+        ({"temperature": 0.0}, ValueError, r"temperature must be a number > 0, got 0.0"),
+        ({"q_policy": "greedy"}, ValueError, r"q_policy must be one of \('softmax', 'epsilon_greedy'\), got 'greedy'"),
     ],
 )
 def test_bad_callback_arguments(music: MusicEnv, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
         EntropyCallback(eval_env=music, **kwargs)
+
+
+# SB3's make_vec_env asks every env for render_mode="rgb_array"; the tasks render nothing, and Gymnasium says so.
+@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible render_modes")
+def test_eval_set_from_a_wrapped_task_and_from_a_vec_env(music: MusicEnv, data_root) -> None:
+    wrapped = gym.make("Personalization/Music-v0", data_dir=data_root, n_eval=2000)
+    vectorized = make_vec_env("Personalization/Music-v0", n_envs=2, env_kwargs={"data_dir": data_root, "n_eval": 2000})
+    for eval_env in (wrapped, vectorized):
+        callback = EntropyCallback(eval_env=eval_env)
+        np.testing.assert_array_equal(callback.eval_obs, music.eval_set().obs)
+        np.testing.assert_array_equal(callback.expected, music.eval_set().expected)
+    callback = EntropyCallback(eval_env=vectorized, eval_freq=64, n_eval=100)
+    make_model("A2C", vectorized).learn(128, callback=callback)  # 2 envs: 64 steps of rollout per update
+    assert [row["timesteps"] for row in callback.history] == [0, 64, 128]
 
 
 def test_bad_callback_inputs(music: MusicEnv) -> None:
