@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from sb3_contrib import QRDQN
+from sb3_contrib import QRDQN, TRPO, MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -63,6 +63,17 @@ def test_actor_critic_probs_are_the_softmax_of_the_action_logits(behavior: Behav
         np.testing.assert_allclose(action_probs(model, obs), torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
         # chunks change only float32 rounding inside the matrix products
         np.testing.assert_allclose(action_probs(model, obs, chunk=7), action_probs(model, obs, chunk=1000), rtol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", [TRPO, MaskablePPO])
+def test_sb3_contrib_actor_critics(behavior: BehaviorEnv, algorithm) -> None:
+    obs = behavior.eval_set().obs[:50]
+    model = algorithm("MlpPolicy", behavior, seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
+    with torch.no_grad():
+        policy = model.policy
+        features = policy.extract_features(torch.as_tensor(obs.copy()), policy.pi_features_extractor)
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(features)).double()
+    np.testing.assert_allclose(action_probs(model, obs), torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("temperature", [0.1, 1.0, 0.02])

@@ -93,3 +93,12 @@ def test_ads_value_prints_the_gain_of_personalization() -> None:
         ctr = AdsEnv(sigma_mu=sigma_mu, n_eval=2000).eval_set().expected
         assert float(row[1].rstrip("%")) == pytest.approx(100 * ctr.max(axis=1).mean(), abs=6e-4)
         assert float(row[2].rstrip("%")) == pytest.approx(100 * ctr.mean(axis=0).max(), abs=6e-4)
+
+
+def test_bench_entropy_prints_its_figures(data_root) -> None:
+    result = run_script("bench_entropy.py", "--data-dir", str(data_root), "--steps", "256", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    ratio = float(result.stdout.split("one evaluation (without the image)")[1].split("ms")[1].split("x")[0])
+    assert ratio > 0.5  # an evaluation includes a forward pass over the same states
+    for name in ("no callback", "every 2,000 steps (default)", "every 100 steps (paper)"):
+        assert name in result.stdout
