@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DownsampledHistory", "action_colors", "distribution_image"]
+__all__ = ["DownsampledHistory", "action_colors", "bar_chart", "distribution_image", "stacked_bars"]
 
 BACKGROUND = np.array([255, 255, 255], dtype=np.uint8)
 
@@ -64,7 +64,7 @@ class DownsampledHistory:
         return len(self.steps)
 
 
-def _stacked_bars(marginals: list[np.ndarray], colors: np.ndarray, height: int, width: int) -> np.ndarray:
+def stacked_bars(marginals: list[np.ndarray], colors: np.ndarray, height: int, width: int) -> np.ndarray:
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     edges = np.linspace(0, width, len(marginals) + 1).round().astype(int)
@@ -78,7 +78,7 @@ def _stacked_bars(marginals: list[np.ndarray], colors: np.ndarray, height: int, 
     return image
 
 
-def _bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.ndarray:
+def bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.ndarray:
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     edges = np.linspace(0, width, len(p) + 1).round().astype(int)
@@ -96,6 +96,6 @@ def distribution_image(history: DownsampledHistory, current: np.ndarray, height:
     panel_width = max(2 * len(current), 2 * history.capacity, 128)
     gap = np.empty((height, 8, 3), dtype=np.uint8)
     gap[:] = BACKGROUND
-    left = _stacked_bars(history.marginals or [current], colors, height, panel_width)
-    right = _bar_chart(np.asarray(current, dtype=np.float64), colors, height, panel_width)
+    left = stacked_bars(history.marginals or [current], colors, height, panel_width)
+    right = bar_chart(np.asarray(current, dtype=np.float64), colors, height, panel_width)
     return np.concatenate([left, gap, right], axis=1)

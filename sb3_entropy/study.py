@@ -1,0 +1,335 @@
+"""Reproduce the paper's experiments: YAML experiment files, runs over agents and seeds, results, figures, report.
+
+The logic behind scripts/reproduce.py. An experiment file (``sb3_entropy/experiments/<name>.yml``) holds:
+``task`` (a task id), ``net_arch``, ``steps``, ``eval_freq``, ``agents`` (agent name -> hyperparameters on top of
+:data:`~sb3_entropy.training.AGENT_DEFAULTS`), optionally ``task_kwargs``, ``paper`` (agent -> published final
+``reward`` and ``entropy``) and ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+import personalization_gym
+from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, check_hyperparameters, train
+
+__all__ = [
+    "EXPERIMENTS_DIR",
+    "Experiment",
+    "ExperimentResult",
+    "available_experiments",
+    "bootstrap_ci",
+    "load_experiment",
+    "run_experiment",
+    "write_outputs",
+]
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+EXPERIMENT_KEYS = ("agents", "eval_freq", "net_arch", "paper", "quick", "steps", "task", "task_kwargs")
+QUICK_KEYS = ("eval_freq", "n_eval", "steps")
+PO_AGENTS = ("a2c", "ppo")
+RESULT_COLUMNS = ("experiment", "agent", "seed", "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS)
+
+
+@dataclass
+class Experiment:
+    name: str
+    task: str
+    net_arch: list[int]
+    steps: int
+    eval_freq: int
+    agents: dict[str, dict[str, Any]]
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    quick: dict[str, int] = field(default_factory=dict)
+
+
+def available_experiments() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yml"))
+
+
+def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {list(valid)}")
+    missing = [key for key in required if key not in mapping]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+
+
+def load_experiment(name: str) -> Experiment:
+    """A packaged experiment by name (see :func:`available_experiments`) or a YAML file by path."""
+    path = Path(name)
+    if path.suffix not in (".yml", ".yaml"):
+        path = EXPERIMENTS_DIR / f"{name}.yml"
+        if not path.is_file():
+            raise ValueError(f"unknown experiment {name!r}; valid: {available_experiments()} or a path to a .yml file")
+    elif not path.is_file():
+        raise ValueError(f"experiment file {path} not found")
+    data = yaml.safe_load(path.read_text())
+    where = f"experiment {path.stem} ({path})"
+    _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
+    if data["task"] not in personalization_gym.TASK_IDS:
+        raise ValueError(f"{where}: unknown task {data['task']!r}; valid: {list(personalization_gym.TASK_IDS)}")
+    _check_keys(f"{where}: agents", data["agents"], tuple(AGENT_DEFAULTS))
+    for agent, hyperparameters in data["agents"].items():
+        check_hyperparameters(agent, hyperparameters or {})
+    _check_keys(f"{where}: quick", data.get("quick", {}), QUICK_KEYS)
+    _check_keys(f"{where}: paper", data.get("paper", {}), tuple(AGENT_DEFAULTS))
+    for agent, values in data.get("paper", {}).items():
+        _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
+    return Experiment(
+        name=path.stem,
+        task=data["task"],
+        net_arch=[int(size) for size in data["net_arch"]],
+        steps=int(data["steps"]),
+        eval_freq=int(data["eval_freq"]),
+        agents={agent: dict(hp or {}) for agent, hp in data["agents"].items()},
+        task_kwargs=dict(data.get("task_kwargs") or {}),
+        paper=dict(data.get("paper") or {}),
+        quick=dict(data.get("quick") or {}),
+    )
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    missing_data: str | None = None
+    seconds: float = 0.0
+
+
+def run_experiment(
+    experiment: Experiment,
+    seeds: int,
+    out_dir: Path,
+    quick: bool = False,
+    steps: int | None = None,
+    data_dir: str | None = None,
+    download: bool = True,
+    report: Callable[[str], None] = print,
+) -> ExperimentResult:
+    """Train every agent of ``experiment`` with seeds 0..seeds-1; TensorBoard logs go to ``out_dir/<name>/tb``."""
+    result = ExperimentResult(experiment)
+    settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
+    if quick:
+        settings |= experiment.quick
+    if steps is not None:
+        settings["steps"] = steps
+    data = personalization_gym.data_kwargs(experiment.task, data_dir, download=None if download else False)
+    env_kwargs = dict(experiment.task_kwargs) | data
+    if settings["n_eval"] is not None:
+        env_kwargs["n_eval"] = settings["n_eval"]
+    start = time.perf_counter()
+    for agent, hyperparameters in experiment.agents.items():
+        for seed in range(seeds):
+            spec = RunSpec(
+                env_id=experiment.task,
+                algo=agent,
+                seed=seed,
+                timesteps=settings["steps"],
+                net_arch=experiment.net_arch,
+                hyperparameters=hyperparameters,
+                env_kwargs=env_kwargs,
+                eval_freq=settings["eval_freq"],
+                tensorboard_log=str(out_dir / experiment.name / "tb"),
+                run_name=f"{agent}_seed{seed}",
+            )
+            run_start = time.perf_counter()
+            try:
+                _, callback = train(spec)
+            except personalization_gym.DataNotFoundError as error:
+                result.missing_data = str(error)
+                report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
+                return result
+            result.histories[(agent, seed)] = callback.history
+            for row in callback.history:
+                result.rows.append({"experiment": experiment.name, "agent": agent, "seed": seed} | row)
+            last = callback.history[-1]
+            report(
+                f"{experiment.name} {agent} seed {seed}: reward {last['eval/expected_reward']:.3f}, marginal entropy "
+                f"{last['entropy/marginal']:.3f} nats, {last['actions/effective_number']:.1f} effective actions "
+                f"({time.perf_counter() - run_start:.1f} s)"
+            )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, resamples: int = 10_000) -> tuple[float, float, float]:
+    """Mean and 95 % percentile-bootstrap interval of the mean over the first axis (the seeds)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 1:
+        return float(values[0]), float("nan"), float("nan")
+    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5], axis=0)
+    return float(values.mean(axis=0)), float(low), float(high)
+
+
+def _final(result: ExperimentResult, agent: str, key: str) -> np.ndarray:
+    seeds = sorted(seed for (name, seed) in result.histories if name == agent)
+    return np.array([result.histories[(agent, seed)][-1][key] for seed in seeds])
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
+    """``results.csv`` and the PNG figures of one experiment in ``out_dir/<name>/``."""
+    folder = out_dir / result.experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "results.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(result.rows)
+    if result.histories:
+        _curves_figure(result, "eval/expected_reward", "expected reward", folder / "reward.png")
+        _curves_figure(result, "entropy/marginal", "marginal entropy H(p) [nats]", folder / "entropy.png")
+        for agent in result.experiment.agents:
+            _distribution_figure(result, agent, folder / f"distribution_{agent}.png")
+    return folder
+
+
+def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for agent in result.experiment.agents:
+        runs = [result.histories[(name, seed)] for (name, seed) in sorted(result.histories) if name == agent]
+        length = min(len(run) for run in runs)  # the same schedule for every seed
+        steps = [row["timesteps"] for row in runs[0][:length]]
+        values = np.array([[row[key] for row in run[:length]] for run in runs])
+        means = values.mean(axis=0)
+        axes.plot(steps, means, label=agent.upper())
+        if len(runs) > 1:
+            resampled = values[rng.integers(len(runs), size=(2000, len(runs)))].mean(axis=1)
+            low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
+            axes.fill_between(steps, low, high, alpha=0.25)
+    if key == "entropy/marginal":
+        n_actions = len(next(iter(result.histories.values()))[0]["p"])
+        axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel(label)
+    seeds = len({seed for _, seed in result.histories})
+    axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % bootstrap band over {seeds} seed(s)", fontsize=10)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _distribution_figure(result: ExperimentResult, agent: str, path: Path) -> None:
+    """The paper's sorted stacked bars of p(a) over training (seed 0), one bar per evaluation (at most 64)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = DownsampledHistory(capacity=64)
+    for row in result.histories[(agent, 0)]:
+        history.append(row["timesteps"], row["p"])
+    image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 300, 640)
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("p(a), sorted")
+    axes.set_title(f"{result.experiment.name}: {agent.upper()} action distribution over training (seed 0)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def report_section(result: ExperimentResult) -> str:
+    """The Markdown section of one experiment: a table of final values and the entropy-gap sentence."""
+    experiment = result.experiment
+    title = f"## {experiment.name} ({experiment.task})\n"
+    if result.missing_data is not None:
+        return title + f"\nNot run: its data is missing.\n\n```\n{result.missing_data}\n```\n"
+    rng = np.random.default_rng(0)
+    seeds = len({seed for _, seed in result.histories})
+    steps = result.rows[-1]["timesteps"] if result.rows else 0
+    n_actions = len(result.rows[-1]["p"]) if result.rows else 0
+    lines = [
+        title,
+        f"{seeds} seed(s), {steps:,} steps, marginal entropy in nats of at most log K = {math.log(n_actions):.3f}; "
+        "mean [95 % bootstrap CI over seeds] of the final evaluation; run time "
+        f"{result.seconds:.0f} s.\n",
+        "| agent | reward (expected) | marginal entropy | effective actions | paper reward | paper entropy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for agent in experiment.agents:
+        cells = []
+        for key in ("eval/expected_reward", "entropy/marginal", "actions/effective_number"):
+            mean, low, high = bootstrap_ci(_final(result, agent, key), rng)
+            cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]" if seeds > 1 else f"{mean:.3f}")
+        paper = experiment.paper.get(agent, {})
+        cells += [
+            f"{paper['reward']:.3f}" if "reward" in paper else "-",
+            f"{paper['entropy']:.3f}" if "entropy" in paper else "-",
+        ]
+        lines.append(f"| {agent.upper()} | " + " | ".join(cells) + " |")
+    lines += ["", _gap_sentence(result, rng), ""]
+    return "\n".join(lines)
+
+
+def _gap_sentence(result: ExperimentResult, rng: np.random.Generator) -> str:
+    agents = result.experiment.agents
+    po = [agent for agent in PO_AGENTS if agent in agents]
+    if "dqn" not in agents or not po:
+        return "Entropy gap: not applicable (the experiment needs DQN and a policy-optimization agent)."
+    gap = np.mean([_final(result, agent, "entropy/marginal") for agent in po], axis=0) - _final(
+        result, "dqn", "entropy/marginal"
+    )
+    mean, low, high = bootstrap_ci(gap, rng)
+    who = " and ".join(agent.upper() for agent in po)
+    if len(gap) == 1:
+        verdict = "one seed gives no interval: run more seeds to judge"
+    elif high < 0:
+        verdict = "reproduced: the interval lies below 0"
+    elif low > 0:
+        verdict = "not reproduced: the interval lies above 0, the opposite of the paper's finding"
+    else:
+        verdict = "not established: the interval includes 0"
+    interval = f" [{low:.3f}, {high:.3f}]" if len(gap) > 1 else ""
+    return (
+        f"Entropy gap ({who} minus DQN, final marginal entropy): {mean:+.3f} nats{interval}; the paper's finding "
+        f"that policy optimization ends with lower entropy than Q-learning is {verdict}."
+    )
+
+
+def write_report(results: list[ExperimentResult], path: Path, quick: bool = False) -> Path:
+    header = (
+        "# Reproduction report\n\n"
+        "Final evaluation of every agent, as in 'Examining Policy Entropy of Reinforcement Learning Agents for "
+        "Personalization Tasks' (arXiv 2211.11869). Reward: the exact expected reward of the policy on the "
+        "evaluation set. Figures and per-evaluation results (results.csv) are in each experiment's folder.\n\n"
+    )
+    if quick:
+        header += (
+            "**Quick run**: far fewer steps and smaller evaluation sets than the paper's, to check the pipeline; "
+            "the agents have not converged, so the entropy gap is not expected yet.\n\n"
+        )
+    path.write_text(header + "\n".join(report_section(result) for result in results))
+    return path

@@ -1,0 +1,161 @@
+"""Train a stock SB3 agent on a task with EntropyCallback attached: the logic behind scripts/train.py."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+
+import personalization_gym
+from sb3_entropy.callback import EntropyCallback
+
+__all__ = [
+    "AGENT_DEFAULTS",
+    "RunSpec",
+    "algorithm_class",
+    "check_hyperparameters",
+    "parse_hp",
+    "parse_net_arch",
+    "train",
+]
+
+# The paper's reference code: batches of 32 transitions per update for every agent; otherwise SB3's defaults.
+AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "a2c": {"n_steps": 32},
+    "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+    "dqn": {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000},
+    "qrdqn": {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000},
+}
+
+
+def algorithm_class(name: str) -> type:
+    """The SB3 (or sb3-contrib) class of an agent name: a2c, ppo, dqn, qrdqn."""
+    if name not in AGENT_DEFAULTS:
+        raise ValueError(f"unknown algorithm {name!r}; valid: {sorted(AGENT_DEFAULTS)}")
+    if name == "qrdqn":
+        try:
+            from sb3_contrib import QRDQN
+        except ImportError as error:
+            raise ImportError("qrdqn needs sb3-contrib: pip install sb3-contrib") from error
+        return QRDQN
+    import stable_baselines3
+
+    return getattr(stable_baselines3, name.upper())
+
+
+def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
+    """Raise ValueError naming any key the algorithm's constructor does not take, and the valid ones."""
+    parameters = inspect.signature(algorithm_class(name).__init__).parameters
+    reserved = ("self", "policy", "env", "_init_setup_model", "kwargs", "seed", "device", "tensorboard_log")
+    valid = sorted(p for p in parameters if p not in reserved)
+    unknown = sorted(set(hyperparameters) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for {name}; valid: {valid}")
+
+
+def parse_hp(items: list[str]) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "gamma=0.9"]`` -> a dict; values are read as YAML (numbers, lists, booleans)."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--hp takes key=value, got {item!r}")
+        try:
+            result[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--hp {item!r}: cannot read the value: {error}") from None
+    return result
+
+
+def parse_net_arch(text: str) -> list[int]:
+    """``"256,256"`` -> ``[256, 256]``."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"net_arch takes comma-separated layer sizes such as 256,256, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"net_arch layer sizes must be >= 1, got {text!r}")
+    return sizes
+
+
+@dataclass
+class RunSpec:
+    """One training run: an agent on a task with one seed."""
+
+    env_id: str
+    algo: str
+    seed: int
+    timesteps: int
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_freq: int = 2000
+    n_eval: int | None = None
+    temperature: float = 0.1
+    tensorboard_log: str | None = None
+    run_name: str | None = None
+    progress: bool = False
+    log_figures: bool = True
+
+
+def train(spec: RunSpec, model_path: str | os.PathLike[str] | None = None) -> tuple[Any, EntropyCallback]:
+    """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given."""
+    if spec.timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
+    hyperparameters = {**AGENT_DEFAULTS[spec.algo], **spec.hyperparameters} if spec.algo in AGENT_DEFAULTS else {}
+    check_hyperparameters(spec.algo, hyperparameters)
+    env = gym.make(spec.env_id, **spec.env_kwargs)
+    policy_kwargs = {"net_arch": list(spec.net_arch), **hyperparameters.pop("policy_kwargs", {})}
+    model = algorithm_class(spec.algo)(
+        "MlpPolicy",
+        env,
+        seed=spec.seed,
+        device="cpu",
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=spec.tensorboard_log,
+        **hyperparameters,
+    )
+    callback = EntropyCallback(
+        eval_env=env,
+        eval_freq=spec.eval_freq,
+        n_eval=spec.n_eval,
+        temperature=spec.temperature,
+        log_figures=spec.log_figures,
+        seed=spec.seed,
+    )
+    run_name = spec.run_name or f"{spec.algo}_seed{spec.seed}"
+    model.learn(spec.timesteps, callback=callback, tb_log_name=run_name, progress_bar=spec.progress)
+    if model_path is not None:
+        Path(model_path).parent.mkdir(parents=True, exist_ok=True)
+        model.save(model_path)
+    return model, callback
+
+
+def limit_threads() -> None:
+    """One torch thread per run: small networks gain nothing from more, and parallel runs then share cores."""
+    torch.set_num_threads(1)
+
+
+def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
+    last = callback.history[-1]
+    return {
+        "agent": spec.algo,
+        "seed": spec.seed,
+        "reward": last.get("eval/reward_stochastic", np.nan),
+        "expected_reward": last.get("eval/expected_reward", np.nan),
+        "marginal_entropy": last["entropy/marginal"],
+        "effective_actions": last["actions/effective_number"],
+    }
+
+
+def known_task(env_id: str) -> str:
+    if env_id not in personalization_gym.TASK_IDS:
+        raise ValueError(f"unknown task {env_id!r}; valid: {list(personalization_gym.TASK_IDS)}")
+    return env_id
