@@ -1,0 +1,216 @@
+"""scripts/train.py and scripts/reproduce.py end to end, their bad inputs, and the paper's headline on Music-v0."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from stable_baselines3 import A2C
+
+from personalization_gym import DATA_ENV_VAR
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.study import available_experiments, bootstrap_ci, load_experiment, run_experiment
+from sb3_entropy.training import RunSpec, parse_hp, train
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+TINY_EXPERIMENT = """
+task: Personalization/Behavior-v0
+task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
+net_arch: [16]
+steps: 96
+eval_freq: 32
+agents:
+  a2c: {learning_rate: 1.0e-3}
+  dqn: {learning_rate: 1.0e-3}
+paper:
+  a2c: {reward: 0.5, entropy: 1.0}
+"""
+
+
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT_ROOT,
+    )
+
+
+def test_train_script_end_to_end(tmp_path: Path) -> None:
+    hp_file = tmp_path / "hp.yml"
+    hp_file.write_text("a2c: {gamma: 0.9}\ndqn: {target_update_interval: 50}\n")
+    result = run_script(
+        "train.py", "Personalization/Behavior-v0", "--algo", "a2c", "dqn", "--timesteps", "64", "--seeds", "0", "1",
+        "--net-arch", "16,16", "--lr", "1e-3", "--hp", "max_grad_norm=0.4", "--hp-file", str(hp_file),
+        "--eval-freq", "32", "--n-eval", "100", "--tensorboard-log", str(tmp_path / "tb"), "--save-dir", str(tmp_path / "models"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("Personalization/Behavior-v0, 64 steps")[1].splitlines()[2:]
+    assert [line.split()[:2] for line in table] == [["a2c", "0"], ["a2c", "1"], ["dqn", "0"], ["dqn", "1"]]
+    for line in table:
+        reward, entropy, effective = map(float, line.split()[2:])
+        assert (
+            -1 <= reward <= 1 and 0 < entropy <= np.log(100) and effective == pytest.approx(np.exp(entropy), rel=1e-3)
+        )
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        "a2c_seed0.zip", "a2c_seed1.zip", "dqn_seed0.zip", "dqn_seed1.zip"
+    ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == [
+        "a2c_seed0_1",
+        "a2c_seed1_1",
+        "dqn_seed0_1",
+        "dqn_seed1_1",
+    ]
+    model = A2C.load(tmp_path / "models" / "a2c_seed0.zip")
+    assert model.gamma == 0.9 and model.max_grad_norm == 0.4 and model.learning_rate == 1e-3 and model.n_steps == 32
+
+
+def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT)
+    result = run_script("reproduce.py", str(experiment), "--seeds", "2", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "out" / "tiny"
+    with open(folder / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["experiment", "agent", "seed", "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS]
+    runs = {(row["agent"], row["seed"]) for row in rows}
+    assert runs == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}
+    assert [int(row["timesteps"]) for row in rows if row["agent"] == "a2c" and row["seed"] == "0"] == [0, 32, 64, 96]
+    for name in ("reward.png", "entropy.png", "distribution_a2c.png", "distribution_dqn.png"):
+        data = (folder / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(folder / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert len([p for p in (folder / "tb").iterdir() if p.is_dir()]) == 4
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "| agent | reward (expected) | marginal entropy | effective actions | paper reward | paper entropy |" in report
+    )
+    a2c_row = next(line for line in report.splitlines() if line.startswith("| A2C |"))
+    final = [float(row["entropy/marginal"]) for row in rows if row["agent"] == "a2c" and row["timesteps"] == "96"]
+    mean, low, high = bootstrap_ci(np.array(final), np.random.default_rng(0))
+    assert f"{mean:.3f} [{low:.3f}, {high:.3f}]" in a2c_row and a2c_row.endswith("| 0.500 | 1.000 |")
+    assert "Entropy gap (A2C minus DQN, final marginal entropy)" in report
+
+
+def test_packaged_experiments_load_with_the_papers_settings() -> None:
+    assert available_experiments() == ["ads", "behavior", "cifar10", "mnist", "music", "sample"]
+    music = load_experiment("music")
+    assert (music.task, music.net_arch, music.steps, music.eval_freq) == (
+        "Personalization/Music-v0",
+        [256, 256],
+        20_000,
+        100,
+    )
+    assert music.agents == {
+        "a2c": {"learning_rate": 1e-3},
+        "dqn": {"learning_rate": 1e-3},
+        "ppo": {"learning_rate": 1e-3},
+    }
+    assert music.paper["dqn"] == {"reward": 0.906, "entropy": 3.389}
+    assert load_experiment("sample").agents.keys() == {"a2c", "dqn"}
+    assert load_experiment("cifar10").agents["dqn"] == {"learning_rate": 5e-6}
+
+
+def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> None:
+    environment = {DATA_ENV_VAR: "", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    args = ("music", "--quick", "--no-download", "--seeds", "1", "--out", str(tmp_path / "out"))
+    failed = run_script("reproduce.py", *args, env=environment)
+    assert failed.returncode == 1
+    assert "data missing for: music (exit status 1)" in failed.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## music (Personalization/Music-v0)\n\nNot run: its data is missing." in report
+    skipped = run_script("reproduce.py", *args, "--skip-missing", env=environment)
+    assert skipped.returncode == 0 and "data missing for: music" in skipped.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'mnist', 'music', 'sample']"),
+        ("train.py", ["Personalization/Behavior-v0", "--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
+        ("train.py", ["Personalization/Behavior-v0", "--hp", "gamma"], "--hp takes key=value, got 'gamma'"),
+        ("train.py", ["Personalization/Behavior-v0", "--hp", "gama=0.9"], "unknown hyperparameter(s) ['gama'] for ppo; valid: ["),
+        ("train.py", ["Personalization/Nope-v0"], "unknown task 'Personalization/Nope-v0'; valid: ["),
+        ("train.py", ["Personalization/Behavior-v0", "--net-arch", "64;64"], "net_arch takes comma-separated layer sizes"),
+    ],
+)  # fmt: skip
+def test_bad_command_lines(script: str, args: list[str], message: str) -> None:
+    result = run_script(script, *args, "--seeds", "1" if script == "reproduce.py" else "0")
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        (TINY_EXPERIMENT.replace("eval_freq:", "eval_frequency:"), "unknown key(s) ['eval_frequency']; valid: ['agents', 'eval_freq',"),
+        (TINY_EXPERIMENT.replace("a2c: {learning_rate", "a2c: {learnig_rate"), "unknown hyperparameter(s) ['learnig_rate'] for a2c"),
+        (TINY_EXPERIMENT.replace("  dqn: {", "  dqm: {"), "agents: unknown key(s) ['dqm']; valid: ['a2c', 'ppo', 'dqn', 'qrdqn']"),
+        (TINY_EXPERIMENT.replace("steps: 96\n", ""), "missing key(s) ['steps']"),
+        (TINY_EXPERIMENT.replace("Behavior-v0", "Behaviour-v0"), "unknown task 'Personalization/Behaviour-v0'"),
+    ],
+)  # fmt: skip
+def test_experiment_files_with_typos(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "typo.yml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError) as error:
+        load_experiment(str(path))
+    assert message in str(error.value)
+    result = run_script("reproduce.py", str(path))
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_parse_hp_reads_yaml_values() -> None:
+    assert parse_hp(["gamma=0.9", "n_steps=8", "net=[1, 2]", "flag=true"]) == {
+        "gamma": 0.9,
+        "n_steps": 8,
+        "net": [1, 2],
+        "flag": True,
+    }
+
+
+def test_bootstrap_ci_of_identical_values_is_a_point() -> None:
+    assert bootstrap_ci(np.array([2.0, 2.0, 2.0]), np.random.default_rng(0)) == (2.0, 2.0, 2.0)
+    mean, low, high = bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0]), np.random.default_rng(0))
+    assert mean == 1.5 and 0.0 <= low < 1.5 < high <= 3.0
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper's headline, at a budget CI can afford (about 2.5 minutes on 2 cores): runs in CI.
+
+
+@pytest.mark.paper
+def test_policy_optimization_ends_with_lower_entropy_than_dqn_on_music(data_root: Path, tmp_path: Path) -> None:
+    experiment = load_experiment("music")
+    experiment.eval_freq = experiment.steps  # evaluate at the start and the end only: the runs are unchanged
+    result = run_experiment(experiment, seeds=3, out_dir=tmp_path, data_dir=str(data_root), report=lambda _: None)
+    final = {key: history[-1] for key, history in result.histories.items()}
+    assert {history[-1]["timesteps"] for history in result.histories.values()} == {20_000, 20_000 + 0}
+    for seed in range(3):
+        dqn = final[("dqn", seed)]["entropy/marginal"]
+        for agent in ("a2c", "ppo"):
+            assert final[(agent, seed)]["entropy/marginal"] < dqn, (
+                agent,
+                seed,
+                final[(agent, seed)]["entropy/marginal"],
+                dqn,
+            )
+            assert final[(agent, seed)]["eval/expected_reward"] > 0.85  # at a reward comparable to DQN's
+        assert final[("dqn", seed)]["eval/expected_reward"] > 0.85
+
+
+def test_train_function_rejects_bad_specs() -> None:
+    with pytest.raises(ValueError, match="timesteps must be >= 1, got 0"):
+        train(RunSpec("Personalization/Behavior-v0", "a2c", 0, 0))
+    with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn'\]"):
+        train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
