@@ -23,6 +23,7 @@ from personalization_gym.envs import (
     MusicEnv,
 )
 from personalization_gym.registration import TASK_IDS, data_kwargs
+from personalization_gym.vector import BanditVecEnv, make_vec
 
 __version__ = "0.1.0"
 
@@ -31,6 +32,7 @@ __all__ = [
     "TASK_IDS",
     "AdsEnv",
     "BanditEnv",
+    "BanditVecEnv",
     "Batch",
     "BehaviorEnv",
     "CIFAR10Env",
@@ -42,4 +44,5 @@ __all__ = [
     "MNISTEnv",
     "MusicEnv",
     "data_kwargs",
+    "make_vec",
 ]
