@@ -121,6 +121,7 @@ def run_experiment(
     steps: int | None = None,
     data_dir: str | None = None,
     download: bool = True,
+    literal: bool = False,
     report: Callable[[str], None] = print,
 ) -> ExperimentResult:
     """Train every agent of ``experiment`` with seeds 0..seeds-1; TensorBoard logs go to ``out_dir/<name>/tb``."""
@@ -148,6 +149,7 @@ def run_experiment(
                 eval_freq=settings["eval_freq"],
                 tensorboard_log=str(out_dir / experiment.name / "tb"),
                 run_name=f"{agent}_seed{seed}",
+                batched=not literal,
             )
             run_start = time.perf_counter()
             try:

@@ -35,6 +35,35 @@ AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Batched runs collect this many transitions per environment step (one per parallel context).
+BATCH = 32
+
+
+def batched_hyperparameters(name: str, hyperparameters: dict[str, Any], n_envs: int = BATCH) -> dict[str, Any]:
+    """The same updates collected as 1 step of ``n_envs`` environments instead of ``n_envs`` steps of one.
+
+    Every episode is one step long, so a batch of 32 independent contexts is the same whether it comes from
+    32 steps of one env or 1 step of 32 envs: on-policy ``n_steps`` and off-policy ``train_freq`` (in steps)
+    are divided by ``n_envs``, which they must be multiples of.
+    """
+    hyperparameters = dict(hyperparameters)
+    if name in ("a2c", "ppo"):
+        key, value = "n_steps", hyperparameters.get("n_steps", 2048 if name == "ppo" else 5)
+    else:
+        key, value = "train_freq", hyperparameters.get("train_freq", 1)
+        if isinstance(value, (tuple, list)):
+            if value[1] != "step":
+                return hyperparameters  # (n, "episode"): 32 envs finish 32 one-step episodes per step already
+            value = value[0]
+    if value % n_envs:
+        raise ValueError(
+            f"{name}: {key}={value} is not a multiple of {n_envs}, so it cannot be collected in batches of "
+            f"{n_envs} envs; use the literal setup (--literal) or a multiple of {n_envs}"
+        )
+    hyperparameters[key] = value // n_envs
+    return hyperparameters
+
+
 def algorithm_class(name: str) -> type:
     """The SB3 (or sb3-contrib) class of an agent name: a2c, ppo, dqn, qrdqn."""
     if name not in AGENT_DEFAULTS:
@@ -103,6 +132,7 @@ class RunSpec:
     run_name: str | None = None
     progress: bool = False
     log_figures: bool = True
+    batched: bool = True  # 1 step of BATCH envs per update batch; False: the reference setup, 1 env
 
 
 def train(spec: RunSpec, model_path: str | os.PathLike[str] | None = None) -> tuple[Any, EntropyCallback]:
@@ -111,7 +141,11 @@ def train(spec: RunSpec, model_path: str | os.PathLike[str] | None = None) -> tu
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
     hyperparameters = {**AGENT_DEFAULTS[spec.algo], **spec.hyperparameters} if spec.algo in AGENT_DEFAULTS else {}
     check_hyperparameters(spec.algo, hyperparameters)
-    env = gym.make(spec.env_id, **spec.env_kwargs)
+    if spec.batched:
+        hyperparameters = batched_hyperparameters(spec.algo, hyperparameters)
+        env = personalization_gym.make_vec(spec.env_id, BATCH, seed=spec.seed, **spec.env_kwargs)
+    else:
+        env = gym.make(spec.env_id, **spec.env_kwargs)
     policy_kwargs = {"net_arch": list(spec.net_arch), **hyperparameters.pop("policy_kwargs", {})}
     model = algorithm_class(spec.algo)(
         "MlpPolicy",

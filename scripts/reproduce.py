@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer steps and smaller evaluation sets")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run, overriding the experiment's")
     parser.add_argument("--data-dir", default=None, help="data root for tasks that need data")
+    parser.add_argument("--literal", action="store_true", help="the reference setup: one env (default: 32 in a batch)")
     parser.add_argument("--no-download", action="store_true", help="never download data: missing data is reported")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
     args = parser.parse_args(argv)

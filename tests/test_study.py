@@ -70,7 +70,15 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
         "dqn_seed1_1",
     ]
     model = A2C.load(tmp_path / "models" / "a2c_seed0.zip")
-    assert model.gamma == 0.9 and model.max_grad_norm == 0.4 and model.learning_rate == 1e-3 and model.n_steps == 32
+    assert model.gamma == 0.9 and model.max_grad_norm == 0.4 and model.learning_rate == 1e-3
+    assert (model.n_steps, model.n_envs) == (1, 32)  # the paper's n_steps=32, collected as 1 step of 32 envs
+    literal = run_script(
+        "train.py", "Personalization/Behavior-v0", "--algo", "a2c", "--timesteps", "64", "--literal",
+        "--net-arch", "16", "--save-dir", str(tmp_path / "literal"),
+    )  # fmt: skip
+    assert literal.returncode == 0, literal.stderr
+    model = A2C.load(tmp_path / "literal" / "a2c_seed0.zip")
+    assert (model.n_steps, model.n_envs) == (32, 1)
 
 
 def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
