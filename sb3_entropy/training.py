@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,15 @@ class RunSpec:
     batched: bool = True  # 1 step of BATCH envs per update batch; False: the reference setup, 1 env
 
 
-def train(spec: RunSpec, model_path: str | os.PathLike[str] | None = None) -> tuple[Any, EntropyCallback]:
-    """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given."""
+def train(
+    spec: RunSpec,
+    model_path: str | os.PathLike[str] | None = None,
+    on_model: Callable[[Any], None] | None = None,
+) -> tuple[Any, EntropyCallback]:
+    """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given.
+
+    ``on_model(model)`` is called once the model is built, before training (e.g. to instrument it).
+    """
     if spec.timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
     hyperparameters = {**AGENT_DEFAULTS[spec.algo], **spec.hyperparameters} if spec.algo in AGENT_DEFAULTS else {}
@@ -164,6 +172,8 @@ def train(spec: RunSpec, model_path: str | os.PathLike[str] | None = None) -> tu
         log_figures=spec.log_figures,
         seed=spec.seed,
     )
+    if on_model is not None:
+        on_model(model)
     run_name = spec.run_name or f"{spec.algo}_seed{spec.seed}"
     model.learn(spec.timesteps, callback=callback, tb_log_name=run_name, progress_bar=spec.progress)
     if model_path is not None:

@@ -102,3 +102,13 @@ def test_bench_entropy_prints_its_figures(data_root) -> None:
     assert ratio > 0  # a figure, not a goal: timings are the benchmark's to print, never a test's to assert
     for name in ("no callback", "every 2,000 steps (default)", "every 100 steps (paper)"):
         assert name in result.stdout
+
+
+def test_bench_vec_prints_both_setups(data_root) -> None:
+    result = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "320")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [row[0] for row in rows] == ["a2c", "ppo", "dqn"]
+    for row in rows:
+        literal, batched, ratio = float(row[1]), float(row[3]), float(row[5].rstrip("x"))
+        assert ratio == pytest.approx(literal / batched, abs=0.06)  # the printed ratio is the two times' ratio
