@@ -9,20 +9,24 @@ The logic behind scripts/reproduce.py. An experiment file (``sb3_entropy/experim
 from __future__ import annotations
 
 import csv
+import json
 import math
+import multiprocessing
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import yaml
 
 import personalization_gym
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
-from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, check_hyperparameters, train
+from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, check_hyperparameters, limit_threads, train
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -110,7 +114,25 @@ class ExperimentResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     missing_data: str | None = None
+    failures: dict[tuple[str, int], str] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
+    """One run, its failure caught: a bad hyperparameter or a crash in one run must not stop the others."""
+    limit_threads()
+    start = time.perf_counter()
+    try:
+        _, callback = train(spec)
+    except Exception as error:  # reported with the run; the study goes on
+        return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
+    history = [{**row, "p": row["p"].tolist()} for row in callback.history]
+    return {"history": history, "seconds": time.perf_counter() - start}
+
+
+def _ignore_sigint() -> None:
+    # Workers leave Ctrl-C to the main process, which then terminates them all at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_experiment(
@@ -123,8 +145,14 @@ def run_experiment(
     download: bool = True,
     literal: bool = False,
     report: Callable[[str], None] = print,
+    workers: int = 1,
+    resume: bool = False,
 ) -> ExperimentResult:
-    """Train every agent of ``experiment`` with seeds 0..seeds-1; TensorBoard logs go to ``out_dir/<name>/tb``."""
+    """Train every agent of ``experiment`` with seeds 0..seeds-1, in ``workers`` processes.
+
+    TensorBoard logs go to ``out_dir/<name>/tb``; each finished run's history to ``out_dir/<name>/runs/`` as JSON,
+    which ``resume`` reuses instead of training again. A run that fails is recorded in ``result.failures``.
+    """
     result = ExperimentResult(experiment)
     settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
     if quick:
@@ -135,40 +163,91 @@ def run_experiment(
     env_kwargs = dict(experiment.task_kwargs) | data
     if settings["n_eval"] is not None:
         env_kwargs["n_eval"] = settings["n_eval"]
+    try:  # find (or download) the data once, here, rather than in every run
+        gym.make(experiment.task, **env_kwargs).close()
+    except personalization_gym.DataNotFoundError as error:
+        result.missing_data = str(error)
+        report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
+        return result
+
+    runs_dir = out_dir / experiment.name / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    specs = {
+        (agent, seed): RunSpec(
+            env_id=experiment.task,
+            algo=agent,
+            seed=seed,
+            timesteps=settings["steps"],
+            net_arch=experiment.net_arch,
+            hyperparameters=hyperparameters,
+            env_kwargs=env_kwargs,
+            eval_freq=settings["eval_freq"],
+            tensorboard_log=str(out_dir / experiment.name / "tb"),
+            run_name=f"{agent}_seed{seed}",
+            batched=not literal,
+        )
+        for agent, hyperparameters in experiment.agents.items()
+        for seed in range(seeds)
+    }
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    if resume:
+        for key in specs:
+            path = runs_dir / f"{key[0]}_seed{key[1]}.json"
+            if path.is_file():
+                outcomes[key] = {**json.loads(path.read_text()), "resumed": True}
+    todo = [key for key in specs if key not in outcomes]
     start = time.perf_counter()
-    for agent, hyperparameters in experiment.agents.items():
-        for seed in range(seeds):
-            spec = RunSpec(
-                env_id=experiment.task,
-                algo=agent,
-                seed=seed,
-                timesteps=settings["steps"],
-                net_arch=experiment.net_arch,
-                hyperparameters=hyperparameters,
-                env_kwargs=env_kwargs,
-                eval_freq=settings["eval_freq"],
-                tensorboard_log=str(out_dir / experiment.name / "tb"),
-                run_name=f"{agent}_seed{seed}",
-                batched=not literal,
-            )
-            run_start = time.perf_counter()
-            try:
-                _, callback = train(spec)
-            except personalization_gym.DataNotFoundError as error:
-                result.missing_data = str(error)
-                report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
-                return result
-            result.histories[(agent, seed)] = callback.history
-            for row in callback.history:
-                result.rows.append({"experiment": experiment.name, "agent": agent, "seed": seed} | row)
-            last = callback.history[-1]
+
+    def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
+        outcomes[key] = outcome
+        if "history" in outcome and not outcome.get("resumed"):
+            (runs_dir / f"{key[0]}_seed{key[1]}.json").write_text(json.dumps(outcome))
+        done = len(outcomes)
+        name = f"[{done}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
+        if "error" in outcome:
+            report(f"{name}: FAILED: {outcome['error']}")
+        else:
+            last = outcome["history"][-1]
+            how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
             report(
-                f"{experiment.name} {agent} seed {seed}: reward {last['eval/expected_reward']:.3f}, marginal entropy "
-                f"{last['entropy/marginal']:.3f} nats, {last['actions/effective_number']:.1f} effective actions "
-                f"({time.perf_counter() - run_start:.1f} s)"
+                f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} "
+                f"nats, {last['actions/effective_number']:.1f} effective actions ({how})"
             )
+
+    for key in [key for key in specs if key in outcomes]:
+        finish(key, outcomes[key])
+    if workers <= 1 or len(todo) <= 1:
+        for key in todo:
+            finish(key, _run_in_worker(specs[key]))
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), initializer=_ignore_sigint)
+        try:
+            keyed = pool.imap_unordered(_keyed_run, [(key, specs[key]) for key in todo])
+            for key, outcome in keyed:
+                finish(key, outcome)
+            pool.close()
+        except BaseException:  # Ctrl-C included: stop every worker now, keep the runs already written
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+    for key in specs:  # rows in a stable order, whatever order the runs finished in
+        outcome = outcomes[key]
+        if "error" in outcome:
+            result.failures[key] = outcome["error"]
+            continue
+        history = [{**row, "p": np.asarray(row["p"])} for row in outcome["history"]]
+        result.histories[key] = history
+        for row in history:
+            result.rows.append({"experiment": experiment.name, "agent": key[0], "seed": key[1]} | row)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:
+    key, spec = item
+    return key, _run_in_worker(spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -205,7 +284,7 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     if result.histories:
         _curves_figure(result, "eval/expected_reward", "expected reward", folder / "reward.png")
         _curves_figure(result, "entropy/marginal", "marginal entropy H(p) [nats]", folder / "entropy.png")
-        for agent in result.experiment.agents:
+        for agent in {name for name, _ in result.histories}:
             _distribution_figure(result, agent, folder / f"distribution_{agent}.png")
     return folder
 
@@ -220,6 +299,8 @@ def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for agent in result.experiment.agents:
         runs = [result.histories[(name, seed)] for (name, seed) in sorted(result.histories) if name == agent]
+        if not runs:
+            continue
         length = min(len(run) for run in runs)  # the same schedule for every seed
         steps = [row["timesteps"] for row in runs[0][:length]]
         values = np.array([[row[key] for row in run[:length]] for run in runs])
@@ -243,21 +324,22 @@ def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -
 
 
 def _distribution_figure(result: ExperimentResult, agent: str, path: Path) -> None:
-    """The paper's sorted stacked bars of p(a) over training (seed 0), one bar per evaluation (at most 64)."""
+    """The paper's sorted stacked bars of p(a) over training (first seed), one bar per evaluation (at most 64)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     history = DownsampledHistory(capacity=64)
-    for row in result.histories[(agent, 0)]:
+    seed = min(seed for name, seed in result.histories if name == agent)
+    for row in result.histories[(agent, seed)]:
         history.append(row["timesteps"], row["p"])
     image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 300, 640)
     figure, axes = plt.subplots(figsize=(7, 3.6))
     axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
     axes.set_xlabel("environment steps")
     axes.set_ylabel("p(a), sorted")
-    axes.set_title(f"{result.experiment.name}: {agent.upper()} action distribution over training (seed 0)")
+    axes.set_title(f"{result.experiment.name}: {agent.upper()} action distribution over training (seed {seed})")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -282,6 +364,9 @@ def report_section(result: ExperimentResult) -> str:
         "|---|---|---|---|---|---|",
     ]
     for agent in experiment.agents:
+        if not any(name == agent for name, _ in result.histories):
+            lines.append(f"| {agent.upper()} | every run failed | | | | |")
+            continue
         cells = []
         for key in ("eval/expected_reward", "entropy/marginal", "actions/effective_number"):
             mean, low, high = bootstrap_ci(_final(result, agent, key), rng)
@@ -292,15 +377,20 @@ def report_section(result: ExperimentResult) -> str:
             f"{paper['entropy']:.3f}" if "entropy" in paper else "-",
         ]
         lines.append(f"| {agent.upper()} | " + " | ".join(cells) + " |")
+    for (agent, seed), error in sorted(result.failures.items()):
+        lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
     lines += ["", _gap_sentence(result, rng), ""]
     return "\n".join(lines)
 
 
 def _gap_sentence(result: ExperimentResult, rng: np.random.Generator) -> str:
-    agents = result.experiment.agents
-    po = [agent for agent in PO_AGENTS if agent in agents]
-    if "dqn" not in agents or not po:
-        return "Entropy gap: not applicable (the experiment needs DQN and a policy-optimization agent)."
+    finished = {agent for agent, _ in result.histories}
+    po = [agent for agent in PO_AGENTS if agent in finished]
+    if "dqn" not in finished or not po:
+        return "Entropy gap: not applicable (it needs finished runs of DQN and of a policy-optimization agent)."
+    seeds = sorted({seed for agent, seed in result.histories if agent == "dqn"})
+    if any(sorted(s for a, s in result.histories if a == agent) != seeds for agent in po):
+        return "Entropy gap: not computed (some runs failed, so the agents do not share the same seeds)."
     gap = np.mean([_final(result, agent, "entropy/marginal") for agent in po], axis=0) - _final(
         result, "dqn", "entropy/marginal"
     )

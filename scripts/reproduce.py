@@ -16,6 +16,7 @@ reported as such, and make the exit status non-zero unless --skip-missing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root for tasks that need data")
     parser.add_argument("--literal", action="store_true", help="the reference setup: one env (default: 32 in a batch)")
     parser.add_argument("--no-download", action="store_true", help="never download data: missing data is reported")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (default: one per core)"
+    )
+    parser.add_argument("--resume", action="store_true", help="reuse the runs already finished in --out")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or (args.steps is not None and args.steps < 1):
-        parser.error("--seeds and --steps must be >= 1")
+    if args.seeds < 1 or args.workers < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--seeds, --workers and --steps must be >= 1")
     names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
         experiments = [load_experiment(name) for name in names]
@@ -51,14 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results = []
-    for experiment in experiments:
-        result = run_experiment(
-            experiment, args.seeds, out, args.quick, args.steps, args.data_dir, not args.no_download
-        )
-        write_outputs(result, out)
-        results.append(result)
+    try:
+        for experiment in experiments:
+            result = run_experiment(
+                experiment, args.seeds, out, args.quick, args.steps, args.data_dir, download=not args.no_download,
+                literal=args.literal, workers=args.workers, resume=args.resume,
+            )  # fmt: skip
+            write_outputs(result, out)
+            results.append(result)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished runs are kept in {out}/; --resume goes on from there", file=sys.stderr)
+        return 130
     report = write_report(results, out / "report.md", quick=args.quick)
     print(f"\n{report.read_text()}\nwritten to {out}/ in {time.perf_counter() - start:.0f} s")
+    failed = [f"{r.experiment.name} {agent} seed {seed}" for r in results for (agent, seed) in r.failures]
+    if failed:
+        print(f"failed runs (see the report): {', '.join(failed)} (exit status 1)")
+        return 1
     missing = [result.experiment.name for result in results if result.missing_data is not None]
     if missing:
         print(f"data missing for: {', '.join(missing)}" + ("" if args.skip_missing else " (exit status 1)"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -222,3 +224,78 @@ def test_train_function_rejects_bad_specs() -> None:
         train(RunSpec("Personalization/Behavior-v0", "a2c", 0, 0))
     with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn'\]"):
         train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
+
+
+# --------------------------------------------------------------------------------------------------
+# Many runs at once: worker processes, fault isolation, resume, Ctrl-C
+
+
+def read_results(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "results.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_parallel_workers_give_the_same_results_as_one(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT)
+    for workers in ("1", "2"):
+        result = run_script(
+            "reproduce.py", str(experiment), "--seeds", "2", "--workers", workers, "--out", str(tmp_path / workers)
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.count("[") >= 4 and "[4/4] tiny" in result.stdout  # progress of the whole study
+    assert read_results(tmp_path / "1" / "tiny") == read_results(tmp_path / "2" / "tiny")
+
+
+def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 0}"))
+    result = run_script(
+        "reproduce.py", str(experiment), "--seeds", "2", "--workers", "2", "--out", str(tmp_path / "out")
+    )
+    assert result.returncode == 1
+    assert "failed runs (see the report): tiny a2c seed 0, tiny a2c seed 1 (exit status 1)" in result.stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| A2C | every run failed |" in report and "Run a2c seed 0 failed: `" in report
+    rows = read_results(tmp_path / "out" / "tiny")
+    assert {row["agent"] for row in rows} == {"dqn"} and {row["seed"] for row in rows} == {"0", "1"}
+
+
+def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT)
+    args = (str(experiment), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "out"))
+    first = run_script("reproduce.py", *args)
+    assert first.returncode == 0, first.stderr
+    before = read_results(tmp_path / "out" / "tiny")
+    (tmp_path / "out" / "tiny" / "runs" / "dqn_seed1.json").unlink()  # as if interrupted before this run ended
+    second = run_script("reproduce.py", *args, "--resume")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("resumed from an earlier run") == 3
+    assert read_results(tmp_path / "out" / "tiny") == before
+
+
+def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
+    experiment = tmp_path / "long.yml"
+    experiment.write_text(TINY_EXPERIMENT.replace("steps: 96", "steps: 2000000"))
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "reproduce.py"), str(experiment), "--seeds", "2",
+         "--workers", "2", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(8)  # workers started and training
+    assert process.poll() is None
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted: the finished runs are kept" in stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # no process of the group is left (workers, resource tracker)
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        survivors = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(process.pid)], capture_output=True, text=True)
+        pytest.fail(f"processes of the study still alive 20 s after Ctrl-C:\n{survivors.stdout}")
