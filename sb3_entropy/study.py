@@ -147,11 +147,14 @@ def run_experiment(
     report: Callable[[str], None] = print,
     workers: int = 1,
     resume: bool = False,
+    ray_address: str | None = None,
 ) -> ExperimentResult:
     """Train every agent of ``experiment`` with seeds 0..seeds-1, in ``workers`` processes.
 
     TensorBoard logs go to ``out_dir/<name>/tb``; each finished run's history to ``out_dir/<name>/runs/`` as JSON,
     which ``resume`` reuses instead of training again. A run that fails is recorded in ``result.failures``.
+    With ``ray_address`` (an address, or ``"auto"``) the runs are Ray tasks on that cluster instead (an already
+    initialized Ray is used as it is); the results are the same as local runs'.
     """
     result = ExperimentResult(experiment)
     settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
@@ -216,7 +219,9 @@ def run_experiment(
 
     for key in [key for key in specs if key in outcomes]:
         finish(key, outcomes[key])
-    if workers <= 1 or len(todo) <= 1:
+    if ray_address is not None:
+        _run_on_ray(ray_address, [(key, specs[key]) for key in todo], finish)
+    elif workers <= 1 or len(todo) <= 1:
         for key in todo:
             finish(key, _run_in_worker(specs[key]))
     else:
@@ -248,6 +253,26 @@ def run_experiment(
 def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:
     key, spec = item
     return key, _run_in_worker(spec)
+
+
+def _run_on_ray(address: str, items: list, finish: Callable[[tuple[str, int], dict[str, Any]], None]) -> None:
+    """Each run a Ray task of one CPU; outcomes handed to ``finish`` as they arrive."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError('running on Ray needs the ray extra: pip install -e ".[ray]"') from error
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    remote_run = ray.remote(num_cpus=1)(_keyed_run)
+    pending = [remote_run.remote(item) for item in items]
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            finish(*ray.get(ready[0]))
+    except BaseException:  # Ctrl-C included: cancel what has not finished
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 # --------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (default: one per core)"
     )
+    parser.add_argument("--ray-address", default=None, help="run on a Ray cluster: its address, or auto")
     parser.add_argument("--resume", action="store_true", help="reuse the runs already finished in --out")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
     args = parser.parse_args(argv)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         for experiment in experiments:
             result = run_experiment(
                 experiment, args.seeds, out, args.quick, args.steps, args.data_dir, download=not args.no_download,
-                literal=args.literal, workers=args.workers, resume=args.resume,
+                literal=args.literal, workers=args.workers, resume=args.resume, ray_address=args.ray_address,
             )  # fmt: skip
             write_outputs(result, out)
             results.append(result)

@@ -299,3 +299,24 @@ def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
     else:
         survivors = subprocess.run(["ps", "-o", "pid,cmd", "-g", str(process.pid)], capture_output=True, text=True)
         pytest.fail(f"processes of the study still alive 20 s after Ctrl-C:\n{survivors.stdout}")
+
+
+def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
+    import ray  # in the test extra: a missing ray fails here, it never skips
+
+    experiment_file = tmp_path / "tiny.yml"
+    experiment_file.write_text(TINY_EXPERIMENT)
+    experiment = load_experiment(str(experiment_file))
+    local = run_experiment(experiment, seeds=2, out_dir=tmp_path / "local", report=lambda _: None)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        lines: list[str] = []
+        on_ray = run_experiment(experiment, seeds=2, out_dir=tmp_path / "ray", report=lines.append, ray_address="auto")
+    finally:
+        ray.shutdown()
+    assert len(lines) == 4 and not on_ray.failures
+    assert local.histories.keys() == on_ray.histories.keys()
+    for key, history in local.histories.items():
+        for mine, theirs in zip(history, on_ray.histories[key], strict=True):
+            assert mine["timesteps"] == theirs["timesteps"] and mine["entropy/marginal"] == theirs["entropy/marginal"]
+            np.testing.assert_array_equal(mine["p"], theirs["p"])
