@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.server
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,17 @@ def _configured_data_root() -> Path:
 
 
 DATA_ROOT = _configured_data_root()
+
+
+def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``scripts/<name>`` as a user does, in a fresh interpreter, from the project root."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=PROJECT_ROOT,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 
 from personalization_gym import DATA_ENV_VAR, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=PROJECT_ROOT,
-    )
 
 
 def table_rows(stdout: str) -> dict[str, list[str]]:

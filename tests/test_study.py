@@ -13,14 +13,13 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT, run_script
 from stable_baselines3 import A2C
 
 from personalization_gym import DATA_ENV_VAR
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
 from sb3_entropy.study import available_experiments, bootstrap_ci, load_experiment, run_experiment
 from sb3_entropy.training import RunSpec, parse_hp, train
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TINY_EXPERIMENT = """
 task: Personalization/Behavior-v0
@@ -34,16 +33,6 @@ agents:
 paper:
   a2c: {reward: 0.5, entropy: 1.0}
 """
-
-
-def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=PROJECT_ROOT,
-    )
 
 
 def test_train_script_end_to_end(tmp_path: Path) -> None:
