@@ -116,6 +116,7 @@ class ExperimentResult:
     missing_data: str | None = None
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
     seconds: float = 0.0
+    quick: bool = False
 
 
 def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def run_experiment(
     With ``ray_address`` (an address, or ``"auto"``) the runs are Ray tasks on that cluster instead (an already
     initialized Ray is used as it is); the results are the same as local runs'.
     """
-    result = ExperimentResult(experiment)
+    result = ExperimentResult(experiment, quick=quick)
     settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
     if quick:
         settings |= experiment.quick
@@ -421,7 +422,9 @@ def _gap_sentence(result: ExperimentResult, rng: np.random.Generator) -> str:
     )
     mean, low, high = bootstrap_ci(gap, rng)
     who = " and ".join(agent.upper() for agent in po)
-    if len(gap) == 1:
+    if result.quick:
+        verdict = "not tested by a quick run, whose agents are far from converged: run without --quick"
+    elif len(gap) == 1:
         verdict = "one seed gives no interval: run more seeds to judge"
     elif high < 0:
         verdict = "reproduced: the interval lies below 0"
