@@ -197,9 +197,3 @@ def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
         "marginal_entropy": last["entropy/marginal"],
         "effective_actions": last["actions/effective_number"],
     }
-
-
-def known_task(env_id: str) -> str:
-    if env_id not in personalization_gym.TASK_IDS:
-        raise ValueError(f"unknown task {env_id!r}; valid: {list(personalization_gym.TASK_IDS)}")
-    return env_id
