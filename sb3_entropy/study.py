@@ -194,20 +194,27 @@ def run_experiment(
         for seed in range(seeds)
     }
     outcomes: dict[tuple[str, int], dict[str, Any]] = {}
-    if resume:
-        for key in specs:
+    if resume:  # a finished run counts only if it ran with the same settings
+        for key, spec in specs.items():
             path = runs_dir / f"{key[0]}_seed{key[1]}.json"
             if path.is_file():
-                outcomes[key] = {**json.loads(path.read_text()), "resumed": True}
+                saved = json.loads(path.read_text())
+                if saved.get("settings") == _settings_of(spec):
+                    outcomes[key] = {**saved, "resumed": True}
+                else:
+                    report(f"{experiment.name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
     todo = [key for key in specs if key not in outcomes]
     start = time.perf_counter()
+    reported = 0
 
     def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
+        nonlocal reported
         outcomes[key] = outcome
         if "history" in outcome and not outcome.get("resumed"):
-            (runs_dir / f"{key[0]}_seed{key[1]}.json").write_text(json.dumps(outcome))
-        done = len(outcomes)
-        name = f"[{done}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
+            saved = {**outcome, "settings": _settings_of(specs[key])}
+            (runs_dir / f"{key[0]}_seed{key[1]}.json").write_text(json.dumps(saved))
+        reported += 1
+        name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
         if "error" in outcome:
             report(f"{name}: FAILED: {outcome['error']}")
         else:
@@ -249,6 +256,16 @@ def run_experiment(
             result.rows.append({"experiment": experiment.name, "agent": key[0], "seed": key[1]} | row)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _settings_of(spec: RunSpec) -> dict[str, Any]:
+    """What a run's results depend on, as saved with it (JSON-comparable), for --resume."""
+    return json.loads(json.dumps({
+        "env_id": spec.env_id, "algo": spec.algo, "seed": spec.seed, "timesteps": spec.timesteps,
+        "net_arch": spec.net_arch, "hyperparameters": spec.hyperparameters, "batched": spec.batched,
+        "eval_freq": spec.eval_freq, "temperature": spec.temperature,
+        "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k not in ("data_dir", "download")},
+    }, default=str))  # fmt: skip
 
 
 def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:

@@ -261,7 +261,12 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     second = run_script("reproduce.py", *args, "--resume")
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("resumed from an earlier run") == 3
+    assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert read_results(tmp_path / "out" / "tiny") == before
+    # other settings: the saved runs do not count
+    third = run_script("reproduce.py", *args, "--resume", "--steps", "64")
+    assert third.returncode == 0, third.stderr
+    assert "resumed" not in third.stdout and third.stdout.count("settings changed since the saved run, rerun") == 4
 
 
 def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
