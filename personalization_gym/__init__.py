@@ -23,7 +23,6 @@ from personalization_gym.envs import (
     MusicEnv,
 )
 from personalization_gym.registration import TASK_IDS, data_kwargs
-from personalization_gym.vector import BanditVecEnv, make_vec
 
 __version__ = "0.1.0"
 
@@ -46,3 +45,12 @@ __all__ = [
     "data_kwargs",
     "make_vec",
 ]
+
+
+def __getattr__(name: str):
+    # The batched VecEnv needs Stable-Baselines3 (and so torch): imported on first use, not with the tasks.
+    if name in ("BanditVecEnv", "make_vec"):
+        from personalization_gym import vector
+
+        return getattr(vector, name)
+    raise AttributeError(f"module 'personalization_gym' has no attribute {name!r}")

@@ -366,3 +366,15 @@ def test_data_kwargs_go_only_to_tasks_that_take_them() -> None:
     assert data_kwargs("Personalization/Behavior-v0", "/data", download=False) == {}
     with pytest.raises(gym.error.NameNotFound):
         data_kwargs("Personalization/Nope-v0")
+
+
+def test_importing_the_tasks_does_not_import_torch() -> None:
+    # torch costs seconds and hundreds of MB: only image tasks and the batched VecEnv need it, on first use
+    code = (
+        "import sys, personalization_gym\n"
+        "print('torch' in sys.modules)\n"
+        "personalization_gym.make_vec\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
