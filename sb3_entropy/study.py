@@ -332,11 +332,18 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     return folder
 
 
-def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed), imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -> None:
+    plt = _pyplot()
 
     rng = np.random.default_rng(0)
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -368,10 +375,7 @@ def _curves_figure(result: ExperimentResult, key: str, label: str, path: Path) -
 
 def _distribution_figure(result: ExperimentResult, agent: str, path: Path) -> None:
     """The paper's sorted stacked bars of p(a) over training (first seed), one bar per evaluation (at most 64)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     history = DownsampledHistory(capacity=64)
     seed = min(seed for name, seed in result.histories if name == agent)

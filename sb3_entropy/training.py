@@ -147,8 +147,8 @@ def train(
     """
     if spec.timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
-    hyperparameters = {**AGENT_DEFAULTS[spec.algo], **spec.hyperparameters} if spec.algo in AGENT_DEFAULTS else {}
-    check_hyperparameters(spec.algo, hyperparameters)
+    hyperparameters = {**AGENT_DEFAULTS.get(spec.algo, {}), **spec.hyperparameters}
+    check_hyperparameters(spec.algo, hyperparameters)  # an unknown algorithm raises here
     if spec.batched:
         hyperparameters = batched_hyperparameters(spec.algo, hyperparameters)
         env = personalization_gym.make_vec(spec.env_id, BATCH, seed=spec.seed, **spec.env_kwargs)

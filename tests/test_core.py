@@ -331,6 +331,11 @@ def test_every_task_is_registered_in_the_personalization_namespace() -> None:
     assert {f"Personalization/{name}-v0" for name in names} == registered
 
 
+def fresh_python(code: str) -> list[str]:
+    """The words ``code`` prints in a new interpreter, where nothing of this test session is imported."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+
+
 def test_make_with_module_prefix_works_without_prior_import() -> None:
     code = (
         "import sys, gymnasium as gym\n"
@@ -338,8 +343,7 @@ def test_make_with_module_prefix_works_without_prior_import() -> None:
         "env = gym.make('personalization_gym:Personalization/Behavior-v0', n_eval=10)\n"
         "print(type(env.unwrapped).__name__, env.action_space.n)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["BehaviorEnv", "100"]
+    assert fresh_python(code) == ["BehaviorEnv", "100"]
 
 
 @pytest.mark.parametrize("env_id", ["Personalization/Music-v0", "Personalization/Behavior-v0"])  # images: test_images
@@ -376,5 +380,4 @@ def test_importing_the_tasks_does_not_import_torch() -> None:
         "personalization_gym.make_vec\n"
         "print('torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["False", "True"]
+    assert fresh_python(code) == ["False", "True"]
