@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import inspect
 import os
+from functools import partial
 from typing import Any
 
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator, register, registry
 
-__all__ = ["TASK_IDS", "data_kwargs"]
+__all__ = ["TASK_IDS", "data_kwargs", "make_task"]
 
 # id -> entry point; every task is one step long, so no TimeLimit is needed.
 _TASKS = {
@@ -23,9 +24,16 @@ _TASKS = {
 }
 TASK_IDS = tuple(_TASKS)
 
-for _env_id, _entry_point in _TASKS.items():
-    if _env_id not in registry:  # importlib.reload must not warn about re-registration
-        register(id=_env_id, entry_point=_entry_point)
+def make_task(env_id: str, **task_kwargs: Any) -> Any:
+    """The bare task of a registered id (no Gymnasium wrappers), built with the spec's and these arguments."""
+    spec = gym.spec(env_id)
+    return load_env_creator(spec.entry_point)(**{**spec.kwargs, **task_kwargs})
+
+
+def _make_vector_env(env_id: str, num_envs: int = 1, **task_kwargs: Any) -> Any:
+    from personalization_gym.gym_vector import BanditVectorEnv
+
+    return BanditVectorEnv(make_task(env_id, **task_kwargs), num_envs)
 
 
 def data_kwargs(
@@ -39,3 +47,9 @@ def data_kwargs(
     parameters = inspect.signature(load_env_creator(gym.spec(env_id).entry_point)).parameters
     wanted = {"data_dir": data_dir, "download": download}
     return {name: value for name, value in wanted.items() if value is not None and name in parameters}
+
+
+for _env_id, _entry_point in _TASKS.items():
+    if _env_id not in registry:  # importlib.reload must not warn about re-registration
+        # gym.make_vec(id, num_envs) builds the native batched VectorEnv; vectorization_mode="sync" still works.
+        register(id=_env_id, entry_point=_entry_point, vector_entry_point=partial(_make_vector_env, _env_id))

@@ -1,9 +1,8 @@
 """A native batched Stable-Baselines3 VecEnv over one task instance.
 
-Every episode of a personalization task is one step long, so n parallel environments are just n contexts
-drawn together: one ``sample`` call and one ``realize`` call per step, no Python loop over environments.
+One ``sample`` call and one ``realize`` call per step for all environments (``personalization_gym.batched``).
 Collecting a batch of 32 transitions as 1 step of 32 envs gives the same updates as 32 steps of one env
-(see the README), many times faster.
+(see the README), many times faster. The Gymnasium flavour is ``personalization_gym.gym_vector``.
 """
 
 from __future__ import annotations
@@ -13,10 +12,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import load_env_creator
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.batched import NOTHING_TO_RENDER, BatchedTask
+from personalization_gym.core import BanditEnv
+from personalization_gym.registration import make_task
 
 __all__ = ["BanditVecEnv", "make_vec"]
 
@@ -33,44 +33,23 @@ class BanditVecEnv(VecEnv):
     """
 
     def __init__(self, task: BanditEnv, n_envs: int, seed: int | None = None) -> None:
-        if not isinstance(task, BanditEnv):
-            raise TypeError(f"task must be a personalization_gym BanditEnv, got {type(task).__name__}")
+        self._contexts = BatchedTask(task, n_envs, seed)
         self.task = task
-        super().__init__(validate_int("n_envs", n_envs, minimum=1), task.observation_space, task.action_space)
-        self._rng = np.random.default_rng(seed)
-        self._batch: Batch | None = None
+        super().__init__(self._contexts.n, task.observation_space, task.action_space)
         self._actions: np.ndarray | None = None
-        self._rows = np.arange(self.num_envs)
 
     def reset(self) -> np.ndarray:
         if self._seeds[0] is not None:
-            self._rng = np.random.default_rng(self._seeds[0])
+            self._contexts.seed(self._seeds[0])
         self._seeds = [None] * self.num_envs
-        self._batch = self.task.sample(self.num_envs, self._rng)
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._batch.obs.copy()
+        return self._contexts.draw()
 
     def step_async(self, actions: np.ndarray) -> None:
-        if self._batch is None:
-            raise RuntimeError("BanditVecEnv.step() needs contexts: call reset() first")
-        actions = np.asarray(actions)
-        if actions.ndim == 2 and actions.shape[1] == 1:
-            actions = actions[:, 0]
-        n_actions = int(self.action_space.n)
-        if actions.shape != (self.num_envs,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(
-                f"actions must be an integer array of shape ({self.num_envs},), one per env, "
-                f"got dtype {actions.dtype} and shape {actions.shape}"
-            )
-        if actions.min() < 0 or actions.max() >= n_actions:
-            raise ValueError(f"actions must lie in [0, {n_actions}), got {actions.min()}..{actions.max()}")
-        self._actions = actions
+        self._actions = self._contexts.check_actions(actions)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        batch, actions, rows = self._batch, self._actions, self._rows
-        rewards = np.asarray(self.task.realize(batch, actions, self._rng), dtype=np.float32)
-        expected = batch.expected[rows, actions]
-        optimal = batch.expected.max(axis=1)
+        result = self._contexts.answer(self._actions)
         infos = [
             {
                 "terminal_observation": obs,
@@ -79,19 +58,18 @@ class BanditVecEnv(VecEnv):
                 "regret": float(optimal_reward - expected_reward),
                 "TimeLimit.truncated": False,
             }
-            for obs, expected_reward, optimal_reward in zip(batch.obs, expected, optimal, strict=True)
+            for obs, expected_reward, optimal_reward in zip(
+                result.answered.obs, result.expected, result.optimal, strict=True
+            )
         ]
-        self._batch = self.task.sample(self.num_envs, self._rng)  # every episode ended: fresh contexts
-        return self._batch.obs.copy(), rewards, np.ones(self.num_envs, dtype=bool), infos
+        obs = self._contexts.draw()  # every episode ended: fresh contexts
+        return obs, result.rewards.astype(np.float32), np.ones(self.num_envs, dtype=bool), infos
 
     def close(self) -> None:
         self.task.close()
 
     def render(self, mode: str | None = None) -> np.ndarray | None:
-        raise RuntimeError(
-            "personalization tasks have nothing to render: a context is a feature vector or an image in the "
-            "observation, and a reward a number; log them instead (sb3_entropy.EntropyCallback draws the actions)"
-        )
+        raise RuntimeError(NOTHING_TO_RENDER)
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         return self.render()
@@ -124,7 +102,5 @@ def make_vec(env_id: str, n_envs: int, seed: int | None = None, monitor: bool = 
 
     With ``monitor`` (default) it is wrapped in SB3's ``VecMonitor``, so that SB3 logs episode rewards as usual.
     """
-    spec = gym.spec(env_id)
-    task = load_env_creator(spec.entry_point)(**{**spec.kwargs, **task_kwargs})
-    vec_env = BanditVecEnv(task, n_envs, seed)
+    vec_env = BanditVecEnv(make_task(env_id, **task_kwargs), n_envs, seed)
     return VecMonitor(vec_env) if monitor else vec_env
