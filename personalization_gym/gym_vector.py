@@ -94,4 +94,3 @@ class BanditVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.task.close()
-

@@ -24,6 +24,7 @@ _TASKS = {
 }
 TASK_IDS = tuple(_TASKS)
 
+
 def make_task(env_id: str, **task_kwargs: Any) -> Any:
     """The bare task of a registered id (no Gymnasium wrappers), built with the spec's and these arguments."""
     spec = gym.spec(env_id)
