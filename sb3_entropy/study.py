@@ -26,7 +26,7 @@ import yaml
 import personalization_gym
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
-from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, check_hyperparameters, limit_threads, train
+from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, check_hyperparameters, one_torch_thread, train
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -121,10 +121,10 @@ class ExperimentResult:
 
 def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
     """One run, its failure caught: a bad hyperparameter or a crash in one run must not stop the others."""
-    limit_threads()
     start = time.perf_counter()
     try:
-        _, callback = train(spec)
+        with one_torch_thread():  # in a worker process or, with workers=1, in the caller's (restored after)
+            _, callback = train(spec)
     except Exception as error:  # reported with the run; the study goes on
         return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
     history = [{**row, "p": row["p"].tolist()} for row in callback.history]

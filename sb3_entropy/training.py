@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,17 @@ def train(
 def limit_threads() -> None:
     """One torch thread per run: small networks gain nothing from more, and parallel runs then share cores."""
     torch.set_num_threads(1)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """``limit_threads`` for a block, then back to the caller's thread count (for runs in the caller's process)."""
+    previous = torch.get_num_threads()
+    limit_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:

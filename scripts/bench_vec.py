@@ -1,23 +1,31 @@
 """Batched against literal training: the music experiment's three agents, side by side (issue 7's goal: >= 8x).
 
     PERSONALIZATION_GYM_DATA=../shared/data python scripts/bench_vec.py
-    python scripts/bench_vec.py --data-dir ../shared/data --steps 20000 --callback-every 100
+    python scripts/bench_vec.py --data-dir ../shared/data --steps 20000 --callback-every 100 --repeats 3
 
 Each agent trains --steps steps with the paper's settings (net [256, 256], lr 1e-3), once as the reference code
 does (one env, 32 steps per update batch) and once batched (32 envs, one step per update batch: the same
 updates), torch on one thread. With --callback-every N, EntropyCallback evaluates every N steps in both runs
-(the paper's cadence is 100). The time spent in gradient updates (the same in both setups) is measured too.
+(the paper's cadence is 100). Every figure is the median of --repeats interleaved runs, after one short
+warm-up run of each setup (so that one-time costs such as torch's lazy imports are not counted).
+
+The time spent inside the gradient updates (``model.train()``, the same work in both setups) is measured
+too: "ceiling" = literal time / update time is the speed-up batching would give if collecting the batched
+steps cost nothing, the most any change to the collection side can reach.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 
 import personalization_gym
 from sb3_entropy.training import RunSpec, train
+
+AGENTS = ("a2c", "ppo", "dqn")
 
 
 class UpdateTimer:
@@ -37,10 +45,11 @@ class UpdateTimer:
         model.train = timed
 
 
-def run(algo: str, batched: bool, args: argparse.Namespace) -> tuple[float, float]:
+def run(algo: str, batched: bool, steps: int, args: argparse.Namespace) -> tuple[float, float]:
+    """(wall-clock seconds of the whole run, seconds inside the gradient updates)."""
     env_kwargs = personalization_gym.data_kwargs("Personalization/Music-v0", args.data_dir)
-    spec = RunSpec("Personalization/Music-v0", algo, 0, args.steps, [256, 256], {"learning_rate": 1e-3}, env_kwargs,
-                   eval_freq=args.callback_every or args.steps, log_figures=False, batched=batched)  # fmt: skip
+    spec = RunSpec("Personalization/Music-v0", algo, 0, steps, [256, 256], {"learning_rate": 1e-3}, env_kwargs,
+                   eval_freq=args.callback_every or steps, log_figures=False, batched=batched)  # fmt: skip
     timer = UpdateTimer()
     start = time.perf_counter()
     train(spec, on_model=timer.wrap)
@@ -52,18 +61,30 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--callback-every", type=int, default=None, help="evaluate every N steps (default: at the end)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per setup; the median is printed (default 3)")
     args = parser.parse_args()
+    if args.steps < 32 or args.repeats < 1:
+        parser.error(f"--steps must be >= 32 and --repeats >= 1, got {args.steps} and {args.repeats}")
     torch.set_num_threads(1)
     cadence = f"callback every {args.callback_every} steps" if args.callback_every else "callback at start and end only"
-    print(f"music, {args.steps} steps per run, {cadence}")
-    print(
-        f"{'agent':<6} {'literal s':>10} {'steps/s':>8} {'batched s':>10} {'steps/s':>8} {'ratio':>6} {'updates s':>10}"
-    )
-    for algo in ("a2c", "ppo", "dqn"):
-        literal, _ = run(algo, False, args)
-        batched, updates = run(algo, True, args)
-        print(f"{algo:<6} {literal:>10.1f} {args.steps / literal:>8.0f} {batched:>10.1f} {args.steps / batched:>8.0f} "
-              f"{literal / batched:>5.1f}x {updates:>10.1f}")  # fmt: skip
+    print(f"music, {args.steps} steps per run, {cadence}, median of {args.repeats}")
+    print(f"{'agent':<6} {'literal s':>10} {'steps/s':>8} {'batched s':>10} {'steps/s':>8} {'ratio':>6} "
+          f"{'updates s':>10} {'ceiling':>8}")  # fmt: skip
+    for algo in AGENTS:
+        for batched in (False, True):
+            run(algo, batched, 64, args)  # warm-up: imports, allocator, first-call costs
+        times: dict[bool, list[float]] = {False: [], True: []}
+        updates: list[float] = []
+        for _ in range(args.repeats):
+            for batched in (False, True):
+                seconds, update_seconds = run(algo, batched, args.steps, args)
+                times[batched].append(seconds)
+                updates.append(update_seconds)
+        literal, batched_time = statistics.median(times[False]), statistics.median(times[True])
+        update_time = statistics.median(updates)
+        print(f"{algo:<6} {literal:>10.1f} {args.steps / literal:>8.0f} {batched_time:>10.1f} "
+              f"{args.steps / batched_time:>8.0f} {literal / batched_time:>5.1f}x {update_time:>10.1f} "
+              f"{literal / update_time:>7.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -90,10 +90,13 @@ def test_bench_entropy_prints_its_figures(data_root) -> None:
 
 
 def test_bench_vec_prints_both_setups(data_root) -> None:
-    result = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "320")
+    result = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "320", "--repeats", "1")
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[2:]]
     assert [row[0] for row in rows] == ["a2c", "ppo", "dqn"]
     for row in rows:
         literal, batched, ratio = float(row[1]), float(row[3]), float(row[5].rstrip("x"))
         assert literal > 0 and batched > 0 and ratio > 0  # figures to read, not goals to assert
+        assert row[7].endswith("x") and float(row[7].rstrip("x")) > 0  # the ceiling column
+    bad = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "8")
+    assert bad.returncode == 2 and "--steps must be >= 32" in bad.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+import torch
 from conftest import PROJECT_ROOT, run_script
 from stable_baselines3 import A2C
 
@@ -234,6 +235,19 @@ def test_parallel_workers_give_the_same_results_as_one(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("[") >= 4 and "[4/4] tiny" in result.stdout  # progress of the whole study
     assert read_results(tmp_path / "1" / "tiny") == read_results(tmp_path / "2" / "tiny")
+
+
+def test_runs_in_the_callers_process_leave_its_torch_threads_alone(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # what a caller might have chosen; each run itself uses one thread
+    try:
+        result = run_experiment(load_experiment(str(experiment)), seeds=1, out_dir=tmp_path, report=lambda _: None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert len(result.rows) == 2 and not result.failures
 
 
 def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> None:
