@@ -140,11 +140,12 @@ class RunSpec:
 def train(
     spec: RunSpec,
     model_path: str | os.PathLike[str] | None = None,
-    on_model: Callable[[Any], None] | None = None,
+    on_model: Callable[[Any, EntropyCallback], None] | None = None,
 ) -> tuple[Any, EntropyCallback]:
     """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given.
 
-    ``on_model(model)`` is called once the model is built, before training (e.g. to instrument it).
+    ``on_model(model, callback)`` is called once the model and its callback are built, before training (e.g.
+    to instrument them).
     """
     if spec.timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
@@ -174,7 +175,7 @@ def train(
         seed=spec.seed,
     )
     if on_model is not None:
-        on_model(model)
+        on_model(model, callback)
     run_name = spec.run_name or f"{spec.algo}_seed{spec.seed}"
     model.learn(spec.timesteps, callback=callback, tb_log_name=run_name, progress_bar=spec.progress)
     if model_path is not None:
