@@ -70,7 +70,7 @@ class BatchedTask:
         return actions
 
     def answer(self, actions: np.ndarray) -> StepResult:
-        """Realize the rewards of checked ``actions`` for the current contexts (then ``draw`` the next ones)."""
+        """Realize the rewards of checked ``actions`` for the current contexts; the caller then draws the next."""
         batch = self.batch
         assert batch is not None  # check_actions ran first
         rewards = np.asarray(self.task.realize(batch, actions, self.rng), dtype=np.float64)

@@ -10,6 +10,8 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import load_env_creator, register, registry
 
+from personalization_gym.core import BanditEnv
+
 __all__ = ["TASK_IDS", "data_kwargs", "make_task"]
 
 # id -> entry point; every task is one step long, so no TimeLimit is needed.
@@ -25,7 +27,7 @@ _TASKS = {
 TASK_IDS = tuple(_TASKS)
 
 
-def make_task(env_id: str, **task_kwargs: Any) -> Any:
+def make_task(env_id: str, **task_kwargs: Any) -> BanditEnv:
     """The bare task of a registered id (no Gymnasium wrappers), built with the spec's and these arguments."""
     spec = gym.spec(env_id)
     return load_env_creator(spec.entry_point)(**{**spec.kwargs, **task_kwargs})
