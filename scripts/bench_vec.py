@@ -5,9 +5,10 @@
 
 Each agent trains --steps steps with the paper's settings (net [256, 256], lr 1e-3), once as the reference code
 does (one env, 32 steps per update batch) and once batched (32 envs, one step per update batch: the same
-updates), torch on one thread. With --callback-every N, EntropyCallback evaluates every N steps in both runs
-(the paper's cadence is 100). Every figure is the median of --repeats interleaved runs, after one short
-warm-up run of each setup (so that one-time costs such as torch's lazy imports are not counted).
+updates), torch on one thread unless --threads. With --callback-every N, EntropyCallback evaluates every N
+steps in both runs (the paper's cadence is 100). Every figure is the median of --repeats interleaved runs,
+after one short warm-up run of each setup (so that one-time costs such as torch's lazy imports are not
+counted).
 
 The work both setups do alike is timed too ("shared s"): the gradient updates (``model.train()``: the same
 --steps / 32 updates of batch 32 in both) and the callback's evaluations. "ceiling" = literal time / shared time is
@@ -66,12 +67,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--callback-every", type=int, default=None, help="evaluate every N steps (default: at the end)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per setup; the median is printed (default 3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as in a study's runs)")
     args = parser.parse_args()
-    if args.steps < 32 or args.repeats < 1:
-        parser.error(f"--steps must be >= 32 and --repeats >= 1, got {args.steps} and {args.repeats}")
-    torch.set_num_threads(1)
+    if args.steps < 32 or args.repeats < 1 or args.threads < 1:
+        parser.error(
+            f"--steps must be >= 32, --repeats and --threads >= 1, got {args.steps}, {args.repeats}, {args.threads}"
+        )
+    torch.set_num_threads(args.threads)
     cadence = f"callback every {args.callback_every} steps" if args.callback_every else "callback at start and end only"
-    print(f"music, {args.steps} steps per run, {cadence}, median of {args.repeats}")
+    print(f"music, {args.steps} steps per run, {cadence}, median of {args.repeats}, torch threads {args.threads}")
     print(f"{'agent':<6} {'literal s':>10} {'steps/s':>8} {'batched s':>10} {'steps/s':>8} {'ratio':>6} "
           f"{'shared s':>9} {'ceiling':>8}")  # fmt: skip
     for algo in AGENTS:
