@@ -57,7 +57,7 @@ def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
     rows = table_rows(result.stdout)
     assert set(rows) == set(ids)
     for figures in rows.values():
-        assert len(figures) == 4 and all(float(value) > 0 for value in figures)
+        assert len(figures) == 6 and all(float(value) > 0 for value in figures)
 
 
 def test_bench_images_prints_memory_and_build_figures(data_root) -> None:
