@@ -10,13 +10,16 @@ from conftest import run_script
 
 from personalization_gym import DATA_ENV_VAR, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
 
+# One task of each kind (csv data, generated, image files) for the scripts that print a row per task.
+TABLE_TASKS = ("Personalization/Music-v0", "Personalization/Behavior-v0", "Personalization/MNIST-v0")
+
 
 def table_rows(stdout: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split()[1:] for line in stdout.splitlines() if line.startswith("Personalization/")}
 
 
 def test_random_policy_reports_every_task(data_root) -> None:
-    ids = ("Personalization/Music-v0", "Personalization/Behavior-v0", "Personalization/MNIST-v0")
+    ids = TABLE_TASKS
     result = run_script("random_policy.py", *ids, "--episodes", "300", "--n-eval", "2000", "--seed", "3")
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout)
@@ -51,7 +54,7 @@ def test_random_policy_rejects_unknown_task() -> None:
 
 
 def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
-    ids = ("Personalization/Music-v0", "Personalization/Behavior-v0", "Personalization/MNIST-v0")
+    ids = TABLE_TASKS
     result = run_script("bench_envs.py", *ids, "--steps", "200", "--repeats", "1", "--sample-size", "100")
     assert result.returncode == 0, result.stderr
     rows = table_rows(result.stdout)
