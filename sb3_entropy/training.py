@@ -17,9 +17,12 @@ import yaml
 
 import personalization_gym
 from sb3_entropy.callback import EntropyCallback
+from sb3_entropy.policies import MarginalEntropyPolicy
+from sb3_entropy.regularizers import check_regularizer
 
 __all__ = [
     "AGENT_DEFAULTS",
+    "REGULARIZABLE",
     "RunSpec",
     "algorithm_class",
     "check_hyperparameters",
@@ -36,6 +39,9 @@ AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "qrdqn": {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000},
 }
 
+
+# Agents whose entropy term a diversity regulariser can replace (sb3_entropy.policies).
+REGULARIZABLE = ("a2c", "ppo")
 
 # Batched runs collect this many transitions per environment step (one per parallel context).
 BATCH = 32
@@ -116,6 +122,18 @@ def parse_net_arch(text: str) -> list[int]:
     return sizes
 
 
+def policy_for(algo: str, regularizer: str | None, per_state_weight: float = 0.0) -> tuple[str | type, dict[str, Any]]:
+    """The policy (class or SB3 alias) and its extra policy_kwargs for an agent with or without a regulariser."""
+    if regularizer is None and not per_state_weight:
+        return "MlpPolicy", {}
+    if algo not in REGULARIZABLE:
+        raise ValueError(
+            f"a regularizer applies to {list(REGULARIZABLE)} (actor-critic agents with an entropy term), not {algo}"
+        )
+    regularizer, per_state_weight = check_regularizer(regularizer or "marginal", per_state_weight)
+    return MarginalEntropyPolicy, {"regularizer": regularizer, "per_state_weight": per_state_weight}
+
+
 @dataclass
 class RunSpec:
     """One training run: an agent on a task with one seed."""
@@ -135,6 +153,8 @@ class RunSpec:
     progress: bool = False
     log_figures: bool = True
     batched: bool = True  # 1 step of BATCH envs per update batch; False: the reference setup, 1 env
+    regularizer: str | None = None  # a2c / ppo: MarginalEntropyPolicy with this regularizer, coefficient ent_coef
+    per_state_weight: float = 0.0
 
 
 def train(
@@ -151,14 +171,16 @@ def train(
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
     hyperparameters = {**AGENT_DEFAULTS.get(spec.algo, {}), **spec.hyperparameters}
     check_hyperparameters(spec.algo, hyperparameters)  # an unknown algorithm raises here
+    policy, regularizer_kwargs = policy_for(spec.algo, spec.regularizer, spec.per_state_weight)
     if spec.batched:
         hyperparameters = batched_hyperparameters(spec.algo, hyperparameters)
         env = personalization_gym.make_vec(spec.env_id, BATCH, seed=spec.seed, **spec.env_kwargs)
     else:
         env = gym.make(spec.env_id, **spec.env_kwargs)
     policy_kwargs = {"net_arch": list(spec.net_arch), **hyperparameters.pop("policy_kwargs", {})}
+    policy_kwargs |= regularizer_kwargs
     model = algorithm_class(spec.algo)(
-        "MlpPolicy",
+        policy,
         env,
         seed=spec.seed,
         device="cpu",
@@ -208,5 +230,6 @@ def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
         "reward": last.get("eval/reward_stochastic", np.nan),
         "expected_reward": last.get("eval/expected_reward", np.nan),
         "marginal_entropy": last["entropy/marginal"],
+        "per_state_entropy": last["entropy/per_state"],
         "effective_actions": last["actions/effective_number"],
     }

@@ -3,12 +3,16 @@
     python scripts/train.py Personalization/Music-v0 --algo a2c ppo dqn --timesteps 20000 --seeds 0 1 2 \\
         --net-arch 256,256 --lr 1e-3 --tensorboard-log runs/music
     python scripts/train.py Personalization/Behavior-v0 --algo ppo --hp n_epochs=4 --hp-file my_ppo.yml
+    python scripts/train.py Personalization/Music-v0 --algo a2c ppo --regularizer marginal --ent-coef 0.2
 
 By default 32 contexts are collected per environment step (personalization_gym.make_vec), which gives the same
 updates as the paper's one-env setup, several times faster; --literal runs the reference setup itself.
 Hyperparameters: the paper's batch settings (sb3_entropy.training.AGENT_DEFAULTS), then --hp-file (YAML: either
 key: value pairs for every algorithm, or a mapping algorithm -> key: value), then --hp key=value, then --lr.
-Prints a final table: agent, seed, evaluation reward, marginal entropy, effective number of actions.
+--regularizer replaces A2C's and PPO's per-state entropy term with a diversity regularizer (sb3_entropy.policies;
+per_state, marginal, l2, mutual_info) whose coefficient is --ent-coef (SB3's ent_coef).
+Prints a final table: agent, seed, evaluation reward, marginal entropy, per-state entropy, effective number of
+actions.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from pathlib import Path
 import yaml
 
 import personalization_gym
-from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, final_row, limit_threads, parse_hp, parse_net_arch, train
+from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.training import (
+    AGENT_DEFAULTS,
+    RunSpec,
+    final_row,
+    limit_threads,
+    parse_hp,
+    parse_net_arch,
+    policy_for,
+    train,
+)
 
 
 def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
@@ -34,6 +48,8 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
     hp |= parse_hp(args.hp)
     if args.lr is not None:
         hp["learning_rate"] = args.lr
+    if args.ent_coef is not None:
+        hp["ent_coef"] = args.ent_coef
     return hp
 
 
@@ -47,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the algorithm's)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
     parser.add_argument("--hp-file", default=None, help="YAML file of hyperparameters")
+    parser.add_argument(
+        "--regularizer", default=None, choices=list(REGULARIZERS),
+        help="a2c / ppo: the entropy term becomes this diversity regularizer (default: SB3's own per-state term)",
+    )  # fmt: skip
+    parser.add_argument("--ent-coef", type=float, default=None, help="the entropy term's coefficient (SB3's ent_coef)")
+    parser.add_argument(
+        "--per-state-weight", type=float, default=0.0, help="with --regularizer: weight of a per-state term mixed in"
+    )
     parser.add_argument("--tensorboard-log", default=None, help="TensorBoard log folder")
     parser.add_argument("--eval-freq", type=int, default=2000, help="evaluate every this many steps (default 2000)")
     parser.add_argument("--temperature", type=float, default=0.1, help="DQN policy: softmax(Q / temperature)")
@@ -62,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.env_id not in personalization_gym.TASK_IDS:
             raise ValueError(f"unknown task {args.env_id!r}; valid: {list(personalization_gym.TASK_IDS)}")
         net_arch = parse_net_arch(args.net_arch)
+        if args.per_state_weight and args.regularizer is None:
+            raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
+        for algo in args.algo:
+            policy_for(algo, args.regularizer, args.per_state_weight)
         env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
         if args.n_eval is not None:
             env_kwargs["n_eval"] = args.n_eval
@@ -79,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 tensorboard_log=args.tensorboard_log,
                 progress=args.progress,
                 batched=not args.literal,
+                regularizer=args.regularizer,
+                per_state_weight=args.per_state_weight,
             )
             for algo in args.algo
             for seed in args.seeds
@@ -99,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
     print(f"\n{args.env_id}, {args.timesteps} steps")
-    print(f"{'agent':<6} {'seed':>4} {'reward':>8} {'marginal entropy':>17} {'effective actions':>18}")
+    print(f"{'agent':<6} {'seed':>4} {'reward':>8} {'marginal entropy':>17} {'per-state entropy':>18} "
+          f"{'effective actions':>18}")  # fmt: skip
     for row in rows:
         print(f"{row['agent']:<6} {row['seed']:>4} {row['expected_reward']:>8.4f} {row['marginal_entropy']:>17.4f} "
-              f"{row['effective_actions']:>18.2f}")  # fmt: skip
+              f"{row['per_state_entropy']:>18.4f} {row['effective_actions']:>18.2f}")  # fmt: skip
     return 0
 
 

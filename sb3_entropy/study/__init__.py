@@ -1,0 +1,41 @@
+"""Studies: the paper's experiments and the diversity-reward frontier, over agents and seeds.
+
+The logic behind scripts/reproduce.py, a module per concern:
+
+- :mod:`~sb3_entropy.study.experiments`: experiment files (YAML), their agents and frontier grids, checked;
+- :mod:`~sb3_entropy.study.runner`: training every agent with every seed, locally in worker processes or on Ray;
+- :mod:`~sb3_entropy.study.results`: ``results.csv`` and the final values per agent;
+- :mod:`~sb3_entropy.study.stats`: intervals over seeds;
+- :mod:`~sb3_entropy.study.frontier`: the diversity-reward frontier and what reaching the reference costs;
+- :mod:`~sb3_entropy.study.plots`: figures; :mod:`~sb3_entropy.study.report`: the Markdown report;
+- :mod:`~sb3_entropy.study.outputs`: what is written to each experiment's folder.
+"""
+
+from sb3_entropy.study.experiments import (
+    EXPERIMENTS_DIR,
+    Agent,
+    Experiment,
+    Frontier,
+    available_experiments,
+    load_experiment,
+)
+from sb3_entropy.study.outputs import write_outputs
+from sb3_entropy.study.report import write_report
+from sb3_entropy.study.runner import ExperimentResult, run_experiment
+from sb3_entropy.study.stats import bootstrap_ci, mean_interval, welch_interval
+
+__all__ = [
+    "EXPERIMENTS_DIR",
+    "Agent",
+    "Experiment",
+    "ExperimentResult",
+    "Frontier",
+    "available_experiments",
+    "bootstrap_ci",
+    "load_experiment",
+    "mean_interval",
+    "run_experiment",
+    "welch_interval",
+    "write_outputs",
+    "write_report",
+]

@@ -1,0 +1,210 @@
+"""Experiment files: the YAML that says what a study trains, read and checked.
+
+An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a task id),
+``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs``, ``paper`` (agent -> published
+final ``reward`` and ``entropy``), ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study)
+and ``frontier`` (a grid of regularised variants, below).
+
+``agents`` maps a name to its settings. A name that is an algorithm (a2c, ppo, dqn, qrdqn) needs nothing
+else; any other name gives its algorithm with ``algo:``. Besides the algorithm's constructor arguments
+(``learning_rate``, ``ent_coef``, ...) an agent may set ``regularizer`` (a2c and ppo: see
+:mod:`sb3_entropy.regularizers`) and ``per_state_weight``; its coefficient is ``ent_coef``::
+
+    agents:
+      ppo: {learning_rate: 1.0e-3}
+      ppo_marginal: {algo: ppo, regularizer: marginal, ent_coef: 0.2, learning_rate: 1.0e-3}
+
+``frontier`` adds, for each agent it names, one variant per regulariser and coefficient, called
+``<agent>_<regularizer>_<coefficient>`` (coefficient 0 is the agent itself), and names the reference agent::
+
+    frontier:
+      reference: dqn
+      agents: [a2c, ppo]
+      regularizers: {marginal: [0.1, 0.3, 1.0], l2: [1.0, 3.0, 10.0]}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import personalization_gym
+from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
+
+__all__ = ["EXPERIMENTS_DIR", "Agent", "Experiment", "Frontier", "available_experiments", "load_experiment"]
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENT_KEYS = ("agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "steps", "task", "task_kwargs")
+QUICK_KEYS = ("eval_freq", "n_eval", "steps")
+FRONTIER_KEYS = ("agents", "reference", "regularizers")
+VARIANT_KEYS = ("algo", "per_state_weight", "regularizer")  # an agent's keys that are not hyperparameters
+
+
+@dataclass
+class Agent:
+    """One agent of a study: an algorithm, its hyperparameters and, optionally, a diversity regulariser."""
+
+    algo: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    regularizer: str | None = None
+    per_state_weight: float = 0.0
+
+    @property
+    def coefficient(self) -> float:
+        """The regulariser's coefficient: SB3's ``ent_coef`` (0, SB3's default, when not set)."""
+        return float(self.hyperparameters.get("ent_coef", 0.0))
+
+
+@dataclass
+class Frontier:
+    """A diversity-reward frontier: regularised variants of ``agents`` against the ``reference`` agent."""
+
+    reference: str
+    agents: list[str]
+    regularizers: dict[str, list[float]]
+
+    def variants(self) -> dict[str, tuple[str, str, float]]:
+        """Variant name -> (the agent it regularises, regularizer, coefficient), in grid order."""
+        return {
+            f"{name}_{regularizer}_{coefficient:g}": (name, regularizer, coefficient)
+            for name in self.agents
+            for regularizer, coefficients in self.regularizers.items()
+            for coefficient in coefficients
+        }
+
+
+@dataclass
+class Experiment:
+    name: str
+    task: str
+    net_arch: list[int]
+    steps: int
+    eval_freq: int
+    agents: dict[str, Agent]
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    quick: dict[str, int] = field(default_factory=dict)
+    frontier: Frontier | None = None
+
+
+def available_experiments() -> list[str]:
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yml"))
+
+
+def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    unknown = sorted(set(mapping) - set(valid))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {list(valid)}")
+    missing = [key for key in required if key not in mapping]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+
+
+def _agent(where: str, name: str, settings: Any) -> Agent:
+    settings = dict(settings or {})
+    if not isinstance(name, str) or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        raise ValueError(f"{where}: agent name {name!r} must be letters, digits, '_', '-' or '.' (it names files)")
+    if "algo" in settings:
+        algo = settings.pop("algo")
+        if algo not in AGENT_DEFAULTS:
+            raise ValueError(f"{where}: agent {name}: unknown algo {algo!r}; valid: {list(AGENT_DEFAULTS)}")
+    elif name in AGENT_DEFAULTS:
+        algo = name
+    else:
+        raise ValueError(
+            f"{where}: unknown agent {name!r}: name an agent after its algorithm ({list(AGENT_DEFAULTS)}) or give "
+            "its algorithm with algo:"
+        )
+    regularizer = settings.pop("regularizer", None)
+    per_state_weight = settings.pop("per_state_weight", 0.0)
+    try:
+        _, regularized = policy_for(algo, regularizer, per_state_weight)
+        check_hyperparameters(algo, settings)
+    except ValueError as error:
+        raise ValueError(f"{where}: agent {name}: {error}") from None
+    return Agent(algo, settings, regularized.get("regularizer"), regularized.get("per_state_weight", 0.0))
+
+
+def _frontier(where: str, data: Any, agents: dict[str, Agent]) -> Frontier:
+    _check_keys(where, data, FRONTIER_KEYS, required=FRONTIER_KEYS)
+    reference, names, grid = data["reference"], data["agents"], data["regularizers"]
+    if reference not in agents:
+        raise ValueError(f"{where}: reference {reference!r} is not one of the agents {list(agents)}")
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"{where}: agents must be a non-empty list of agent names, got {names!r}")
+    for name in names:
+        if name not in agents or agents[name].algo not in REGULARIZABLE or agents[name].regularizer is not None:
+            valid = [n for n, a in agents.items() if a.algo in REGULARIZABLE and a.regularizer is None]
+            raise ValueError(f"{where}: cannot regularise {name!r}; valid: unregularised agents {valid}")
+    _check_keys(f"{where}: regularizers", grid, tuple(REGULARIZERS))
+    for regularizer, coefficients in grid.items():
+        if (
+            not isinstance(coefficients, list)
+            or not coefficients
+            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in coefficients)
+            or not all(math.isfinite(c) and c > 0 for c in coefficients)
+            or sorted(set(coefficients)) != coefficients
+        ):
+            raise ValueError(
+                f"{where}: regularizers.{regularizer} must be an increasing list of coefficients > 0 (0 is the "
+                f"unregularised agent itself), got {coefficients!r}"
+            )
+    return Frontier(reference, list(names), {reg: [float(c) for c in cs] for reg, cs in grid.items()})
+
+
+def frontier_agents(frontier: Frontier, agents: dict[str, Agent]) -> dict[str, Agent]:
+    """The variants a frontier adds: the agent it regularises, with the regularizer and ``ent_coef`` of the point."""
+    return {
+        name: Agent(agents[base].algo, {**agents[base].hyperparameters, "ent_coef": coefficient}, regularizer)
+        for name, (base, regularizer, coefficient) in frontier.variants().items()
+    }
+
+
+def load_experiment(name: str) -> Experiment:
+    """A packaged experiment by name (see :func:`available_experiments`) or a YAML file by path."""
+    path = Path(name)
+    if path.suffix not in (".yml", ".yaml"):
+        path = EXPERIMENTS_DIR / f"{name}.yml"
+        if not path.is_file():
+            raise ValueError(f"unknown experiment {name!r}; valid: {available_experiments()} or a path to a .yml file")
+    elif not path.is_file():
+        raise ValueError(f"experiment file {path} not found")
+    data = yaml.safe_load(path.read_text())
+    where = f"experiment {path.stem} ({path})"
+    _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
+    if data["task"] not in personalization_gym.TASK_IDS:
+        raise ValueError(f"{where}: unknown task {data['task']!r}; valid: {list(personalization_gym.TASK_IDS)}")
+    if not isinstance(data["agents"], dict) or not data["agents"]:
+        raise ValueError(f"{where}: agents must be a mapping of agent names to their settings")
+    agents = {name: _agent(f"{where}: agents", name, settings) for name, settings in data["agents"].items()}
+    frontier = None
+    if "frontier" in data:
+        frontier = _frontier(f"{where}: frontier", data["frontier"], agents)
+        variants = frontier_agents(frontier, agents)
+        clashes = sorted(set(variants) & set(agents))
+        if clashes:
+            raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
+        agents |= variants
+    _check_keys(f"{where}: quick", data.get("quick", {}), QUICK_KEYS)
+    _check_keys(f"{where}: paper", data.get("paper", {}), tuple(agents))
+    for agent, values in data.get("paper", {}).items():
+        _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
+    return Experiment(
+        name=path.stem,
+        task=data["task"],
+        net_arch=[int(size) for size in data["net_arch"]],
+        steps=int(data["steps"]),
+        eval_freq=int(data["eval_freq"]),
+        agents=agents,
+        task_kwargs=dict(data.get("task_kwargs") or {}),
+        paper=dict(data.get("paper") or {}),
+        quick=dict(data.get("quick") or {}),
+        frontier=frontier,
+    )

@@ -1,0 +1,58 @@
+"""What a study writes for each experiment: results.csv, its figures and, for a frontier, frontier.csv."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
+from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure
+from sb3_entropy.study.results import write_results_csv
+from sb3_entropy.study.runner import ExperimentResult
+
+__all__ = ["FRONTIER_COLUMNS", "write_outputs"]
+
+FRONTIER_COLUMNS = (
+    "agent", "base", "regularizer", "coefficient", "seeds",
+    *(f"{name}_{part}" for name in FINAL_KEYS for part in ("mean", "low", "high")),
+)  # fmt: skip
+
+
+def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
+    """``results.csv`` and the PNG figures of one experiment in ``out_dir/<name>/``.
+
+    Curves and action distributions are drawn for the agents the experiment file lists; a frontier's variants
+    are drawn in ``frontier.png`` (with ``frontier.csv``, one row per point), and the action distributions of
+    the variants that first reach the reference's marginal entropy.
+    """
+    folder = out_dir / result.experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_results_csv(result, folder / "results.csv")
+    if not result.histories:
+        return folder
+    frontier = result.experiment.frontier
+    variants = frontier.variants() if frontier is not None else {}
+    listed = [name for name in result.experiment.agents if name not in variants]
+    drawn = set(listed)
+    curves_figure(result, "eval/expected_reward", "expected reward", folder / "reward.png", listed)
+    curves_figure(result, "entropy/marginal", "marginal entropy H(p) [nats]", folder / "entropy.png", listed)
+    if frontier is not None:
+        points = frontier_points(result)
+        frontier_figure(result, points, result.baselines, folder / "frontier.png")
+        _write_frontier_csv(points, folder / "frontier.csv")
+        drawn |= {reach.point.agent for reach in reaching(result, points) if reach.point is not None}
+    for agent in sorted({name for name, _ in result.histories} & drawn):
+        distribution_figure(result, agent, folder / f"distribution_{agent}.png")
+    return folder
+
+
+def _write_frontier_csv(points: list, path: Path) -> None:
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(FRONTIER_COLUMNS)
+        for point in points:
+            values = [getattr(point, name) for name in FINAL_KEYS]
+            writer.writerow([
+                point.agent, point.base, point.regularizer or "", f"{point.coefficient:g}", point.reward.n,
+                *(repr(number) for value in values for number in (value.estimate, value.low, value.high)),
+            ])  # fmt: skip

@@ -1,0 +1,168 @@
+"""A study's figures: learning curves, action distributions over training, and the diversity-reward frontier."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
+from sb3_entropy.study.frontier import FrontierPoint, curves
+from sb3_entropy.study.runner import ExperimentResult
+
+__all__ = ["curves_figure", "distribution_figure", "frontier_figure"]
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_figure(result: ExperimentResult, key: str, label: str, path: Path, agents: list[str]) -> None:
+    """Mean over seeds of ``key`` against environment steps, one line per agent, with a 95 % bootstrap band."""
+    plt = _pyplot()
+
+    rng = np.random.default_rng(0)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for agent in agents:
+        runs = [result.histories[(name, seed)] for (name, seed) in sorted(result.histories) if name == agent]
+        if not runs:
+            continue
+        length = min(len(run) for run in runs)  # the same schedule for every seed
+        steps = [row["timesteps"] for row in runs[0][:length]]
+        values = np.array([[row[key] for row in run[:length]] for run in runs])
+        means = values.mean(axis=0)
+        axes.plot(steps, means, label=agent.upper())
+        if len(runs) > 1:
+            resampled = values[rng.integers(len(runs), size=(2000, len(runs)))].mean(axis=1)
+            low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
+            axes.fill_between(steps, low, high, alpha=0.25)
+    if key == "entropy/marginal":
+        n_actions = len(next(iter(result.histories.values()))[0]["p"])
+        axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel(label)
+    seeds = len({seed for _, seed in result.histories})
+    axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % bootstrap band over {seeds} seed(s)", fontsize=10)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def distribution_figure(result: ExperimentResult, agent: str, path: Path) -> None:
+    """The paper's sorted stacked bars of p(a) over training (first seed), one bar per evaluation (at most 64)."""
+    plt = _pyplot()
+
+    history = DownsampledHistory(capacity=64)
+    seed = min(seed for name, seed in result.histories if name == agent)
+    for row in result.histories[(agent, seed)]:
+        history.append(row["timesteps"], row["p"])
+    image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 300, 640)
+    figure, axes = plt.subplots(figsize=(7, 3.6))
+    axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
+    axes.set_xlabel("environment steps")
+    axes.set_ylabel("p(a), sorted")
+    axes.set_title(f"{result.experiment.name}: {agent.upper()} action distribution over training (seed {seed})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+REGULARIZER_COLORS = {"per_state": "tab:orange", "marginal": "tab:blue", "l2": "tab:green", "mutual_info": "tab:purple"}
+
+
+def frontier_figure(
+    result: ExperimentResult, points: list[FrontierPoint], baselines: dict[str, float], path: Path
+) -> None:
+    """Reward and per-state entropy against marginal entropy: a row per regularised agent, every regulariser.
+
+    Every point is an agent's mean over seeds with its 95 % Student-t interval on both axes; the lines join a
+    regulariser's coefficients in increasing order, starting at the unregularised agent (black square). The
+    reference agent is the black star in every panel; the dotted line is the oracle's reward.
+    """
+    plt = _pyplot()
+
+    experiment = result.experiment
+    reference = next((p for p in points if p.agent == experiment.frontier.reference), None)
+    by_curve = curves(points)
+    bases = [name for name in experiment.frontier.agents if any(base == name for base, _ in by_curve)]
+    n_actions = len(next(iter(result.histories.values()))[0]["p"])
+    seeds = len({seed for _, seed in result.histories})
+    figure, axes = plt.subplots(len(bases), 2, figsize=(13, 4.6 * len(bases)), squeeze=False, sharex=True)
+
+    def draw(ax, point: FrontierPoint, y: str, **style) -> None:
+        value = getattr(point, y)
+        ax.errorbar(
+            point.marginal.estimate, value.estimate,
+            xerr=_half_widths(point.marginal), yerr=_half_widths(value), capsize=2, linewidth=1, **style,
+        )  # fmt: skip
+
+    for row, base in enumerate(bases):
+        reward_ax, per_state_ax = axes[row]
+        for (curve_base, regularizer), curve in by_curve.items():
+            if curve_base != base:
+                continue
+            color = REGULARIZER_COLORS.get(regularizer, "tab:gray")
+            for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+                ax.plot(
+                    [p.marginal.estimate for p in curve], [getattr(p, y).estimate for p in curve],
+                    color=color, linewidth=1, alpha=0.6,
+                )  # fmt: skip
+                for point in curve:
+                    if point.regularizer is None:
+                        continue
+                    draw(ax, point, y, fmt="o", color=color, markersize=4)
+                    ax.annotate(
+                        f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),
+                        textcoords="offset points", xytext=(3, 3), fontsize=6, color=color,
+                    )  # fmt: skip
+            reward_ax.plot([], [], color=color, marker="o", markersize=4, label=regularizer)
+        unregularised = next((p for p in points if p.agent == base), None)
+        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+            if unregularised is not None:
+                draw(
+                    ax, unregularised, y, fmt="s", color="black", markersize=7, label=f"{base.upper()}, no regularizer"
+                )
+            if reference is not None:
+                draw(ax, reference, y, fmt="*", color="black", markersize=12, label=reference.agent.upper())
+            ax.axvline(math.log(n_actions), color="grey", linestyle=":", linewidth=1)
+            ax.grid(alpha=0.3)
+        if "oracle" in baselines:
+            reward_ax.axhline(baselines["oracle"], color="grey", linestyle="--", linewidth=1, label="oracle")
+        low, high = per_state_ax.get_xlim()
+        per_state_ax.plot(
+            [0, high], [0, high], color="grey", linewidth=0.8, linestyle="--", label="per-state = marginal"
+        )
+        per_state_ax.set_xlim(low, high)
+        per_state_ax.set_ylim(bottom=0)
+        reward_ax.set_ylabel("final expected reward")
+        per_state_ax.set_ylabel("final mean per-state entropy H(pi(.|s)) [nats]")
+        reward_ax.set_title(f"{base.upper()}: reward against diversity across users", fontsize=10)
+        per_state_ax.set_title(f"{base.upper()}: how random each user's recommendation is", fontsize=10)
+        reward_ax.legend(fontsize=7, loc="lower left", title="regularizer (point labels: ent_coef)", title_fontsize=7)
+        per_state_ax.legend(fontsize=7, loc="upper left", handles=per_state_ax.get_legend_handles_labels()[0][-3:])
+    for ax in axes[-1]:
+        ax.set_xlabel(f"final marginal entropy H(p) [nats] (dotted: log K = {math.log(n_actions):.2f})")
+    random_text = f"random policy {baselines['random']:.3f}, " if "random" in baselines else ""
+    oracle_text = f"oracle {baselines['oracle']:.3f}" if "oracle" in baselines else ""
+    figure.suptitle(
+        f"{experiment.name} ({experiment.task}): the diversity-reward frontier\nmean and 95 % t-interval over "
+        f"{seeds} seed(s); reward of the {random_text}{oracle_text} on the same evaluation set",
+        fontsize=11,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _half_widths(interval) -> list[list[float]] | None:
+    if math.isnan(interval.low):
+        return None
+    return [[interval.estimate - interval.low], [interval.high - interval.estimate]]

@@ -1,0 +1,34 @@
+"""A study's results: ``results.csv`` and the final values of each agent over its seeds."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.study.runner import ExperimentResult
+
+__all__ = ["RESULT_COLUMNS", "final_values", "finished_seeds", "write_results_csv"]
+
+AGENT_COLUMNS = ("experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed")
+RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS)
+
+
+def finished_seeds(result: ExperimentResult, agent: str) -> list[int]:
+    return sorted(seed for (name, seed) in result.histories if name == agent)
+
+
+def final_values(result: ExperimentResult, agent: str, key: str) -> np.ndarray:
+    """``key`` at the last evaluation of every finished run of ``agent``, in seed order."""
+    return np.array([result.histories[(agent, seed)][-1][key] for seed in finished_seeds(result, agent)])
+
+
+def write_results_csv(result: ExperimentResult, path: Path) -> Path:
+    """One row per agent, seed and evaluation, with every metric (p(a) itself is in the runs' JSON)."""
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(result.rows)
+    return path

@@ -1,0 +1,223 @@
+"""Running a study: every agent of an experiment with every seed, in worker processes or as Ray tasks."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import personalization_gym
+from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.training import RunSpec, one_torch_thread, train
+
+__all__ = ["ExperimentResult", "evaluation_baselines", "run_experiment"]
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)  # random policy and oracle on the evaluation set
+    missing_data: str | None = None
+    failures: dict[tuple[str, int], str] = field(default_factory=dict)
+    seconds: float = 0.0
+    quick: bool = False
+
+
+def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
+    """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set."""
+    expected = np.asarray(expected, dtype=np.float64)
+    return {"random": float(expected.mean()), "oracle": float(expected.max(axis=1).mean())}
+
+
+def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
+    """One run, its failure caught: a bad hyperparameter or a crash in one run must not stop the others."""
+    start = time.perf_counter()
+    try:
+        with one_torch_thread():  # in a worker process or, with workers=1, in the caller's (restored after)
+            _, callback = train(spec)
+    except Exception as error:  # reported with the run; the study goes on
+        return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
+    history = [{**row, "p": row["p"].tolist()} for row in callback.history]
+    return {"history": history, "seconds": time.perf_counter() - start}
+
+
+def _ignore_sigint() -> None:
+    # Workers leave Ctrl-C to the main process, which then terminates them all at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_experiment(
+    experiment: Experiment,
+    seeds: int,
+    out_dir: Path,
+    quick: bool = False,
+    steps: int | None = None,
+    data_dir: str | None = None,
+    download: bool = True,
+    literal: bool = False,
+    report: Callable[[str], None] = print,
+    workers: int = 1,
+    resume: bool = False,
+    ray_address: str | None = None,
+) -> ExperimentResult:
+    """Train every agent of ``experiment`` with seeds 0..seeds-1, in ``workers`` processes.
+
+    TensorBoard logs go to ``out_dir/<name>/tb``; each finished run's history to ``out_dir/<name>/runs/`` as JSON,
+    which ``resume`` reuses instead of training again. A run that fails is recorded in ``result.failures``.
+    With ``ray_address`` (an address, or ``"auto"``) the runs are Ray tasks on that cluster instead (an already
+    initialized Ray is used as it is); the results are the same as local runs'.
+    """
+    result = ExperimentResult(experiment, quick=quick)
+    settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
+    if quick:
+        settings |= experiment.quick
+    if steps is not None:
+        settings["steps"] = steps
+    data = personalization_gym.data_kwargs(experiment.task, data_dir, download=None if download else False)
+    env_kwargs = dict(experiment.task_kwargs) | data
+    if settings["n_eval"] is not None:
+        env_kwargs["n_eval"] = settings["n_eval"]
+    try:  # find (or download) the data once, here, rather than in every run
+        env = gym.make(experiment.task, **env_kwargs)
+    except personalization_gym.DataNotFoundError as error:
+        result.missing_data = str(error)
+        report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
+        return result
+    result.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    env.close()
+
+    runs_dir = out_dir / experiment.name / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    specs = {
+        (name, seed): RunSpec(
+            env_id=experiment.task,
+            algo=agent.algo,
+            seed=seed,
+            timesteps=settings["steps"],
+            net_arch=experiment.net_arch,
+            hyperparameters=agent.hyperparameters,
+            env_kwargs=env_kwargs,
+            eval_freq=settings["eval_freq"],
+            tensorboard_log=str(out_dir / experiment.name / "tb"),
+            run_name=f"{name}_seed{seed}",
+            batched=not literal,
+            regularizer=agent.regularizer,
+            per_state_weight=agent.per_state_weight,
+        )
+        for name, agent in experiment.agents.items()
+        for seed in range(seeds)
+    }
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    if resume:  # a finished run counts only if it ran with the same settings
+        for key, spec in specs.items():
+            path = runs_dir / f"{key[0]}_seed{key[1]}.json"
+            if path.is_file():
+                saved = json.loads(path.read_text())
+                if saved.get("settings") == _settings_of(spec):
+                    outcomes[key] = {**saved, "resumed": True}
+                else:
+                    report(f"{experiment.name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
+    todo = [key for key in specs if key not in outcomes]
+    start = time.perf_counter()
+    reported = 0
+
+    def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
+        nonlocal reported
+        outcomes[key] = outcome
+        if "history" in outcome and not outcome.get("resumed"):
+            saved = {**outcome, "settings": _settings_of(specs[key])}
+            (runs_dir / f"{key[0]}_seed{key[1]}.json").write_text(json.dumps(saved))
+        reported += 1
+        name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
+        if "error" in outcome:
+            report(f"{name}: FAILED: {outcome['error']}")
+        else:
+            last = outcome["history"][-1]
+            how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
+            report(
+                f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} "
+                f"nats, {last['actions/effective_number']:.1f} effective actions ({how})"
+            )
+
+    for key in [key for key in specs if key in outcomes]:
+        finish(key, outcomes[key])
+    if ray_address is not None:
+        _run_on_ray(ray_address, [(key, specs[key]) for key in todo], finish)
+    elif workers <= 1 or len(todo) <= 1:
+        for key in todo:
+            finish(key, _run_in_worker(specs[key]))
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), initializer=_ignore_sigint)
+        try:
+            keyed = pool.imap_unordered(_keyed_run, [(key, specs[key]) for key in todo])
+            for key, outcome in keyed:
+                finish(key, outcome)
+            pool.close()
+        except BaseException:  # Ctrl-C included: stop every worker now, keep the runs already written
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+
+    for key in specs:  # rows in a stable order, whatever order the runs finished in
+        outcome = outcomes[key]
+        if "error" in outcome:
+            result.failures[key] = outcome["error"]
+            continue
+        history = [{**row, "p": np.asarray(row["p"])} for row in outcome["history"]]
+        result.histories[key] = history
+        agent = experiment.agents[key[0]]
+        described = {
+            "experiment": experiment.name, "agent": key[0], "algo": agent.algo, "regularizer": agent.regularizer or "",
+            "per_state_weight": agent.per_state_weight, "ent_coef": agent.coefficient, "seed": key[1],
+        }  # fmt: skip
+        for row in history:
+            result.rows.append(described | row)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _settings_of(spec: RunSpec) -> dict[str, Any]:
+    """What a run's results depend on, as saved with it (JSON-comparable), for --resume."""
+    return json.loads(json.dumps({
+        "env_id": spec.env_id, "algo": spec.algo, "seed": spec.seed, "timesteps": spec.timesteps,
+        "net_arch": spec.net_arch, "hyperparameters": spec.hyperparameters, "batched": spec.batched,
+        "eval_freq": spec.eval_freq, "temperature": spec.temperature,
+        **({"regularizer": spec.regularizer, "per_state_weight": spec.per_state_weight} if spec.regularizer else {}),
+        "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k not in ("data_dir", "download")},
+    }, default=str))  # fmt: skip
+
+
+def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:
+    key, spec = item
+    return key, _run_in_worker(spec)
+
+
+def _run_on_ray(address: str, items: list, finish: Callable[[tuple[str, int], dict[str, Any]], None]) -> None:
+    """Each run a Ray task of one CPU; outcomes handed to ``finish`` as they arrive."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ImportError('running on Ray needs the ray extra: pip install -e ".[ray]"') from error
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    remote_run = ray.remote(num_cpus=1)(_keyed_run)
+    pending = [remote_run.remote(item) for item in items]
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            finish(*ray.get(ready[0]))
+    except BaseException:  # Ctrl-C included: cancel what has not finished
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
