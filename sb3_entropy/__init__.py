@@ -8,10 +8,30 @@ how diverse its recommendations are::
 
     model = PPO("MlpPolicy", env, tensorboard_log="runs")
     model.learn(20_000, callback=EntropyCallback(eval_env=env))
+
+and treat a collapse with a diversity regulariser in place of SB3's per-state entropy term::
+
+    from sb3_entropy import MarginalEntropyPolicy
+
+    model = PPO(MarginalEntropyPolicy, env, ent_coef=0.3)  # ent_coef now weighs H(p), the entropy across users
 """
 
 from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, EntropyCallback
 from sb3_entropy.metrics import all_metrics, entropy, marginal
+from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyMultiInputPolicy, MarginalEntropyPolicy
 from sb3_entropy.probs import action_probs, q_values
+from sb3_entropy.regularizers import REGULARIZERS
 
-__all__ = ["CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "action_probs", "all_metrics", "entropy", "marginal", "q_values"]
+__all__ = [
+    "CUSTOM_SCALARS_LAYOUT",
+    "REGULARIZERS",
+    "EntropyCallback",
+    "MarginalEntropyCnnPolicy",
+    "MarginalEntropyMultiInputPolicy",
+    "MarginalEntropyPolicy",
+    "action_probs",
+    "all_metrics",
+    "entropy",
+    "marginal",
+    "q_values",
+]

@@ -3,14 +3,19 @@
     python scripts/reproduce.py music mnist --seeds 3 --out results
     python scripts/reproduce.py behavior ads --quick          # small and fast, needs no data
     python scripts/reproduce.py all --quick --skip-missing    # every experiment whose data is at hand
+    python scripts/reproduce.py frontier_music                # regularised A2C/PPO over a grid, DQN as reference
 
-Experiments are YAML files (sb3_entropy/experiments/: sample, mnist, cifar10, music, ads, behavior, or a path
-to your own). Writes, for each experiment, DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation
-with every metric), DIR/EXPERIMENT/tb/ (TensorBoard logs of every run), reward.png and entropy.png (mean and
-95 % bootstrap band over seeds) and distribution_<agent>.png (the paper's sorted stacked action bars); and
+Experiments are YAML files (sb3_entropy/experiments/: sample, mnist, cifar10, music, ads, behavior,
+frontier_music, frontier_behavior, or a path to your own). Writes, for each experiment,
+DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation with every metric), DIR/EXPERIMENT/tb/
+(TensorBoard logs of every run), reward.png and entropy.png (mean and 95 % bootstrap band over seeds) and
+distribution_<agent>.png (the paper's sorted stacked action bars); and
 DIR/report.md (final reward and marginal entropy per agent with 95 % CIs, the paper's values, and whether the
-entropy gap between policy-optimization agents and DQN is reproduced). Experiments whose data is missing are
-reported as such, and make the exit status non-zero unless --skip-missing.
+entropy gap between policy-optimization agents and DQN is reproduced). An experiment with a frontier section
+(frontier_music, frontier_behavior) also writes frontier.png and frontier.csv, and its report section gives
+every agent's final reward, marginal and per-state entropy with Student-t intervals, and the smallest
+coefficient at which each regularised agent reaches the reference's marginal entropy. Experiments whose data
+is missing are reported as such, and make the exit status non-zero unless --skip-missing.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from stable_baselines3 import A2C
 
 from personalization_gym import DATA_ENV_VAR
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
-from sb3_entropy.study import available_experiments, bootstrap_ci, load_experiment, run_experiment
+from sb3_entropy.study import Agent, available_experiments, bootstrap_ci, load_experiment, run_experiment
 from sb3_entropy.training import RunSpec, parse_hp, train
 
 TINY_EXPERIMENT = """
@@ -81,7 +81,14 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     folder = tmp_path / "out" / "tiny"
     with open(folder / "results.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert list(rows[0]) == ["experiment", "agent", "seed", "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS]
+    assert list(rows[0]) == [
+        "experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed", "timesteps",
+        *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS,
+    ]  # fmt: skip
+    assert {(row["algo"], row["regularizer"], row["ent_coef"]) for row in rows} == {
+        ("a2c", "", "0.0"),
+        ("dqn", "", "0.0"),
+    }
     runs = {(row["agent"], row["seed"]) for row in rows}
     assert runs == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}
     assert [int(row["timesteps"]) for row in rows if row["agent"] == "a2c" and row["seed"] == "0"] == [0, 32, 64, 96]
@@ -103,7 +110,9 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
 
 
 def test_packaged_experiments_load_with_the_papers_settings() -> None:
-    assert available_experiments() == ["ads", "behavior", "cifar10", "mnist", "music", "sample"]
+    assert available_experiments() == [
+        "ads", "behavior", "cifar10", "frontier_behavior", "frontier_music", "mnist", "music", "sample"
+    ]  # fmt: skip
     music = load_experiment("music")
     assert (music.task, music.net_arch, music.steps, music.eval_freq) == (
         "Personalization/Music-v0",
@@ -112,13 +121,13 @@ def test_packaged_experiments_load_with_the_papers_settings() -> None:
         100,
     )
     assert music.agents == {
-        "a2c": {"learning_rate": 1e-3},
-        "dqn": {"learning_rate": 1e-3},
-        "ppo": {"learning_rate": 1e-3},
+        "a2c": Agent("a2c", {"learning_rate": 1e-3}),
+        "dqn": Agent("dqn", {"learning_rate": 1e-3}),
+        "ppo": Agent("ppo", {"learning_rate": 1e-3}),
     }
     assert music.paper["dqn"] == {"reward": 0.906, "entropy": 3.389}
     assert load_experiment("sample").agents.keys() == {"a2c", "dqn"}
-    assert load_experiment("cifar10").agents["dqn"] == {"learning_rate": 5e-6}
+    assert load_experiment("cifar10").agents["dqn"] == Agent("dqn", {"learning_rate": 5e-6})
 
 
 def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> None:
@@ -136,7 +145,7 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
-        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'mnist', 'music', 'sample']"),
+        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
         ("train.py", ["Personalization/Behavior-v0", "--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gamma"], "--hp takes key=value, got 'gamma'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gama=0.9"], "unknown hyperparameter(s) ['gama'] for ppo; valid: ["),
@@ -155,7 +164,7 @@ def test_bad_command_lines(script: str, args: list[str], message: str) -> None:
     [
         (TINY_EXPERIMENT.replace("eval_freq:", "eval_frequency:"), "unknown key(s) ['eval_frequency']; valid: ['agents', 'eval_freq',"),
         (TINY_EXPERIMENT.replace("a2c: {learning_rate", "a2c: {learnig_rate"), "unknown hyperparameter(s) ['learnig_rate'] for a2c"),
-        (TINY_EXPERIMENT.replace("  dqn: {", "  dqm: {"), "agents: unknown key(s) ['dqm']; valid: ['a2c', 'ppo', 'dqn', 'qrdqn']"),
+        (TINY_EXPERIMENT.replace("  dqn: {", "  dqm: {"), "agents: unknown agent 'dqm': name an agent after its algorithm (['a2c', 'ppo', 'dqn', 'qrdqn']) or give its algorithm with algo:"),
         (TINY_EXPERIMENT.replace("steps: 96\n", ""), "missing key(s) ['steps']"),
         (TINY_EXPERIMENT.replace("Behavior-v0", "Behaviour-v0"), "unknown task 'Personalization/Behaviour-v0'"),
     ],

@@ -97,8 +97,19 @@ def frontier_figure(
     seeds = len({seed for _, seed in result.histories})
     figure, axes = plt.subplots(len(bases), 2, figsize=(13, 4.6 * len(bases)), squeeze=False, sharex=True)
 
+    floor = _reward_floor(points, reference, baselines)
+    off_scale: dict = {}  # axes -> how many off-scale labels it has, to stack them
+
     def draw(ax, point: FrontierPoint, y: str, **style) -> None:
         value = getattr(point, y)
+        if y == "reward" and value.estimate < floor:  # off the zoomed scale: a mark at the edge with its value
+            off_scale[ax] = off_scale.get(ax, 0) + 1
+            ax.plot(point.marginal.estimate, floor, marker="v", color=style.get("color"), clip_on=False)
+            ax.annotate(
+                f"{value.estimate:.2f} (off scale)", (point.marginal.estimate, floor), textcoords="offset points",
+                xytext=(-6, 8 * off_scale[ax]), fontsize=6, color=style.get("color"), ha="right",
+            )  # fmt: skip
+            return
         ax.errorbar(
             point.marginal.estimate, value.estimate,
             xerr=_half_widths(point.marginal), yerr=_half_widths(value), capsize=2, linewidth=1, **style,
@@ -119,6 +130,8 @@ def frontier_figure(
                     if point.regularizer is None:
                         continue
                     draw(ax, point, y, fmt="o", color=color, markersize=4)
+                    if y == "reward" and point.reward.estimate < floor:
+                        continue
                     ax.annotate(
                         f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),
                         textcoords="offset points", xytext=(3, 3), fontsize=6, color=color,
@@ -136,6 +149,8 @@ def frontier_figure(
             ax.grid(alpha=0.3)
         if "oracle" in baselines:
             reward_ax.axhline(baselines["oracle"], color="grey", linestyle="--", linewidth=1, label="oracle")
+        if math.isfinite(floor):
+            reward_ax.set_ylim(bottom=floor)
         low, high = per_state_ax.get_xlim()
         per_state_ax.plot(
             [0, high], [0, high], color="grey", linewidth=0.8, linestyle="--", label="per-state = marginal"
@@ -160,6 +175,17 @@ def frontier_figure(
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def _reward_floor(points: list[FrontierPoint], reference: FrontierPoint | None, baselines: dict[str, float]) -> float:
+    """The reward axis starts here: three times the reference's distance to the oracle below the reference's
+    reward (rewards far below it are marked at the edge), or at the lowest point if all are above that."""
+    if reference is None or "oracle" not in baselines:
+        return -math.inf
+    gap = max(baselines["oracle"] - reference.reward.estimate, 0.01)
+    lowest = min(min(p.reward.estimate, p.reward.low if not math.isnan(p.reward.low) else math.inf) for p in points)
+    floor = max(reference.reward.estimate - 3 * gap, baselines.get("random", -math.inf))
+    return floor if lowest < floor else -math.inf
 
 
 def _half_widths(interval) -> list[list[float]] | None:

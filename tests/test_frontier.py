@@ -1,0 +1,253 @@
+"""Regularised agent variants in experiment files and train.py, the frontier study's outputs, and the intervals."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+from conftest import run_script
+from scipy import stats
+from stable_baselines3 import PPO
+
+from sb3_entropy.policies import MarginalEntropyPolicy
+from sb3_entropy.study import Agent, load_experiment, mean_interval, run_experiment, welch_interval
+
+VARIANTS_EXPERIMENT = """
+task: Personalization/Behavior-v0
+task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
+net_arch: [16]
+steps: 320
+eval_freq: 160
+agents:
+  ppo: {learning_rate: 1.0e-3}
+  ppo_zero: {algo: ppo, regularizer: marginal, ent_coef: 0.0, learning_rate: 1.0e-3}
+  ppo_marginal: {algo: ppo, regularizer: marginal, ent_coef: 1.0, learning_rate: 1.0e-3}
+  ppo_mix: {algo: ppo, regularizer: l2, per_state_weight: 0.5, ent_coef: 0.3, learning_rate: 1.0e-3}
+"""
+
+
+def test_agent_variants_in_an_experiment_file(tmp_path: Path) -> None:
+    path = tmp_path / "variants.yml"
+    path.write_text(VARIANTS_EXPERIMENT)
+    experiment = load_experiment(str(path))
+    assert experiment.agents["ppo_mix"] == Agent("ppo", {"ent_coef": 0.3, "learning_rate": 1e-3}, "l2", 0.5)
+    assert experiment.agents["ppo"].regularizer is None and experiment.agents["ppo_marginal"].coefficient == 1.0
+    result = run_experiment(experiment, seeds=1, out_dir=tmp_path, report=lambda _: None)
+    assert not result.failures
+    final = {name: result.histories[(name, 0)][-1] for name in experiment.agents}
+    # coefficient 0 through the whole pipeline: the stock agent's run, to the last digit
+    for mine, stock in zip(result.histories[("ppo_zero", 0)], result.histories[("ppo", 0)], strict=True):
+        np.testing.assert_array_equal(mine["p"], stock["p"])
+    assert final["ppo_marginal"]["entropy/marginal"] != final["ppo"]["entropy/marginal"]
+    rows = {row["agent"]: row for row in result.rows}
+    assert (rows["ppo_mix"]["regularizer"], rows["ppo_mix"]["per_state_weight"], rows["ppo_mix"]["ent_coef"]) == (
+        "l2",
+        0.5,
+        0.3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("agents", "message"),
+    [
+        ("  dqn_marginal: {algo: dqn, regularizer: marginal}", "agent dqn_marginal: a regularizer applies to ['a2c', 'ppo'] (actor-critic agents with an entropy term), not dqn"),
+        ("  ppo_x: {algo: ppo, regularizer: entropy}", "agent ppo_x: unknown regularizer 'entropy'; valid: ['per_state', 'marginal', 'l2', 'mutual_info']"),
+        ("  ppo_x: {algo: sac}", "agent ppo_x: unknown algo 'sac'; valid: ['a2c', 'ppo', 'dqn', 'qrdqn']"),
+        ("  ppo_x: {algo: ppo, regularizer: marginal, ent_cof: 0.1}", "agent ppo_x: unknown hyperparameter(s) ['ent_cof'] for ppo"),
+        ("  ppo x: {algo: ppo}", "agent name 'ppo x' must be letters, digits, '_', '-' or '.'"),
+    ],
+)  # fmt: skip
+def test_bad_agent_variants_are_clear_errors(tmp_path: Path, agents: str, message: str) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(VARIANTS_EXPERIMENT.split("agents:")[0] + "agents:\n  ppo: {}\n" + agents + "\n")
+    with pytest.raises(ValueError) as error:
+        load_experiment(str(path))
+    assert message in str(error.value)
+
+
+FRONTIER = "frontier:\n  reference: dqn\n  agents: [ppo]\n  regularizers: {marginal: [0.1, 1.0]}\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("reference: dqn", "reference: qrdqn", "frontier: reference 'qrdqn' is not one of the agents ['ppo', 'dqn']"),
+        ("agents: [ppo]", "agents: [dqn]", "frontier: cannot regularise 'dqn'; valid: unregularised agents ['ppo']"),
+        ("{marginal: [0.1, 1.0]}", "{marginal: [1.0, 0.1]}", "regularizers.marginal must be an increasing list of coefficients > 0"),
+        ("{marginal: [0.1, 1.0]}", "{marginal: [0, 1.0]}", "(0 is the unregularised agent itself), got [0, 1.0]"),
+        ("{marginal: [0.1, 1.0]}", "{entropy: [0.1]}", "frontier: regularizers: unknown key(s) ['entropy']; valid: ['per_state', 'marginal', 'l2', 'mutual_info']"),
+        ("  reference: dqn\n", "", "frontier: missing key(s) ['reference']"),
+    ],
+)  # fmt: skip
+def test_bad_frontier_sections_are_clear_errors(tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = tmp_path / "bad.yml"
+    base = VARIANTS_EXPERIMENT.split("agents:")[0] + "agents:\n  ppo: {}\n  dqn: {}\n"
+    path.write_text(base + FRONTIER.replace(old, new))
+    with pytest.raises(ValueError) as error:
+        load_experiment(str(path))
+    assert message in str(error.value)
+    clash = base + "  ppo_marginal_0.1: {algo: ppo}\n" + FRONTIER
+    path.write_text(clash)
+    with pytest.raises(ValueError, match=r"agents \['ppo_marginal_0.1'\] clash with the names of the frontier"):
+        load_experiment(str(path))
+
+
+def test_packaged_frontiers_have_the_papers_settings() -> None:
+    for name, music_or_behavior in (("frontier_music", "music"), ("frontier_behavior", "behavior")):
+        frontier, paper = load_experiment(name), load_experiment(music_or_behavior)
+        assert (frontier.task, frontier.net_arch, frontier.steps) == (paper.task, paper.net_arch, paper.steps)
+        assert {name: frontier.agents[name] for name in paper.agents} == paper.agents
+        assert frontier.frontier.reference == "dqn" and frontier.frontier.agents == ["a2c", "ppo"]
+        assert set(frontier.frontier.regularizers) == {"per_state", "marginal", "l2", "mutual_info"}
+        variant = frontier.agents["ppo_marginal_0.2"]
+        assert variant == Agent("ppo", {"learning_rate": 1e-3, "ent_coef": 0.2}, "marginal")
+        assert len(frontier.agents) == 3 + 2 * sum(len(c) for c in frontier.frontier.regularizers.values())
+
+
+def test_train_script_trains_a_regularised_variant(tmp_path: Path) -> None:
+    result = run_script(
+        "train.py", "Personalization/Behavior-v0", "--algo", "ppo", "--timesteps", "64", "--net-arch", "16",
+        "--n-eval", "100", "--regularizer", "mutual_info", "--ent-coef", "0.3", "--per-state-weight", "0.25",
+        "--save-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model = PPO.load(tmp_path / "ppo_seed0.zip")
+    assert type(model.policy) is MarginalEntropyPolicy and model.ent_coef == 0.3
+    assert (model.policy.regularizer, model.policy.per_state_weight) == ("mutual_info", 0.25)
+    header = result.stdout.split("64 steps\n")[1].splitlines()[0]
+    assert header.split() == [
+        "agent",
+        "seed",
+        "reward",
+        "marginal",
+        "entropy",
+        "per-state",
+        "entropy",
+        "effective",
+        "actions",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "ppo", "dqn", "--regularizer", "marginal"], "a regularizer applies to ['a2c', 'ppo'] (actor-critic agents with an entropy term), not dqn"),
+        (["--regularizer", "entropy"], "argument --regularizer: invalid choice: 'entropy' (choose from per_state, marginal, l2, mutual_info)"),
+        (["--per-state-weight", "0.5"], "--per-state-weight mixes a per-state term into --regularizer: give one"),
+        (["--regularizer", "per_state", "--per-state-weight", "0.5"], "with regularizer='per_state' scale the term with ent_coef instead"),
+    ],
+)  # fmt: skip
+def test_train_script_rejects_bad_regularizer_options(args: list[str], message: str) -> None:
+    result = run_script("train.py", "Personalization/Behavior-v0", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# The frontier study, quick
+
+
+def student_t_interval_of_two(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval of 2 values: with 1 degree of freedom t is Cauchy, t_0.975 = tan(0.475 pi)."""
+    mean = (values[0] + values[1]) / 2
+    half = math.tan(0.475 * math.pi) * abs(values[0] - values[1]) / 2  # s / sqrt(2) = |a - b| / 2
+    return mean, mean - half, mean + half
+
+
+def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_root: Path, tmp_path: Path) -> None:
+    result = run_script("reproduce.py", "frontier_music", "--quick", "--seeds", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "frontier_music"
+    with open(folder / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    last = max(int(row["timesteps"]) for row in rows)
+    final: dict[str, dict[str, list[float]]] = {}
+    for row in rows:
+        if int(row["timesteps"]) == last:
+            for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state"):
+                final.setdefault(row["agent"], {}).setdefault(key, []).append(float(row[key]))
+    experiment = load_experiment("frontier_music")
+    assert set(final) == set(experiment.agents) and all(len(v["entropy/marginal"]) == 2 for v in final.values())
+
+    with open(folder / "frontier.csv", newline="") as stream:
+        points = {row["agent"]: row for row in csv.DictReader(stream)}
+    assert set(points) == set(experiment.agents)
+    report = (tmp_path / "report.md").read_text()
+    table = {
+        tuple(line.split(" | ")[:3]): line for line in report.splitlines() if line.startswith("| ") and "[" in line
+    }
+    for agent, values in final.items():
+        spec = experiment.agents[agent]
+        row_key = (f"| {spec.algo.upper()}", spec.regularizer or "-", f"{spec.coefficient:g}")
+        cells = []
+        for name, key in (
+            ("reward", "eval/expected_reward"),
+            ("marginal", "entropy/marginal"),
+            ("per_state", "entropy/per_state"),
+        ):
+            mean, low, high = student_t_interval_of_two(np.array(values[key]))
+            written = [float(points[agent][f"{name}_{part}"]) for part in ("mean", "low", "high")]
+            np.testing.assert_allclose(written, [mean, low, high], rtol=1e-9, atol=1e-12)
+            cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+        assert table[row_key] == f"{' | '.join(row_key)} | " + " | ".join(cells) + " |"
+
+    # the reaching table: the first coefficient, per agent and regularizer, whose mean H(p) is DQN's or more
+    reference = np.mean(final["dqn"]["entropy/marginal"])
+    reach_lines = report.split("### Reaching DQN's marginal entropy")[1]
+    for base in ("a2c", "ppo"):
+        for regularizer, coefficients in experiment.frontier.regularizers.items():
+            names = [base] + [f"{base}_{regularizer}_{c:g}" for c in coefficients]
+            first = next((n for n in names if np.mean(final[n]["entropy/marginal"]) >= reference), None)
+            if first == base:
+                assert f"| {base.upper()} | any | 0 (unregularized) |" in reach_lines
+            elif first is None:
+                assert f"| {base.upper()} | {regularizer} | not reached" in reach_lines
+            else:
+                line = next(x for x in reach_lines.splitlines() if x.startswith(f"| {base.upper()} | {regularizer} | "))
+                welch = stats.ttest_ind(
+                    final[first]["eval/expected_reward"], final["dqn"]["eval/expected_reward"], equal_var=False
+                )
+                low, high = welch.confidence_interval(0.95)
+                difference = np.mean(final[first]["eval/expected_reward"]) - np.mean(
+                    final["dqn"]["eval/expected_reward"]
+                )
+                assert line.split(" | ")[2] == f"{experiment.agents[first].coefficient:g}"
+                assert line.split(" | ")[6] == f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+    assert "Quick run: the agents are far from converged, so no verdict is drawn" in report
+    assert "random policy scores" in report and "the oracle (the best action for every user)" in report
+
+    image = matplotlib.image.imread(folder / "frontier.png")
+    assert image.shape[0] > 800 and image.shape[1] > 1000
+    for name in ("reward.png", "entropy.png", "distribution_a2c.png", "distribution_ppo.png", "distribution_dqn.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Intervals
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_intervals_cover_the_truth_95_percent_of_the_time(n: int) -> None:
+    rng = np.random.default_rng(n)
+    trials = 4000
+    samples = rng.normal(loc=1.0, scale=2.0, size=(trials, n))
+    others = rng.normal(loc=0.5, scale=0.5, size=(trials, n))
+    mean_hits = sum(interval.low <= 1.0 <= interval.high for interval in map(mean_interval, samples))
+    welch_hits = sum(
+        interval.low <= 0.5 <= interval.high
+        for interval in (welch_interval(a, b) for a, b in zip(samples, others, strict=True))
+    )
+    assert abs(mean_hits / trials - 0.95) < 0.015, mean_hits / trials
+    assert abs(welch_hits / trials - 0.95) < 0.015, welch_hits / trials
+
+
+def test_intervals_of_one_seed_and_of_constant_values() -> None:
+    single = mean_interval(np.array([0.7]))
+    assert single.estimate == 0.7 and math.isnan(single.low) and str(single) == "0.700"
+    constant = welch_interval(np.array([2.0, 2.0, 2.0]), np.array([1.5, 1.5, 1.5]))
+    assert (constant.estimate, constant.low, constant.high) == (0.5, 0.5, 0.5)
+    assert welch_interval(np.array([1.0, 2.0, 4.0]), np.array([0.0, 1.0])).signed.startswith("+1.833 [")
