@@ -217,7 +217,7 @@ def test_maskable_ppo_trains_and_respects_the_masks() -> None:
     model.learn(320)
     taken = model.rollout_buffer.actions.ravel().astype(int)
     assert len(taken) == 64 and not np.isin(taken, [1, 4]).any()
-    obs = env.unwrapped.eval_set().obs[:32]
+    obs = np.array(env.unwrapped.eval_set().obs[:32])  # a writable copy for torch
     masks = np.tile(mask(env), (32, 1))
     with torch.no_grad():
         _, _, bonus = model.policy.evaluate_actions(torch.as_tensor(obs), torch.zeros(32), action_masks=masks)
@@ -253,7 +253,7 @@ def test_cnn_policy_trains_on_images(data_root: Path) -> None:
     )  # fmt: skip
     model.learn(320)
     assert model.num_timesteps == 320
-    obs = env.env_method("eval_set", indices=[0])[0].obs[:32]
+    obs = np.array(env.env_method("eval_set", indices=[0])[0].obs[:32])  # a writable copy for torch
     with torch.no_grad():
         _, _, bonus = model.policy.evaluate_actions(torch.as_tensor(obs), torch.zeros(32))
     np.testing.assert_allclose(bonus.numpy(), numpy_bonus("marginal", action_probs(model, obs)), rtol=1e-5)

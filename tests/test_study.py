@@ -48,10 +48,11 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     table = result.stdout.split("Personalization/Behavior-v0, 64 steps")[1].splitlines()[2:]
     assert [line.split()[:2] for line in table] == [["a2c", "0"], ["a2c", "1"], ["dqn", "0"], ["dqn", "1"]]
     for line in table:
-        reward, entropy, effective = map(float, line.split()[2:])
+        reward, entropy, per_state, effective = map(float, line.split()[2:])
         assert (
             -1 <= reward <= 1 and 0 < entropy <= np.log(100) and effective == pytest.approx(np.exp(entropy), rel=1e-3)
         )
+        assert 0 <= per_state <= entropy + 1e-4  # the mean per-state entropy never exceeds the marginal's (concavity)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
         "a2c_seed0.zip", "a2c_seed1.zip", "dqn_seed0.zip", "dqn_seed1.zip"
     ]  # fmt: skip

@@ -143,6 +143,11 @@ def _frontier(where: str, data: Any, agents: dict[str, Agent]) -> Frontier:
         if name not in agents or agents[name].algo not in REGULARIZABLE or agents[name].regularizer is not None:
             valid = [n for n, a in agents.items() if a.algo in REGULARIZABLE and a.regularizer is None]
             raise ValueError(f"{where}: cannot regularise {name!r}; valid: unregularised agents {valid}")
+        if agents[name].coefficient != 0:
+            raise ValueError(
+                f"{where}: agent {name} sets ent_coef={agents[name].coefficient:g}, but it is the frontier's point "
+                "at coefficient 0: leave ent_coef out (the grid sets it for each variant)"
+            )
     _check_keys(f"{where}: regularizers", grid, tuple(REGULARIZERS))
     for regularizer, coefficients in grid.items():
         if (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_entropy.study.frontier import FrontierPoint, Reach, frontier_points, reaching
+from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import final_values
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import Interval, bootstrap_ci
@@ -110,14 +110,6 @@ def _baselines_sentence(result: ExperimentResult) -> str:
         f"On the same evaluation set a uniformly random policy scores {result.baselines['random']:.3f} and the "
         f"oracle (the best action for every user) {result.baselines['oracle']:.3f}."
     )
-
-
-def _label(point: FrontierPoint | None, name: str = "") -> str:
-    if point is None:
-        return name.upper()
-    if point.regularizer is None:
-        return point.agent.upper()
-    return f"{point.base.upper()} + {point.regularizer} {point.coefficient:g}"
 
 
 def _compared(difference: Interval, seeds: str, higher: str, lower: str) -> str:
