@@ -100,7 +100,8 @@ def frontier_figure(
     floor = _reward_floor(points, reference, baselines)
     off_scale: dict = {}  # axes -> how many off-scale labels it has, to stack them
 
-    def draw(ax, point: FrontierPoint, y: str, **style) -> None:
+    def draw(ax, point: FrontierPoint, y: str, **style) -> bool:
+        """Draw a point with its intervals; False when it is off the zoomed reward scale (marked at the edge)."""
         value = getattr(point, y)
         if y == "reward" and value.estimate < floor:  # off the zoomed scale: a mark at the edge with its value
             off_scale[ax] = off_scale.get(ax, 0) + 1
@@ -109,11 +110,12 @@ def frontier_figure(
                 f"{value.estimate:.2f} (off scale)", (point.marginal.estimate, floor), textcoords="offset points",
                 xytext=(-6, 8 * off_scale[ax]), fontsize=6, color=style.get("color"), ha="right",
             )  # fmt: skip
-            return
+            return False
         ax.errorbar(
             point.marginal.estimate, value.estimate,
             xerr=_half_widths(point.marginal), yerr=_half_widths(value), capsize=2, linewidth=1, **style,
         )  # fmt: skip
+        return True
 
     for row, base in enumerate(bases):
         reward_ax, per_state_ax = axes[row]
@@ -129,8 +131,7 @@ def frontier_figure(
                 for point in curve:
                     if point.regularizer is None:
                         continue
-                    draw(ax, point, y, fmt="o", color=color, markersize=4)
-                    if y == "reward" and point.reward.estimate < floor:
+                    if not draw(ax, point, y, fmt="o", color=color, markersize=4):
                         continue
                     ax.annotate(
                         f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),

@@ -26,9 +26,7 @@ def report_section(result: ExperimentResult) -> str:
     if experiment.frontier is not None:
         return frontier_section(result)
     rng = np.random.default_rng(0)
-    seeds = len({seed for _, seed in result.histories})
-    steps = result.rows[-1]["timesteps"] if result.rows else 0
-    n_actions = len(result.rows[-1]["p"]) if result.rows else 0
+    seeds, steps, n_actions = _scale(result)
     lines = [
         title,
         f"{seeds} seed(s), {steps:,} steps, marginal entropy in nats of at most log K = {math.log(n_actions):.3f}; "
@@ -103,6 +101,14 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
     return path
 
 
+def _scale(result: ExperimentResult) -> tuple[int, int, int]:
+    """Seeds, steps at the last evaluation, and number of actions K of an experiment's runs."""
+    seeds = len({seed for _, seed in result.histories})
+    if not result.rows:
+        return seeds, 0, 0
+    return seeds, result.rows[-1]["timesteps"], len(result.rows[-1]["p"])
+
+
 def _baselines_sentence(result: ExperimentResult) -> str:
     if not result.baselines:
         return ""
@@ -128,10 +134,8 @@ def frontier_section(result: ExperimentResult) -> str:
     experiment = result.experiment
     frontier = experiment.frontier
     points = frontier_points(result)
-    seeds = len({seed for _, seed in result.histories})
+    seeds, steps, n_actions = _scale(result)
     seed_words = f"{seeds} seed{'s' if seeds != 1 else ''}"
-    steps = result.rows[-1]["timesteps"] if result.rows else 0
-    n_actions = len(result.rows[-1]["p"]) if result.rows else 0
     reference = frontier.reference.upper()
     lines = [
         f"## {experiment.name} ({experiment.task}): the diversity-reward frontier\n",
