@@ -1,4 +1,4 @@
-"""Finding, checking and downloading the data files that some tasks need.
+"""Finding and checking the data files that some tasks need.
 
 A *data root* holds one folder per dataset (``spotify/``, ``MNIST/``, ...), the way torchvision's ``root``
 does. A task looks for its dataset folder in these roots, in order:
@@ -6,36 +6,31 @@ does. A task looks for its dataset folder in these roots, in order:
 1. the ``data_dir`` argument of the task,
 2. the environment variable ``PERSONALIZATION_GYM_DATA``,
 3. the user cache directory (``$XDG_CACHE_HOME/personalization_gym``, by default
-   ``~/.cache/personalization_gym``),
+   ``~/.cache/personalization_gym``).
 
-and, when none has it and downloading is allowed, downloads the pinned files into the cache. Every file is
-checked against its sha256 wherever it was found.
+When none has it, Music-v0 uses the copy shipped in the package and the image tasks download into the cache
+(``personalization_gym.image_data``). Every file is checked against its pinned digest wherever it was found.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "DATA_ENV_VAR",
     "DataIntegrityError",
     "DataNotFoundError",
-    "RemoteDataset",
     "data_roots",
-    "resolve_dataset",
+    "find_dataset_folder",
     "user_cache_dir",
+    "verify_files",
 ]
 
 DATA_ENV_VAR = "PERSONALIZATION_GYM_DATA"
-DOWNLOAD_TIMEOUT_S = 30.0
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -44,21 +39,6 @@ class DataNotFoundError(FileNotFoundError):
 
 class DataIntegrityError(OSError):
     """A data file is missing from its dataset folder or its sha256 does not match."""
-
-
-@dataclass(frozen=True)
-class RemoteDataset:
-    """A dataset folder of pinned files.
-
-    Attributes:
-        name: the folder's name under a data root.
-        base_url: where ``<base_url>/<relative path>`` downloads each file.
-        sha256: relative path (with ``/``) -> expected sha256 hex digest, for every file of the dataset.
-    """
-
-    name: str
-    base_url: str
-    sha256: Mapping[str, str]
 
 
 def user_cache_dir() -> Path:
@@ -107,70 +87,6 @@ def verify_files(folder: Path, digests: Mapping[str, str], name: str, algorithm:
                 f"checksum mismatch for {path}: {algorithm} {actual}, expected {expected}. The file is corrupted "
                 f"or not the pinned version; replace it, or delete {folder} to download the dataset again."
             )
-
-
-def _download_dataset(dataset: RemoteDataset, base_url: str, destination: Path) -> None:
-    """Download every file into a temporary folder, check it, then move the folder into place at once."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dataset.name}-", dir=destination.parent))
-    try:
-        for relative_path, expected in dataset.sha256.items():
-            url = f"{base_url.rstrip('/')}/{urllib.parse.quote(relative_path)}"
-            try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-                    content = response.read()
-            except OSError as error:  # URLError, HTTPError and timeouts are OSErrors
-                raise DataNotFoundError(f"could not download {url}: {error}") from error
-            actual = hashlib.sha256(content).hexdigest()
-            if actual != expected:
-                raise DataIntegrityError(
-                    f"checksum mismatch for downloaded file {relative_path} from {url}: "
-                    f"sha256 {actual}, expected {expected}"
-                )
-            target = staging / relative_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        try:
-            os.replace(staging, destination)
-        except OSError:
-            # Another process (e.g. a parallel training run) finished the same download first: use its copy.
-            if not destination.is_dir():
-                raise
-            verify_files(destination, dataset.sha256, dataset.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def resolve_dataset(
-    dataset: RemoteDataset,
-    data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    base_url: str | None = None,
-) -> Path:
-    """Return the folder holding ``dataset``'s checked files, downloading them into the cache if needed.
-
-    The first data root that has a ``dataset.name`` folder is used; its files must all be there with the
-    pinned checksums, otherwise DataIntegrityError names the file at fault. With no such folder anywhere,
-    the files are downloaded from ``base_url`` (default ``dataset.base_url``) into the user cache when
-    ``download`` is true; otherwise, or when the download fails, DataNotFoundError says where it looked
-    and how to provide the data.
-    """
-    validate_download_arguments(download, base_url)
-    base_url = dataset.base_url if base_url is None else base_url
-    folder = find_dataset_folder(dataset.name, data_dir, marker=next(iter(dataset.sha256)))
-    if folder is not None:
-        verify_files(folder, dataset.sha256, dataset.name)
-        return folder
-    if not download:
-        raise data_not_found(dataset.name, dataset.name, data_dir, base_url, "download=False")
-    destination = user_cache_dir() / dataset.name
-    try:
-        _download_dataset(dataset, base_url, destination)
-    except DataNotFoundError as error:
-        raise data_not_found(
-            dataset.name, dataset.name, data_dir, base_url, f"the download failed ({error})"
-        ) from error
-    return destination
 
 
 def validate_download_arguments(download: object, url: object) -> None:

@@ -365,8 +365,9 @@ def test_gymnasium_and_sb3_checkers_pass(env_id: str, data_root) -> None:
 
 def test_data_kwargs_go_only_to_tasks_that_take_them() -> None:
     data_kwargs = personalization_gym.data_kwargs
-    assert data_kwargs("Personalization/Music-v0", "/data", download=False) == {"data_dir": "/data", "download": False}
-    assert data_kwargs("Personalization/Music-v0") == {}
+    assert data_kwargs("Personalization/MNIST-v0", "/data", download=False) == {"data_dir": "/data", "download": False}
+    assert data_kwargs("Personalization/MNIST-v0") == {}
+    assert data_kwargs("Personalization/Music-v0", "/data", download=False) == {"data_dir": "/data"}
     assert data_kwargs("Personalization/Behavior-v0", "/data", download=False) == {}
     with pytest.raises(gym.error.NameNotFound):
         data_kwargs("Personalization/Nope-v0")

@@ -9,16 +9,16 @@ import re
 import shutil
 import subprocess
 import sys
-import time
+import zipfile
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT
 
-from personalization_gym import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError, MusicEnv
-from personalization_gym.data import _download_dataset
-from personalization_gym.envs.music import SPOTIFY
+from personalization_gym import DATA_ENV_VAR, DataIntegrityError, MusicEnv
+from personalization_gym.envs.music import PACKAGED_SPOTIFY, SPOTIFY_SHA256
 
 # --------------------------------------------------------------------------------------------------
 # Independent computation: plain csv + math.fsum, written from the reference code's description.
@@ -149,8 +149,7 @@ def test_liked_fraction_and_threshold_arguments(data_root: Path, reference) -> N
         ({"reward_threshold": -0.1}, r"reward_threshold must be a number >= 0, got -0.1"),
         ({"reward_threshold": "0.1"}, r"reward_threshold must be a number >= 0, got '0.1'"),
         ({"n_eval": 0}, r"n_eval must be an integer >= 1"),
-        ({"download": "yes"}, r"download must be True or False, got 'yes'"),
-        ({"download_url": "ftp://example.org/x"}, r"http:// or https:// URL, got 'ftp://example.org/x'"),
+        ({"download": True}, r"unexpected keyword argument 'download'"),
     ],
 )
 def test_bad_arguments_raise(data_root: Path, kwargs, message) -> None:
@@ -182,7 +181,22 @@ def copy_spotify(spotify_dir: Path, root: Path) -> Path:
     return root / "spotify"
 
 
-def test_lookup_order_data_dir_then_env_var_then_cache(
+def test_packaged_copy_is_the_reference_data_and_needs_no_data_location(
+    spotify_dir: Path, monkeypatch: pytest.MonkeyPatch, reference
+) -> None:
+    monkeypatch.delenv(DATA_ENV_VAR)  # and the user cache is empty: only the package has the data
+    env = MusicEnv()
+    assert env.data_folder == PACKAGED_SPOTIFY
+    for name in SPOTIFY_SHA256:
+        assert (PACKAGED_SPOTIFY / name).read_bytes() == (spotify_dir / name).read_bytes(), name
+    shipped = sorted(str(p.relative_to(PACKAGED_SPOTIFY)) for p in PACKAGED_SPOTIFY.rglob("*") if p.is_file())
+    assert shipped == sorted([*SPOTIFY_SHA256, "LICENSE", "SOURCE.md"])
+    assert "MIT License" in (PACKAGED_SPOTIFY / "LICENSE").read_text()
+    assert "194f56b3b35dcbed96c7c89b91d721e69689a9d2" in (PACKAGED_SPOTIFY / "SOURCE.md").read_text()
+    np.testing.assert_allclose(env.reward_matrix, reference[1], rtol=0, atol=1e-14)
+
+
+def test_lookup_order_data_dir_then_env_var_then_cache_then_package(
     spotify_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path
 ) -> None:
     argument_root, env_root = tmp_path / "argument", tmp_path / "env"
@@ -196,20 +210,49 @@ def test_lookup_order_data_dir_then_env_var_then_cache(
     assert MusicEnv(data_dir=tmp_path / "elsewhere").data_folder == env_root / "spotify"
     monkeypatch.delenv(DATA_ENV_VAR)
     assert MusicEnv().data_folder == cache_root / "spotify"
+    shutil.rmtree(cache_root / "spotify")
+    assert MusicEnv(data_dir=tmp_path / "elsewhere").data_folder == PACKAGED_SPOTIFY
     assert gym.make("Personalization/Music-v0", data_dir=str(argument_root)).unwrapped.data_folder == (
         argument_root / "spotify"
     )
 
 
-def test_missing_data_without_download_names_every_way_to_provide_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
-    with pytest.raises(DataNotFoundError) as error:
-        MusicEnv(data_dir=tmp_path, download=False)
-    message = str(error.value)
-    for needle in ("data_dir", DATA_ENV_VAR, "download", str(tmp_path / "spotify"), "download=False"):
-        assert needle in message
+def test_the_wheel_ships_the_data_and_an_installed_copy_runs_offline(tmp_path: Path) -> None:
+    # Build the wheel users install from a copy of the sources (no build isolation: nothing is fetched; the copy
+    # keeps build/ out of the checkout), install it into a folder of its own, and make Music-v0 there with no
+    # data location at all.
+    source = tmp_path / "source"
+    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "results", "runs"))
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+         str(source)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("personalization_gym-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for name in [*SPOTIFY_SHA256, "LICENSE", "SOURCE.md"]:
+        assert f"personalization_gym/assets/spotify/{name}" in names, name
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(target), str(wheel)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    code = (
+        "import gymnasium as gym, personalization_gym; env = gym.make('Personalization/Music-v0'); "
+        "print(personalization_gym.__file__); print(env.unwrapped.data_folder); print(env.unwrapped.reward_matrix.sum())"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != DATA_ENV_VAR}
+    environment |= {"PYTHONPATH": str(target), "XDG_CACHE_HOME": str(tmp_path / "empty-cache")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    module_file, data_folder, total = run.stdout.split()
+    assert (
+        Path(module_file).is_relative_to(target) and Path(data_folder) == target / "personalization_gym/assets/spotify"
+    )
+    assert float(total) == MusicEnv().reward_matrix.sum()
 
 
 def test_dataset_folder_given_as_data_root_is_a_clear_error(spotify_dir: Path, monkeypatch) -> None:
@@ -240,100 +283,3 @@ def test_missing_local_file_raises_naming_it(spotify_dir: Path, tmp_path: Path) 
     (folder / "data" / "jazz.csv").unlink()
     with pytest.raises(DataIntegrityError, match=r"incomplete: data/jazz.csv is missing"):
         MusicEnv(data_dir=tmp_path)
-
-
-def test_download_from_a_local_server_then_reuse_the_cache(
-    spotify_dir: Path, serve_folder, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path, music
-) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
-    server = serve_folder(spotify_dir)
-    env = MusicEnv(download_url=server.url)
-    cache_folder = isolated_data_locations / "personalization_gym" / "spotify"
-    assert env.data_folder == cache_folder
-    assert sorted(server.requests) == sorted(f"/{name}" for name in SPOTIFY.sha256)
-    for name in SPOTIFY.sha256:
-        assert (cache_folder / name).read_bytes() == (spotify_dir / name).read_bytes()
-    np.testing.assert_array_equal(env.reward_matrix, music.reward_matrix)
-    server.close()
-    # the second time nothing is downloaded: the server is gone and it still works
-    again = MusicEnv(download_url=server.url, download=False)
-    assert again.data_folder == cache_folder
-
-
-def test_corrupted_download_raises_naming_the_file_and_leaves_no_partial_data(
-    spotify_dir: Path, tmp_path: Path, serve_folder, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path
-) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
-    served = copy_spotify(spotify_dir, tmp_path / "served")
-    with open(served / "data" / "metal.csv", "a") as stream:
-        stream.write("\n")
-    server = serve_folder(served)
-    with pytest.raises(DataIntegrityError, match=r"checksum mismatch for downloaded file data/metal.csv"):
-        MusicEnv(download_url=server.url)
-    cache = isolated_data_locations / "personalization_gym"
-    assert not cache.exists() or list(cache.iterdir()) == []
-
-
-def test_file_missing_on_the_server_raises_naming_it(
-    spotify_dir: Path, tmp_path: Path, serve_folder, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path
-) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
-    served = copy_spotify(spotify_dir, tmp_path / "served")
-    (served / "data" / "soul.csv").unlink()
-    server = serve_folder(served)
-    with pytest.raises(DataNotFoundError) as error:
-        MusicEnv(download_url=server.url)
-    message = str(error.value)
-    assert f"could not download {server.url}/data/soul.csv" in message and "404" in message
-    assert "data_dir" in message and DATA_ENV_VAR in message
-    cache = isolated_data_locations / "personalization_gym"
-    assert not cache.exists() or list(cache.iterdir()) == []
-
-
-def test_offline_download_fails_at_construction_naming_the_three_ways(
-    serve_folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
-    server = serve_folder(tmp_path)
-    url = server.url
-    server.close()  # nothing listens on that port any more: the connection is refused
-    start = time.perf_counter()
-    with pytest.raises(DataNotFoundError) as error:
-        MusicEnv(download_url=url)
-    elapsed = time.perf_counter() - start
-    message = str(error.value)
-    assert "download failed" in message and "data_dir" in message and DATA_ENV_VAR in message
-    print(f"offline failure took {elapsed * 1e3:.1f} ms")
-
-
-def test_a_download_finished_first_elsewhere_is_used(spotify_dir: Path, tmp_path: Path, serve_folder) -> None:
-    # Two processes downloading into one cache: the one that loses the final rename uses the winner's copy.
-    server = serve_folder(spotify_dir)
-    destination = tmp_path / "spotify"
-    _download_dataset(SPOTIFY, server.url, destination)
-    _download_dataset(SPOTIFY, server.url, destination)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["spotify"]  # no staging folders left behind
-    with open(destination / "data" / "pop.csv", "a") as stream:
-        stream.write("x")
-    with pytest.raises(DataIntegrityError, match=r"checksum mismatch for .*pop\.csv"):
-        _download_dataset(SPOTIFY, server.url, destination)
-
-
-def test_parallel_constructions_share_one_download(
-    spotify_dir: Path, serve_folder, isolated_data_locations: Path
-) -> None:
-    server = serve_folder(spotify_dir)
-    code = (
-        "import sys; from personalization_gym import MusicEnv; "
-        "print(MusicEnv(download_url=sys.argv[1]).reward_matrix.sum())"
-    )
-    environment = {**os.environ, DATA_ENV_VAR: ""}
-    workers = [
-        subprocess.Popen([sys.executable, "-c", code, server.url], env=environment, stdout=subprocess.PIPE, text=True)
-        for _ in range(4)
-    ]
-    outputs = [worker.communicate(timeout=120)[0].strip() for worker in workers]
-    assert [worker.returncode for worker in workers] == [0] * 4
-    assert len(set(outputs)) == 1
-    cache = isolated_data_locations / "personalization_gym"
-    assert sorted(p.name for p in cache.iterdir()) == ["spotify"]

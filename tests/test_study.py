@@ -133,14 +133,14 @@ def test_packaged_experiments_load_with_the_papers_settings() -> None:
 
 def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> None:
     environment = {DATA_ENV_VAR: "", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    args = ("music", "--quick", "--no-download", "--seeds", "1", "--out", str(tmp_path / "out"))
+    args = ("mnist", "--quick", "--no-download", "--seeds", "1", "--out", str(tmp_path / "out"))
     failed = run_script("reproduce.py", *args, env=environment)
     assert failed.returncode == 1
-    assert "data missing for: music (exit status 1)" in failed.stdout
+    assert "data missing for: mnist (exit status 1)" in failed.stdout
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "## music (Personalization/Music-v0)\n\nNot run: its data is missing." in report
+    assert "## mnist (Personalization/MNIST-v0)\n\nNot run: its data is missing." in report
     skipped = run_script("reproduce.py", *args, "--skip-missing", env=environment)
-    assert skipped.returncode == 0 and "data missing for: music" in skipped.stdout
+    assert skipped.returncode == 0 and "data missing for: mnist" in skipped.stdout
 
 
 @pytest.mark.parametrize(

@@ -12,43 +12,39 @@ import numpy as np
 from gymnasium import spaces
 
 from personalization_gym.core import BanditEnv, Batch
-from personalization_gym.data import RemoteDataset, resolve_dataset
+from personalization_gym.data import find_dataset_folder, verify_files
 
-__all__ = ["SPOTIFY", "MusicEnv"]
+__all__ = ["PACKAGED_SPOTIFY", "SPOTIFY_SHA256", "MusicEnv"]
 
-# The reference implementation's CSVs (github.com/sukiboo/policy_entropy, MIT licence), pinned by commit.
-SPOTIFY = RemoteDataset(
-    name="spotify",
-    base_url=(
-        "https://raw.githubusercontent.com/sukiboo/policy_entropy/"
-        "194f56b3b35dcbed96c7c89b91d721e69689a9d2/environments/spotify"
-    ),
-    sha256={
-        "spotify_genres.csv": "6f5b6663cd6b7de22c879deb7248330acc524c8fbbe873e422c118b555cf9901",
-        "spotify_actions.csv": "eb05b70c00853b6c4900b757884098f1af006cc4989ef8150a50c1ebf8262dcc",
-        "data/acoustic.csv": "17515f108fc1a16ae7492d179bc95e14056ec0f371dd088c57bf42bb67e4fdbf",
-        "data/alternative.csv": "cba68b3f00fcc93127349ccf8b41ff7c00eca4bc4acc91db23d183e6dafbc9de",
-        "data/ambient.csv": "cd67eab72b489c0e3eb7eafd0f6b766c36ef5ba93a38958267cf29400af4d2ce",
-        "data/blues.csv": "bdad1bbab48323c2b62913d31667598781e96f36043d4486d62e6607a7dfa9af",
-        "data/chill.csv": "69d32731ebdfd1860f230f2fcb70ff29e948fd38fac1be2d9113a5dee90d40ae",
-        "data/classical.csv": "0d819afa80cc0a3bfdd85e31cc5a673d7428167e11c45fa4d981212d24cb1b72",
-        "data/country.csv": "568035d77cddeb8cae3988592301d3f8668079e887a1601516f8699156882120",
-        "data/electro.csv": "16d5023d59fe14a9e81e624002c3644a8f3b7c6830febfa5dc7acaf0c3fdc57a",
-        "data/folk.csv": "054ee22530eec51706875669f6df6236df8aa3ad529610ba5f130e2ac10dd6ef",
-        "data/gospel.csv": "20a89f8cd2d13f83217bd79729f590a12b9b41713270995204ddf5d28883f5de",
-        "data/hiphop.csv": "c196ba9d4e5e40ae07803a125569e5fb6579f348b0eae76ceb6fa1dadfc93fe4",
-        "data/instrumental.csv": "b0c186254b89c68c910dba199e2ad0db98b955251d37eb3c964993e9d83c0acf",
-        "data/jazz.csv": "7f2578c898893a23de5c49f8e523085151c8c225b04ff0ef0abf1a1bc3c373b7",
-        "data/kpop.csv": "95491a9ca8427784dcfce4ddb64625c269c13a399f4c2fd1bed0aba7586cca37",
-        "data/metal.csv": "d28338732c322fe82a704189c3fd7158fb2f7706fd2cd399d5114837e938d5d2",
-        "data/pop.csv": "7c1eb9c1c85622bd4512fc75382dbd6b9d39ef96083db5f7e7b09e12f00161d1",
-        "data/punk.csv": "950224beea477f3be9a7327ecd0938386efe946b0a44f883073b43c5a96c6aba",
-        "data/rnb.csv": "8c9e646b7b4b6fbace3160ea3db029373a866b01d46f0fd69ec84fe0761905c0",
-        "data/rock.csv": "e9dfe8e1b990e185396450da31a8886315c36f28eecaa17461c15aad5c86611b",
-        "data/soul.csv": "7b99ca6dc4f875d535ed8c43b6512191843f5ec144e8725dcf1f01714608b429",
-        "data/top50.csv": "84fc4aea0357ed6db77d70588985e9b84917331633d91ff1501431b279683a8f",
-    },
-)
+# The reference implementation's CSVs (github.com/sukiboo/policy_entropy at commit 194f56b, MIT licence) ship
+# inside the package (personalization_gym/assets/spotify/, with LICENSE and SOURCE.md): Music-v0 needs no
+# download. Every file is checked against its sha256 wherever it is read from.
+PACKAGED_SPOTIFY = Path(__file__).resolve().parent.parent / "assets" / "spotify"
+SPOTIFY_SHA256 = {
+    "spotify_genres.csv": "6f5b6663cd6b7de22c879deb7248330acc524c8fbbe873e422c118b555cf9901",
+    "spotify_actions.csv": "eb05b70c00853b6c4900b757884098f1af006cc4989ef8150a50c1ebf8262dcc",
+    "data/acoustic.csv": "17515f108fc1a16ae7492d179bc95e14056ec0f371dd088c57bf42bb67e4fdbf",
+    "data/alternative.csv": "cba68b3f00fcc93127349ccf8b41ff7c00eca4bc4acc91db23d183e6dafbc9de",
+    "data/ambient.csv": "cd67eab72b489c0e3eb7eafd0f6b766c36ef5ba93a38958267cf29400af4d2ce",
+    "data/blues.csv": "bdad1bbab48323c2b62913d31667598781e96f36043d4486d62e6607a7dfa9af",
+    "data/chill.csv": "69d32731ebdfd1860f230f2fcb70ff29e948fd38fac1be2d9113a5dee90d40ae",
+    "data/classical.csv": "0d819afa80cc0a3bfdd85e31cc5a673d7428167e11c45fa4d981212d24cb1b72",
+    "data/country.csv": "568035d77cddeb8cae3988592301d3f8668079e887a1601516f8699156882120",
+    "data/electro.csv": "16d5023d59fe14a9e81e624002c3644a8f3b7c6830febfa5dc7acaf0c3fdc57a",
+    "data/folk.csv": "054ee22530eec51706875669f6df6236df8aa3ad529610ba5f130e2ac10dd6ef",
+    "data/gospel.csv": "20a89f8cd2d13f83217bd79729f590a12b9b41713270995204ddf5d28883f5de",
+    "data/hiphop.csv": "c196ba9d4e5e40ae07803a125569e5fb6579f348b0eae76ceb6fa1dadfc93fe4",
+    "data/instrumental.csv": "b0c186254b89c68c910dba199e2ad0db98b955251d37eb3c964993e9d83c0acf",
+    "data/jazz.csv": "7f2578c898893a23de5c49f8e523085151c8c225b04ff0ef0abf1a1bc3c373b7",
+    "data/kpop.csv": "95491a9ca8427784dcfce4ddb64625c269c13a399f4c2fd1bed0aba7586cca37",
+    "data/metal.csv": "d28338732c322fe82a704189c3fd7158fb2f7706fd2cd399d5114837e938d5d2",
+    "data/pop.csv": "7c1eb9c1c85622bd4512fc75382dbd6b9d39ef96083db5f7e7b09e12f00161d1",
+    "data/punk.csv": "950224beea477f3be9a7327ecd0938386efe946b0a44f883073b43c5a96c6aba",
+    "data/rnb.csv": "8c9e646b7b4b6fbace3160ea3db029373a866b01d46f0fd69ec84fe0761905c0",
+    "data/rock.csv": "e9dfe8e1b990e185396450da31a8886315c36f28eecaa17461c15aad5c86611b",
+    "data/soul.csv": "7b99ca6dc4f875d535ed8c43b6512191843f5ec144e8725dcf1f01714608b429",
+    "data/top50.csv": "84fc4aea0357ed6db77d70588985e9b84917331633d91ff1501431b279683a8f",
+}
 
 FEATURE_NAMES = (
     "acousticness",
@@ -135,14 +131,13 @@ class MusicEnv(BanditEnv):
     import gymnasium as gym
     import personalization_gym
 
-    env = gym.make("Personalization/Music-v0", data_dir=None, download=True)
+    env = gym.make("Personalization/Music-v0")
     ```
 
-    * ``data_dir``: a data root holding a ``spotify/`` folder (torchvision's ``root`` convention). If not
-      given or without that folder, ``$PERSONALIZATION_GYM_DATA`` and then the user cache are searched.
-    * ``download``: download the pinned CSVs into the user cache when found nowhere (default True).
-    * ``download_url``: base URL of the download (default: the reference code's repository at a fixed
-      commit); every file is checked against its sha256 wherever it comes from.
+    * ``data_dir``: a data root holding a ``spotify/`` folder (torchvision's ``root`` convention), to read the
+      CSVs from there instead of the copy shipped in the package. Without it, or when it has no ``spotify/``
+      folder, ``$PERSONALIZATION_GYM_DATA`` and the user cache are searched, then the packaged copy is used
+      (``self.data_folder`` says which). The files must match the pinned sha256 wherever they come from.
     * ``n_eval``: size of the fixed evaluation set (default 10,000).
     * ``task_seed``: seeds the evaluation set (the catalogue itself is fixed data).
     * ``liked_fraction``: the range ``(low, high)`` of ``u`` (default ``(0.05, 0.25)``).
@@ -150,14 +145,13 @@ class MusicEnv(BanditEnv):
 
     ## Version History
 
-    * v0: Initial version, as in the paper's reference code at commit 194f56b.
+    * v0: Initial version, as in the paper's reference code at commit 194f56b. The CSVs now ship with the
+      package: the ``download`` and ``download_url`` arguments are gone (the task and its data are unchanged).
     """
 
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
-        download: bool = True,
-        download_url: str | None = None,
         n_eval: int = 10_000,
         task_seed: int = 0,
         liked_fraction: tuple[float, float] = (0.05, 0.25),
@@ -171,7 +165,8 @@ class MusicEnv(BanditEnv):
             raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold}")
         self.reward_threshold = float(reward_threshold)
 
-        folder = resolve_dataset(SPOTIFY, data_dir=data_dir, download=download, base_url=download_url)
+        folder = find_dataset_folder("spotify", data_dir, marker="spotify_genres.csv") or PACKAGED_SPOTIFY
+        verify_files(folder, SPOTIFY_SHA256, "spotify")
         self.data_folder = folder
 
         genres = sorted(_read_playlist_names(folder / "spotify_genres.csv"))
