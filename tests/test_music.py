@@ -222,7 +222,11 @@ def test_the_wheel_ships_the_data_and_an_installed_copy_runs_offline(tmp_path: P
     # keeps build/ out of the checkout), install it into a folder of its own, and make Music-v0 there with no
     # data location at all.
     source = tmp_path / "source"
-    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "results", "runs"))
+    shutil.copytree(
+        PROJECT_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "results", "runs"),
+    )
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
          str(source)],
