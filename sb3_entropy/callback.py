@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,36 +13,59 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_entropy.figures import DownsampledHistory, distribution_image
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, all_metrics, marginal
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
 
-__all__ = ["CUSTOM_SCALARS_LAYOUT", "EntropyCallback"]
+__all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
 
-# TensorBoard's custom-scalars dashboard: one chart per quantity, every run in it.
-CUSTOM_SCALARS_LAYOUT = {
+# TensorBoard's custom-scalars dashboard: one chart per quantity, every run in it. Each chart lists the exact
+# tags it plots.
+CUSTOM_SCALARS_CHARTS = {
     "Policy entropy": {
-        "marginal entropy H(p) [nats]": ["Multiline", ["entropy/marginal"]],
-        "normalized marginal entropy H(p) / log K": ["Multiline", ["entropy/marginal_normalized"]],
-        "mean per-state entropy": ["Multiline", ["entropy/per_state"]],
-        "effective number of actions exp H(p)": ["Multiline", ["actions/effective_number"]],
+        "marginal entropy H(p) [nats]": ["entropy/marginal"],
+        "normalized marginal entropy H(p) / log K": ["entropy/marginal_normalized"],
+        "mean per-state entropy H(pi(.|s)) [nats]": ["entropy/per_state"],
+        "effective number of actions exp H(p)": ["actions/effective_number"],
     },
     "Reward": {
-        "expected reward": ["Multiline", ["eval/expected_reward"]],
-        "reward, sampled and greedy actions": ["Multiline", ["eval/reward_stochastic", "eval/reward_greedy"]],
-        "regret": ["Multiline", ["eval/regret"]],
+        "expected reward": ["eval/expected_reward"],
+        "reward, sampled and greedy actions": ["eval/reward_stochastic", "eval/reward_greedy"],
+        "regret": ["eval/regret"],
     },
+}
+
+
+def exact_tag_pattern(tag: str) -> str:
+    """A regular expression that matches ``tag`` and nothing else.
+
+    TensorBoard reads every tag of a custom-scalars chart as a regular expression and plots every tag it
+    matches, so ``entropy/marginal`` alone would also plot ``entropy/marginal_normalized``.
+    """
+    return f"^{re.escape(tag)}$"
+
+
+CUSTOM_SCALARS_LAYOUT = {
+    category: {title: ["Multiline", [exact_tag_pattern(tag) for tag in tags]] for title, tags in charts.items()}
+    for category, charts in CUSTOM_SCALARS_CHARTS.items()
 }
 
 
 class EntropyCallback(BaseCallback):
     """Evaluate the policy's action distribution on fixed states every ``eval_freq`` environment steps.
 
-    :param eval_env: one of personalization_gym's tasks (or a Gymnasium wrapper of one, or an SB3 VecEnv of
-        them): its ``eval_set()`` gives the states and their expected rewards, so reward metrics are logged too.
-    :param eval_obs: any ``(n, *obs_shape)`` array of states, for any env: only entropy and action metrics.
+    The evaluation states come from, in order: ``eval_obs``; ``eval_env``; or, when neither is given, the model's
+    training env, if it is one of personalization_gym's tasks (through Monitor, DummyVecEnv / SubprocVecEnv and
+    VecNormalize). When the model trains behind ``VecNormalize``, the states are normalized with its running
+    statistics as they stand at each evaluation, so the policy sees them as it sees training observations.
+
+    :param eval_env: one of personalization_gym's tasks (or a Gymnasium wrapper of one, an SB3 VecEnv of them,
+        or a registered env id such as ``"Personalization/Music-v0"``): its ``eval_set()`` gives the states and
+        their expected rewards, so reward metrics are logged too.
+    :param eval_env_kwargs: arguments for the task when ``eval_env`` is an env id (e.g. ``{"n_eval": 2000}``).
+    :param eval_obs: any ``(n, *obs_shape)`` array of raw states, for any env: only entropy and action metrics.
     :param eval_freq: evaluate every this many environment steps (summed over parallel envs; default 2,000: about
         4 % of PPO's training time with the paper's settings on 10,000 states), at step 0, and
         when training ends. An evaluation that falls due during a rollout runs when the rollout is over and the
@@ -62,6 +86,7 @@ class EntropyCallback(BaseCallback):
         self,
         eval_env: Any = None,
         eval_obs: np.ndarray | None = None,
+        eval_env_kwargs: dict[str, Any] | None = None,
         eval_freq: int = 2000,
         temperature: float = 0.1,
         n_eval: int | None = None,
@@ -75,8 +100,12 @@ class EntropyCallback(BaseCallback):
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose=verbose)
-        if (eval_env is None) == (eval_obs is None):
-            raise ValueError("pass exactly one of eval_env (a personalization_gym task) and eval_obs (an array)")
+        if eval_env is not None and eval_obs is not None:
+            raise ValueError("pass at most one of eval_env (a personalization_gym task) and eval_obs (an array)")
+        if eval_env_kwargs is not None and not isinstance(eval_env, str):
+            raise ValueError("eval_env_kwargs are the arguments of a task given by id: pass eval_env='<env id>' too")
+        if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or n_eval < 1):
+            raise ValueError(f"n_eval must be an integer >= 1, got {n_eval!r}")
         for name, value in (("eval_freq", eval_freq), ("figure_every", figure_every)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name} must be an integer > 0, got {value!r}")
@@ -94,17 +123,14 @@ class EntropyCallback(BaseCallback):
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 
+        self.n_eval = n_eval
+        self.eval_obs: np.ndarray | None = None
+        self.expected: np.ndarray | None = None
         if eval_env is not None:
-            eval_set = self._eval_set_of(eval_env)
-            obs, expected = np.asarray(eval_set.obs), np.asarray(eval_set.expected)
-        else:
-            obs, expected = np.asarray(eval_obs), None
-        if n_eval is not None:
-            if isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or not 1 <= n_eval <= len(obs):
-                raise ValueError(f"n_eval must be an integer in [1, {len(obs)}] (the states available), got {n_eval!r}")
-            subset = np.sort(self._rng.choice(len(obs), size=int(n_eval), replace=False))
-            obs, expected = obs[subset], None if expected is None else expected[subset]
-        self.eval_obs, self.expected = obs, expected
+            eval_set = self._eval_set_of(eval_env, eval_env_kwargs or {})
+            self._use_states(eval_set.obs, eval_set.expected)
+        elif eval_obs is not None:
+            self._use_states(eval_obs, None)
 
         self.history: list[dict[str, Any]] = []
         self.figure_history = DownsampledHistory(capacity=64)
@@ -116,25 +142,60 @@ class EntropyCallback(BaseCallback):
         self._counted_until = 0
         self._writer = None
 
+    def _use_states(self, obs: Any, expected: Any) -> None:
+        """Check the evaluation states (before any forward pass) and keep them, or a fixed subset of them."""
+        obs = np.asarray(obs)
+        if obs.dtype.kind not in "biuf":
+            raise ValueError(f"evaluation states must be an array of numbers, got dtype {obs.dtype}")
+        if obs.ndim < 1 or len(obs) == 0:
+            raise ValueError(f"evaluation states must have shape (n, *obs_shape) with n >= 1, got {obs.shape}")
+        finite_rows = np.isfinite(obs.reshape(len(obs), -1)).all(axis=1)
+        if not finite_rows.all():
+            first = int(np.flatnonzero(~finite_rows)[0])
+            raise ValueError(
+                f"evaluation states contain NaN or inf in {int((~finite_rows).sum())} of {len(obs)} rows; the first is "
+                f"row {first}: {np.array2string(obs[first], threshold=20, max_line_width=10**6)}. Every state must "
+                "be finite."
+            )
+        expected = None if expected is None else np.asarray(expected)
+        if self.n_eval is not None:
+            if self.n_eval > len(obs):
+                raise ValueError(
+                    f"n_eval must be an integer in [1, {len(obs)}] (the states available), got {self.n_eval!r}"
+                )
+            subset = np.sort(self._rng.choice(len(obs), size=int(self.n_eval), replace=False))
+            obs, expected = obs[subset], None if expected is None else expected[subset]
+        self.eval_obs, self.expected = obs, expected
+
     @staticmethod
-    def _eval_set_of(eval_env: Any) -> Any:
-        """The evaluation set of a task, of a Gymnasium wrapper of one, or of an SB3 VecEnv of them."""
+    def _eval_set_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> Any:
+        """The evaluation set of a task, of a Gymnasium wrapper of one, of an SB3 VecEnv of them, or of an env id."""
+        if isinstance(eval_env, str):
+            eval_env = _make_task(eval_env, eval_env_kwargs)
         if isinstance(eval_env, VecEnv):
-            try:
+            if eval_env.has_attr("eval_set"):
                 return eval_env.env_method("eval_set", indices=[0])[0]
-            except AttributeError:
-                pass
         else:
             task = getattr(eval_env, "unwrapped", eval_env)
             if hasattr(task, "eval_set"):
                 return task.eval_set()
         raise TypeError(
-            f"eval_env must be a personalization_gym task (with eval_set()), a wrapper of one or a VecEnv of them, "
-            f"got {type(eval_env).__name__}; for another env pass eval_obs, an array of states"
+            f"eval_env must be a personalization_gym task (with eval_set()), a wrapper of one, a VecEnv of them or "
+            f"a registered task id, got {_describe(eval_env)}; for another env pass eval_obs, an array of states"
         )
 
     # ----------------------------------------------------------------------------------------------
     def _init_callback(self) -> None:
+        if self.eval_obs is None:  # neither eval_env nor eval_obs: the training env's own evaluation set
+            env = self.training_env
+            if env is None or not env.has_attr("eval_set"):
+                raise ValueError(
+                    f"EntropyCallback() found no evaluation states: the model's training env ({_describe(env)}) is "
+                    "not a personalization_gym task. Pass eval_env (a task, or its id such as "
+                    "'Personalization/Music-v0') or eval_obs (an array of states)."
+                )
+            eval_set = env.env_method("eval_set", indices=[0])[0]
+            self._use_states(eval_set.obs, eval_set.expected)
         shape = self.model.observation_space.shape
         if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
             raise ValueError(
@@ -151,7 +212,12 @@ class EntropyCallback(BaseCallback):
             self._writer.add_custom_scalars(CUSTOM_SCALARS_LAYOUT)
 
     def _probs(self, obs: np.ndarray) -> np.ndarray:
-        return action_probs(self.model, obs, self.temperature, self.q_policy, self.probs_fn)
+        return action_probs(self.model, self._as_the_policy_sees(obs), self.temperature, self.q_policy, self.probs_fn)
+
+    def _as_the_policy_sees(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` normalized with the training env's VecNormalize statistics as they are now, if there is one."""
+        vec_normalize = unwrap_vec_normalize(self.training_env) if self.training_env is not None else None
+        return obs if vec_normalize is None else vec_normalize.normalize_obs(obs)
 
     def _on_training_start(self) -> None:
         self._counted_until = self.num_timesteps
@@ -270,3 +336,31 @@ class EntropyCallback(BaseCallback):
             for row in self.history:
                 writer.writerow([row["timesteps"], *(repr(row[k]) for k in metric_keys), *map(repr, row["p"].tolist())])
         return path
+
+
+def _make_task(env_id: str, task_kwargs: dict[str, Any]) -> Any:
+    """The bare task registered as ``env_id``, with ``task_kwargs``."""
+    import gymnasium as gym
+
+    from personalization_gym.registration import TASK_IDS, make_task
+
+    if not isinstance(task_kwargs, dict):
+        raise ValueError(f"eval_env_kwargs must be a dict of the task's arguments, got {task_kwargs!r}")
+    try:
+        return make_task(env_id, **task_kwargs)
+    except gym.error.Error as error:
+        raise ValueError(f"eval_env {env_id!r} is not a registered env id ({error}); the tasks: {TASK_IDS}") from None
+
+
+def _describe(env: Any) -> str:
+    """An env's class, with its registered id when Gymnasium knows one."""
+    if env is None:
+        return "None"
+    if isinstance(env, VecEnv):
+        try:
+            spec = env.get_attr("spec", indices=[0])[0]
+        except AttributeError:
+            spec = None
+    else:
+        spec = getattr(getattr(env, "unwrapped", env), "spec", None)
+    return f"{type(env).__name__} of {spec.id}" if spec is not None else type(env).__name__

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -20,10 +22,12 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from personalization_gym import BehaviorEnv, MusicEnv
+from personalization_gym import BehaviorEnv, MusicEnv, make_vec
 from sb3_entropy import EntropyCallback, action_probs, all_metrics
+from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
 
 AGENTS = {
@@ -255,7 +259,8 @@ def test_collapse_alarm_warns_or_stops(music: MusicEnv) -> None:
         ({"eval_freq": 0}, ValueError, r"eval_freq must be an integer > 0, got 0"),
         ({"eval_freq": -5}, ValueError, r"eval_freq must be an integer > 0, got -5"),
         ({"eval_freq": 10.5}, ValueError, r"eval_freq must be an integer > 0, got 10.5"),
-        ({"n_eval": 0}, ValueError, r"n_eval must be an integer in \[1, 2000\]"),
+        ({"n_eval": 0}, ValueError, r"n_eval must be an integer >= 1, got 0"),
+        ({"n_eval": 2001}, ValueError, r"n_eval must be an integer in \[1, 2000\] \(the states available\), got 2001"),
         ({"min_entropy": 2.0}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got 2.0"),
         ({"stop_on_collapse": True}, ValueError, r"stop_on_collapse needs min_entropy"),
         ({"temperature": 0.0}, ValueError, r"temperature must be a number > 0, got 0.0"),
@@ -281,13 +286,119 @@ def test_eval_set_from_a_wrapped_task_and_from_a_vec_env(music: MusicEnv, data_r
     assert [row["timesteps"] for row in callback.history] == [0, 64, 128]
 
 
+@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible render_modes")
+@pytest.mark.parametrize("wrapping", ["dummy", "subproc", "vec_normalize", "batched"])
+def test_eval_set_found_in_the_training_env(wrapping: str, music: MusicEnv, data_root) -> None:
+    kwargs = {"data_dir": data_root, "n_eval": 2000}
+    if wrapping == "batched":
+        env = make_vec("Personalization/Music-v0", 4, seed=0, **kwargs)
+    else:
+        vec_env_cls = SubprocVecEnv if wrapping == "subproc" else DummyVecEnv
+        # the "module:" prefix makes Gymnasium import personalization_gym in the worker processes too
+        env_id = "personalization_gym:Personalization/Music-v0"
+        env = make_vec_env(env_id, n_envs=2, env_kwargs=kwargs, vec_env_cls=vec_env_cls)
+    if wrapping == "vec_normalize":
+        env = VecNormalize(env, norm_obs=False, norm_reward=True)  # raw states: comparable with the task's
+    try:
+        found = EntropyCallback(eval_freq=64, n_eval=300, seed=3)
+        make_model("A2C", env).learn(128, callback=found)
+        given = EntropyCallback(eval_env=music, eval_freq=64, n_eval=300, seed=3)
+        make_model("A2C", env).learn(128, callback=given)
+    finally:
+        env.close()
+    np.testing.assert_array_equal(found.eval_obs, given.eval_obs)
+    np.testing.assert_array_equal(found.expected, given.expected)
+    assert [row["timesteps"] for row in found.history] == [row["timesteps"] for row in given.history]
+    assert "eval/expected_reward" in found.history[-1]
+
+
+def test_eval_env_as_an_env_id(music: MusicEnv, data_root) -> None:
+    callback = EntropyCallback(
+        eval_env="Personalization/Music-v0", eval_env_kwargs={"data_dir": data_root, "n_eval": 2000}
+    )
+    np.testing.assert_array_equal(callback.eval_obs, music.eval_set().obs)
+    np.testing.assert_array_equal(callback.expected, music.eval_set().expected)
+    other_seed = EntropyCallback(eval_env="Personalization/Music-v0", eval_env_kwargs={"n_eval": 2000, "task_seed": 1})
+    assert not np.array_equal(other_seed.eval_obs, callback.eval_obs)
+
+
+def test_states_are_normalized_as_the_policy_sees_them_behind_vec_normalize(data_root, tmp_path: Path) -> None:
+    env = VecNormalize(
+        make_vec("Personalization/Music-v0", 8, seed=0, data_dir=data_root, n_eval=500), norm_obs=True, clip_obs=3.0
+    )
+    callback = EntropyCallback(eval_freq=256, seed=0)
+    model = make_model("PPO", env, learning_rate=3e-3)
+    model.learn(1024, callback=callback)
+    raw = env.env_method("eval_set", indices=[0])[0].obs
+    np.testing.assert_array_equal(callback.eval_obs, raw)  # kept raw: normalized at each evaluation
+    # an independent forward pass on the states normalized by hand with the statistics as training left them
+    rms = env.obs_rms
+    normalized = np.clip((raw - rms.mean) / np.sqrt(rms.var + env.epsilon), -3.0, 3.0).astype(np.float32)
+    with torch.no_grad():
+        logits = model.policy.action_net(model.policy.mlp_extractor.forward_actor(torch.as_tensor(normalized)))
+    probs = torch.softmax(logits.double(), dim=1).numpy()
+    np.testing.assert_allclose(callback.history[-1]["p"], probs.mean(axis=0), rtol=1e-5, atol=1e-7)
+    # the raw states would give the policy different probabilities: the normalization is not a no-op here
+    with torch.no_grad():
+        raw_logits = model.policy.action_net(model.policy.mlp_extractor.forward_actor(torch.as_tensor(raw.copy())))
+    raw_p = torch.softmax(raw_logits.double(), dim=1).numpy().mean(axis=0)
+    assert np.abs(raw_p - callback.history[-1]["p"]).max() > 1e-4  # 100x the tolerance of the match above
+    # and evaluating does not move the running statistics
+    before = (rms.mean.copy(), rms.var.copy(), rms.count)
+    callback._evaluate()
+    np.testing.assert_array_equal(rms.mean, before[0])
+    assert rms.count == before[2]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_states_with_nan_or_inf_are_refused_before_any_forward_pass(bad: float, music: MusicEnv) -> None:
+    states = music.eval_set().obs[:10].copy()
+    states[3, 5] = bad
+    states[7, 0] = bad
+    with pytest.raises(ValueError, match=r"NaN or inf in 2 of 10 rows; the first is row 3: \[.*\]\. Every state"):
+        EntropyCallback(eval_obs=states)
+
+
+def test_custom_scalar_charts_match_exactly_their_tags(music: MusicEnv, tmp_path: Path) -> None:
+    # every tag a training run logs (SB3's own and the callback's), read back from the event file
+    model = make_model("A2C", music, tensorboard_log=str(tmp_path / "tb"))
+    model.learn(256, callback=EntropyCallback(eval_env=music, eval_freq=128, n_eval=200, figure_every=1))
+    tags = read_events(tmp_path / "tb").Tags()
+    logged = {tag for kind in ("scalars", "histograms", "images") for tag in tags[kind]}
+    assert {"entropy/marginal", "entropy/marginal_normalized", "train/entropy_loss", "train/value_loss"} <= logged
+    for category, charts in CUSTOM_SCALARS_LAYOUT.items():
+        for title, (kind, patterns) in charts.items():
+            intended = CUSTOM_SCALARS_CHARTS[category][title]
+            assert kind == "Multiline" and set(intended) <= logged
+            for matches in (re.match, re.search):  # TensorBoard's server matches, its pages search
+                plotted = {tag for tag in logged if any(matches(pattern, tag) for pattern in patterns)}
+                assert plotted == set(intended), (title, plotted)
+
+
 def test_bad_callback_inputs(music: MusicEnv) -> None:
-    with pytest.raises(ValueError, match="exactly one of eval_env"):
-        EntropyCallback()
-    with pytest.raises(ValueError, match="exactly one of eval_env"):
+    with pytest.raises(ValueError, match="at most one of eval_env"):
         EntropyCallback(eval_env=music, eval_obs=np.zeros((3, 20)))
-    with pytest.raises(TypeError, match=r"eval_env must be a personalization_gym task.*pass eval_obs"):
+    with pytest.raises(TypeError, match=r"eval_env must be a personalization_gym task.*got TimeLimit of CartPole-v1"):
         EntropyCallback(eval_env=gym.make("CartPole-v1"))
+    with pytest.raises(TypeError, match=r"eval_env must be a personalization_gym task.*pass eval_obs"):
+        EntropyCallback(eval_env="CartPole-v1")
+    with pytest.raises(ValueError, match=r"eval_env 'Personalization/Musik-v0' is not a registered env id.*Music-v0"):
+        EntropyCallback(eval_env="Personalization/Musik-v0")
+    with pytest.raises(ValueError, match=r"eval_env_kwargs are the arguments of a task given by id"):
+        EntropyCallback(eval_env=music, eval_env_kwargs={"n_eval": 10})
+    with pytest.raises(ValueError, match=r"eval_env_kwargs must be a dict"):
+        EntropyCallback(eval_env="Personalization/Music-v0", eval_env_kwargs=[("n_eval", 10)])
+    with pytest.raises(ValueError, match=r"evaluation states must be an array of numbers, got dtype <U1"):
+        EntropyCallback(eval_obs=np.array([["a"]]))
+    with pytest.raises(
+        ValueError, match=r"evaluation states must have shape \(n, \*obs_shape\) with n >= 1, got \(0, 20\)"
+    ):
+        EntropyCallback(eval_obs=np.zeros((0, 20)))
+    # neither given, and the training env is not a task: a clear error when training starts
+    cartpole = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=32, batch_size=32, device="cpu")
+    with pytest.raises(ValueError, match=r"found no evaluation states: the model's training env \(DummyVecEnv of "
+                       r"CartPole-v1\) is not a personalization_gym task. Pass eval_env"):  # fmt: skip
+        cartpole.learn(32, callback=EntropyCallback())
     wrong_shape = EntropyCallback(eval_obs=np.zeros((5, 19), np.float32))
     with pytest.raises(ValueError, match=r"evaluation states must have shape \(n, 20\).*got \(5, 19\)"):
         make_model("A2C", music).learn(32, callback=wrong_shape)
@@ -338,6 +449,23 @@ def test_tensorboard_serves_the_scalars_and_the_image(music: MusicEnv, tmp_path:
             assert key in run_tags
         points = get_json(f"{base}/data/plugin/scalars/scalars?run=ppo_1&tag=entropy/marginal")
         assert [point[1] for point in points] == [0, 128, 256]
+        # the custom-scalars dashboard: the layout as written, and each chart's patterns select exactly its tags
+        layout = get_json(f"{base}/data/plugin/custom_scalars/layout")
+        charts = {
+            chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
+        }
+        assert charts == {
+            title: patterns for category in CUSTOM_SCALARS_LAYOUT.values() for title, (_, patterns) in category.items()
+        }
+        intended = {title: tags for category in CUSTOM_SCALARS_CHARTS.values() for title, tags in category.items()}
+        for title, patterns in charts.items():
+            served = set()
+            for pattern in patterns:
+                query = urllib.parse.urlencode({"run": "ppo_1", "tag": pattern})
+                answer = get_json(f"{base}/data/plugin/custom_scalars/scalars?{query}")
+                assert answer["regex_valid"]
+                served |= set(answer["tag_to_events"])
+            assert served == set(intended[title]), title
         image_tags = get_json(f"{base}/data/plugin/images/tags")
         assert "actions/distribution" in image_tags["ppo_1"]
         images = get_json(f"{base}/data/plugin/images/images?run=ppo_1&tag=actions/distribution")
