@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import PROJECT_ROOT, run_script
+from scipy import stats
 from stable_baselines3 import A2C
 
 from personalization_gym import DATA_ENV_VAR
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
-from sb3_entropy.study import Agent, available_experiments, bootstrap_ci, load_experiment, run_experiment
+from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
 from sb3_entropy.training import RunSpec, parse_hp, train
 
 TINY_EXPERIMENT = """
@@ -93,21 +94,43 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     runs = {(row["agent"], row["seed"]) for row in rows}
     assert runs == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}
     assert [int(row["timesteps"]) for row in rows if row["agent"] == "a2c" and row["seed"] == "0"] == [0, 32, 64, 96]
-    for name in ("reward.png", "entropy.png", "distribution_a2c.png", "distribution_dqn.png"):
+    for name in ("overview.png", "reward.png", "entropy.png", "distribution_a2c.png", "distribution_dqn.png"):
         data = (folder / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         image = matplotlib.image.imread(folder / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     assert len([p for p in (folder / "tb").iterdir() if p.is_dir()]) == 4
+    # the printed summary ends with where the figures are and the command that opens the dashboard
+    assert result.stdout.rstrip().splitlines()[-1] == (
+        f"Figures: {tmp_path / 'out'}/<experiment>/overview.png. The dashboard: tensorboard --logdir {tmp_path / 'out'}"
+    )
+
+    # the report opens with the verdict, then the table; every number is recomputed from results.csv
     report = (tmp_path / "out" / "report.md").read_text()
+    sections = [line for line in report.splitlines() if line.startswith("## ")]
+    assert sections == ["## Verdict", "## tiny (Personalization/Behavior-v0)"]
+
+    def final(agent: str, key: str) -> np.ndarray:
+        return np.array([float(row[key]) for row in rows if row["agent"] == agent and row["timesteps"] == "96"])
+
+    a2c_entropy, dqn_entropy = final("a2c", "entropy/marginal"), final("dqn", "entropy/marginal")
+    verdict = report.split("## Verdict\n\n")[1].splitlines()[0]
+    assert verdict.startswith("- **tiny** (Personalization/Behavior-v0, 2 seeds, 96 steps): entropy gap **")
+    assert f"A2C {final('a2c', 'eval/expected_reward').mean():.3f} reward, {a2c_entropy.mean():.3f} nats " in verdict
+    assert "(paper 0.500, 1.000); DQN " in verdict
+    welch = stats.ttest_ind(a2c_entropy, dqn_entropy, equal_var=False).confidence_interval(0.95)
+    gap = f"A2C {a2c_entropy.mean() - dqn_entropy.mean():+.3f} [{welch.low:+.3f}, {welch.high:+.3f}] nats"
+    assert gap in verdict
+    assert "(95 % Welch intervals, 2 seeds)" in verdict
     assert (
         "| agent | reward (expected) | marginal entropy | effective actions | paper reward | paper entropy |" in report
     )
     a2c_row = next(line for line in report.splitlines() if line.startswith("| A2C |"))
-    final = [float(row["entropy/marginal"]) for row in rows if row["agent"] == "a2c" and row["timesteps"] == "96"]
-    mean, low, high = bootstrap_ci(np.array(final), np.random.default_rng(0))
-    assert f"{mean:.3f} [{low:.3f}, {high:.3f}]" in a2c_row and a2c_row.endswith("| 0.500 | 1.000 |")
-    assert "Entropy gap (A2C minus DQN, final marginal entropy)" in report
+    half = stats.t.ppf(0.975, 1) * a2c_entropy.std(ddof=1) / np.sqrt(2)
+    mean = a2c_entropy.mean()
+    assert f"{mean:.3f} [{mean - half:.3f}, {mean + half:.3f}]" in a2c_row and a2c_row.endswith("| 0.500 | 1.000 |")
+    assert "mean [95 % Student-t interval over seeds]" in report
+    assert f"Entropy gap: final marginal entropy minus DQN's, {gap}" in report
 
 
 def test_packaged_experiments_load_with_the_papers_settings() -> None:
@@ -189,12 +212,6 @@ def test_parse_hp_reads_yaml_values() -> None:
     }
 
 
-def test_bootstrap_ci_of_identical_values_is_a_point() -> None:
-    assert bootstrap_ci(np.array([2.0, 2.0, 2.0]), np.random.default_rng(0)) == (2.0, 2.0, 2.0)
-    mean, low, high = bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0]), np.random.default_rng(0))
-    assert mean == 1.5 and 0.0 <= low < 1.5 < high <= 3.0
-
-
 # --------------------------------------------------------------------------------------------------
 # The paper's headline, at a budget CI can afford (about 1 minute on 2 cores, batched): runs in CI.
 
@@ -217,6 +234,9 @@ def test_policy_optimization_ends_with_lower_entropy_than_dqn_on_music(data_root
             )
             assert final[(agent, seed)]["eval/expected_reward"] > 0.85  # at a reward comparable to DQN's
         assert final[("dqn", seed)]["eval/expected_reward"] > 0.85
+    # and the report, which Quick start's main job opens with, says so from its intervals
+    verdict = write_report([result], tmp_path / "report.md").read_text().split("## Verdict\n\n")[1].splitlines()[0]
+    assert "3 seeds, 20,000 steps): entropy gap **reproduced**" in verdict, verdict
 
 
 def test_train_function_rejects_bad_specs() -> None:

@@ -22,7 +22,7 @@ from sb3_entropy.study.experiments import (
 from sb3_entropy.study.outputs import write_outputs
 from sb3_entropy.study.report import write_report
 from sb3_entropy.study.runner import ExperimentResult, run_experiment
-from sb3_entropy.study.stats import bootstrap_ci, mean_interval, welch_interval
+from sb3_entropy.study.stats import mean_interval, t_band, welch_interval
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -31,10 +31,10 @@ __all__ = [
     "ExperimentResult",
     "Frontier",
     "available_experiments",
-    "bootstrap_ci",
     "load_experiment",
     "mean_interval",
     "run_experiment",
+    "t_band",
     "welch_interval",
     "write_outputs",
     "write_report",

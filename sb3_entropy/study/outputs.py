@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
-from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure
+from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
 from sb3_entropy.study.results import write_results_csv
 from sb3_entropy.study.runner import ExperimentResult
 
@@ -20,6 +20,9 @@ FRONTIER_COLUMNS = (
 
 def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     """``results.csv`` and the PNG figures of one experiment in ``out_dir/<name>/``.
+
+    ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training);
+    ``reward.png`` and ``entropy.png`` the learning curves; ``distribution_<agent>.png`` p(a) over training.
 
     Curves and action distributions are drawn for the agents the experiment file lists; a frontier's variants
     are drawn in ``frontier.png`` (with ``frontier.csv``, one row per point), and the action distributions of
@@ -36,6 +39,8 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     drawn = set(listed)
     curves_figure(result, "eval/expected_reward", "expected reward", folder / "reward.png", listed)
     curves_figure(result, "entropy/marginal", "marginal entropy H(p) [nats]", folder / "entropy.png", listed)
+    if frontier is None:
+        overview_figure(result, folder / "overview.png", listed)
     if frontier is not None:
         points = frontier_points(result)
         frontier_figure(result, points, result.baselines, folder / "frontier.png")

@@ -10,8 +10,11 @@ import numpy as np
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.study.frontier import FrontierPoint, curves
 from sb3_entropy.study.runner import ExperimentResult
+from sb3_entropy.study.stats import t_band
 
-__all__ = ["curves_figure", "distribution_figure", "frontier_figure"]
+__all__ = ["curves_figure", "distribution_figure", "frontier_figure", "overview_figure"]
+
+AGENT_COLORS = {"a2c": "tab:blue", "ppo": "tab:orange", "dqn": "tab:green", "trpo": "tab:purple", "qrdqn": "tab:red"}
 
 
 def _pyplot():
@@ -25,34 +28,81 @@ def _pyplot():
 
 
 def curves_figure(result: ExperimentResult, key: str, label: str, path: Path, agents: list[str]) -> None:
-    """Mean over seeds of ``key`` against environment steps, one line per agent, with a 95 % bootstrap band."""
+    """Mean over seeds of ``key`` against environment steps, one line per agent, with a 95 % Student-t band."""
     plt = _pyplot()
-
-    rng = np.random.default_rng(0)
     figure, axes = plt.subplots(figsize=(7, 4.5))
+    _draw_curves(axes, result, key, agents)
+    axes.set_ylabel(label)
+    seeds = len({seed for _, seed in result.histories})
+    axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % t-band over {seeds} seed(s)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) -> None:
     for agent in agents:
         runs = [result.histories[(name, seed)] for (name, seed) in sorted(result.histories) if name == agent]
         if not runs:
             continue
         length = min(len(run) for run in runs)  # the same schedule for every seed
         steps = [row["timesteps"] for row in runs[0][:length]]
-        values = np.array([[row[key] for row in run[:length]] for run in runs])
-        means = values.mean(axis=0)
-        axes.plot(steps, means, label=agent.upper())
+        mean, low, high = t_band(np.array([[row[key] for row in run[:length]] for run in runs]))
+        if key == "entropy/marginal":  # the mean cannot leave [0, log K]: neither does its band
+            n_actions = len(runs[0][0]["p"])
+            low, high = np.clip(low, 0, math.log(n_actions)), np.clip(high, 0, math.log(n_actions))
+        axes.plot(steps, mean, label=agent.upper(), color=AGENT_COLORS.get(agent))
         if len(runs) > 1:
-            resampled = values[rng.integers(len(runs), size=(2000, len(runs)))].mean(axis=1)
-            low, high = np.percentile(resampled, [2.5, 97.5], axis=0)
-            axes.fill_between(steps, low, high, alpha=0.25)
+            axes.fill_between(steps, low, high, alpha=0.25, color=AGENT_COLORS.get(agent))
     if key == "entropy/marginal":
         n_actions = len(next(iter(result.histories.values()))[0]["p"])
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
     axes.set_xlabel("environment steps")
-    axes.set_ylabel(label)
+    axes.legend(fontsize=8)
+
+
+def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> None:
+    """One picture of the finding: marginal-entropy curves of every agent, and each agent's p(a) over training.
+
+    Left: the mean and 95 % Student-t band over seeds of H(p), with the paper's final values as crosses. Right:
+    for each agent, the paper's sorted stacked bars of p(a) over training (first seed): one bar per evaluation,
+    every action a colour, the most likely action at the bottom.
+    """
+    plt = _pyplot()
+    agents = [agent for agent in agents if any(name == agent for name, _ in result.histories)]
+    figure = plt.figure(figsize=(13, 5.2))
+    grid = figure.add_gridspec(len(agents), 2, width_ratios=(1.1, 1), hspace=0.15, wspace=0.18)
+    curve_axes = figure.add_subplot(grid[:, 0])
+    _draw_curves(curve_axes, result, "entropy/marginal", agents)
+    last_step = max(row["timesteps"] for history in result.histories.values() for row in history)
+    for agent in agents:
+        paper = result.experiment.paper.get(agent, {})
+        if "entropy" in paper:
+            curve_axes.plot(last_step, paper["entropy"], marker="x", markersize=9, color=AGENT_COLORS.get(agent))
+    curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
+    curve_axes.legend(fontsize=8, loc="lower left")
+    curve_axes.set_ylabel("marginal entropy H(p) [nats]")
     seeds = len({seed for _, seed in result.histories})
-    axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % bootstrap band over {seeds} seed(s)", fontsize=10)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    seed_words = f"{seeds} seed{'s' if seeds != 1 else ''}"
+    curve_axes.set_title(f"diversity across users: mean and 95 % t-band over {seed_words}", fontsize=10)
+    for row, agent in enumerate(agents):
+        axes = figure.add_subplot(grid[row, 1])
+        history = DownsampledHistory(capacity=64)
+        seed = min(seed for name, seed in result.histories if name == agent)
+        for entry in result.histories[(agent, seed)]:
+            history.append(entry["timesteps"], entry["p"])
+        image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 160, 640)
+        axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
+        axes.set_ylabel(f"{agent.upper()}\np(a), sorted", fontsize=9)
+        axes.set_yticks([0, 0.5, 1])
+        if row == 0:
+            axes.set_title(f"p(a) over training (seed {seed}): each colour an item", fontsize=10)
+        if row < len(agents) - 1:
+            axes.set_xticklabels([])
+        else:
+            axes.set_xlabel("environment steps")
+    figure.suptitle(f"{result.experiment.name} ({result.experiment.task})", fontsize=11)
+    figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
 
 

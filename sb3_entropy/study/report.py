@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
-from sb3_entropy.study.results import final_values
+from sb3_entropy.study.results import final_values, finished_seeds
 from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import Interval, bootstrap_ci
+from sb3_entropy.study.stats import Interval, mean_interval, welch_interval
 
-__all__ = ["frontier_section", "report_section", "write_report"]
+__all__ = ["frontier_section", "report_section", "verdict_line", "write_report"]
 
 PO_AGENTS = ("a2c", "ppo")
 
@@ -25,24 +24,23 @@ def report_section(result: ExperimentResult) -> str:
         return title + f"\nNot run: its data is missing.\n\n```\n{result.missing_data}\n```\n"
     if experiment.frontier is not None:
         return frontier_section(result)
-    rng = np.random.default_rng(0)
     seeds, steps, n_actions = _scale(result)
     lines = [
         title,
-        f"{seeds} seed(s), {steps:,} steps, marginal entropy in nats of at most log K = {math.log(n_actions):.3f}; "
-        "mean [95 % bootstrap CI over seeds] of the final evaluation; run time "
+        f"{_seed_words(seeds)}, {steps:,} steps, marginal entropy in nats of at most log K = "
+        f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds] of the final evaluation; run time "
         f"{result.seconds:.0f} s. {_baselines_sentence(result)}\n",
         "| agent | reward (expected) | marginal entropy | effective actions | paper reward | paper entropy |",
         "|---|---|---|---|---|---|",
     ]
     for agent in experiment.agents:
-        if not any(name == agent for name, _ in result.histories):
+        if not finished_seeds(result, agent):
             lines.append(f"| {agent.upper()} | every run failed | | | | |")
             continue
-        cells = []
-        for key in ("eval/expected_reward", "entropy/marginal", "actions/effective_number"):
-            mean, low, high = bootstrap_ci(final_values(result, agent, key), rng)
-            cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]" if seeds > 1 else f"{mean:.3f}")
+        cells = [
+            str(mean_interval(final_values(result, agent, key)))
+            for key in ("eval/expected_reward", "entropy/marginal", "actions/effective_number")
+        ]
         paper = experiment.paper.get(agent, {})
         cells += [
             f"{paper['reward']:.3f}" if "reward" in paper else "-",
@@ -51,37 +49,77 @@ def report_section(result: ExperimentResult) -> str:
         lines.append(f"| {agent.upper()} | " + " | ".join(cells) + " |")
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
-    lines += ["", _gap_sentence(result, rng), ""]
+    lines += ["", f"Entropy gap: {_gap(result).text}", ""]
     return "\n".join(lines)
 
 
-def _gap_sentence(result: ExperimentResult, rng: np.random.Generator) -> str:
-    finished = {agent for agent, _ in result.histories}
-    po = [agent for agent in PO_AGENTS if agent in finished]
-    if "dqn" not in finished or not po:
-        return "Entropy gap: not applicable (it needs finished runs of DQN and of a policy-optimization agent)."
-    seeds = sorted({seed for agent, seed in result.histories if agent == "dqn"})
-    if any(sorted(s for a, s in result.histories if a == agent) != seeds for agent in po):
-        return "Entropy gap: not computed (some runs failed, so the agents do not share the same seeds)."
-    gap = np.mean([final_values(result, agent, "entropy/marginal") for agent in po], axis=0) - final_values(
-        result, "dqn", "entropy/marginal"
-    )
-    mean, low, high = bootstrap_ci(gap, rng)
-    who = " and ".join(agent.upper() for agent in po)
+@dataclass(frozen=True)
+class Gap:
+    """The entropy-gap finding of one experiment: a verdict word and the sentence with its numbers."""
+
+    verdict: str
+    text: str
+
+
+def _gap(result: ExperimentResult) -> Gap:
+    """Each policy-optimization agent's final H(p) minus DQN's, with Welch intervals, and what they show.
+
+    The paper's finding is reproduced when every interval lies below 0, contradicted when every one lies
+    above 0, and otherwise not established with the seeds at hand.
+    """
+    po = [agent for agent in PO_AGENTS if finished_seeds(result, agent)]
+    if not finished_seeds(result, "dqn") or not po:
+        return Gap("not applicable", "not applicable (it needs finished runs of DQN and of A2C or PPO).")
+    dqn = final_values(result, "dqn", "entropy/marginal")
+    differences = {agent: welch_interval(final_values(result, agent, "entropy/marginal"), dqn) for agent in po}
+    numbers = ", ".join(f"{agent.upper()} {difference.signed}" for agent, difference in differences.items())
+    seeds = min(difference.n for difference in differences.values())
+    seed_words = _seed_words(seeds)
     if result.quick:
-        verdict = "not tested by a quick run, whose agents are far from converged: run without --quick"
-    elif len(gap) == 1:
-        verdict = "one seed gives no interval: run more seeds to judge"
-    elif high < 0:
-        verdict = "reproduced: the interval lies below 0"
-    elif low > 0:
-        verdict = "not reproduced: the interval lies above 0, the opposite of the paper's finding"
+        verdict = "not judged: a quick run's agents are far from converged (run without --quick)"
+    elif seeds < 2:
+        verdict = "not established with 1 seed: one seed gives no interval (run more seeds)"
+    elif all(difference.high < 0 for difference in differences.values()):
+        verdict = "reproduced: every interval lies below 0"
+    elif all(difference.low > 0 for difference in differences.values()):
+        verdict = "contradicted: every interval lies above 0, the opposite of the paper's finding"
     else:
-        verdict = "not established: the interval includes 0"
-    interval = f" [{low:.3f}, {high:.3f}]" if len(gap) > 1 else ""
+        verdict = f"not established with {seed_words}: some interval includes 0 or they disagree"
+    return Gap(
+        verdict.split(":")[0],
+        f"final marginal entropy minus DQN's, {numbers} nats (95 % Welch intervals, {seed_words}); the paper's "
+        f"finding that policy optimization ends with lower marginal entropy than Q-learning is {verdict}.",
+    )
+
+
+def verdict_line(result: ExperimentResult) -> str:
+    """One line for the top of the report: the verdict, then every agent's final values beside the paper's."""
+    experiment = result.experiment
+    name = f"**{experiment.name}** ({experiment.task}"
+    if result.missing_data is not None:
+        return f"- {name}): not run, its data is missing."
+    seeds, steps, _ = _scale(result)
+    if experiment.frontier is not None:
+        return f"- {name}, {_seed_words(seeds)}, {steps:,} steps): a frontier study, see its section."
+    gap = _gap(result)
+    agents = []
+    for agent in experiment.agents:
+        if not finished_seeds(result, agent):
+            agents.append(f"{agent.upper()} every run failed")
+            continue
+        reward = final_values(result, agent, "eval/expected_reward").mean()
+        entropy = final_values(result, agent, "entropy/marginal").mean()
+        paper = experiment.paper.get(agent, {})
+        paper_text = (
+            f" (paper {paper['reward']:.3f}, {paper['entropy']:.3f})" if {"reward", "entropy"} <= set(paper) else ""
+        )
+        agents.append(f"{agent.upper()} {reward:.3f} reward, {entropy:.3f} nats{paper_text}")
+    baselines = ""
+    if result.baselines:
+        baselines = f" Random policy {result.baselines['random']:.3f}, oracle {result.baselines['oracle']:.3f}."
     return (
-        f"Entropy gap ({who} minus DQN, final marginal entropy): {mean:+.3f} nats{interval}; the paper's finding "
-        f"that policy optimization ends with lower entropy than Q-learning is {verdict}."
+        f"- {name}, {_seed_words(seeds)}, {steps:,} steps): entropy gap **{gap.verdict}**. Final means: "
+        f"{'; '.join(agents)}.{baselines} Gap: {gap.text}"
     )
 
 
@@ -90,15 +128,21 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
         "# Reproduction report\n\n"
         "Final evaluation of every agent, as in 'Examining Policy Entropy of Reinforcement Learning Agents for "
         "Personalization Tasks' (arXiv 2211.11869). Reward: the exact expected reward of the policy on the "
-        "evaluation set. Figures and per-evaluation results (results.csv) are in each experiment's folder.\n\n"
+        "evaluation set; marginal entropy H(p) in nats. Figures and per-evaluation results (results.csv) are in "
+        "each experiment's folder.\n\n"
     )
     if quick:
         header += (
             "**Quick run**: far fewer steps and smaller evaluation sets than the paper's, to check the pipeline; "
             "the agents have not converged, so the entropy gap is not expected yet.\n\n"
         )
-    path.write_text(header + "\n".join(report_section(result) for result in results))
+    verdicts = "## Verdict\n\n" + "\n".join(verdict_line(result) for result in results) + "\n\n"
+    path.write_text(header + verdicts + "\n".join(report_section(result) for result in results))
     return path
+
+
+def _seed_words(seeds: int) -> str:
+    return f"{seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def _scale(result: ExperimentResult) -> tuple[int, int, int]:
@@ -135,7 +179,7 @@ def frontier_section(result: ExperimentResult) -> str:
     frontier = experiment.frontier
     points = frontier_points(result)
     seeds, steps, n_actions = _scale(result)
-    seed_words = f"{seeds} seed{'s' if seeds != 1 else ''}"
+    seed_words = _seed_words(seeds)
     reference = frontier.reference.upper()
     lines = [
         f"## {experiment.name} ({experiment.task}): the diversity-reward frontier\n",

@@ -2,9 +2,8 @@
 
 Studies run few seeds (3 by default), so the intervals that compare agents are Student-t intervals for a
 mean and Welch intervals for a difference of means: their 95 % coverage holds for any number of seeds >= 2
-when the final values are roughly normal across seeds. A percentile bootstrap over 3 values cannot leave
-their range and covers the mean far less often than it claims; it is kept only where the reproduction report
-and its figures still use it.
+when the final values are roughly normal across seeds. (A percentile bootstrap over 3 values cannot leave
+their range and covers the mean far less often than it claims, about 76 % of the time for a "95 %" interval.)
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["Interval", "bootstrap_ci", "mean_interval", "welch_interval"]
+__all__ = ["Interval", "mean_interval", "t_band", "welch_interval"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,17 @@ def mean_interval(values: np.ndarray, level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, n)
 
 
+def t_band(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t interval over the first axis (the seeds) for every column: a learning curve's band."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    mean = values.mean(axis=0)
+    if n < 2:
+        return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
+    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * values.std(axis=0, ddof=1) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 def welch_interval(first: np.ndarray, second: np.ndarray, level: float = 0.95) -> Interval:
     """``mean(first) - mean(second)`` with Welch's interval (unequal variances, Welch-Satterthwaite degrees)."""
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
@@ -64,13 +74,3 @@ def welch_interval(first: np.ndarray, second: np.ndarray, level: float = 0.95) -
     dof = (a + b) ** 2 / (a**2 / (len(first) - 1) + b**2 / (len(second) - 1))
     half = float(stats.t.ppf((1 + level) / 2, dof)) * math.sqrt(a + b)
     return Interval(difference, difference - half, difference + half, n)
-
-
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, resamples: int = 10_000) -> tuple[float, float, float]:
-    """Mean and 95 % percentile-bootstrap interval of the mean over the first axis (the seeds)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 1:
-        return float(values[0]), float("nan"), float("nan")
-    means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5], axis=0)
-    return float(values.mean(axis=0)), float(low), float(high)
