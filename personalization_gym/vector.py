@@ -2,7 +2,7 @@
 
 One ``sample`` call and one ``realize`` call per step for all environments (``personalization_gym.batched``).
 Collecting a batch of 32 transitions as 1 step of 32 envs gives the same updates as 32 steps of one env
-(see the README), many times faster. The Gymnasium flavour is ``personalization_gym.gym_vector``.
+(see docs/reproducing.md), many times faster. The Gymnasium flavour is ``personalization_gym.gym_vector``.
 """
 
 from __future__ import annotations

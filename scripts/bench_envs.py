@@ -1,6 +1,6 @@
 """Benchmark every task: single-env reset+step time and batched sample(10_000) time.
 
-    python scripts/bench_envs.py                    # all tasks (Music-v0 needs its data: see the README)
+    python scripts/bench_envs.py                    # all tasks whose data is on this machine (docs/data.md)
     python scripts/bench_envs.py --steps 20000 --repeats 7
 
 Prints the median over repeats of

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed += 1
                 print(f"{env_id:<32} FAILED: {error}")
     if skipped:
-        print(f"{skipped} task(s) skipped for want of local data (see the README's 'Data' section).")
+        print(f"{skipped} task(s) skipped for want of local data (see docs/data.md).")
     return 1 if failed else 0
 
 
