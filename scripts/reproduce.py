@@ -1,6 +1,6 @@
 """Reproduce the paper's experiments, with more seeds than the paper used.
 
-    python scripts/reproduce.py music                         # the paper's music study, 3 seeds: ~1.5 min on 2 cores
+    python scripts/reproduce.py music                         # the paper's music study, 3 seeds: about 1 min on 2 cores
     python scripts/reproduce.py music mnist --seeds 5 --out results
     python scripts/reproduce.py behavior ads --quick          # a smoke test of the pipeline, no verdict
     python scripts/reproduce.py all --quick --skip-missing    # every experiment whose data is at hand
