@@ -7,7 +7,7 @@ how diverse its recommendations are::
     from sb3_entropy import EntropyCallback
 
     model = PPO("MlpPolicy", env, tensorboard_log="runs")
-    model.learn(20_000, callback=EntropyCallback(eval_env=env))
+    model.learn(20_000, callback=EntropyCallback())  # the evaluation set of env, a personalization_gym task
 
 and treat a collapse with a diversity regulariser in place of SB3's per-state entropy term::
 
