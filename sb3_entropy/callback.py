@@ -64,7 +64,6 @@ class EntropyCallback(BaseCallback):
     :param eval_env: one of personalization_gym's tasks (or a Gymnasium wrapper of one, an SB3 VecEnv of them,
         or a registered env id such as ``"Personalization/Music-v0"``): its ``eval_set()`` gives the states and
         their expected rewards, so reward metrics are logged too.
-    :param eval_env_kwargs: arguments for the task when ``eval_env`` is an env id (e.g. ``{"n_eval": 2000}``).
     :param eval_obs: any ``(n, *obs_shape)`` array of raw states, for any env: only entropy and action metrics.
     :param eval_freq: evaluate every this many environment steps (summed over parallel envs; default 2,000: about
         4 % of PPO's training time with the paper's settings on 10,000 states), at step 0, and
@@ -80,13 +79,13 @@ class EntropyCallback(BaseCallback):
     :param q_policy: ``"softmax"`` or ``"epsilon_greedy"`` for Q-learning models (see ``action_probs``).
     :param seed: seeds the subset of states and the sampled actions of ``eval/reward_stochastic``.
     :param verbose: 1 prints one line per evaluation.
+    :param eval_env_kwargs: arguments for the task when ``eval_env`` is an env id (e.g. ``{"n_eval": 2000}``).
     """
 
     def __init__(
         self,
         eval_env: Any = None,
         eval_obs: np.ndarray | None = None,
-        eval_env_kwargs: dict[str, Any] | None = None,
         eval_freq: int = 2000,
         temperature: float = 0.1,
         n_eval: int | None = None,
@@ -98,6 +97,7 @@ class EntropyCallback(BaseCallback):
         q_policy: str = "softmax",
         seed: int = 0,
         verbose: int = 0,
+        eval_env_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(verbose=verbose)
         if eval_env is not None and eval_obs is not None:
@@ -194,7 +194,7 @@ class EntropyCallback(BaseCallback):
                     "not a personalization_gym task. Pass eval_env (a task, or its id such as "
                     "'Personalization/Music-v0') or eval_obs (an array of states)."
                 )
-            eval_set = env.env_method("eval_set", indices=[0])[0]
+            eval_set = self._eval_set_of(env, {})
             self._use_states(eval_set.obs, eval_set.expected)
         shape = self.model.observation_space.shape
         if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
