@@ -29,6 +29,7 @@ product, never the kernel itself); ``tangent_kernel`` gives the kernel, for smal
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from typing import Any
 
@@ -40,6 +41,7 @@ __all__ = [
     "linear_policy_gradient_change",
     "linear_q_learning_change",
     "logits_network",
+    "mlp",
     "policy_gradient_change",
     "policy_gradient_output_grads",
     "predicted_change",
@@ -186,6 +188,28 @@ def linear_q_learning_change(
     error = torch.clamp(rewards.to(q.dtype) - taken, -1.0, 1.0)
     direction = nn.functional.one_hot(actions.long(), q.shape[1]).to(q.dtype) * error[:, None]
     return lr / len(batch_obs) * _linear_kernel(batch_obs, states, bias) @ direction
+
+
+def mlp(
+    n_inputs: int, hidden: list[int], n_outputs: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """A tanh MLP (``hidden=[]``: a linear map with bias) initialised as torch's ``nn.Linear`` from ``generator``.
+
+    Every weight and bias is ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, torch's default, drawn from the given
+    generator rather than the global one, so the same generator state gives the same network.
+    """
+    layers: list[nn.Module] = []
+    sizes = [n_inputs, *hidden, n_outputs]
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        layer = nn.Linear(fan_in, fan_out, dtype=dtype)
+        bound = fan_in**-0.5
+        with torch.no_grad():
+            layer.weight.uniform_(-bound, bound, generator=generator)
+            layer.bias.uniform_(-bound, bound, generator=generator)
+        layers.append(layer)
+        if index < len(hidden):
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
 
 
 class _Outputs(nn.Module):

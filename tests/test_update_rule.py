@@ -17,6 +17,7 @@ from sb3_entropy.update_rule import (
     linear_policy_gradient_change,
     linear_q_learning_change,
     logits_network,
+    mlp,
     policy_gradient_change,
     policy_gradient_output_grads,
     q_learning_change,
@@ -32,12 +33,7 @@ def music() -> MusicEnv:
 
 
 def network(hidden: list[int], seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)  # only to initialise these test networks; the code under test draws nothing
-    layers, width = [], 20
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.Tanh()]
-        width = size
-    return nn.Sequential(*layers, nn.Linear(width, 50)).double()
+    return mlp(20, hidden, 50, torch.Generator().manual_seed(seed))
 
 
 def music_batch(music: MusicEnv, net: nn.Module, seed: int = 0):
@@ -259,6 +255,15 @@ def test_one_sb3_dqn_update_matches_the_q_learning_formula(music: MusicEnv) -> N
     torch.testing.assert_close(actual.double(), predicted, rtol=0, atol=1e-6)  # float32, as above
     untaken = sorted(set(range(50)) - set(actions.tolist()))
     assert (actual[:, untaken] == 0).all()
+
+
+def test_mlp_is_seeded_by_its_generator_and_shaped_as_asked() -> None:
+    first, again, other = (mlp(20, [64, 32], 50, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1))
+    assert [tuple(p.shape) for p in first.parameters()] == [(64, 20), (64,), (32, 64), (32,), (50, 32), (50,)]
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters(), strict=True))
+    assert not torch.equal(first[0].weight, other[0].weight)
+    assert all(p.abs().max() <= p.shape[-1] ** -0.5 for p in first.parameters() if p.ndim == 2)
+    assert isinstance(first[1], nn.Tanh) and len(mlp(20, [], 50, torch.Generator())) == 1
 
 
 def test_logits_network_gives_the_policys_distribution(music: MusicEnv) -> None:
