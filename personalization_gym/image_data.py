@@ -189,8 +189,11 @@ def _torchvision_class(dataset: ImageDataset, verify: bool, download_url: str | 
     """torchvision's dataset class, adjusted through its class attributes only.
 
     We check files ourselves before reading, so CIFAR's read-time md5 checks are off (they would hash 180 MB
-    again); ``verify=False`` also drops the md5 checks of downloads; ``download_url`` replaces the mirrors.
-    The subclass keeps the class name, which torchvision's MNIST uses for its folder.
+    again). MNIST-family downloads skip torchvision's md5 of each ``.gz`` file: the sha256 of every
+    decompressed file, checked before the download is moved into the cache, is the stronger check, and it
+    holds whichever server the files came from. ``verify=False`` also drops CIFAR's md5 of the archive;
+    ``download_url`` replaces the mirrors. The subclass keeps the class name, which torchvision's MNIST uses
+    for its folder.
     """
     import torchvision.datasets
 
@@ -199,8 +202,7 @@ def _torchvision_class(dataset: ImageDataset, verify: bool, download_url: str | 
     if dataset.is_idx:
         if download_url:
             changes["mirrors"] = [download_url.rstrip("/") + "/"]
-        if not verify:
-            changes["resources"] = [(filename, None) for filename, _ in base.resources]
+        changes["resources"] = [(filename, None) for filename, _ in base.resources]
     else:
         changes["train_list"] = [[filename, None] for filename, _ in base.train_list]
         changes["test_list"] = [[filename, None] for filename, _ in base.test_list]

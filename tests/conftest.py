@@ -1,7 +1,19 @@
-"""Shared fixtures.
+"""Shared fixtures, and the real data the tests read.
 
-Real data comes from ``$PERSONALIZATION_GYM_DATA`` (set by ``.ci/run``) or, failing that, from
-``../shared/data`` beside the project root. A test that needs data *fails* when it is missing: it never skips.
+The tests read real MNIST (torchvision's layout, ``MNIST/raw/``) and the real Spotify CSVs. They find them the
+way the package finds data, in this order:
+
+1. ``$PERSONALIZATION_GYM_DATA``, if set: a data root that must hold ``MNIST/raw/`` (nothing is downloaded);
+2. ``../shared/data`` beside the project root, if it holds ``MNIST/``;
+3. the user cache (``$XDG_CACHE_HOME/personalization_gym``), where MNIST is downloaded once, through the
+   package's own download path and checksums, when it is missing; later runs reuse it.
+   ``$PERSONALIZATION_GYM_TEST_MNIST_URL`` replaces torchvision's download location (a folder URL of the four
+   ``.gz`` files).
+
+The Spotify CSVs ship with the package; a ``spotify/`` folder in the data root, when there is one, is the
+independent copy they are compared with. When no test of the run needs data, none is looked for. When one
+does and the data cannot be had, the run stops at once with one message naming the three ways to provide it:
+no test is skipped.
 """
 
 from __future__ import annotations
@@ -16,17 +28,62 @@ from pathlib import Path
 
 import pytest
 
-from personalization_gym.data import DATA_ENV_VAR
+from personalization_gym.data import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError, user_cache_dir, verify_files
+from personalization_gym.envs.music import PACKAGED_SPOTIFY
+from personalization_gym.image_data import MNIST, load_image_dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+MNIST_URL_VAR = "PERSONALIZATION_GYM_TEST_MNIST_URL"
+MNIST_DOWNLOAD_MB = 12  # the four .gz files (11.6 MB); 55 MB once decompressed
+
+DATA_ROOT: Path | None = None  # set once, when the first test that needs data is collected
 
 
-def _configured_data_root() -> Path:
+class TestDataUnavailable(Exception):
+    """The tests' real data is in none of the three places and could not be downloaded."""
+
+
+def locate_test_data() -> Path:
+    """The data root holding MNIST for this run: from the environment variable, ../shared/data or the cache."""
     configured = os.environ.get(DATA_ENV_VAR)
-    return Path(configured) if configured else PROJECT_ROOT.parent / "shared" / "data"
+    try:
+        if configured:
+            verify_files(Path(configured) / MNIST.folder, MNIST.digests, MNIST.name, MNIST.algorithm)
+            return Path(configured)
+        if (SHARED_DATA / MNIST.folder).is_dir():
+            verify_files(SHARED_DATA / MNIST.folder, MNIST.digests, MNIST.name, MNIST.algorithm)
+            return SHARED_DATA
+        folder = load_image_dataset(MNIST, download=True, download_url=os.environ.get(MNIST_URL_VAR) or None).folder
+        return folder.parent
+    except DataNotFoundError as error:  # not on this machine, and the download failed
+        cause = " ".join(str(error.__cause__ or error).split())
+        reason = (
+            f"it is in neither ${DATA_ENV_VAR} (unset), {SHARED_DATA} nor the user cache, and the download "
+            f"failed ({cause})"
+        )
+        raise TestDataUnavailable(_unavailable(reason)) from None
+    except (DataIntegrityError, ValueError) as error:  # found, but incomplete or not the pinned files
+        where = f"${DATA_ENV_VAR}={configured}" if configured else "where it was found"
+        raise TestDataUnavailable(_unavailable(f"the data {where} failed its checks: {error}")) from None
 
 
-DATA_ROOT = _configured_data_root()
+def _unavailable(reason: str) -> str:
+    return (
+        f"The tests need real MNIST data (torchvision's layout, MNIST/raw/) and could not get it: {reason}\n"
+        f"Provide it in one of three ways: set {DATA_ENV_VAR} to a folder holding MNIST/raw/; put "
+        f"that folder at {SHARED_DATA}; or, with {DATA_ENV_VAR} unset, let the tests download it once "
+        f"(about {MNIST_DOWNLOAD_MB} MB, network needed on the first run only) into {user_cache_dir()}."
+    )
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    global DATA_ROOT
+    if DATA_ROOT is None and any("data_root" in getattr(item, "fixturenames", ()) for item in items):
+        try:
+            DATA_ROOT = locate_test_data()
+        except TestDataUnavailable as error:
+            pytest.exit(str(error), returncode=1)
 
 
 def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -42,36 +99,48 @@ def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subp
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
-    """The real data root; a test using it fails (not skips) when the data is not there."""
-    if not (DATA_ROOT / "spotify" / "spotify_genres.csv").is_file():
-        pytest.fail(
-            f"test data not found under {DATA_ROOT}: set {DATA_ENV_VAR} to a folder holding spotify/ "
-            "(in this workplace, ../shared/data beside the project root)"
-        )
+    """The real data root (it holds MNIST/raw/), found before the first test ran."""
+    assert DATA_ROOT is not None, "pytest_collection_modifyitems locates the data for every test that needs it"
     return DATA_ROOT
 
 
 @pytest.fixture(scope="session")
-def spotify_dir(data_root: Path) -> Path:
-    return data_root / "spotify"
+def spotify_dir() -> Path:
+    """The real Spotify CSVs: the data root's spotify/ folder when it has one (an independent copy), else the
+    package's own."""
+    configured = os.environ.get(DATA_ENV_VAR)
+    for root in ([Path(configured)] if configured else []) + [SHARED_DATA]:
+        if (root / "spotify" / "spotify_genres.csv").is_file():
+            return root / "spotify"
+    return PACKAGED_SPOTIFY
 
 
 @pytest.fixture(autouse=True)
 def isolated_data_locations(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets an empty user cache, and $PERSONALIZATION_GYM_DATA points at the real data.
+    """Every test gets an empty user cache, and $PERSONALIZATION_GYM_DATA points at the real data root.
 
     Tests of the lookup order change either one with monkeypatch; nothing is read from or written to the
-    real user cache.
+    real user cache (the data root may be in it, found before the test).
     """
     cache_home = tmp_path_factory.mktemp("xdg-cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
-    monkeypatch.setenv(DATA_ENV_VAR, str(DATA_ROOT))
+    if DATA_ROOT is not None:
+        monkeypatch.setenv(DATA_ENV_VAR, str(DATA_ROOT))
+    else:
+        monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     return cache_home
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        # a client that hangs up early (torchvision probes URLs for redirects) is not an error of the server
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class LocalFileServer:
@@ -89,7 +158,7 @@ class LocalFileServer:
                 requests.append(self.path)
                 super().do_GET()
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

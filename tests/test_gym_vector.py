@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
 import personalization_gym
 from personalization_gym import BehaviorEnv
+from personalization_gym.envs.music import PACKAGED_SPOTIFY
 from personalization_gym.gym_vector import BanditVectorEnv
 
 BEHAVIOR = "Personalization/Behavior-v0"
@@ -99,9 +101,10 @@ def test_stock_gymnasium_wrapper_counts_one_step_episodes() -> None:
     assert infos["episode"]["l"].tolist() == [1, 1, 1]
 
 
-def test_task_arguments_and_shared_task(data_root) -> None:
-    envs = gym.make_vec("Personalization/Music-v0", num_envs=3, data_dir=data_root, n_eval=200)
-    assert envs.task.data_folder.parent == data_root
+def test_task_arguments_and_shared_task(tmp_path) -> None:
+    shutil.copytree(PACKAGED_SPOTIFY, tmp_path / "spotify")
+    envs = gym.make_vec("Personalization/Music-v0", num_envs=3, data_dir=tmp_path, n_eval=200)
+    assert envs.task.data_folder == tmp_path / "spotify"  # the task's arguments reach the one shared task
     eval_sets = envs.call("eval_set")
     assert len(eval_sets) == 3 and all(s is eval_sets[0] for s in eval_sets) and len(eval_sets[0]) == 200
     assert envs.get_attr("n_actions") == (50, 50, 50)

@@ -299,16 +299,17 @@ def test_fashion_mnist_from_a_debian_style_folder_of_gz_files(tmp_path: Path, is
 def test_mnist_family_download_from_a_local_server(
     tmp_path: Path, serve_folder, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path
 ) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     truth = SmallIdxDataset(tmp_path / "made", "FashionMNIST", seed=7)
     server = serve_folder(truth.write_gz(tmp_path / "served"))
     env = fashion_env()(download_url=server.url, verify=False)
     assert env.data_folder == isolated_data_locations / "personalization_gym" / "FashionMNIST"
     assert set(server.requests) == {f"/{name}.gz" for name in IDX_FILES}
     np.testing.assert_array_equal(env.data.train_images[:, 0], truth.train_images)
-    # torchvision checks downloads against its md5 sums when verify is on: small files fail
+    # with verify on, every decompressed file is checked against its sha256 before it enters the cache: small
+    # files fail, naming the file and where it came from
     shutil.rmtree(env.data_folder)
-    with pytest.raises(DataNotFoundError, match=r"(?s)download failed.*train-images-idx3-ubyte.gz.*corrupted"):
+    with pytest.raises(DataIntegrityError, match=rf"checksum mismatch for .*raw/t.*-ubyte.*came from {server.url}"):
         fashion_env()(download_url=server.url)
     assert sorted(p.name for p in (isolated_data_locations / "personalization_gym").iterdir()) == []
 
@@ -316,7 +317,7 @@ def test_mnist_family_download_from_a_local_server(
 def test_cifar_download_from_a_local_server(
     tmp_path: Path, serve_folder, monkeypatch: pytest.MonkeyPatch, isolated_data_locations: Path
 ) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     truth = SmallCifar(tmp_path / "made", 10, seed=8)
     server = serve_folder(truth.archive(tmp_path / "served", "cifar-10-python.tar.gz"))
     env = CIFAR10Env(download_url=server.url, verify=False)
@@ -333,7 +334,7 @@ def test_cifar_download_from_a_local_server(
 def test_no_data_and_no_network_fails_at_construction(
     env_class, serve_folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     server = serve_folder(tmp_path)
     url = server.url
     server.close()  # connection refused from now on

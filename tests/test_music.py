@@ -184,7 +184,7 @@ def copy_spotify(spotify_dir: Path, root: Path) -> Path:
 def test_packaged_copy_is_the_reference_data_and_needs_no_data_location(
     spotify_dir: Path, monkeypatch: pytest.MonkeyPatch, reference
 ) -> None:
-    monkeypatch.delenv(DATA_ENV_VAR)  # and the user cache is empty: only the package has the data
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)  # and the user cache is empty: only the package has the data
     env = MusicEnv()
     assert env.data_folder == PACKAGED_SPOTIFY
     for name in SPOTIFY_SHA256:
@@ -208,7 +208,7 @@ def test_lookup_order_data_dir_then_env_var_then_cache_then_package(
     assert MusicEnv().data_folder == env_root / "spotify"
     # a data_dir without a spotify/ folder is passed over
     assert MusicEnv(data_dir=tmp_path / "elsewhere").data_folder == env_root / "spotify"
-    monkeypatch.delenv(DATA_ENV_VAR)
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     assert MusicEnv().data_folder == cache_root / "spotify"
     shutil.rmtree(cache_root / "spotify")
     assert MusicEnv(data_dir=tmp_path / "elsewhere").data_folder == PACKAGED_SPOTIFY
