@@ -22,6 +22,8 @@ from sb3_entropy.regularizers import check_regularizer
 
 __all__ = [
     "AGENT_DEFAULTS",
+    "ON_POLICY",
+    "Q_LEARNING",
     "REGULARIZABLE",
     "RunSpec",
     "algorithm_class",
@@ -35,10 +37,15 @@ __all__ = [
 AGENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "a2c": {"n_steps": 32},
     "ppo": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+    "trpo": {"n_steps": 32, "batch_size": 32},
     "dqn": {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000},
     "qrdqn": {"batch_size": 32, "train_freq": 32, "learning_starts": 0, "buffer_size": 10_000},
 }
 
+
+# The two families the paper compares: policy optimization (on-policy actor-critics) and Q-learning.
+ON_POLICY = ("a2c", "ppo", "trpo")
+Q_LEARNING = ("dqn", "qrdqn")
 
 # Agents whose entropy term a diversity regulariser can replace (sb3_entropy.policies).
 REGULARIZABLE = ("a2c", "ppo")
@@ -55,8 +62,8 @@ def batched_hyperparameters(name: str, hyperparameters: dict[str, Any], n_envs: 
     are divided by ``n_envs``, which they must be multiples of.
     """
     hyperparameters = dict(hyperparameters)
-    if name in ("a2c", "ppo"):
-        key, value = "n_steps", hyperparameters.get("n_steps", 2048 if name == "ppo" else 5)
+    if name in ON_POLICY:
+        key, value = "n_steps", hyperparameters.get("n_steps", 5 if name == "a2c" else 2048)
     else:
         key, value = "train_freq", hyperparameters.get("train_freq", 1)
         if isinstance(value, (tuple, list)):
@@ -73,15 +80,13 @@ def batched_hyperparameters(name: str, hyperparameters: dict[str, Any], n_envs: 
 
 
 def algorithm_class(name: str) -> type:
-    """The SB3 (or sb3-contrib) class of an agent name: a2c, ppo, dqn, qrdqn."""
+    """The SB3 (or sb3-contrib) class of an agent name: a2c, ppo, dqn, qrdqn, trpo."""
     if name not in AGENT_DEFAULTS:
         raise ValueError(f"unknown algorithm {name!r}; valid: {sorted(AGENT_DEFAULTS)}")
-    if name == "qrdqn":
-        try:
-            from sb3_contrib import QRDQN
-        except ImportError as error:
-            raise ImportError("qrdqn needs sb3-contrib: pip install sb3-contrib") from error
-        return QRDQN
+    if name in ("qrdqn", "trpo"):
+        import sb3_contrib
+
+        return getattr(sb3_contrib, name.upper())
     import stable_baselines3
 
     return getattr(stable_baselines3, name.upper())

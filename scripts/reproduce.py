@@ -37,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "experiments", nargs="+", metavar="EXPERIMENT", help=f"{available_experiments()}, all, or a .yml path"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per agent (default 3; the paper ran 1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per agent (default: the experiment file's, else 3; the paper ran 1)",
+    )
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and smaller evaluation sets")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run, overriding the experiment's")
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse the runs already finished in --out")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.workers < 1 or (args.steps is not None and args.steps < 1):
+    if (args.seeds is not None and args.seeds < 1) or args.workers < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--seeds, --workers and --steps must be >= 1")
     names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
@@ -66,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     try:
         for experiment in experiments:
+            seeds = args.seeds or experiment.seeds
             result = run_experiment(
-                experiment, args.seeds, out, args.quick, args.steps, args.data_dir, download=not args.no_download,
+                experiment, seeds, out, args.quick, args.steps, args.data_dir, download=not args.no_download,
                 literal=args.literal, workers=args.workers, resume=args.resume, ray_address=args.ray_address,
             )  # fmt: skip
             write_outputs(result, out)

@@ -1,11 +1,12 @@
 """Experiment files: the YAML that says what a study trains, read and checked.
 
 An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a task id),
-``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs``, ``paper`` (agent -> published
-final ``reward`` and ``entropy``), ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study)
-and ``frontier`` (a grid of regularised variants, below).
+``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs``, ``seeds`` (the default number
+of seeds per agent, at least 2; 3 if not given), ``paper`` (agent -> published final ``reward`` and
+``entropy``), ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study) and ``frontier`` (a grid
+of regularised variants, below).
 
-``agents`` maps a name to its settings. A name that is an algorithm (a2c, ppo, dqn, qrdqn) needs nothing
+``agents`` maps a name to its settings. A name that is an algorithm (a2c, ppo, trpo, dqn, qrdqn) needs nothing
 else; any other name gives its algorithm with ``algo:``. Besides the algorithm's constructor arguments
 (``learning_rate``, ``ent_coef``, ...) an agent may set ``regularizer`` (a2c and ppo: see
 :mod:`sb3_entropy.regularizers`) and ``per_state_weight``; its coefficient is ``ent_coef``::
@@ -39,7 +40,10 @@ from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparam
 __all__ = ["EXPERIMENTS_DIR", "Agent", "Experiment", "Frontier", "available_experiments", "load_experiment"]
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
-EXPERIMENT_KEYS = ("agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "steps", "task", "task_kwargs")
+EXPERIMENT_KEYS = (
+    "agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "seeds", "steps", "task", "task_kwargs",
+)  # fmt: skip
+DEFAULT_SEEDS = 3
 QUICK_KEYS = ("eval_freq", "n_eval", "steps")
 FRONTIER_KEYS = ("agents", "reference", "regularizers")
 VARIANT_KEYS = ("algo", "per_state_weight", "regularizer")  # an agent's keys that are not hyperparameters
@@ -90,6 +94,7 @@ class Experiment:
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     quick: dict[str, int] = field(default_factory=dict)
     frontier: Frontier | None = None
+    seeds: int = DEFAULT_SEEDS  # the default number of seeds per agent
 
 
 def available_experiments() -> list[str]:
@@ -198,6 +203,9 @@ def load_experiment(name: str) -> Experiment:
             raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
         agents |= variants
     _check_keys(f"{where}: quick", data.get("quick", {}), QUICK_KEYS)
+    seeds = data.get("seeds", DEFAULT_SEEDS)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise ValueError(f"{where}: seeds must be an integer >= 2 (an interval needs two), got {seeds!r}")
     _check_keys(f"{where}: paper", data.get("paper", {}), tuple(agents))
     for agent, values in data.get("paper", {}).items():
         _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
@@ -212,4 +220,5 @@ def load_experiment(name: str) -> Experiment:
         paper=dict(data.get("paper") or {}),
         quick=dict(data.get("quick") or {}),
         frontier=frontier,
+        seeds=seeds,
     )
