@@ -13,6 +13,7 @@ from conftest import run_script
 from scipy import stats
 from stable_baselines3 import PPO
 
+from personalization_gym import MusicEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.study import Agent, load_experiment, mean_interval, run_experiment, welch_interval
 
@@ -178,6 +179,8 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
         points = {row["agent"]: row for row in csv.DictReader(stream)}
     assert set(points) == set(experiment.agents)
     report = (tmp_path / "report.md").read_text()
+    expected = MusicEnv(n_eval=experiment.quick["n_eval"]).eval_set().expected
+    random, oracle = expected.mean(), expected.max(axis=1).mean()  # the baselines, computed independently
     table = {
         tuple(line.split(" | ")[:3]): line for line in report.splitlines() if line.startswith("| ") and "[" in line
     }
@@ -194,6 +197,9 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
             written = [float(points[agent][f"{name}_{part}"]) for part in ("mean", "low", "high")]
             np.testing.assert_allclose(written, [mean, low, high], rtol=1e-9, atol=1e-12)
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
+            if name == "reward":
+                score = [(value - random) / (oracle - random) for value in (mean, low, high)]
+                cells.append(f"{score[0]:.3f} [{score[1]:.3f}, {score[2]:.3f}]")
         assert table[row_key] == f"{' | '.join(row_key)} | " + " | ".join(cells) + " |"
 
     # the reaching table: the first coefficient, per agent and regularizer, whose mean H(p) is DQN's or more
@@ -220,6 +226,8 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
                 assert line.split(" | ")[6] == f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
     assert "Quick run: the agents are far from converged, so no verdict is drawn" in report
     assert "random policy scores" in report and "the oracle (the best action for every user)" in report
+    assert f"| random policy | - | - | {random:.3f} | 0 | 3.912 | 3.912 |" in report
+    assert f"| oracle | - | - | {oracle:.3f} | 1 | - | - |" in report
 
     image = matplotlib.image.imread(folder / "frontier.png")
     assert image.shape[0] > 800 and image.shape[1] > 1000

@@ -9,11 +9,68 @@ from pathlib import Path
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import final_values, finished_seeds
 from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import Interval, mean_interval, welch_interval
+from sb3_entropy.study.stats import Interval, contrast_interval, mean_interval, welch_interval
+from sb3_entropy.training import ON_POLICY, Q_LEARNING
 
-__all__ = ["frontier_section", "report_section", "verdict_line", "write_report"]
+__all__ = [
+    "AgentSummary",
+    "frontier_section",
+    "normalized_score",
+    "report_section",
+    "summarize",
+    "verdict_line",
+    "write_report",
+]
 
-PO_AGENTS = ("a2c", "ppo")
+FAMILIES = {"policy optimization": ON_POLICY, "Q-learning": Q_LEARNING}
+FLAG = "(not above random)"
+
+
+def _paper(values: dict[str, float], key: str) -> str:
+    return f"{values[key]:.3f}" if key in values else "-"
+
+
+def _label(agent: str) -> str:
+    return {"qrdqn": "QR-DQN"}.get(agent, agent.upper())
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    """An agent's final values over its seeds: reward, normalised score and marginal entropy, with intervals."""
+
+    agent: str
+    reward: Interval
+    score: Interval | None  # (reward - random) / (oracle - random); None without baselines
+    entropy: Interval
+    effective: Interval
+    near_random: bool  # the reward interval reaches down to the random policy's reward: nothing shown learned
+
+
+def normalized_score(reward: Interval, baselines: dict[str, float]) -> Interval | None:
+    """``(reward - random) / (oracle - random)`` with its interval: 0 is the random policy, 1 the oracle."""
+    if not baselines or not baselines["oracle"] > baselines["random"]:
+        return None
+    random, scale = baselines["random"], baselines["oracle"] - baselines["random"]
+    return Interval(
+        (reward.estimate - random) / scale, (reward.low - random) / scale, (reward.high - random) / scale, reward.n
+    )
+
+
+def summarize(result: ExperimentResult, agent: str) -> AgentSummary | None:
+    """``agent``'s final values, or None when every run of it failed."""
+    if not finished_seeds(result, agent):
+        return None
+    reward = mean_interval(final_values(result, agent, "eval/expected_reward"))
+    score = normalized_score(reward, result.baselines)
+    near_random = bool(result.baselines) and not math.isnan(reward.low) and reward.low <= result.baselines["random"]
+    return AgentSummary(
+        agent,
+        reward,
+        score,
+        mean_interval(final_values(result, agent, "entropy/marginal")),
+        mean_interval(final_values(result, agent, "actions/effective_number")),
+        near_random,
+    )
 
 
 def report_section(result: ExperimentResult) -> str:
@@ -28,25 +85,36 @@ def report_section(result: ExperimentResult) -> str:
     lines = [
         title,
         f"{_seed_words(seeds)}, {steps:,} steps, marginal entropy in nats of at most log K = "
-        f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds] of the final evaluation; run time "
-        f"{result.seconds:.0f} s. {_baselines_sentence(result)}\n",
-        "| agent | reward (expected) | marginal entropy | effective actions | paper reward | paper entropy |",
-        "|---|---|---|---|---|---|",
+        f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds] of the final evaluation; score = "
+        f"(reward - random) / (oracle - random), on the same evaluation set; run time {result.seconds:.0f} s.\n",
+        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
+        "paper entropy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for agent in experiment.agents:
-        if not finished_seeds(result, agent):
-            lines.append(f"| {agent.upper()} | every run failed | | | | |")
+    summaries = {agent: summarize(result, agent) for agent in experiment.agents}
+    for agent, settings in experiment.agents.items():
+        family = next((name for name, algos in FAMILIES.items() if settings.algo in algos), "-")
+        summary = summaries[agent]
+        if summary is None:
+            lines.append(f"| {_label(agent)} | {family} | every run failed | | | | | |")
             continue
-        cells = [
-            str(mean_interval(final_values(result, agent, key)))
-            for key in ("eval/expected_reward", "entropy/marginal", "actions/effective_number")
-        ]
         paper = experiment.paper.get(agent, {})
-        cells += [
-            f"{paper['reward']:.3f}" if "reward" in paper else "-",
-            f"{paper['entropy']:.3f}" if "entropy" in paper else "-",
+        flag = f" {FLAG}" if summary.near_random else ""
+        lines.append(
+            f"| {_label(agent)}{flag} | {family} | {summary.reward} | {summary.score or '-'} | {summary.entropy} | "
+            f"{summary.effective} | {_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
+        )
+    if result.baselines:
+        lines += [
+            f"| random policy | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
+            f"{n_actions} | - | - |",
+            f"| oracle | - | {result.baselines['oracle']:.3f} | 1 | - | - | - | - |",
         ]
-        lines.append(f"| {agent.upper()} | " + " | ".join(cells) + " |")
+    if any(summary is not None and summary.near_random for summary in summaries.values()):
+        lines.append(
+            f"\n{FLAG}: the agent's reward interval reaches down to the random policy's reward, so it has not been "
+            "shown to learn anything, and its marginal entropy says nothing about learned diversity."
+        )
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
     lines += ["", f"Entropy gap: {_gap(result).text}", ""]
@@ -61,35 +129,74 @@ class Gap:
     text: str
 
 
-def _gap(result: ExperimentResult) -> Gap:
-    """Each policy-optimization agent's final H(p) minus DQN's, with Welch intervals, and what they show.
+def _compared_to_zero(interval: Interval) -> str:
+    if math.isnan(interval.low):
+        return "no interval"
+    if interval.high < 0:
+        return "below 0"
+    if interval.low > 0:
+        return "above 0"
+    return "includes 0"
 
-    The paper's finding is reproduced when every interval lies below 0, contradicted when every one lies
-    above 0, and otherwise not established with the seeds at hand.
+
+def _gap(result: ExperimentResult) -> Gap:
+    """The two families' final marginal entropies compared, then each pair of algorithms.
+
+    Agents that have not been shown to learn (reward interval down to the random policy's) are left out: their
+    entropy is that of an untrained policy. The family contrast is the mean over policy-optimization
+    algorithms of their mean H(p) minus the same over Q-learning algorithms, with a Welch-Satterthwaite interval;
+    the paper's finding is reproduced when it lies below 0, contradicted when above, and otherwise not
+    established with the seeds at hand. Pairs of algorithms get Welch intervals.
     """
-    po = [agent for agent in PO_AGENTS if finished_seeds(result, agent)]
-    if not finished_seeds(result, "dqn") or not po:
-        return Gap("not applicable", "not applicable (it needs finished runs of DQN and of A2C or PPO).")
-    dqn = final_values(result, "dqn", "entropy/marginal")
-    differences = {agent: welch_interval(final_values(result, agent, "entropy/marginal"), dqn) for agent in po}
-    numbers = ", ".join(f"{agent.upper()} {difference.signed}" for agent, difference in differences.items())
-    seeds = min(difference.n for difference in differences.values())
-    seed_words = _seed_words(seeds)
+    experiment = result.experiment
+    summaries = {agent: summarize(result, agent) for agent in experiment.agents}
+    members: dict[str, list[str]] = {}
+    left_out = []
+    for family, algos in FAMILIES.items():
+        members[family] = []
+        for agent, settings in experiment.agents.items():
+            if settings.algo not in algos or settings.regularizer is not None or summaries[agent] is None:
+                continue
+            if summaries[agent].near_random:
+                left_out.append(agent)
+            else:
+                members[family].append(agent)
+    po, ql = members["policy optimization"], members["Q-learning"]
+    left_text = ""
+    if left_out:
+        left_text = f" Left out, their reward not shown above the random policy's: {', '.join(map(_label, left_out))}."
+    if not po or not ql:
+        missing = "Q-learning" if not ql else "policy-optimization"
+        verdict = (
+            f"not established: no {missing} agent has been shown to learn"
+            if left_out
+            else f"not applicable: it needs finished runs of a {missing} agent"
+        )
+        return Gap(verdict.split(":")[0], f"the paper's finding is {verdict}.{left_text}")
+    entropy = {agent: final_values(result, agent, "entropy/marginal") for agent in po + ql}
+    contrast = contrast_interval([entropy[a] for a in po], [entropy[a] for a in ql])
+    seed_words = _seed_words(contrast.n)
     if result.quick:
         verdict = "not judged: a quick run's agents are far from converged (run without --quick)"
-    elif seeds < 2:
+    elif contrast.n < 2:
         verdict = "not established with 1 seed: one seed gives no interval (run more seeds)"
-    elif all(difference.high < 0 for difference in differences.values()):
-        verdict = "reproduced: every interval lies below 0"
-    elif all(difference.low > 0 for difference in differences.values()):
-        verdict = "contradicted: every interval lies above 0, the opposite of the paper's finding"
+    elif contrast.high < 0:
+        verdict = "reproduced: the interval lies below 0"
+    elif contrast.low > 0:
+        verdict = "contradicted: the interval lies above 0, the opposite of the paper's finding"
     else:
-        verdict = f"not established with {seed_words}: some interval includes 0 or they disagree"
-    return Gap(
-        verdict.split(":")[0],
-        f"final marginal entropy minus DQN's, {numbers} nats (95 % Welch intervals, {seed_words}); the paper's "
-        f"finding that policy optimization ends with lower marginal entropy than Q-learning is {verdict}.",
+        verdict = f"not established with {seed_words}: the interval includes 0"
+    pairs = [(p, q, welch_interval(entropy[p], entropy[q])) for p in po for q in ql]
+    pair_text = "; ".join(f"{_label(p)} - {_label(q)} {d.signed} ({_compared_to_zero(d)})" for p, q, d in pairs)
+    below = sum(d.high < 0 for _, _, d in pairs)
+    text = (
+        f"policy optimization ({', '.join(map(_label, po))}) minus Q-learning ({', '.join(map(_label, ql))}), the "
+        f"mean over each family's algorithms of their final marginal entropy: {contrast.signed} nats (95 % "
+        f"Welch-Satterthwaite interval, {seed_words}); the paper's finding that policy optimization ends with lower "
+        f"marginal entropy than Q-learning is {verdict}. Per pair of algorithms (Welch): {pair_text}; {below} of "
+        f"{len(pairs)} pairs below 0.{left_text}"
     )
+    return Gap(verdict.split(":")[0], text)
 
 
 def verdict_line(result: ExperimentResult) -> str:
@@ -104,16 +211,20 @@ def verdict_line(result: ExperimentResult) -> str:
     gap = _gap(result)
     agents = []
     for agent in experiment.agents:
-        if not finished_seeds(result, agent):
-            agents.append(f"{agent.upper()} every run failed")
+        summary = summarize(result, agent)
+        if summary is None:
+            agents.append(f"{_label(agent)} every run failed")
             continue
-        reward = final_values(result, agent, "eval/expected_reward").mean()
-        entropy = final_values(result, agent, "entropy/marginal").mean()
         paper = experiment.paper.get(agent, {})
         paper_text = (
             f" (paper {paper['reward']:.3f}, {paper['entropy']:.3f})" if {"reward", "entropy"} <= set(paper) else ""
         )
-        agents.append(f"{agent.upper()} {reward:.3f} reward, {entropy:.3f} nats{paper_text}")
+        score = f" (score {summary.score.estimate:.2f})" if summary.score is not None else ""
+        flag = f" {FLAG}" if summary.near_random else ""
+        agents.append(
+            f"{_label(agent)}{flag} {summary.reward.estimate:.3f} reward{score}, {summary.entropy.estimate:.3f} "
+            f"nats{paper_text}"
+        )
     baselines = ""
     if result.baselines:
         baselines = f" Random policy {result.baselines['random']:.3f}, oracle {result.baselines['oracle']:.3f}."
@@ -188,14 +299,20 @@ def frontier_section(result: ExperimentResult) -> str:
         f"{result.seconds:.0f} s. {_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
-        "| agent | regularizer | coefficient | reward (expected) | marginal entropy H(p) | per-state entropy |",
-        "|---|---|---|---|---|---|",
+        "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy |",
+        "|---|---|---|---|---|---|---|",
     ]
     for point in points:
         lines.append(
             f"| {point.base.upper()} | {point.regularizer or '-'} | {point.coefficient:g} | {point.reward} | "
-            f"{point.marginal} | {point.per_state} |"
+            f"{normalized_score(point.reward, result.baselines) or '-'} | {point.marginal} | {point.per_state} |"
         )
+    if result.baselines:
+        lines += [
+            f"| random policy | - | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
+            f"{math.log(n_actions):.3f} |",
+            f"| oracle | - | - | {result.baselines['oracle']:.3f} | 1 | - | - |",
+        ]
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
     reference_point = next((p for p in points if p.agent == frontier.reference), None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["Interval", "mean_interval", "t_band", "welch_interval"]
+__all__ = ["Interval", "contrast_interval", "mean_interval", "t_band", "welch_interval"]
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,28 @@ def welch_interval(first: np.ndarray, second: np.ndarray, level: float = 0.95) -
     dof = (a + b) ** 2 / (a**2 / (len(first) - 1) + b**2 / (len(second) - 1))
     half = float(stats.t.ppf((1 + level) / 2, dof)) * math.sqrt(a + b)
     return Interval(difference, difference - half, difference + half, n)
+
+
+def contrast_interval(first: list[np.ndarray], second: list[np.ndarray], level: float = 0.95) -> Interval:
+    """The mean of the ``first`` groups' means minus the mean of the ``second`` groups' means, with its interval.
+
+    A linear contrast of independent groups (e.g. the seeds of each policy-optimization algorithm against those
+    of each Q-learning algorithm), each algorithm weighing the same whatever its number of seeds. Its variance
+    is ``sum_i c_i^2 s_i^2 / n_i`` and its degrees of freedom Welch-Satterthwaite's; with one group on each side
+    it is Welch's interval.
+    """
+    groups = [np.asarray(group, dtype=np.float64) for group in (*first, *second)]
+    if not first or not second:
+        raise ValueError("a contrast needs at least one group on each side")
+    weights = [1 / len(first)] * len(first) + [-1 / len(second)] * len(second)
+    estimate = float(sum(w * g.mean() for w, g in zip(weights, groups, strict=True)))
+    n = min(len(g) for g in groups)
+    if n < 2:
+        return Interval(estimate, math.nan, math.nan, n)
+    terms = [w**2 * g.var(ddof=1) / len(g) for w, g in zip(weights, groups, strict=True)]
+    variance = sum(terms)
+    if variance == 0:
+        return Interval(estimate, estimate, estimate, n)
+    dof = variance**2 / sum(t**2 / (len(g) - 1) for t, g in zip(terms, groups, strict=True))
+    half = float(stats.t.ppf((1 + level) / 2, dof)) * math.sqrt(variance)
+    return Interval(estimate, estimate - half, estimate + half, n)

@@ -1,0 +1,118 @@
+"""The study report's verdicts, on results made to order: families, pairs, flags, scores."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sb3_entropy.study import load_experiment
+from sb3_entropy.study.report import report_section, verdict_line
+from sb3_entropy.study.runner import ExperimentResult
+
+FIVE_AGENTS = """
+task: Personalization/Behavior-v0
+net_arch: [16]
+steps: 1000
+eval_freq: 500
+agents:
+  a2c: {learning_rate: 1.0e-3}
+  ppo: {learning_rate: 1.0e-3}
+  trpo: {learning_rate: 1.0e-3}
+  dqn: {learning_rate: 1.0e-3}
+  qrdqn: {learning_rate: 1.0e-3}
+"""
+K = 10
+
+
+def made_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]], quick: bool = False) -> ExperimentResult:
+    """A study whose agents ended at the given (reward, marginal entropy) per seed; random 0.1, oracle 0.9."""
+    path = tmp_path / "five.yml"
+    path.write_text(FIVE_AGENTS)
+    result = ExperimentResult(load_experiment(str(path)), baselines={"random": 0.1, "oracle": 0.9}, quick=quick)
+    for agent, values in finals.items():
+        for seed, (reward, entropy) in enumerate(values):
+            row = {
+                "timesteps": 1000, "eval/expected_reward": reward, "entropy/marginal": entropy,
+                "actions/effective_number": math.exp(entropy), "p": np.full(K, 1 / K),
+            }  # fmt: skip
+            result.histories[(agent, seed)] = [row]
+            result.rows.append(row)
+    return result
+
+
+def spread(center: float, width: float = 0.05) -> list[float]:
+    return [center - width, center + width / 2, center + width / 2]
+
+
+def learned(entropy: float) -> list[tuple[float, float]]:
+    return list(zip(spread(0.85, 0.02), spread(entropy), strict=True))
+
+
+def test_the_families_and_every_pair_are_compared_with_intervals_valid_for_three_seeds(tmp_path: Path) -> None:
+    finals = {
+        "a2c": learned(1.8),
+        "ppo": learned(1.9),
+        "trpo": learned(2.6),
+        "dqn": learned(3.3),
+        "qrdqn": learned(2.9),
+    }
+    result = made_result(tmp_path, finals)
+    line = verdict_line(result)
+    assert line.startswith("- **five** (Personalization/Behavior-v0, 3 seeds, 1,000 steps): entropy gap **reproduced**")
+    # the family contrast, by hand: equal weight per algorithm, Welch-Satterthwaite degrees of freedom
+    entropy = {agent: np.array([e for _, e in values]) for agent, values in finals.items()}
+    po, ql = ["a2c", "ppo", "trpo"], ["dqn", "qrdqn"]
+    estimate = np.mean([entropy[a].mean() for a in po]) - np.mean([entropy[a].mean() for a in ql])
+    terms = [entropy[a].var(ddof=1) / 3 / 9 for a in po] + [entropy[a].var(ddof=1) / 3 / 4 for a in ql]
+    dof = sum(terms) ** 2 / sum(t**2 / 2 for t in terms)
+    half = stats.t.ppf(0.975, dof) * math.sqrt(sum(terms))
+    assert (
+        f"{estimate:+.3f} [{estimate - half:+.3f}, {estimate + half:+.3f}] nats (95 % Welch-Satterthwaite interval, 3 seeds)"
+        in line
+    )
+    for p in po:
+        for q in ql:
+            ci = stats.ttest_ind(entropy[p], entropy[q], equal_var=False).confidence_interval(0.95)
+            label = "QR-DQN" if q == "qrdqn" else q.upper()
+            difference = entropy[p].mean() - entropy[q].mean()
+            assert f"{p.upper()} - {label} {difference:+.3f} [{ci.low:+.3f}, {ci.high:+.3f}]" in line
+    assert "TRPO - DQN" in line and "6 pairs below 0" in line
+    assert "A2C 0.850 reward (score 0.94), 1.800 nats" in line  # score = (0.85 - 0.1) / (0.9 - 0.1)
+    assert "Random policy 0.100, oracle 0.900." in line
+
+
+def test_an_agent_not_shown_above_random_is_flagged_and_left_out(tmp_path: Path) -> None:
+    untrained = list(zip(spread(0.11, 0.04), spread(3.9), strict=True))  # reward interval includes 0.1
+    finals = {"a2c": learned(1.8), "ppo": learned(1.9), "trpo": learned(2.0), "dqn": untrained, "qrdqn": learned(3.1)}
+    result = made_result(tmp_path, finals)
+    line, section = verdict_line(result), report_section(result)
+    assert "DQN (not above random) 0.110 reward (score 0.01)" in line
+    assert "minus Q-learning (QR-DQN)" in line and "DQN -" not in line.replace("QR-DQN", "")
+    assert "Left out, their reward not shown above the random policy's: DQN." in line
+    assert "| DQN (not above random) | Q-learning |" in section
+    assert "says nothing about learned diversity" in section
+    assert "| random policy | - | 0.100 | 0 | 2.303 | 10 | - | - |" in section
+    assert "| oracle | - | 0.900 | 1 | - | - | - | - |" in section
+    # with no Q-learner shown to learn, the gap cannot be judged at all
+    finals["qrdqn"] = untrained
+    line = verdict_line(made_result(tmp_path, finals))
+    assert "entropy gap **not established**" in line
+    assert "no Q-learning agent has been shown to learn" in line
+
+
+@pytest.mark.parametrize(
+    ("po_entropy", "ql_entropy", "quick", "verdict"),
+    [
+        (3.3, 1.8, False, "contradicted"),
+        (2.50, 2.52, False, "not established with 3 seeds"),
+        (1.8, 3.3, True, "not judged"),
+    ],
+)
+def test_verdicts_follow_the_interval(tmp_path: Path, po_entropy, ql_entropy, quick, verdict) -> None:
+    finals = {agent: learned(po_entropy) for agent in ("a2c", "ppo", "trpo")}
+    finals |= {agent: learned(ql_entropy) for agent in ("dqn", "qrdqn")}
+    assert f"entropy gap **{verdict}**" in verdict_line(made_result(tmp_path, finals, quick=quick))

@@ -1,0 +1,44 @@
+"""Intervals over few seeds: coverage by simulation, and the family contrast against independent formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sb3_entropy.study.stats import contrast_interval, welch_interval
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_family_contrast_covers_the_truth_95_percent_of_the_time(n: int) -> None:
+    # three policy-optimization algorithms against two Q-learning ones, unequal means and spreads
+    rng = np.random.default_rng(10 + n)
+    means, scales = [1.8, 1.9, 2.9, 3.4, 2.5], [0.15, 0.10, 0.30, 0.08, 0.20]
+    truth = np.mean(means[:3]) - np.mean(means[3:])
+    trials = 4000
+    draws = [rng.normal(m, s, size=(trials, n)) for m, s in zip(means, scales, strict=True)]
+    hits = 0
+    for trial in range(trials):
+        groups = [draw[trial] for draw in draws]
+        interval = contrast_interval(groups[:3], groups[3:])
+        hits += interval.low <= truth <= interval.high
+    print(f"n={n}: contrast coverage {hits / trials:.4f}")
+    assert abs(hits / trials - 0.95) < 0.015, hits / trials
+
+
+def test_one_group_a_side_is_welchs_interval_and_the_estimate_weighs_each_algorithm_alike() -> None:
+    a, b = np.array([1.9, 1.8, 2.2]), np.array([3.3, 3.5, 3.4, 3.2])
+    contrast, welch = contrast_interval([a], [b]), welch_interval(a, b)
+    assert (contrast.estimate, contrast.low, contrast.high) == pytest.approx((welch.estimate, welch.low, welch.high))
+    reference = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (contrast.low, contrast.high) == pytest.approx((reference.low, reference.high))
+    c = np.array([2.9, 3.1])
+    two = contrast_interval([a, c], [b])
+    assert two.estimate == pytest.approx((a.mean() + c.mean()) / 2 - b.mean())
+    # the variance by hand, and Welch-Satterthwaite's degrees of freedom
+    terms = [0.25 * a.var(ddof=1) / 3, 0.25 * c.var(ddof=1) / 2, b.var(ddof=1) / 4]
+    dof = sum(terms) ** 2 / (terms[0] ** 2 / 2 + terms[1] ** 2 / 1 + terms[2] ** 2 / 3)
+    half = stats.t.ppf(0.975, dof) * np.sqrt(sum(terms))
+    assert (two.low, two.high) == pytest.approx((two.estimate - half, two.estimate + half))
+    with pytest.raises(ValueError, match="at least one group on each side"):
+        contrast_interval([a], [])
