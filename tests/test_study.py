@@ -217,7 +217,7 @@ def test_bad_command_lines(script: str, args: list[str], message: str) -> None:
     [
         (TINY_EXPERIMENT.replace("eval_freq:", "eval_frequency:"), "unknown key(s) ['eval_frequency']; valid: ['agents', 'eval_freq',"),
         (TINY_EXPERIMENT.replace("a2c: {learning_rate", "a2c: {learnig_rate"), "unknown hyperparameter(s) ['learnig_rate'] for a2c"),
-        (TINY_EXPERIMENT.replace("  dqn: {", "  dqm: {"), "agents: unknown agent 'dqm': name an agent after its algorithm (['a2c', 'ppo', 'dqn', 'qrdqn']) or give its algorithm with algo:"),
+        (TINY_EXPERIMENT.replace("  dqn: {", "  dqm: {"), "agents: unknown agent 'dqm': name an agent after its algorithm (['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']) or give its algorithm with algo:"),
         (TINY_EXPERIMENT.replace("steps: 96\n", ""), "missing key(s) ['steps']"),
         (TINY_EXPERIMENT.replace("Behavior-v0", "Behaviour-v0"), "unknown task 'Personalization/Behaviour-v0'"),
     ],
@@ -273,7 +273,7 @@ def test_policy_optimization_ends_with_lower_entropy_than_dqn_on_music(data_root
 def test_train_function_rejects_bad_specs() -> None:
     with pytest.raises(ValueError, match="timesteps must be >= 1, got 0"):
         train(RunSpec("Personalization/Behavior-v0", "a2c", 0, 0))
-    with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn'\]"):
+    with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn', 'trpo'\]"):
         train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
 
 
