@@ -44,10 +44,30 @@ def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], tor
     return np.concatenate(outputs) if outputs else np.empty((0,))
 
 
+def _mean_over_quantiles(network: Any, obs: torch.Tensor) -> torch.Tensor:
+    """A QR-DQN's Q-values, the mean over its quantiles, through one averaged output layer.
+
+    The mean is linear, so averaging the last layer's rows of each action over the quantiles gives the same
+    values as averaging the ``n_quantiles x K`` outputs, with a K-wide layer instead (200 times less work at
+    sb3-contrib's default of 200 quantiles). Networks whose last layer is not a Linear are averaged as they are.
+    """
+    layers = list(network.quantile_net)
+    n_quantiles, n_actions = network.n_quantiles, int(network.action_space.n)
+    last = layers[-1]
+    if not isinstance(last, torch.nn.Linear):
+        return network(obs).double().mean(dim=1)
+    hidden = network.extract_features(obs, network.features_extractor)
+    for layer in layers[:-1]:
+        hidden = layer(hidden)
+    weight = last.weight.view(n_quantiles, n_actions, -1).mean(dim=0)
+    bias = last.bias.view(n_quantiles, n_actions).mean(dim=0) if last.bias is not None else None
+    return torch.nn.functional.linear(hidden, weight, bias).double()
+
+
 def q_values(model: Any, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
     """``(n, K)`` Q-values of a DQN (its q_net) or the mean over quantiles of a QR-DQN."""
     if hasattr(model, "quantile_net"):
-        return _forward_in_chunks(model, obs, lambda t: model.quantile_net(t).double().mean(dim=1), chunk)
+        return _forward_in_chunks(model, obs, lambda t: _mean_over_quantiles(model.quantile_net, t), chunk)
     if hasattr(model, "q_net"):
         return _forward_in_chunks(model, obs, model.q_net, chunk)
     raise TypeError(f"{type(model).__name__} has no Q-network (q_net or quantile_net)")

@@ -29,6 +29,7 @@ from personalization_gym import BehaviorEnv, MusicEnv, make_vec
 from sb3_entropy import EntropyCallback, action_probs, all_metrics
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.probs import q_values
 
 AGENTS = {
     "A2C": (A2C, {"n_steps": 32}),
@@ -100,7 +101,19 @@ def test_qrdqn_probs_use_the_mean_over_quantiles(behavior: BehaviorEnv) -> None:
     assert quantiles.shape == (len(obs), 5, 7)
     q = quantiles.mean(axis=1)
     scaled = np.exp((q - q.max(axis=1, keepdims=True)) / 0.1)
-    np.testing.assert_allclose(action_probs(model, obs), scaled / scaled.sum(axis=1, keepdims=True), rtol=1e-9)
+    # the mean goes through one averaged float32 output layer: equal up to float32 round-off
+    np.testing.assert_allclose(action_probs(model, obs), scaled / scaled.sum(axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_allclose(q_values(model, obs), q, rtol=0, atol=1e-6 * np.abs(q).max())
+
+
+def test_qrdqn_mean_over_200_quantiles_through_the_averaged_layer(music: MusicEnv) -> None:
+    model = QRDQN("MlpPolicy", music, policy_kwargs={"net_arch": [64, 64]}, seed=0, device="cpu")
+    assert model.policy.quantile_net.n_quantiles == 200
+    model.learn(256)  # trained weights, not only the initial ones
+    obs = music.eval_set().obs[:500]
+    with torch.no_grad():
+        full = model.policy.quantile_net(torch.as_tensor(obs.copy())).double().mean(dim=1).numpy()
+    np.testing.assert_allclose(q_values(model, obs), full, rtol=0, atol=1e-6 * np.abs(full).max())
 
 
 @pytest.mark.parametrize("name", ["DQN", "QRDQN"])
