@@ -9,6 +9,7 @@ import numpy as np
 
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.study.frontier import FrontierPoint, curves
+from sb3_entropy.study.results import agent_label
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import t_band
 
@@ -51,7 +52,7 @@ def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) ->
         if key == "entropy/marginal":  # the mean cannot leave [0, log K]: neither does its band
             n_actions = len(runs[0][0]["p"])
             low, high = np.clip(low, 0, math.log(n_actions)), np.clip(high, 0, math.log(n_actions))
-        axes.plot(steps, mean, label=agent.upper(), color=AGENT_COLORS.get(agent))
+        axes.plot(steps, mean, label=agent_label(agent), color=AGENT_COLORS.get(agent))
         if len(runs) > 1:
             axes.fill_between(steps, low, high, alpha=0.25, color=AGENT_COLORS.get(agent))
     if key == "entropy/marginal":
@@ -70,7 +71,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
     """
     plt = _pyplot()
     agents = [agent for agent in agents if any(name == agent for name, _ in result.histories)]
-    figure = plt.figure(figsize=(13, 5.2))
+    figure = plt.figure(figsize=(13, max(5.2, 1.3 * len(agents) + 1.2)))
     grid = figure.add_gridspec(len(agents), 2, width_ratios=(1.1, 1), hspace=0.15, wspace=0.18)
     curve_axes = figure.add_subplot(grid[:, 0])
     _draw_curves(curve_axes, result, "entropy/marginal", agents)
@@ -93,10 +94,10 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
             history.append(entry["timesteps"], entry["p"])
         image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 160, 640)
         axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
-        axes.set_ylabel(f"{agent.upper()}\np(a), sorted", fontsize=9)
-        axes.set_yticks([0, 0.5, 1])
+        axes.set_ylabel(agent_label(agent), fontsize=9)
+        axes.set_yticks([0, 1])
         if row == 0:
-            axes.set_title(f"p(a) over training (seed {seed}): each colour an item", fontsize=10)
+            axes.set_title(f"p(a) over training, sorted (seed {seed}): each colour an item", fontsize=10)
         if row < len(agents) - 1:
             axes.set_xticklabels([])
         else:
@@ -119,7 +120,7 @@ def distribution_figure(result: ExperimentResult, agent: str, path: Path) -> Non
     axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
     axes.set_xlabel("environment steps")
     axes.set_ylabel("p(a), sorted")
-    axes.set_title(f"{result.experiment.name}: {agent.upper()} action distribution over training (seed {seed})")
+    axes.set_title(f"{result.experiment.name}: {agent_label(agent)} action distribution over training (seed {seed})")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -195,7 +196,7 @@ def frontier_figure(
                     ax, unregularised, y, fmt="s", color="black", markersize=7, label=f"{base.upper()}, no regularizer"
                 )
             if reference is not None:
-                draw(ax, reference, y, fmt="*", color="black", markersize=12, label=reference.agent.upper())
+                draw(ax, reference, y, fmt="*", color="black", markersize=12, label=agent_label(reference.agent))
             ax.axvline(math.log(n_actions), color="grey", linestyle=":", linewidth=1)
             ax.grid(alpha=0.3)
         if "oracle" in baselines:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
+from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import Interval, contrast_interval, mean_interval, welch_interval
@@ -28,10 +29,6 @@ FLAG = "(not above random)"
 
 def _paper(values: dict[str, float], key: str) -> str:
     return f"{values[key]:.3f}" if key in values else "-"
-
-
-def _label(agent: str) -> str:
-    return {"qrdqn": "QR-DQN"}.get(agent, agent.upper())
 
 
 @dataclass(frozen=True)
