@@ -102,6 +102,8 @@ def test_an_agent_not_shown_above_random_is_flagged_and_left_out(tmp_path: Path)
     line = verdict_line(made_result(tmp_path, finals))
     assert "entropy gap **not established**" in line
     assert "no Q-learning agent has been shown to learn" in line
+    # a quick run is not judged, whoever learned
+    assert "entropy gap **not judged**" in verdict_line(made_result(tmp_path, finals, quick=True))
 
 
 @pytest.mark.parametrize(

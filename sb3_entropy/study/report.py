@@ -162,19 +162,21 @@ def _gap(result: ExperimentResult) -> Gap:
     left_text = ""
     if left_out:
         left_text = f" Left out, their reward not shown above the random policy's: {', '.join(map(_label, left_out))}."
+    quick = "not judged: a quick run's agents are far from converged (run without --quick)"
     if not po or not ql:
-        missing = "Q-learning" if not ql else "policy-optimization"
-        verdict = (
-            f"not established: no {missing} agent has been shown to learn"
-            if left_out
-            else f"not applicable: it needs finished runs of a {missing} agent"
-        )
+        missing = "Q-learning" if po else ("policy-optimization" if ql else "policy-optimization or Q-learning")
+        if result.quick:
+            verdict = quick
+        elif left_out:
+            verdict = f"not established: no {missing} agent has been shown to learn"
+        else:
+            verdict = f"not applicable: it needs finished runs of a {missing} agent"
         return Gap(verdict.split(":")[0], f"the paper's finding is {verdict}.{left_text}")
     entropy = {agent: final_values(result, agent, "entropy/marginal") for agent in po + ql}
     contrast = contrast_interval([entropy[a] for a in po], [entropy[a] for a in ql])
     seed_words = _seed_words(contrast.n)
     if result.quick:
-        verdict = "not judged: a quick run's agents are far from converged (run without --quick)"
+        verdict = quick
     elif contrast.n < 2:
         verdict = "not established with 1 seed: one seed gives no interval (run more seeds)"
     elif contrast.high < 0:
