@@ -92,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"data missing for: {', '.join(missing)}" + ("" if args.skip_missing else " (exit status 1)"))
         status = status or (0 if args.skip_missing else 1)
-    if any(result.histories for result in results):
-        print(f"Figures: {out}/<experiment>/overview.png. The dashboard: tensorboard --logdir {out}")
+    figures = [
+        out / result.experiment.name / ("frontier.png" if result.experiment.frontier else "overview.png")
+        for result in results
+        if result.histories
+    ]
+    if figures:
+        print(f"Figures: {', '.join(map(str, figures))}. The dashboard: tensorboard --logdir {out}")
     return status
 
 

@@ -102,7 +102,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     assert len([p for p in (folder / "tb").iterdir() if p.is_dir()]) == 4
     # the printed summary ends with where the figures are and the command that opens the dashboard
     assert result.stdout.rstrip().splitlines()[-1] == (
-        f"Figures: {tmp_path / 'out'}/<experiment>/overview.png. The dashboard: tensorboard --logdir {tmp_path / 'out'}"
+        f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}. The dashboard: tensorboard --logdir {tmp_path / 'out'}"
     )
 
     # the report opens with the verdict, then the table; every number is recomputed from results.csv
