@@ -25,6 +25,7 @@ import yaml
 
 import personalization_gym
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.training import (
     AGENT_DEFAULTS,
     RunSpec,
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     limit_threads()
     rows = []
+    baselines = None
     for spec in specs:
         model_path = Path(args.save_dir) / f"{spec.algo}_seed{spec.seed}" if args.save_dir else None
         try:
@@ -126,14 +128,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows.append(final_row(spec, callback))
+        baselines = evaluation_baselines(callback.expected)  # the same evaluation set for every run
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
-    print(f"\n{args.env_id}, {args.timesteps} steps")
-    print(f"{'agent':<6} {'seed':>4} {'reward':>8} {'marginal entropy':>17} {'per-state entropy':>18} "
+    random, oracle = baselines["random"], baselines["oracle"]
+    print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
+    print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
           f"{'effective actions':>18}")  # fmt: skip
     for row in rows:
-        print(f"{row['agent']:<6} {row['seed']:>4} {row['expected_reward']:>8.4f} {row['marginal_entropy']:>17.4f} "
-              f"{row['per_state_entropy']:>18.4f} {row['effective_actions']:>18.2f}")  # fmt: skip
+        score = (row["expected_reward"] - random) / (oracle - random)
+        entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
+        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {score:>7.3f} {entropies} "
+              f"{row['effective_actions']:>18.2f}")  # fmt: skip
+    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f}")
+    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f}")
     return 0
 
 

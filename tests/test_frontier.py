@@ -120,11 +120,12 @@ def test_train_script_trains_a_regularised_variant(tmp_path: Path) -> None:
     model = PPO.load(tmp_path / "ppo_seed0.zip")
     assert type(model.policy) is MarginalEntropyPolicy and model.ent_coef == 0.3
     assert (model.policy.regularizer, model.policy.per_state_weight) == ("mutual_info", 0.25)
-    header = result.stdout.split("64 steps\n")[1].splitlines()[0]
+    header = result.stdout.split("(oracle - random)\n")[1].splitlines()[0]
     assert header.split() == [
         "agent",
         "seed",
         "reward",
+        "score",
         "marginal",
         "entropy",
         "per-state",

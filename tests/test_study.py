@@ -46,13 +46,22 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
         "--eval-freq", "32", "--n-eval", "100", "--tensorboard-log", str(tmp_path / "tb"), "--save-dir", str(tmp_path / "models"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    table = result.stdout.split("Personalization/Behavior-v0, 64 steps")[1].splitlines()[2:]
+    lines = result.stdout.split("Personalization/Behavior-v0, 64 steps")[1].splitlines()[2:]
+    table, baselines = lines[:4], lines[4:]
     assert [line.split()[:2] for line in table] == [["a2c", "0"], ["a2c", "1"], ["dqn", "0"], ["dqn", "1"]]
+    # the random policy's and the oracle's reward on the same evaluation set (the first 100 users), and the scores
+    expected = BehaviorEnv(n_eval=100).eval_set().expected
+    random, oracle = expected.mean(), expected.max(axis=1).mean()
+    assert [line.split() for line in baselines] == [
+        ["random", "policy", "-", f"{random:.4f}", "0.000"],
+        ["oracle", "-", f"{oracle:.4f}", "1.000"],
+    ]
     for line in table:
-        reward, entropy, per_state, effective = map(float, line.split()[2:])
+        reward, score, entropy, per_state, effective = map(float, line.split()[2:])
         assert (
             -1 <= reward <= 1 and 0 < entropy <= np.log(100) and effective == pytest.approx(np.exp(entropy), rel=1e-3)
         )
+        assert score == pytest.approx((reward - random) / (oracle - random), abs=2e-3)
         assert 0 <= per_state <= entropy + 1e-4  # the mean per-state entropy never exceeds the marginal's (concavity)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
         "a2c_seed0.zip", "a2c_seed1.zip", "dqn_seed0.zip", "dqn_seed1.zip"
