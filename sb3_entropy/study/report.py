@@ -83,7 +83,7 @@ def report_section(result: ExperimentResult) -> str:
         title,
         f"{_seed_words(seeds)}, {steps:,} steps, marginal entropy in nats of at most log K = "
         f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds] of the final evaluation; score = "
-        f"(reward - random) / (oracle - random), on the same evaluation set; run time {result.seconds:.0f} s.\n",
+        f"(reward - random) / (oracle - random), on the same evaluation set; {_times(result)}.\n",
         "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
         "paper entropy |",
         "|---|---|---|---|---|---|---|---|",
@@ -251,6 +251,13 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
     return path
 
 
+def _times(result: ExperimentResult) -> str:
+    return (
+        f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs (resumed ones "
+        "included)"
+    )
+
+
 def _seed_words(seeds: int) -> str:
     return f"{seeds} seed{'s' if seeds != 1 else ''}"
 
@@ -294,8 +301,8 @@ def frontier_section(result: ExperimentResult) -> str:
     lines = [
         f"## {experiment.name} ({experiment.task}): the diversity-reward frontier\n",
         f"{seed_words}, {steps:,} steps, marginal entropy H(p) in nats of at most log K = {math.log(n_actions):.3f}; "
-        f"every value is the mean [95 % Student-t interval over seeds] of the final evaluation; run time "
-        f"{result.seconds:.0f} s. {_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
+        f"every value is the mean [95 % Student-t interval over seeds] of the final evaluation; {_times(result)}. "
+        f"{_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
         "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy |",

@@ -29,7 +29,8 @@ class ExperimentResult:
     baselines: dict[str, float] = field(default_factory=dict)  # random policy and oracle on the evaluation set
     missing_data: str | None = None
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of this call
+    run_seconds: float = 0.0  # training time summed over the runs, resumed ones included
     quick: bool = False
 
 
@@ -176,6 +177,7 @@ def run_experiment(
             continue
         history = [{**row, "p": np.asarray(row["p"])} for row in outcome["history"]]
         result.histories[key] = history
+        result.run_seconds += outcome.get("seconds", 0.0)
         agent = experiment.agents[key[0]]
         described = {
             "experiment": experiment.name, "agent": key[0], "algo": agent.algo, "regularizer": agent.regularizer or "",
