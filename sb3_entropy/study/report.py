@@ -253,8 +253,8 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
 
 def _times(result: ExperimentResult) -> str:
     return (
-        f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs (resumed ones "
-        "included)"
+        f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs (runs kept from "
+        "an earlier call included)"
     )
 
 

@@ -30,7 +30,7 @@ class ExperimentResult:
     missing_data: str | None = None
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of this call
-    run_seconds: float = 0.0  # training time summed over the runs, resumed ones included
+    run_seconds: float = 0.0  # training time summed over the runs, those kept from an earlier call included
     quick: bool = False
 
 
