@@ -360,6 +360,9 @@ def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
         [sys.executable, str(PROJECT_ROOT / "scripts" / "reproduce.py"), str(experiment), "--seeds", "2",
          "--workers", "2", "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # as from a terminal: SIGINT at its default, even when this test runs where it is ignored (a job started
+        # in the background by a non-interactive shell), which Python would otherwise keep ignoring
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     time.sleep(8)  # workers started and training
     assert process.poll() is None
