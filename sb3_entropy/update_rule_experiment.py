@@ -137,6 +137,10 @@ RULE_LABELS = {"policy_gradient": "policy gradient", "q_learning": "Q-learning"}
 RULE_COLORS = {"policy_gradient": "tab:blue", "q_learning": "tab:green"}
 
 
+def _runs_of(runs: list[UpdateRuleRun], rule: str, hidden: list[int]) -> list[UpdateRuleRun]:
+    return [run for run in runs if run.rule == rule and run.hidden == list(hidden)]
+
+
 def summary_rows(runs: list[UpdateRuleRun], networks: dict[str, list[int]]) -> list[dict[str, object]]:
     """Per network and rule, over seeds (mean and 95 % Student-t interval): the share of the change on untaken
     actions (mean over the logged updates of a run), and the final marginal entropy and expected reward."""
@@ -145,7 +149,7 @@ def summary_rows(runs: list[UpdateRuleRun], networks: dict[str, list[int]]) -> l
     rows = []
     for name, hidden in networks.items():
         for rule in RULES:
-            chosen = [run for run in runs if run.rule == rule and run.hidden == list(hidden)]
+            chosen = _runs_of(runs, rule, hidden)
             if not chosen:
                 continue
             rows.append({
@@ -162,17 +166,15 @@ def update_rule_figure(
 ) -> None:
     """A row per network: the share of each update's change on untaken actions, H(p), and the reward, against
     updates; one line per rule (mean over seeds, 95 % t-band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from sb3_entropy.study.plots import _pyplot
     from sb3_entropy.study.stats import t_band
+
+    plt = _pyplot()
 
     figure, axes = plt.subplots(len(networks), 3, figsize=(15, 3.8 * len(networks)), squeeze=False, sharex=True)
     for row, (name, hidden) in enumerate(networks.items()):
         for rule in RULES:
-            chosen = [run for run in runs if run.rule == rule and run.hidden == list(hidden)]
+            chosen = _runs_of(runs, rule, hidden)
             if not chosen:
                 continue
             steps = chosen[0].updates
