@@ -401,3 +401,13 @@ def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
         for mine, theirs in zip(history, on_ray.histories[key], strict=True):
             assert mine["timesteps"] == theirs["timesteps"] and mine["entropy/marginal"] == theirs["entropy/marginal"]
             np.testing.assert_array_equal(mine["p"], theirs["p"])
+
+
+@pytest.mark.parametrize(
+    ("steps", "label"),
+    [(0, "0"), (500, "500"), (1000, "1k"), (25_000, "25k"), (12_500, "12.5k"), (200_000, "200k"), (1_500_000, "1.5M")],
+)
+def test_step_axis_labels_are_short(steps: int, label: str) -> None:
+    from sb3_entropy.study.plots import step_label
+
+    assert step_label(steps) == label

@@ -28,6 +28,21 @@ def _pyplot():
     return plt
 
 
+def step_label(steps: float) -> str:
+    """An environment-step count as a short tick label: 0, 500, 25k, 1.5M (long counts overlap on a shared axis)."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(steps) >= scale:
+            return f"{steps / scale:g}{suffix}"
+    return f"{steps:g}"
+
+
+def _step_axis(axes) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: step_label(value)))
+    axes.set_xlabel("environment steps")
+
+
 def curves_figure(result: ExperimentResult, key: str, label: str, path: Path, agents: list[str]) -> None:
     """Mean over seeds of ``key`` against environment steps, one line per agent, with a 95 % Student-t band."""
     plt = _pyplot()
@@ -58,7 +73,7 @@ def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) ->
     if key == "entropy/marginal":
         n_actions = len(next(iter(result.histories.values()))[0]["p"])
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
-    axes.set_xlabel("environment steps")
+    _step_axis(axes)
     axes.legend(fontsize=8)
 
 
@@ -76,12 +91,17 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
     curve_axes = figure.add_subplot(grid[:, 0])
     _draw_curves(curve_axes, result, "entropy/marginal", agents)
     last_step = max(row["timesteps"] for history in result.histories.values() for row in history)
-    for agent in agents:
-        paper = result.experiment.paper.get(agent, {})
-        if "entropy" in paper:
-            curve_axes.plot(last_step, paper["entropy"], marker="x", markersize=9, color=AGENT_COLORS.get(agent))
-    curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
-    curve_axes.legend(fontsize=8, loc="lower left")
+    paper_entropies = {a: result.experiment.paper.get(a, {}).get("entropy") for a in agents}
+    for agent, entropy in paper_entropies.items():
+        if entropy is not None:
+            curve_axes.plot(last_step, entropy, marker="x", markersize=9, color=AGENT_COLORS.get(agent))
+    if any(entropy is not None for entropy in paper_entropies.values()):
+        curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
+    # Below the axes: the curves fill both the top (Q-learning, near log K) and the bottom (collapsed policies).
+    entries = len(curve_axes.get_legend_handles_labels()[1])
+    curve_axes.legend(
+        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=math.ceil(entries / 2), frameon=False
+    )
     curve_axes.set_ylabel("marginal entropy H(p) [nats]")
     seeds = len({seed for _, seed in result.histories})
     seed_words = f"{seeds} seed{'s' if seeds != 1 else ''}"
@@ -98,10 +118,10 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
         axes.set_yticks([0, 1])
         if row == 0:
             axes.set_title(f"p(a) over training, sorted (seed {seed}): each colour an item", fontsize=10)
+        _step_axis(axes)
         if row < len(agents) - 1:
-            axes.set_xticklabels([])
-        else:
-            axes.set_xlabel("environment steps")
+            axes.tick_params(labelbottom=False)
+            axes.set_xlabel("")
     figure.suptitle(f"{result.experiment.name} ({result.experiment.task})", fontsize=11)
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
@@ -118,7 +138,7 @@ def distribution_figure(result: ExperimentResult, agent: str, path: Path) -> Non
     image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 300, 640)
     figure, axes = plt.subplots(figsize=(7, 3.6))
     axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
-    axes.set_xlabel("environment steps")
+    _step_axis(axes)
     axes.set_ylabel("p(a), sorted")
     axes.set_title(f"{result.experiment.name}: {agent_label(agent)} action distribution over training (seed {seed})")
     figure.tight_layout()
