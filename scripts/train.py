@@ -18,6 +18,7 @@ actions.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -140,8 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
         print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {score:>7.3f} {entropies} "
               f"{row['effective_actions']:>18.2f}")  # fmt: skip
-    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f}")
-    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f}")
+    n_actions = len(callback.expected[0])
+    oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
+    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
+          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f}")  # fmt: skip
+    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
+          f"{math.exp(oracle_entropy):>18.2f}")  # fmt: skip
+    if baselines["oracle_tied"] > 0:
+        print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
+              "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
     return 0
 
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.report import report_section, verdict_line
-from sb3_entropy.study.runner import ExperimentResult
+from sb3_entropy.study.runner import ExperimentResult, evaluation_baselines
 
 FIVE_AGENTS = """
 task: Personalization/Behavior-v0
@@ -118,3 +118,15 @@ def test_verdicts_follow_the_interval(tmp_path: Path, po_entropy, ql_entropy, qu
     finals = {agent: learned(po_entropy) for agent in ("a2c", "ppo", "trpo")}
     finals |= {agent: learned(ql_entropy) for agent in ("dqn", "qrdqn")}
     assert f"entropy gap **{verdict}**" in verdict_line(made_result(tmp_path, finals, quick=quick))
+
+
+def test_the_oracle_baseline_splits_ties_evenly() -> None:
+    # user 0: actions 0 and 1 tie for best; user 1: action 2. The oracle's p(a) is (1/4, 1/4, 1/2).
+    baselines = evaluation_baselines(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert baselines["random"] == pytest.approx(0.5)
+    assert baselines["oracle"] == pytest.approx(1.0)
+    assert baselines["oracle_entropy"] == pytest.approx(1.5 * math.log(2))  # 2 x (1/4) ln 4 + (1/2) ln 2
+    assert baselines["oracle_tied"] == pytest.approx(0.5)
+    untied = evaluation_baselines(np.array([[0.2, 0.9], [0.7, 0.1], [0.0, 0.3]]))
+    assert untied["oracle_entropy"] == pytest.approx(-(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3))
+    assert untied["oracle_tied"] == 0.0

@@ -52,9 +52,11 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     # the random policy's and the oracle's reward on the same evaluation set (the first 100 users), and the scores
     expected = BehaviorEnv(n_eval=100).eval_set().expected
     random, oracle = expected.mean(), expected.max(axis=1).mean()
+    oracle_counts = np.bincount(expected.argmax(axis=1), minlength=100)  # Behavior-v0's rewards never tie
+    oracle_entropy = stats.entropy(oracle_counts)  # scipy normalises the counts; natural log
     assert [line.split() for line in baselines] == [
-        ["random", "policy", "-", f"{random:.4f}", "0.000"],
-        ["oracle", "-", f"{oracle:.4f}", "1.000"],
+        ["random", "policy", "-", f"{random:.4f}", "0.000", f"{np.log(100):.4f}", f"{np.log(100):.4f}", "100.00"],
+        ["oracle", "-", f"{oracle:.4f}", "1.000", f"{oracle_entropy:.4f}", "-", f"{np.exp(oracle_entropy):.2f}"],
     ]
     for line in table:
         reward, score, entropy, per_state, effective = map(float, line.split()[2:])
@@ -126,7 +128,9 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     expected = BehaviorEnv(n_actions=6, state_dim=4, n_eval=200).eval_set().expected
     random, oracle = expected.mean(), expected.max(axis=1).mean()
     assert f"| random policy | - | {random:.3f} | 0 | {np.log(6):.3f} | 6 | - | - |" in report
-    assert f"| oracle | - | {oracle:.3f} | 1 | - | - | - | - |" in report
+    oracle_entropy = stats.entropy(np.bincount(expected.argmax(axis=1), minlength=6))
+    assert f"| oracle | - | {oracle:.3f} | 1 | {oracle_entropy:.3f} | {np.exp(oracle_entropy):.3f} | - | - |" in report
+    assert "several best actions" not in report  # no ties in Behavior-v0's rewards: the oracle's H(p) is unique
     verdict = report.split("## Verdict\n\n")[1].splitlines()[0]
     assert verdict.startswith("- **tiny** (Personalization/Behavior-v0, 2 seeds, 96 steps): entropy gap **")
     assert (

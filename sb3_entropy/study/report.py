@@ -105,8 +105,11 @@ def report_section(result: ExperimentResult) -> str:
         lines += [
             f"| random policy | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
             f"{n_actions} | - | - |",
-            f"| oracle | - | {result.baselines['oracle']:.3f} | 1 | - | - | - | - |",
+            f"| oracle | - | {result.baselines['oracle']:.3f} | 1 | {' | '.join(_oracle_diversity(result.baselines))} "
+            "| - | - |",
         ]
+        if "oracle_entropy" in result.baselines:
+            lines.append(f"\n{_oracle_note(result.baselines)}")
     if any(summary is not None and summary.near_random for summary in summaries.values()):
         lines.append(
             f"\n{FLAG}: the agent's reward interval reaches down to the random policy's reward, so it has not been "
@@ -270,6 +273,27 @@ def _scale(result: ExperimentResult) -> tuple[int, int, int]:
     return seeds, result.rows[-1]["timesteps"], len(result.rows[-1]["p"])
 
 
+def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
+    """The oracle row's marginal entropy and effective actions, or dashes for baselines without them."""
+    if "oracle_entropy" not in baselines:
+        return "-", "-"
+    return f"{baselines['oracle_entropy']:.3f}", f"{math.exp(baselines['oracle_entropy']):.3f}"
+
+
+def _oracle_note(baselines: dict[str, float]) -> str:
+    """What the oracle row's entropy means: the diversity the task asks for, unique only without ties."""
+    text = (
+        "oracle: the best action for every user; its H(p) is the diversity across users that the task itself asks for."
+    )
+    tied = baselines.get("oracle_tied", 0.0)
+    if tied > 0:
+        text += (
+            f" {100 * tied:.1f} % of users have several best actions; the oracle splits evenly among them, and "
+            "oracles that break the ties otherwise reach the same reward with a different H(p)."
+        )
+    return text
+
+
 def _baselines_sentence(result: ExperimentResult) -> str:
     if not result.baselines:
         return ""
@@ -317,8 +341,10 @@ def frontier_section(result: ExperimentResult) -> str:
         lines += [
             f"| random policy | - | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
             f"{math.log(n_actions):.3f} |",
-            f"| oracle | - | - | {result.baselines['oracle']:.3f} | 1 | - | - |",
+            f"| oracle | - | - | {result.baselines['oracle']:.3f} | 1 | {_oracle_diversity(result.baselines)[0]} | - |",
         ]
+        if "oracle_entropy" in result.baselines:
+            lines.append(f"\n{_oracle_note(result.baselines)}")
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
     reference_point = next((p for p in points if p.agent == frontier.reference), None)

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 import personalization_gym
+from sb3_entropy.metrics import entropy, marginal
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
@@ -35,9 +36,21 @@ class ExperimentResult:
 
 
 def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
-    """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set."""
+    """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set.
+
+    Also the oracle's marginal entropy H(p), so that an agent's diversity can be read against the diversity the
+    task asks for. Where several actions tie for best the oracle splits evenly among them; ``oracle_tied`` is the
+    share of states with such a tie (when it is large, other oracles have other H(p) at the same reward).
+    """
     expected = np.asarray(expected, dtype=np.float64)
-    return {"random": float(expected.mean()), "oracle": float(expected.max(axis=1).mean())}
+    best = expected == expected.max(axis=1, keepdims=True)
+    oracle_policy = best / best.sum(axis=1, keepdims=True)
+    return {
+        "random": float(expected.mean()),
+        "oracle": float(expected.max(axis=1).mean()),
+        "oracle_entropy": float(entropy(marginal(oracle_policy))),
+        "oracle_tied": float((best.sum(axis=1) > 1).mean()),
+    }
 
 
 def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
