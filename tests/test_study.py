@@ -130,7 +130,8 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     assert f"| random policy | - | {random:.3f} | 0 | {np.log(6):.3f} | 6 | - | - |" in report
     oracle_entropy = stats.entropy(np.bincount(expected.argmax(axis=1), minlength=6))
     assert f"| oracle | - | {oracle:.3f} | 1 | {oracle_entropy:.3f} | {np.exp(oracle_entropy):.3f} | - | - |" in report
-    assert "several best actions" not in report  # no ties in Behavior-v0's rewards: the oracle's H(p) is unique
+    # no ties in Behavior-v0's rewards: the oracle's H(p) is unique
+    assert "oracle: the best action for every user; its H(p) is the diversity across users that the task" in report
     verdict = report.split("## Verdict\n\n")[1].splitlines()[0]
     assert verdict.startswith("- **tiny** (Personalization/Behavior-v0, 2 seeds, 96 steps): entropy gap **")
     assert (

@@ -282,16 +282,14 @@ def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
 
 def _oracle_note(baselines: dict[str, float]) -> str:
     """What the oracle row's entropy means: the diversity the task asks for, unique only without ties."""
-    text = (
-        "oracle: the best action for every user; its H(p) is the diversity across users that the task itself asks for."
-    )
     tied = baselines.get("oracle_tied", 0.0)
-    if tied > 0:
-        text += (
-            f" {100 * tied:.1f} % of users have several best actions; the oracle splits evenly among them, and "
-            "oracles that break the ties otherwise reach the same reward with a different H(p)."
-        )
-    return text
+    if tied == 0:
+        return "oracle: the best action for every user; its H(p) is the diversity across users that the task asks for."
+    return (
+        "oracle: the best action for every user, split evenly where several actions tie for best. "
+        f"{100 * tied:.1f} % of users have such ties, so oracles that break them otherwise reach the same reward "
+        "with a different H(p): the reward alone does not fix the diversity across users."
+    )
 
 
 def _baselines_sentence(result: ExperimentResult) -> str:
