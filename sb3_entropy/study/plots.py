@@ -73,6 +73,15 @@ def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) ->
     if key == "entropy/marginal":
         n_actions = len(next(iter(result.histories.values()))[0]["p"])
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
+        if result.baselines.get("oracle_tied") == 0:  # with ties, oracles differ in H(p): no single line to draw
+            oracle_entropy = result.baselines["oracle_entropy"]
+            axes.axhline(
+                oracle_entropy,
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label=f"oracle's H(p) = {oracle_entropy:.3f}",
+            )
     _step_axis(axes)
     axes.legend(fontsize=8)
 
