@@ -130,3 +130,24 @@ def test_the_oracle_baseline_splits_ties_evenly() -> None:
     untied = evaluation_baselines(np.array([[0.2, 0.9], [0.7, 0.1], [0.0, 0.3]]))
     assert untied["oracle_entropy"] == pytest.approx(-(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3))
     assert untied["oracle_tied"] == 0.0
+
+
+def test_table_intervals_are_cut_to_the_values_they_can_take(tmp_path: Path) -> None:
+    # one seed of PPO stayed diverse, two collapsed: the t-interval of H(p) reaches below 0 and of the reward above
+    # the oracle's 0.9; the table cuts both (the verdict's differences are not bounded and stay as they are)
+    collapsed = [(0.89, 0.0), (0.89, 0.0), (0.5, 0.65)]
+    finals = {"a2c": learned(1.8), "ppo": collapsed, "trpo": learned(2.0), "dqn": learned(3.3), "qrdqn": learned(3.1)}
+    section = report_section(made_result(tmp_path, finals))
+    rewards, entropies = np.array([r for r, _ in collapsed]), np.array([e for _, e in collapsed])
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    reward_low = rewards.mean() - half * rewards.std(ddof=1)
+    entropy_high = entropies.mean() + half * entropies.std(ddof=1)
+    assert entropies.mean() - half * entropies.std(ddof=1) < 0 and rewards.mean() + half * rewards.std(ddof=1) > 0.9
+    score_low = (reward_low - 0.1) / 0.8
+    effective = np.exp(entropies)
+    effective_high = effective.mean() + half * effective.std(ddof=1)
+    assert (
+        f"| PPO | policy optimization | {rewards.mean():.3f} [{reward_low:.3f}, 0.900] | "
+        f"{(rewards.mean() - 0.1) / 0.8:.3f} [{score_low:.3f}, 1.000] | {entropies.mean():.3f} [0.000, {entropy_high:.3f}] | "
+        f"{effective.mean():.3f} [1.000, {effective_high:.3f}] |" in section
+    )

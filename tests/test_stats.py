@@ -42,3 +42,12 @@ def test_one_group_a_side_is_welchs_interval_and_the_estimate_weighs_each_algori
     assert (two.low, two.high) == pytest.approx((two.estimate - half, two.estimate + half))
     with pytest.raises(ValueError, match="at least one group on each side"):
         contrast_interval([a], [])
+
+
+def test_an_interval_cut_to_its_range_keeps_its_estimate_and_inner_ends() -> None:
+    from sb3_entropy.study.stats import Interval
+
+    assert Interval(0.2, -0.7, 1.1, 3).within(0.0, 1.0) == Interval(0.2, 0.0, 1.0, 3)
+    assert Interval(0.5, 0.1, 0.9, 3).within(0.0, 1.0) == Interval(0.5, 0.1, 0.9, 3)
+    assert Interval(0.5, 0.1, 0.9, 3).within(upper=0.6) == Interval(0.5, 0.1, 0.6, 3)
+    assert str(Interval(0.5, float("nan"), float("nan"), 1).within(0.0, 0.1)) == "0.500"  # one seed: no interval

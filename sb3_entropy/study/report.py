@@ -57,15 +57,19 @@ def summarize(result: ExperimentResult, agent: str) -> AgentSummary | None:
     """``agent``'s final values, or None when every run of it failed."""
     if not finished_seeds(result, agent):
         return None
+    n_actions = len(result.rows[-1]["p"])
+    # Each interval is cut to what the quantity can be: no policy beats the oracle, H(p) lies in [0, log K].
     reward = mean_interval(final_values(result, agent, "eval/expected_reward"))
+    if result.baselines:
+        reward = reward.within(upper=result.baselines["oracle"])
     score = normalized_score(reward, result.baselines)
     near_random = bool(result.baselines) and not math.isnan(reward.low) and reward.low <= result.baselines["random"]
     return AgentSummary(
         agent,
         reward,
         score,
-        mean_interval(final_values(result, agent, "entropy/marginal")),
-        mean_interval(final_values(result, agent, "actions/effective_number")),
+        mean_interval(final_values(result, agent, "entropy/marginal")).within(0.0, math.log(n_actions)),
+        mean_interval(final_values(result, agent, "actions/effective_number")).within(1.0, n_actions),
         near_random,
     )
 
@@ -82,8 +86,9 @@ def report_section(result: ExperimentResult) -> str:
     lines = [
         title,
         f"{_seed_words(seeds)}, {steps:,} steps, marginal entropy in nats of at most log K = "
-        f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds] of the final evaluation; score = "
-        f"(reward - random) / (oracle - random), on the same evaluation set; {_times(result)}.\n",
+        f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds, cut to the values it can take: "
+        f"H(p) in [0, log K], reward at most the oracle's] of the final evaluation; score = (reward - random) / "
+        f"(oracle - random), on the same evaluation set; {_times(result)}.\n",
         "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
         "paper entropy |",
         "|---|---|---|---|---|---|---|---|",

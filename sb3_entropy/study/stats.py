@@ -31,6 +31,15 @@ class Interval:
             return f"{self.estimate:.3f}"
         return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
+    def within(self, lower: float = -math.inf, upper: float = math.inf) -> Interval:
+        """The interval cut to the range the quantity can take (an entropy's [0, log K]).
+
+        The true value lies in that range, so cutting never drops it: the coverage stays what it was.
+        """
+        if math.isnan(self.low):
+            return self
+        return Interval(self.estimate, max(self.low, lower), min(self.high, upper), self.n)
+
     @property
     def signed(self) -> str:
         """The same with a sign on every number: for differences."""
