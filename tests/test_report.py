@@ -26,6 +26,7 @@ agents:
   qrdqn: {learning_rate: 1.0e-3}
 """
 K = 10
+AGENTS = ("a2c", "ppo", "trpo", "dqn", "qrdqn")
 
 
 def made_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]], quick: bool = False) -> ExperimentResult:
@@ -151,3 +152,17 @@ def test_table_intervals_are_cut_to_the_values_they_can_take(tmp_path: Path) -> 
         f"{(rewards.mean() - 0.1) / 0.8:.3f} [{score_low:.3f}, 1.000] | {entropies.mean():.3f} [0.000, {entropy_high:.3f}] | "
         f"{effective.mean():.3f} [1.000, {effective_high:.3f}] |" in section
     )
+
+
+def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp_path: Path) -> None:
+    finals = {agent: learned(entropy) for agent, entropy in zip(AGENTS, (1.8, 1.9, 2.0, 3.3, 3.1), strict=True)}
+    result = made_result(tmp_path, finals)
+    result.baselines.update(random=-1e-17, oracle=0.9, oracle_entropy=2.25, oracle_tied=0.0)  # random's mean: 0
+    line, section = verdict_line(result), report_section(result)
+    assert "Random policy 0.000, oracle 0.900 (its H(p) 2.250 nats)." in line
+    assert f"| random policy | - | 0.000 | 0 | {math.log(K):.3f} | {K} | - | - |" in section
+    assert f"| oracle | - | 0.900 | 1 | 2.250 | {math.exp(2.25):.3f} | - | - |" in section
+    result.baselines["oracle_tied"] = 0.25
+    line = verdict_line(result)
+    assert "oracle 0.900 (its H(p) 2.250 nats when it splits ties evenly; 25.0 % of users have several best" in line
+    assert "-0.000" not in line + section

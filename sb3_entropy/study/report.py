@@ -108,10 +108,10 @@ def report_section(result: ExperimentResult) -> str:
         )
     if result.baselines:
         lines += [
-            f"| random policy | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
+            f"| random policy | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
             f"{n_actions} | - | - |",
-            f"| oracle | - | {result.baselines['oracle']:.3f} | 1 | {' | '.join(_oracle_diversity(result.baselines))} "
-            "| - | - |",
+            f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
+            f"{' | '.join(_oracle_diversity(result.baselines))} | - | - |",
         ]
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")
@@ -234,7 +234,10 @@ def verdict_line(result: ExperimentResult) -> str:
         )
     baselines = ""
     if result.baselines:
-        baselines = f" Random policy {result.baselines['random']:.3f}, oracle {result.baselines['oracle']:.3f}."
+        baselines = (
+            f" Random policy {_fixed(result.baselines['random'])}, oracle {_fixed(result.baselines['oracle'])}"
+            f"{_oracle_entropy_words(result.baselines)}."
+        )
     return (
         f"- {name}, {_seed_words(seeds)}, {steps:,} steps): entropy gap **{gap.verdict}**. Final means: "
         f"{'; '.join(agents)}.{baselines} Gap: {gap.text}"
@@ -285,6 +288,24 @@ def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
     return f"{baselines['oracle_entropy']:.3f}", f"{math.exp(baselines['oracle_entropy']):.3f}"
 
 
+def _fixed(value: float) -> str:
+    """Three decimals, without the "-0.000" of a value that is zero up to round-off (a random policy's mean)."""
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
+
+
+def _oracle_entropy_words(baselines: dict[str, float]) -> str:
+    """The oracle's H(p) for the verdict line: the diversity the task asks for (not unique when users have ties)."""
+    if "oracle_entropy" not in baselines:
+        return ""
+    if baselines.get("oracle_tied", 0.0) > 0:
+        return (
+            f" (its H(p) {baselines['oracle_entropy']:.3f} nats when it splits ties evenly; "
+            f"{100 * baselines['oracle_tied']:.1f} % of users have several best actions)"
+        )
+    return f" (its H(p) {baselines['oracle_entropy']:.3f} nats)"
+
+
 def _oracle_note(baselines: dict[str, float]) -> str:
     """What the oracle row's entropy means: the diversity the task asks for, unique only without ties."""
     tied = baselines.get("oracle_tied", 0.0)
@@ -301,8 +322,8 @@ def _baselines_sentence(result: ExperimentResult) -> str:
     if not result.baselines:
         return ""
     return (
-        f"On the same evaluation set a uniformly random policy scores {result.baselines['random']:.3f} and the "
-        f"oracle (the best action for every user) {result.baselines['oracle']:.3f}."
+        f"On the same evaluation set a uniformly random policy scores {_fixed(result.baselines['random'])} and the "
+        f"oracle (the best action for every user) {_fixed(result.baselines['oracle'])}."
     )
 
 
@@ -342,9 +363,10 @@ def frontier_section(result: ExperimentResult) -> str:
         )
     if result.baselines:
         lines += [
-            f"| random policy | - | - | {result.baselines['random']:.3f} | 0 | {math.log(n_actions):.3f} | "
+            f"| random policy | - | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
             f"{math.log(n_actions):.3f} |",
-            f"| oracle | - | - | {result.baselines['oracle']:.3f} | 1 | {_oracle_diversity(result.baselines)[0]} | - |",
+            f"| oracle | - | - | {_fixed(result.baselines['oracle'])} | 1 | "
+            f"{_oracle_diversity(result.baselines)[0]} | - |",
         ]
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")
