@@ -238,7 +238,7 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
         oracle_p[best] += 1 / len(best) / len(expected)
         tied += len(best) > 1
     assert f"| oracle | - | - | {oracle:.3f} | 1 | {stats.entropy(oracle_p):.3f} | - |" in report
-    assert f"tie for best. {100 * tied / len(expected):.1f} % of users have such ties, so oracles that" in report
+    assert f"tie for best. {100 * tied / len(expected):.1f} % of users have such ties, and an oracle that" in report
 
     image = matplotlib.image.imread(folder / "frontier.png")
     assert image.shape[0] > 800 and image.shape[1] > 1000

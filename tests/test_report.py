@@ -121,15 +121,24 @@ def test_verdicts_follow_the_interval(tmp_path: Path, po_entropy, ql_entropy, qu
     assert f"entropy gap **{verdict}**" in verdict_line(made_result(tmp_path, finals, quick=quick))
 
 
-def test_the_oracle_baseline_splits_ties_evenly() -> None:
+def test_the_oracle_baseline_splits_ties_evenly_and_a_greedy_cover_bounds_the_least_diverse_oracle() -> None:
     # user 0: actions 0 and 1 tie for best; user 1: action 2. The oracle's p(a) is (1/4, 1/4, 1/2).
     baselines = evaluation_baselines(np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     assert baselines["random"] == pytest.approx(0.5)
     assert baselines["oracle"] == pytest.approx(1.0)
     assert baselines["oracle_entropy"] == pytest.approx(1.5 * math.log(2))  # 2 x (1/4) ln 4 + (1/2) ln 2
     assert baselines["oracle_tied"] == pytest.approx(0.5)
+    assert baselines["oracle_entropy_cover"] == pytest.approx(math.log(2))  # user 0 -> action 0: p = (1/2, 0, 1/2)
+    # best actions {0, 1}, {1, 2}, {0}: split evenly p = (1/2, 1/3, 1/6); the cover gives action 0 (best for users
+    # 0 and 2, the first of the two actions best for two users) to users 0 and 2, then action 1 to user 1
+    ties = evaluation_baselines(np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    assert ties["oracle_entropy"] == pytest.approx(-(0.5 * math.log(0.5) + math.log(1 / 3) / 3 + math.log(1 / 6) / 6))
+    assert ties["oracle_entropy_cover"] == pytest.approx(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3)))
+    assert ties["oracle_tied"] == pytest.approx(2 / 3)
     untied = evaluation_baselines(np.array([[0.2, 0.9], [0.7, 0.1], [0.0, 0.3]]))
-    assert untied["oracle_entropy"] == pytest.approx(-(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3))
+    untied_entropy = -(1 / 3) * math.log(1 / 3) - (2 / 3) * math.log(2 / 3)
+    assert untied["oracle_entropy"] == pytest.approx(untied_entropy)
+    assert untied["oracle_entropy_cover"] == pytest.approx(untied_entropy)  # without ties there is one oracle
     assert untied["oracle_tied"] == 0.0
 
 
@@ -162,7 +171,10 @@ def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp
     assert "Random policy 0.000, oracle 0.900 (its H(p) 2.250 nats)." in line
     assert f"| random policy | - | 0.000 | 0 | {math.log(K):.3f} | {K} | - | - |" in section
     assert f"| oracle | - | 0.900 | 1 | 2.250 | {math.exp(2.25):.3f} | - | - |" in section
-    result.baselines["oracle_tied"] = 0.25
-    line = verdict_line(result)
-    assert "oracle 0.900 (its H(p) 2.250 nats when it splits ties evenly; 25.0 % of users have several best" in line
+    result.baselines.update(oracle_tied=0.25, oracle_entropy_cover=1.125)
+    line, section = verdict_line(result), report_section(result)
+    assert (
+        "oracle 0.900 (its H(p) 1.125-2.250 nats across tie-breaks; 25.0 % of users have several best actions)" in line
+    )
+    assert "25.0 % of users have such ties" in section and "the most users still unserved, has 1.125 nats" in section
     assert "-0.000" not in line + section

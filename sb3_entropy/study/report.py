@@ -295,13 +295,13 @@ def _fixed(value: float) -> str:
 
 
 def _oracle_entropy_words(baselines: dict[str, float]) -> str:
-    """The oracle's H(p) for the verdict line: the diversity the task asks for (not unique when users have ties)."""
+    """The oracle's H(p) for the verdict line: the diversity the task asks for (a range when users have ties)."""
     if "oracle_entropy" not in baselines:
         return ""
     if baselines.get("oracle_tied", 0.0) > 0:
         return (
-            f" (its H(p) {baselines['oracle_entropy']:.3f} nats when it splits ties evenly; "
-            f"{100 * baselines['oracle_tied']:.1f} % of users have several best actions)"
+            f" (its H(p) {baselines['oracle_entropy_cover']:.3f}-{baselines['oracle_entropy']:.3f} nats across "
+            f"tie-breaks; {100 * baselines['oracle_tied']:.1f} % of users have several best actions)"
         )
     return f" (its H(p) {baselines['oracle_entropy']:.3f} nats)"
 
@@ -313,8 +313,10 @@ def _oracle_note(baselines: dict[str, float]) -> str:
         return "oracle: the best action for every user; its H(p) is the diversity across users that the task asks for."
     return (
         "oracle: the best action for every user, split evenly where several actions tie for best. "
-        f"{100 * tied:.1f} % of users have such ties, so oracles that break them otherwise reach the same reward "
-        "with a different H(p): the reward alone does not fix the diversity across users."
+        f"{100 * tied:.1f} % of users have such ties, and an oracle that breaks them otherwise reaches the same "
+        f"reward with a different H(p): one that serves users in rounds, each round giving the best action shared by "
+        f"the most users still unserved, has {baselines['oracle_entropy_cover']:.3f} nats. The reward alone does not "
+        "fix the diversity across users."
     )
 
 

@@ -39,8 +39,10 @@ def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
     """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set.
 
     Also the oracle's marginal entropy H(p), so that an agent's diversity can be read against the diversity the
-    task asks for. Where several actions tie for best the oracle splits evenly among them; ``oracle_tied`` is the
-    share of states with such a tie (when it is large, other oracles have other H(p) at the same reward).
+    task asks for. Where several actions tie for best the oracle splits evenly among them (``oracle_entropy``);
+    ``oracle_tied`` is the share of states with such a tie. With ties, other oracles reach the same reward with
+    less diversity: ``oracle_entropy_cover`` is H(p) of one that gives every state the best action shared by the
+    most states still unserved (a greedy cover), an upper bound on the least diverse oracle's H(p).
     """
     expected = np.asarray(expected, dtype=np.float64)
     best = expected == expected.max(axis=1, keepdims=True)
@@ -50,7 +52,21 @@ def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
         "oracle": float(expected.max(axis=1).mean()),
         "oracle_entropy": float(entropy(marginal(oracle_policy))),
         "oracle_tied": float((best.sum(axis=1) > 1).mean()),
+        "oracle_entropy_cover": float(entropy(_greedy_cover_marginal(best))),
     }
+
+
+def _greedy_cover_marginal(best: np.ndarray) -> np.ndarray:
+    """p(a) of an oracle that serves the states in rounds: each round, the action best for the most states not yet
+    served goes to all of them (ties between actions go to the lowest index)."""
+    counts = np.zeros(best.shape[1])
+    unserved = np.ones(len(best), dtype=bool)
+    while unserved.any():
+        action = int(best[unserved].sum(axis=0).argmax())
+        served = unserved & best[:, action]
+        counts[action] = served.sum()
+        unserved &= ~served
+    return counts / len(best)
 
 
 def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
