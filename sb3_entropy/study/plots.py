@@ -73,8 +73,8 @@ def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) ->
     if key == "entropy/marginal":
         n_actions = len(next(iter(result.histories.values()))[0]["p"])
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
-        if result.baselines.get("oracle_tied") == 0:  # with ties, oracles differ in H(p): no single line to draw
-            oracle_entropy = result.baselines["oracle_entropy"]
+        oracle_entropy = result.baselines.get("oracle_entropy")
+        if oracle_entropy is not None and result.baselines.get("oracle_tied") == 0:
             axes.axhline(
                 oracle_entropy,
                 color="black",
@@ -82,6 +82,10 @@ def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) ->
                 linewidth=1,
                 label=f"oracle's H(p) = {oracle_entropy:.3f}",
             )
+        elif oracle_entropy is not None:  # ties: oracles of the same reward span a range of H(p)
+            cover = result.baselines["oracle_entropy_cover"]
+            axes.axhspan(cover, oracle_entropy, color="grey", alpha=0.12, linewidth=0,
+                         label=f"oracles' H(p): {cover:.2f}-{oracle_entropy:.2f} (tie-breaks)")  # fmt: skip
     _step_axis(axes)
     axes.legend(fontsize=8)
 
