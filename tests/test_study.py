@@ -219,6 +219,8 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
     ("script", "args", "message"),
     [
         ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
+        ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
+        ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
         ("train.py", ["Personalization/Behavior-v0", "--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gamma"], "--hp takes key=value, got 'gamma'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gama=0.9"], "unknown hyperparameter(s) ['gama'] for ppo; valid: ["),
@@ -422,3 +424,19 @@ def test_step_axis_labels_are_short(steps: int, label: str) -> None:
     from sb3_entropy.study.plots import step_label
 
     assert step_label(steps) == label
+
+
+def test_reproduce_runs_only_the_agents_asked_for(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT.replace("  dqn: {", "  ppo: {learning_rate: 1.0e-3}\n  dqn: {"))
+    out = tmp_path / "out"
+    result = run_script("reproduce.py", str(experiment), "--agents", "dqn", "a2c", "--seeds", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with open(out / "tiny" / "results.csv", newline="") as stream:
+        runs = {(row["agent"], row["seed"]) for row in csv.DictReader(stream)}
+    assert runs == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}
+    assert sorted(path.name for path in (out / "tiny" / "runs").iterdir()) == [
+        "a2c_seed0.json", "a2c_seed1.json", "dqn_seed0.json", "dqn_seed1.json"
+    ]  # fmt: skip
+    verdict = (out / "report.md").read_text().split("## Verdict\n\n")[1].splitlines()[0]
+    assert "Final means: A2C" in verdict and "; DQN" in verdict and "PPO" not in verdict
