@@ -112,8 +112,9 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
         curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
     # Below the axes: the curves fill both the top (Q-learning, near log K) and the bottom (collapsed policies).
     entries = len(curve_axes.get_legend_handles_labels()[1])
+    below_label = -0.5 / (curve_axes.get_position().height * figure.get_figheight())  # 0.5 inch, in axes units
     curve_axes.legend(
-        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=math.ceil(entries / 2), frameon=False
+        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, below_label), ncol=math.ceil(entries / 2), frameon=False
     )
     curve_axes.set_ylabel("marginal entropy H(p) [nats]")
     seeds = len({seed for _, seed in result.histories})
