@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         rows.append(final_row(spec, callback))
         if baselines is None:  # the same evaluation set for every run
-            baselines = evaluation_baselines(callback.expected)
+            baselines, n_actions = evaluation_baselines(callback.expected), callback.expected.shape[1]
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
     random, oracle = baselines["random"], baselines["oracle"]
@@ -142,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
         entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
         print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {score:>7.3f} {entropies} "
               f"{row['effective_actions']:>18.2f}")  # fmt: skip
-    n_actions = len(callback.expected[0])
     oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
     print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
           f"{math.log(n_actions):>18.4f} {n_actions:>18.2f}")  # fmt: skip

@@ -122,7 +122,7 @@ def report_section(result: ExperimentResult) -> str:
         )
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
-    lines += ["", f"Entropy gap: {_gap(result).text}", ""]
+    lines += ["", f"Entropy gap: {_gap(result, summaries).text}", ""]
     return "\n".join(lines)
 
 
@@ -144,7 +144,7 @@ def _compared_to_zero(interval: Interval) -> str:
     return "includes 0"
 
 
-def _gap(result: ExperimentResult) -> Gap:
+def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) -> Gap:
     """The two families' final marginal entropies compared, then each pair of algorithms.
 
     Agents that have not been shown to learn (reward interval down to the random policy's) are left out: their
@@ -154,7 +154,6 @@ def _gap(result: ExperimentResult) -> Gap:
     established with the seeds at hand. Pairs of algorithms get Welch intervals.
     """
     experiment = result.experiment
-    summaries = {agent: summarize(result, agent) for agent in experiment.agents}
     members: dict[str, list[str]] = {}
     left_out = []
     for family, algos in FAMILIES.items():
@@ -215,10 +214,10 @@ def verdict_line(result: ExperimentResult) -> str:
     seeds, steps, _ = _scale(result)
     if experiment.frontier is not None:
         return f"- {name}, {_seed_words(seeds)}, {steps:,} steps): a frontier study, see its section."
-    gap = _gap(result)
+    summaries = {agent: summarize(result, agent) for agent in experiment.agents}
+    gap = _gap(result, summaries)
     agents = []
-    for agent in experiment.agents:
-        summary = summarize(result, agent)
+    for agent, summary in summaries.items():
         if summary is None:
             agents.append(f"{_label(agent)} every run failed")
             continue
