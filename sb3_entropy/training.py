@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import yaml
+from stable_baselines3.common.callbacks import BaseCallback
 
 import personalization_gym
 from sb3_entropy.callback import EntropyCallback
@@ -166,11 +167,13 @@ def train(
     spec: RunSpec,
     model_path: str | os.PathLike[str] | None = None,
     on_model: Callable[[Any, EntropyCallback], None] | None = None,
+    callbacks: Sequence[BaseCallback] = (),
 ) -> tuple[Any, EntropyCallback]:
     """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given.
 
     ``on_model(model, callback)`` is called once the model and its callback are built, before training (e.g.
-    to instrument them).
+    to instrument them). ``callbacks`` run after EntropyCallback, so they see each of its evaluations as soon as
+    it is made.
     """
     if spec.timesteps < 1:
         raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
@@ -204,7 +207,7 @@ def train(
     if on_model is not None:
         on_model(model, callback)
     run_name = spec.run_name or f"{spec.algo}_seed{spec.seed}"
-    model.learn(spec.timesteps, callback=callback, tb_log_name=run_name, progress_bar=spec.progress)
+    model.learn(spec.timesteps, callback=[callback, *callbacks], tb_log_name=run_name, progress_bar=spec.progress)
     if model_path is not None:
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)

@@ -15,6 +15,10 @@ else; any other name gives its algorithm with ``algo:``. Besides the algorithm's
       ppo: {learning_rate: 1.0e-3}
       ppo_marginal: {algo: ppo, regularizer: marginal, ent_coef: 0.2, learning_rate: 1.0e-3}
 
+``tuning`` (written by ``scripts/tune.py`` in the files it writes, ``tuned.yml``) records how the agents'
+hyperparameters were chosen: for each tuned agent, the values chosen, the trials run, the budget and the tuning
+seeds, so that a study can refuse to judge a tuned agent on the seeds it was tuned on.
+
 ``frontier`` adds, for each agent it names, one variant per regulariser and coefficient, called
 ``<agent>_<regularizer>_<coefficient>`` (coefficient 0 is the agent itself), and names the reference agent::
 
@@ -26,6 +30,7 @@ else; any other name gives its algorithm with ``algo:``. Besides the algorithm's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +42,31 @@ import personalization_gym
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 
-__all__ = ["EXPERIMENTS_DIR", "Agent", "Experiment", "Frontier", "available_experiments", "load_experiment"]
+__all__ = [
+    "EXPERIMENTS_DIR",
+    "TUNED_DIR",
+    "Agent",
+    "Experiment",
+    "Frontier",
+    "TunedAgent",
+    "Tuning",
+    "available_experiments",
+    "check_fresh_seeds",
+    "experiment_file",
+    "load_experiment",
+    "with_tuned_hyperparameters",
+]
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+TUNED_DIR = EXPERIMENTS_DIR / "tuned"  # the tuned hyperparameters that ship with the package, one file per experiment
+NOT_EXPERIMENTS = ("search_space",)  # YAML files beside the experiments that are not experiments
 EXPERIMENT_KEYS = (
-    "agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "seeds", "steps", "task", "task_kwargs",
+    "agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "seeds", "steps", "task", "task_kwargs", "tuning",
+)  # fmt: skip
+TUNING_KEYS = ("agents", "experiment", "objective", "optuna")
+TUNED_AGENT_KEYS = (
+    "chosen", "evaluations", "failed", "history", "pruned", "pruner", "reward", "sampler", "search_space", "seconds",
+    "seeds", "steps", "trial", "trials",
 )  # fmt: skip
 DEFAULT_SEEDS = 3
 QUICK_KEYS = ("eval_freq", "n_eval", "steps")
@@ -82,6 +107,32 @@ class Frontier:
         }
 
 
+@dataclass(frozen=True)
+class TunedAgent:
+    """How one agent's hyperparameters were chosen: the values, the trials run, the budget, the tuning seeds."""
+
+    chosen: dict[str, Any]  # by search-space name (policy_kwargs.x for a policy argument)
+    trials: int  # finished trials: complete, pruned and failed
+    pruned: int
+    failed: int
+    steps: int  # training steps per trial run
+    seeds: tuple[int, ...]  # the tuning seeds: every trial trained on each
+    reward: float | None  # the chosen trial's objective, its mean final expected reward over the tuning seeds
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """An experiment file's ``tuning`` section: which agents were tuned, how, and on which seeds."""
+
+    experiment: str  # the experiment the agents were tuned on
+    path: str  # the file it was read from
+    agents: dict[str, TunedAgent]
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({seed for agent in self.agents.values() for seed in agent.seeds})
+
+
 @dataclass
 class Experiment:
     name: str
@@ -95,10 +146,11 @@ class Experiment:
     quick: dict[str, int] = field(default_factory=dict)
     frontier: Frontier | None = None
     seeds: int = DEFAULT_SEEDS  # the default number of seeds per agent
+    tuning: Tuning | None = None
 
 
 def available_experiments() -> list[str]:
-    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yml"))
+    return sorted(path.stem for path in EXPERIMENTS_DIR.glob("*.yml") if path.stem not in NOT_EXPERIMENTS)
 
 
 def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
@@ -177,16 +229,30 @@ def frontier_agents(frontier: Frontier, agents: dict[str, Agent]) -> dict[str, A
     }
 
 
-def load_experiment(name: str) -> Experiment:
-    """A packaged experiment by name (see :func:`available_experiments`) or a YAML file by path."""
+def experiment_file(name: str) -> Path:
+    """The file of a packaged experiment by name, or a YAML file by path; a ValueError if there is none."""
     path = Path(name)
     if path.suffix not in (".yml", ".yaml"):
         path = EXPERIMENTS_DIR / f"{name}.yml"
-        if not path.is_file():
+        if not path.is_file() or name in NOT_EXPERIMENTS:
             raise ValueError(f"unknown experiment {name!r}; valid: {available_experiments()} or a path to a .yml file")
     elif not path.is_file():
         raise ValueError(f"experiment file {path} not found")
-    data = yaml.safe_load(path.read_text())
+    return path
+
+
+def read_yaml(path: Path, where: str) -> Any:
+    """A YAML file's contents; a syntax error is a ValueError naming ``where``, with the line and column."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{where}: not valid YAML: {' '.join(str(error).split())}") from None
+
+
+def load_experiment(name: str) -> Experiment:
+    """A packaged experiment by name (see :func:`available_experiments`) or a YAML file by path."""
+    path = experiment_file(name)
+    data = read_yaml(path, f"experiment {path.stem} ({path})")
     where = f"experiment {path.stem} ({path})"
     _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
     if data["task"] not in personalization_gym.TASK_IDS:
@@ -209,6 +275,7 @@ def load_experiment(name: str) -> Experiment:
     _check_keys(f"{where}: paper", data.get("paper", {}), tuple(agents))
     for agent, values in data.get("paper", {}).items():
         _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
+    tuning = _tuning(f"{where}: tuning", data["tuning"], agents, str(path)) if "tuning" in data else None
     return Experiment(
         name=path.stem,
         task=data["task"],
@@ -221,4 +288,76 @@ def load_experiment(name: str) -> Experiment:
         quick=dict(data.get("quick") or {}),
         frontier=frontier,
         seeds=seeds,
+        tuning=tuning,
     )
+
+
+def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tuning:
+    _check_keys(where, data, TUNING_KEYS, required=("agents", "experiment"))
+    if not isinstance(data["experiment"], str):
+        raise ValueError(f"{where}: experiment must be the name of the experiment tuned, got {data['experiment']!r}")
+    _check_keys(f"{where}: agents", data["agents"], tuple(agents))
+    tuned = {}
+    for agent, entry in data["agents"].items():
+        here = f"{where}: agents.{agent}"
+        _check_keys(here, entry, TUNED_AGENT_KEYS, required=("chosen", "trials", "pruned", "failed", "steps", "seeds"))
+        counts = [entry[key] for key in ("trials", "pruned", "failed", "steps")]
+        if any(isinstance(count, bool) or not isinstance(count, int) or count < 0 for count in counts):
+            raise ValueError(f"{here}: trials, pruned, failed and steps must be integers >= 0, got {counts}")
+        seeds = entry["seeds"]
+        if not isinstance(seeds, list) or not seeds or not all(type(seed) is int and seed >= 0 for seed in seeds):
+            raise ValueError(
+                f"{here}: seeds must be a non-empty list of integers >= 0 (the tuning seeds), got {seeds!r}"
+            )
+        if not isinstance(entry["chosen"], dict):
+            raise ValueError(f"{here}: chosen must map hyperparameters to the values chosen, got {entry['chosen']!r}")
+        reward = entry.get("reward")
+        tuned[agent] = TunedAgent(
+            dict(entry["chosen"]), *counts, tuple(seeds), None if reward is None else float(reward)
+        )
+    return Tuning(data["experiment"], path, tuned)
+
+
+def with_tuned_hyperparameters(experiment: Experiment, tuned: Experiment) -> Experiment:
+    """``experiment`` with the hyperparameters of the agents ``tuned`` (a file tune.py wrote) tuned, renamed
+    ``<name>_tuned``; its other agents keep their settings."""
+    where = f"--hyperparams {tuned.tuning.path if tuned.tuning else tuned.name}"
+    if tuned.tuning is None:
+        raise ValueError(f"{where}: the file has no tuning section; give a tuned.yml that scripts/tune.py wrote")
+    if (tuned.task, tuned.net_arch, tuned.task_kwargs) != (
+        experiment.task,
+        experiment.net_arch,
+        experiment.task_kwargs,
+    ):
+        raise ValueError(
+            f"{where}: tuned on {tuned.task} {tuned.task_kwargs or ''} with net_arch {tuned.net_arch}, but experiment "
+            f"{experiment.name} is {experiment.task} {experiment.task_kwargs or ''} with net_arch {experiment.net_arch}"
+        )
+    for agent in tuned.tuning.agents:
+        if agent not in experiment.agents or tuned.agents[agent].algo != experiment.agents[agent].algo:
+            raise ValueError(f"{where}: agent {agent} is not an agent of experiment {experiment.name} "
+                             f"({list(experiment.agents)})")  # fmt: skip
+    agents = {
+        name: tuned.agents[name] if name in tuned.tuning.agents else agent for name, agent in experiment.agents.items()
+    }
+    return dataclasses.replace(experiment, name=f"{experiment.name}_tuned", agents=agents, tuning=tuned.tuning)
+
+
+def check_fresh_seeds(experiment: Experiment, seeds: list[int]) -> None:
+    """Refuse to judge tuned agents on a seed they were tuned on: a ValueError naming both sets of seeds."""
+    if experiment.tuning is None:
+        return
+    overlap = sorted(set(seeds) & set(experiment.tuning.seeds))
+    if overlap:
+        raise ValueError(
+            f"experiment {experiment.name}: its agents were tuned on seeds {experiment.tuning.seeds} "
+            f"({experiment.tuning.path}), and the study would run seeds {_seed_range(seeds)}: seed(s) {overlap} in "
+            "both. A tuned agent must be judged on seeds it was not tuned on: tune on other seeds (tune.py --seeds), "
+            "or run fewer seeds"
+        )
+
+
+def _seed_range(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return str(seeds)

@@ -13,7 +13,7 @@ from sb3_entropy.study.results import agent_label
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import t_band
 
-__all__ = ["curves_figure", "distribution_figure", "frontier_figure", "overview_figure"]
+__all__ = ["curves_figure", "distribution_figure", "frontier_figure", "overview_figure", "tuning_figure"]
 
 AGENT_COLORS = {"a2c": "tab:blue", "ppo": "tab:orange", "dqn": "tab:green", "trpo": "tab:purple", "qrdqn": "tab:red"}
 
@@ -278,3 +278,66 @@ def _half_widths(interval) -> list[list[float]] | None:
     if math.isnan(interval.low):
         return None
     return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
+
+
+def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], path: Path) -> None:
+    """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines.
+
+    Complete trials are dots (the mean final expected reward over the tuning seeds), pruned ones open circles
+    (the first seed's reward when it was stopped), failed ones crosses on the lower edge; the star is the trial
+    chosen, the line the best reward so far, and the dashed lines the random policy's and the oracle's reward.
+    """
+    plt = _pyplot()
+    columns = min(len(tunings), 3)
+    rows = -(-len(tunings) // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows + 0.5), squeeze=False)
+    for axes in grid.flat[len(tunings) :]:
+        axes.set_visible(False)
+    for axes, (agent, tuning) in zip(grid.flat[: len(tunings)], tunings.items(), strict=True):
+        color = AGENT_COLORS.get(tuning.settings.algo, "tab:blue")
+        states = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
+        for trial in tuning.trials:
+            states[trial.state.name].append(trial)
+        values = [(t.number, t.value) for t in states["COMPLETE"] + states["PRUNED"] if t.value is not None]
+        low = min([baselines.get("random", 0.0), *(v for _, v in values)]) if values or baselines else 0.0
+        high = max([baselines.get("oracle", 1.0), *(v for _, v in values)]) if values or baselines else 1.0
+        margin = 0.05 * (high - low or 1.0)
+        axes.scatter([t.number for t in states["COMPLETE"]], [t.value for t in states["COMPLETE"]], color=color,
+                     zorder=3, label="complete: mean final reward")  # fmt: skip
+        pruned = [t for t in states["PRUNED"] if t.value is not None]
+        axes.scatter([t.number for t in pruned], [t.value for t in pruned], facecolors="none", edgecolors=color,
+                     zorder=3, label="pruned: reward when stopped")  # fmt: skip
+        if states["FAIL"]:
+            axes.scatter([t.number for t in states["FAIL"]], [low - margin / 2] * len(states["FAIL"]), marker="x",
+                         color="black", zorder=3, label="failed")  # fmt: skip
+        complete = sorted(states["COMPLETE"], key=lambda t: t.number)
+        if complete:
+            best_so_far = np.maximum.accumulate([t.value for t in complete])
+            axes.step([t.number for t in complete], best_so_far, where="post", color=color, alpha=0.6,
+                      label="best so far")  # fmt: skip
+        if tuning.best is not None:
+            axes.scatter([tuning.best.number], [tuning.best.value], marker="*", s=220, color="gold",
+                         edgecolors="black", zorder=4, label="the trial chosen")  # fmt: skip
+        for key, style, name in (("oracle", "--", "oracle"), ("random", ":", "random policy")):
+            if key in baselines:
+                axes.axhline(baselines[key], color="grey", linestyle=style, label=f"{name} {baselines[key]:.3f}")
+        axes.set_ylim(low - margin, high + margin)
+        settings = tuning.settings
+        chosen = f", chose trial {tuning.best.number}" if tuning.best is not None else ", none complete"
+        axes.set_title(
+            f"{agent_label(agent)}: {len(tuning.trials)} trials of {step_label(settings.steps)} steps\n"
+            f"on {len(settings.seeds)} seed(s), {tuning.count('PRUNED')} pruned{chosen}",
+            fontsize=10,
+        )
+        axes.set_xlabel("trial")
+        axes.set_ylabel("expected reward")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    legend = {}  # one legend for every panel, below them
+    for axes in grid.flat[: len(tunings)]:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    figure.suptitle(f"{experiment}: reward per trial (the tuner saw reward only)", fontsize=11)
+    figure.tight_layout(rect=(0, 0.1 / rows, 1, 1))
+    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,481 @@
+"""Tuning an experiment's agents for reward alone, with Optuna: the logic behind scripts/tune.py.
+
+Each agent gets its own Optuna study, ``<experiment>/<agent>``, in one storage (SQLite in the output folder by
+default, or any storage URL Optuna's ``RDBStorage`` takes, so that several machines can tune one study). A
+trial trains the agent with one set of hyperparameters on every tuning seed, at the tuning budget, and its value
+is the **mean final exact expected reward** over those seeds (``eval/expected_reward``, the policy's expected
+reward on the task's evaluation set). That value is the only thing the tuner sees: while the first seed trains,
+its expected reward at each of ``evaluations`` evaluations goes to Optuna's median pruner, and nothing else does.
+No entropy, action count or distribution ever reaches the sampler or the pruner.
+
+Sampling is Optuna's TPE, seeded afresh for every trial from the sampler seed and the trial's place in the
+study, so a sequential run (one worker per agent) is reproducible, and a run interrupted (Ctrl-C, a kill) and
+resumed with ``resume=True`` chooses exactly what an uninterrupted run chooses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.search_space import Dimension, hyperparameters_of
+from sb3_entropy.training import RunSpec, one_torch_thread, train
+
+__all__ = [
+    "OBJECTIVE",
+    "REWARD_KEY",
+    "AgentTuning",
+    "RewardReporter",
+    "TuningSettings",
+    "final_reward",
+    "open_storage",
+    "tune_agents",
+]
+
+REWARD_KEY = "eval/expected_reward"  # the one metric the tuner reads
+OBJECTIVE = (
+    "mean over the tuning seeds of the final exact expected reward on the evaluation set (eval/expected_reward); "
+    "no entropy or action statistic reaches the sampler or the pruner"
+)
+DEFAULT_TUNING_SEEDS = (1000, 1001)  # far from the study's seeds 0, 1, 2, ...
+COSTLY = ("trpo", "qrdqn")  # several times the time per update of A2C, PPO and DQN
+HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 300  # a trial without a heartbeat for GRACE_SECONDS died with its machine
+
+
+def final_reward(history: Sequence[dict[str, Any]]) -> float:
+    """The objective of one run: the exact expected reward at its last evaluation."""
+    return float(history[-1][REWARD_KEY])
+
+
+class RewardReporter(BaseCallback):
+    """Hands the expected reward of each new EntropyCallback evaluation (that value only) to ``report``.
+
+    ``report(slot, reward)`` gets the evaluation's slot, ``timesteps // eval_freq`` (so runs that collect more
+    steps per rollout, whose evaluations fall later, are compared at the same budget; the evaluation at step 0,
+    the untrained policy, is not reported), and returns True to stop training, which this callback then does at
+    the next step.
+    Run it after EntropyCallback in the same callback list (``train(..., callbacks=[reporter])``), with
+    ``watch`` as ``train``'s ``on_model``, so it sees each evaluation as it is made.
+    """
+
+    def __init__(self, report: Callable[[int, float], bool], eval_freq: int) -> None:
+        super().__init__()
+        self._report, self._eval_freq = report, eval_freq
+        self._history: list[dict[str, Any]] | None = None
+        self._seen = 1  # the evaluation at step 0 is the untrained policy
+        self.stopped_at: int | None = None  # the timestep of the evaluation that stopped training
+
+    def watch(self, model: Any, entropy_callback: Any) -> None:
+        self._history = entropy_callback.history
+
+    def _on_rollout_start(self) -> None:
+        # EntropyCallback evaluates at a rollout's start, before this callback's turn in the list
+        while self.stopped_at is None and self._history is not None and self._seen < len(self._history):
+            row = self._history[self._seen]
+            if self._report(int(row["timesteps"]) // self._eval_freq, float(row[REWARD_KEY])):
+                self.stopped_at = int(row["timesteps"])
+            self._seen += 1
+
+    def _on_step(self) -> bool:
+        return self.stopped_at is None
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """What one agent's tuning depends on: stored with its Optuna study, compared on ``--resume``."""
+
+    experiment: str
+    agent: str
+    task: str
+    task_kwargs: dict[str, Any]
+    net_arch: list[int]
+    algo: str
+    base_hyperparameters: dict[str, Any]  # the experiment file's settings, which the chosen values override
+    search_space: dict[str, dict[str, Any]]
+    steps: int
+    evaluations: int
+    seeds: list[int]
+    sampler_seed: int
+    startup_trials: int  # TPE samples at random, and the pruner waits, until this many trials have finished
+    batched: bool
+
+    @property
+    def eval_freq(self) -> int:
+        return max(1, self.steps // self.evaluations)
+
+    @property
+    def warmup_evaluations(self) -> int:
+        """Evaluations of a trial's first seed before the pruner may stop it (a third, as rl-baselines3-zoo)."""
+        return self.evaluations // 3
+
+    def as_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass
+class AgentTuning:
+    """One agent's finished tuning, read back from its Optuna study."""
+
+    settings: TuningSettings
+    trials: list[Any] = field(default_factory=list)  # optuna FrozenTrial, in order, interrupted ones left out
+    seconds: float = 0.0  # summed over the trials
+
+    @property
+    def best(self) -> Any | None:
+        complete = [trial for trial in self.trials if trial.state.name == "COMPLETE"]
+        return max(complete, key=lambda trial: (trial.value, -trial.number)) if complete else None
+
+    def count(self, state: str) -> int:
+        return sum(trial.state.name == state for trial in self.trials)
+
+
+# --------------------------------------------------------------------------------------------------
+# Optuna: storage, sampler, pruner
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner prints its own progress lines
+    return optuna
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDBStorage at ``url`` with heartbeats, so a trial whose machine died is failed, not waited for."""
+    optuna = _optuna()
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS
+        )
+
+
+def _interrupted(trial: Any) -> bool:
+    """A trial that failed because its process stopped (Ctrl-C, a kill), not because its agent raised an error."""
+    return trial.state.name == "FAIL" and "error" not in trial.user_attrs
+
+
+def _make_sampler(seed: int, startup_trials: int, study: str) -> Any:
+    """Optuna's TPE sampler seeded afresh for every trial from ``seed``, the study's name and the trial's place
+    among the study's uninterrupted trials.
+
+    Each trial's suggestions then depend only on the trials before it and that seed: not on which process ran
+    it, nor on trials interrupted and run again, so a resumed sequential run repeats an uninterrupted one.
+    """
+    optuna = _optuna()
+
+    class TrialSeededTPESampler(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self._sampler = self._tpe(0)
+
+        @staticmethod
+        def _tpe(place: int) -> Any:
+            trial_seed = int(np.random.SeedSequence([seed, zlib.crc32(study.encode()), place]).generate_state(1)[0])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.TPESampler(
+                    seed=trial_seed, n_startup_trials=startup_trials, multivariate=True, constant_liar=True
+                )
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+            place = trial.number - sum(_interrupted(t) and t.number < trial.number for t in failed)
+            self._sampler = self._tpe(place)
+            self._sampler.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
+            return self._sampler.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return self._sampler.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
+            return self._sampler.sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            self._sampler.after_trial(study, trial, state, values)
+
+    return TrialSeededTPESampler()
+
+
+def study_name(experiment: str, agent: str) -> str:
+    return f"{experiment}/{agent}"
+
+
+# --------------------------------------------------------------------------------------------------
+# One agent's study
+
+
+@dataclass(frozen=True)
+class _Job:
+    settings: TuningSettings
+    dimensions: list[Dimension]
+    env_kwargs: dict[str, Any]
+    storage: str
+    trials: int
+
+
+def _tune_agent(job: _Job, report: Callable[[str], None] = print) -> None:
+    """Run trials of one agent's study until it has ``job.trials`` finished ones (other workers' included)."""
+    optuna = _optuna()
+    settings = job.settings
+    study = optuna.load_study(
+        study_name=study_name(settings.experiment, settings.agent),
+        storage=open_storage(job.storage),
+        sampler=_make_sampler(
+            settings.sampler_seed, settings.startup_trials, study_name(settings.experiment, settings.agent)
+        ),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_evaluations
+        ),
+    )
+    _fail_dead_local_trials(study)
+
+    def objective(trial: Any) -> float:
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        params = {dimension.name: dimension.suggest(trial) for dimension in job.dimensions}
+        start = time.perf_counter()
+        try:
+            value = _run_trial(trial, settings, job.env_kwargs, params)
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        except Exception as error:  # the agent failed with these hyperparameters: recorded, the study goes on
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        return value
+
+    def progress(study: Any, trial: Any) -> None:
+        where = f"[{settings.experiment} {settings.agent} trial {trial.number}, {_finished(study)}/{job.trials}]"
+        params = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
+        seconds = trial.user_attrs.get("seconds", 0.0)
+        if trial.state.name == "COMPLETE":
+            report(f"{where} reward {trial.value:.4f} ({params}) {seconds:.1f} s")
+        elif trial.state.name == "PRUNED":
+            step = trial.user_attrs.get("pruned_at_step", 0)
+            report(
+                f"{where} pruned at step {step:,} of {settings.steps:,} (reward {trial.value:.4f}) ({params}) "
+                f"{seconds:.1f} s"
+            )
+        elif "error" in trial.user_attrs:
+            report(f"{where} FAILED: {trial.user_attrs['error']} ({params})")
+
+    while _finished(study) < job.trials:
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
+
+
+def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any], params: dict[str, Any]) -> float:
+    """Train on every tuning seed; prune on the first seed's expected reward; the mean final expected reward."""
+    optuna = _optuna()
+    chosen = hyperparameters_of(params)
+    hyperparameters = {**settings.base_hyperparameters, **chosen}
+    if "policy_kwargs" in chosen:
+        hyperparameters["policy_kwargs"] = {
+            **settings.base_hyperparameters.get("policy_kwargs", {}),
+            **chosen["policy_kwargs"],
+        }
+    rewards: list[float] = []
+    for index, seed in enumerate(settings.seeds):
+        spec = RunSpec(
+            env_id=settings.task,
+            algo=settings.algo,
+            seed=seed,
+            timesteps=settings.steps,
+            net_arch=settings.net_arch,
+            hyperparameters=hyperparameters,
+            env_kwargs=env_kwargs,
+            eval_freq=settings.eval_freq,
+            log_figures=False,
+            batched=settings.batched,
+        )
+
+        def report(evaluation: int, reward: float) -> bool:
+            trial.report(reward, evaluation)
+            return trial.should_prune()
+
+        reporter = RewardReporter(report if index == 0 else lambda _slot, _reward: False, settings.eval_freq)
+        with one_torch_thread():
+            _, callback = train(spec, on_model=reporter.watch, callbacks=[reporter])
+        if reporter.stopped_at is not None:
+            trial.set_user_attr("pruned_at_step", reporter.stopped_at)
+            raise optuna.TrialPruned(f"pruned at step {reporter.stopped_at}")
+        rewards.append(final_reward(callback.history))
+        trial.set_user_attr("rewards", rewards)
+    return float(np.mean(rewards))
+
+
+def _finished(study: Any) -> int:
+    """Trials that count towards the budget: complete, pruned, or failed with an error (not interrupted ones)."""
+    optuna = _optuna()
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.FAIL))
+    return sum(not _interrupted(trial) for trial in trials)
+
+
+def _fail_dead_local_trials(study: Any) -> None:
+    """Mark as failed the running trials of this machine whose process is gone (a kill, a crash): interrupted.
+
+    Trials of other machines are left to Optuna's heartbeat, which fails them once they stop beating.
+    """
+    optuna = _optuna()
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = trial.user_attrs.get("pid")
+        if trial.user_attrs.get("host") == host and pid is not None and not _alive(pid):
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every agent
+
+
+def _ignore_sigint() -> None:
+    # Workers leave Ctrl-C to the main process, which then terminates them all at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_job(job: _Job) -> None:
+    _tune_agent(job)
+
+
+def tune_agents(
+    experiment: Experiment,
+    agents: list[str],
+    search_space: dict[str, list[Dimension]],
+    *,
+    trials: int,
+    steps: int,
+    seeds: Sequence[int],
+    storage: str,
+    env_kwargs: dict[str, Any],
+    evaluations: int = 10,
+    sampler_seed: int = 0,
+    startup_trials: int = 5,
+    batched: bool = True,
+    workers: int = 1,
+    resume: bool = False,
+) -> dict[str, AgentTuning]:
+    """Tune ``agents`` of ``experiment`` until each study has ``trials`` finished trials; read back every study.
+
+    Up to one worker per agent, each agent's study runs sequentially in one process, so the trials are those
+    of a run with one worker. More workers than agents share studies (Optuna's parallel mode): faster, but
+    the trials then depend on which finished first.
+    """
+    optuna = _optuna()
+    settings = {
+        agent: TuningSettings(
+            experiment=experiment.name,
+            agent=agent,
+            task=experiment.task,
+            task_kwargs=dict(experiment.task_kwargs),
+            net_arch=list(experiment.net_arch),
+            algo=experiment.agents[agent].algo,
+            base_hyperparameters=dict(experiment.agents[agent].hyperparameters),
+            search_space={d.name: d.as_yaml() for d in search_space[experiment.agents[agent].algo]},
+            steps=steps,
+            evaluations=evaluations,
+            seeds=list(seeds),
+            sampler_seed=sampler_seed,
+            startup_trials=startup_trials,
+            batched=batched,
+        )
+        for agent in agents
+    }
+    opened = open_storage(storage)
+    existing = set(optuna.study.get_all_study_names(opened))
+    for agent, agent_settings in settings.items():
+        name = study_name(experiment.name, agent)
+        if name not in existing:
+            study = optuna.create_study(study_name=name, storage=opened, direction="maximize")
+            study.set_user_attr("settings", agent_settings.as_json())
+            continue
+        if not resume:
+            raise ValueError(
+                f"a tuning study {name!r} already exists in {storage}: pass --resume to go on with it, or choose "
+                "another --out or --storage"
+            )
+        saved = optuna.load_study(study_name=name, storage=opened).user_attrs.get("settings", {})
+        changed = sorted(key for key, value in agent_settings.as_json().items() if saved.get(key) != value)
+        if changed:
+            raise ValueError(
+                f"--resume: the tuning study {name!r} in {storage} was run with other settings ({', '.join(changed)}: "
+                f"{', '.join(f'{saved.get(key)!r}' for key in changed)}); resume it with the same ones, or start a new "
+                "one in another --out or --storage"
+            )
+    jobs = []
+    # the costly algorithms first, so that with fewer workers than agents the cheap ones fill in at the end
+    agents = sorted(agents, key=lambda agent: settings[agent].algo not in COSTLY)
+    for index, agent in enumerate(agents):  # workers beyond one per agent join the studies in turn
+        copies = max(1, workers // len(agents) + (index < workers % len(agents)))
+        job = _Job(settings[agent], search_space[settings[agent].algo], env_kwargs, storage, trials)
+        jobs += [job] * copies
+    if len(jobs) == 1 or workers <= 1:
+        for job in jobs:
+            with one_torch_thread():
+                _tune_agent(job)
+    else:
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_ignore_sigint)
+        try:
+            for _ in pool.imap_unordered(_run_job, jobs):
+                pass
+            pool.close()
+        except BaseException:  # Ctrl-C included: stop every worker now; finished trials are in the storage
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    return read_tuning(experiment.name, list(settings), storage)
+
+
+def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, AgentTuning]:
+    """Every agent's study as stored: its settings and its trials, interrupted ones left out."""
+    optuna = _optuna()
+    opened = open_storage(storage)
+    tunings = {}
+    for agent in agents:
+        study = optuna.load_study(study_name=study_name(experiment, agent), storage=opened)
+        settings = TuningSettings(**study.user_attrs["settings"])
+        trials = [trial for trial in study.get_trials(deepcopy=True) if not _interrupted(trial)]
+        trials = [trial for trial in trials if trial.state.name != "RUNNING"]
+        seconds = sum(trial.user_attrs.get("seconds", 0.0) for trial in trials)
+        tunings[agent] = AgentTuning(settings, trials, seconds)
+    return tunings
+
+
+def trial_reward(trial: Any) -> float:
+    """A trial's reward for tables and figures: its objective, or, pruned, the first seed's last reported reward."""
+    return float(trial.value) if trial.value is not None else math.nan
