@@ -31,8 +31,28 @@ import time
 from pathlib import Path
 
 from sb3_entropy.study import available_experiments, load_experiment, run_experiment, write_outputs, write_report
-from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.training import limit_threads
+
+
+def tuned(experiment: Experiment, files: list[str]) -> Experiment:
+    """``experiment`` with the hyperparameters tuned for it in one of ``files`` (``tuned``: the packaged file)."""
+    if files == ["tuned"]:
+        path = TUNED_DIR / f"{experiment.name}.yml"
+        if not path.is_file():
+            shipped = sorted(p.stem for p in TUNED_DIR.glob("*.yml"))
+            raise ValueError(
+                f"--hyperparams tuned: no tuned hyperparameters ship for {experiment.name}; they do for {shipped}. "
+                "Tune it: python scripts/tune.py " + experiment.name
+            )
+        return with_tuned_hyperparameters(experiment, load_experiment(str(path)))
+    candidates = [load_experiment(file) for file in files]
+    for candidate in candidates:
+        if candidate.tuning is not None and candidate.tuning.experiment == experiment.name:
+            return with_tuned_hyperparameters(experiment, candidate)
+    if len(candidates) == 1:  # says why it does not fit
+        return with_tuned_hyperparameters(experiment, candidates[0])
+    raise ValueError(f"--hyperparams: none of {files} was tuned on experiment {experiment.name}")
 
 
 def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
@@ -62,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         "--agents", nargs="+", default=None, metavar="AGENT",
         help="run only these agents of each experiment (default: all of its agents)",
     )  # fmt: skip
+    parser.add_argument(
+        "--hyperparams", nargs="+", default=None, metavar="FILE",
+        help="tuned.yml files that scripts/tune.py wrote, or 'tuned' for those that ship with the package: the "
+        "tuned agents run with the hyperparameters chosen (the experiment becomes EXPERIMENT_tuned)",
+    )  # fmt: skip
     parser.add_argument("--out", default="results", help="output folder (default results/)")
     parser.add_argument("--quick", action="store_true", help="fewer steps and smaller evaluation sets")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run, overriding the experiment's")
@@ -80,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
         experiments = [load_experiment(name) for name in names]
+        if args.hyperparams is not None:
+            experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]
         if args.agents is not None:
             experiments = [only_agents(experiment, args.agents) for experiment in experiments]
+        for experiment in experiments:  # a tuned agent is judged on seeds it was not tuned on
+            check_fresh_seeds(experiment, list(range(args.seeds or experiment.seeds)))
     except ValueError as error:
         parser.error(str(error))
 

@@ -118,6 +118,7 @@ class TunedAgent:
     steps: int  # training steps per trial run
     seeds: tuple[int, ...]  # the tuning seeds: every trial trained on each
     reward: float | None  # the chosen trial's objective, its mean final expected reward over the tuning seeds
+    seconds: float | None = None  # the trials' run time, summed
 
 
 @dataclass(frozen=True)
@@ -311,10 +312,11 @@ def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tunin
             )
         if not isinstance(entry["chosen"], dict):
             raise ValueError(f"{here}: chosen must map hyperparameters to the values chosen, got {entry['chosen']!r}")
-        reward = entry.get("reward")
+        reward, seconds = entry.get("reward"), entry.get("seconds")
         tuned[agent] = TunedAgent(
-            dict(entry["chosen"]), *counts, tuple(seeds), None if reward is None else float(reward)
-        )
+            dict(entry["chosen"]), *counts, tuple(seeds), None if reward is None else float(reward),
+            None if seconds is None else float(seconds),
+        )  # fmt: skip
     return Tuning(data["experiment"], path, tuned)
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
@@ -19,12 +20,54 @@ __all__ = [
     "normalized_score",
     "report_section",
     "summarize",
+    "tuning_paragraph",
     "verdict_line",
     "write_report",
 ]
 
 FAMILIES = {"policy optimization": ON_POLICY, "Q-learning": Q_LEARNING}
 FLAG = "(not above random)"
+
+
+def _flag(experiment: Experiment, agent: str, summary: AgentSummary) -> str:
+    """The flag of an agent not shown to learn; for a tuned agent, with the tuning it had."""
+    if not summary.near_random:
+        return ""
+    tuned = experiment.tuning.agents.get(agent) if experiment.tuning is not None else None
+    if tuned is None:
+        return f" {FLAG}"
+    return f" {FLAG[:-1]}: did not learn with {tuned.trials} trials of tuning)"
+
+
+def tuning_paragraph(experiment: Experiment) -> str:
+    """Which agents' hyperparameters were tuned, how, with what budget and on which seeds; empty if none were."""
+    tuning = experiment.tuning
+    if tuning is None:
+        return ""
+    parts = []
+    for agent, tuned in tuning.agents.items():
+        if agent not in experiment.agents:
+            continue
+        chosen = ", ".join(f"{name}={_value(value)}" for name, value in tuned.chosen.items()) or "no trial finished"
+        reward = f"; the chosen trial's reward {tuned.reward:.3f}" if tuned.reward is not None else ""
+        seconds = f", {tuned.seconds:,.0f} s of training" if tuned.seconds is not None else ""
+        parts.append(
+            f"{_label(agent)}: {chosen} ({tuned.trials} trials of {tuned.steps:,} steps on seed"
+            f"{'s' if len(tuned.seeds) > 1 else ''} {', '.join(map(str, tuned.seeds))}; {tuned.pruned} pruned, "
+            f"{tuned.failed} failed{seconds}{reward})"
+        )
+    untuned = [_label(agent) for agent in experiment.agents if agent not in tuning.agents]
+    untuned_text = f" Not tuned (the experiment file's settings): {', '.join(untuned)}." if untuned else ""
+    return (
+        f"Hyperparameters tuned for reward alone by scripts/tune.py (Optuna: TPE sampler, median pruner), from "
+        f"{tuning.path}. Each trial's value was the mean final exact expected reward over the tuning seeds, and the "
+        f"pruner saw only the first seed's expected reward: no entropy reached the tuner. {'; '.join(parts)}."
+        f"{untuned_text} The study's seeds are disjoint from the tuning seeds ({', '.join(map(str, tuning.seeds))}).\n"
+    )
+
+
+def _value(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _paper(values: dict[str, float], key: str) -> str:
@@ -89,6 +132,7 @@ def report_section(result: ExperimentResult) -> str:
         f"{math.log(n_actions):.3f}; mean [95 % Student-t interval over seeds, cut to the values it can take: "
         f"H(p) in [0, log K], reward at most the oracle's] of the final evaluation; score = (reward - random) / "
         f"(oracle - random), on the same evaluation set; {_times(result)}.\n",
+        *([tuning_paragraph(experiment)] if experiment.tuning is not None else []),
         "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
         "paper entropy |",
         "|---|---|---|---|---|---|---|---|",
@@ -101,7 +145,7 @@ def report_section(result: ExperimentResult) -> str:
             lines.append(f"| {_label(agent)} | {family} | every run failed | | | | | |")
             continue
         paper = experiment.paper.get(agent, {})
-        flag = f" {FLAG}" if summary.near_random else ""
+        flag = _flag(experiment, agent, summary)
         lines.append(
             f"| {_label(agent)}{flag} | {family} | {summary.reward} | {summary.score or '-'} | {summary.entropy} | "
             f"{summary.effective} | {_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
@@ -226,7 +270,7 @@ def verdict_line(result: ExperimentResult) -> str:
             f" (paper {paper['reward']:.3f}, {paper['entropy']:.3f})" if {"reward", "entropy"} <= set(paper) else ""
         )
         score = f" (score {summary.score.estimate:.2f})" if summary.score is not None else ""
-        flag = f" {FLAG}" if summary.near_random else ""
+        flag = _flag(experiment, agent, summary)
         agents.append(
             f"{_label(agent)}{flag} {summary.reward.estimate:.3f} reward{score}, {summary.entropy.estimate:.3f} "
             f"nats{paper_text}"
@@ -237,8 +281,12 @@ def verdict_line(result: ExperimentResult) -> str:
             f" Random policy {_fixed(result.baselines['random'])}, oracle {_fixed(result.baselines['oracle'])}"
             f"{_oracle_entropy_words(result.baselines)}."
         )
+    tuned = ""
+    if experiment.tuning is not None:
+        labels = [_label(agent) for agent in experiment.agents if agent in experiment.tuning.agents]
+        tuned = f"; {', '.join(labels)} tuned for reward alone, on seeds {', '.join(map(str, experiment.tuning.seeds))}"
     return (
-        f"- {name}, {_seed_words(seeds)}, {steps:,} steps): entropy gap **{gap.verdict}**. Final means: "
+        f"- {name}, {_seed_words(seeds)}, {steps:,} steps{tuned}): entropy gap **{gap.verdict}**. Final means: "
         f"{'; '.join(agents)}.{baselines} Gap: {gap.text}"
     )
 

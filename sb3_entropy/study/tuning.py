@@ -232,7 +232,11 @@ class _Job:
     trials: int
 
 
-def _tune_agent(job: _Job, report: Callable[[str], None] = print) -> None:
+def _print(line: str) -> None:
+    print(line, flush=True)  # at once, also from a worker whose output goes to a file
+
+
+def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
     """Run trials of one agent's study until it has ``job.trials`` finished ones (other workers' included)."""
     optuna = _optuna()
     settings = job.settings

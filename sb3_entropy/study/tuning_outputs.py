@@ -30,6 +30,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _ordered(params: dict[str, Any], tuning: AgentTuning) -> dict[str, Any]:
+    """A trial's values in the search space's order (Optuna keeps them sorted by name)."""
+    return {name: params[name] for name in tuning.settings.search_space if name in params}
+
+
 def tuned_experiment(experiment: Experiment, source: dict[str, Any], tunings: dict[str, AgentTuning]) -> dict[str, Any]:
     """The experiment file ``source`` (as read) with each tuned agent's chosen values, and a ``tuning`` section."""
     import optuna
@@ -43,10 +48,10 @@ def tuned_experiment(experiment: Experiment, source: dict[str, Any], tunings: di
         agents[agent] = dict(source["agents"][agent] or {})
         entry: dict[str, Any] = {}
         if best is not None:
-            chosen = hyperparameters_of(best.params)
+            chosen = hyperparameters_of(_ordered(best.params, tuning))
             policy_kwargs = {**agents[agent].get("policy_kwargs", {}), **chosen.get("policy_kwargs", {})}
             agents[agent] |= chosen | ({"policy_kwargs": policy_kwargs} if policy_kwargs else {})
-            entry |= {"chosen": dict(best.params), "reward": best.value, "trial": best.number}
+            entry |= {"chosen": _ordered(best.params, tuning), "reward": best.value, "trial": best.number}
         else:
             entry |= {"chosen": {}, "reward": None}
         entry |= {
@@ -70,7 +75,7 @@ def tuned_experiment(experiment: Experiment, source: dict[str, Any], tunings: di
                     "state": trial.state.name,
                     "reward": None if math.isnan(trial_reward(trial)) else trial_reward(trial),
                     **({"rewards": trial.user_attrs["rewards"]} if "rewards" in trial.user_attrs else {}),
-                    "params": dict(trial.params),
+                    "params": _ordered(trial.params, tuning),
                     **({"error": trial.user_attrs["error"]} if "error" in trial.user_attrs else {}),
                 }
                 for trial in tuning.trials
@@ -117,7 +122,7 @@ def write_tuning_outputs(
         ),
     )
     table = folder / "trials.csv"
-    names = sorted({name for tuning in tunings.values() for trial in tuning.trials for name in trial.params})
+    names = list(dict.fromkeys(name for tuning in tunings.values() for name in tuning.settings.search_space))
     rows = []
     for agent, tuning in tunings.items():
         for trial in tuning.trials:

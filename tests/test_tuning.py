@@ -1,0 +1,415 @@
+"""scripts/tune.py and sb3_entropy.study.tuning: reward-only tuning, its determinism, pruning, resume, outputs and
+errors, and reproduce.py --hyperparams on the files it writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import runpy
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import optuna
+import pytest
+import yaml
+from conftest import PROJECT_ROOT, run_script
+
+import sb3_entropy.callback
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS
+from sb3_entropy.study import available_experiments, load_experiment
+from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
+from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
+from sb3_entropy.study.tuning import read_tuning, tune_agents
+from sb3_entropy.training import AGENT_DEFAULTS
+
+TUNE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "tune.py"))["main"]  # the script's main(), not run
+
+TINY = """
+task: Personalization/Behavior-v0
+task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
+net_arch: [16]
+steps: 320
+eval_freq: 32
+agents:
+  a2c: {learning_rate: 1.0e-3}
+  dqn: {learning_rate: 1.0e-3}
+"""
+TINY_ENV = {"n_actions": 6, "state_dim": 4, "n_eval": 200}
+
+
+def tiny(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "tiny.yml"
+    path.write_text(text)
+    return path
+
+
+def tune(tmp_path: Path, name: str, trials: int = 6, seed: int = 0, workers: int = 1, **kwargs) -> dict:
+    """Tune the tiny experiment's agents in this process (workers=1) with a storage of its own."""
+    experiment = load_experiment(str(tiny(tmp_path)))
+    return tune_agents(
+        experiment, list(experiment.agents), load_search_space(), trials=trials, steps=320, seeds=[1000, 1001],
+        storage=f"sqlite:///{tmp_path / name}.db", env_kwargs=TINY_ENV, evaluations=5, sampler_seed=seed,
+        startup_trials=2, workers=workers, **kwargs,
+    )  # fmt: skip
+
+
+def record(tunings: dict) -> dict:
+    """What a tuning run decided, trial by trial: state, parameters, value, and the choice."""
+    return {
+        agent: (
+            [(t.number, t.state.name, t.params, t.value, t.user_attrs.get("rewards")) for t in tuning.trials],
+            tuning.best.number,
+        )
+        for agent, tuning in tunings.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A sequential tuning run of the tiny experiment's A2C and DQN, 8 trials each."""
+    return tune(tmp_path_factory.mktemp("plain"), "plain", trials=8)
+
+
+def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict) -> None:
+    # every entropy and action statistic the runs produce, and p(a) itself, replaced by noise
+    noise = np.random.default_rng(123)
+    real_metrics = sb3_entropy.callback.all_metrics
+    replaced = []
+
+    def noisy_metrics(probs, expected=None, rng=None):
+        metrics = real_metrics(probs, expected, rng)
+        for key in (*ENTROPY_KEYS, *ACTION_KEYS):
+            metrics[key] = float(noise.uniform(0, 10))
+        replaced.append(metrics["entropy/marginal"])
+        return metrics
+
+    monkeypatch.setattr(sb3_entropy.callback, "all_metrics", noisy_metrics)
+    monkeypatch.setattr(sb3_entropy.callback, "marginal", lambda probs: noise.dirichlet(np.ones(probs.shape[1])))
+    noisy = tune(tmp_path, "noisy", trials=8)
+    assert len(replaced) > 50  # the runs went through the replaced metrics
+    assert record(noisy) == record(plain)
+
+
+def test_a_sequential_tuning_run_is_deterministic(tmp_path: Path, plain: dict) -> None:
+    first = record(plain)
+    assert record(tune(tmp_path, "again", trials=8)) == first
+    # one process per agent is still sequential within each study: the same trials
+    assert record(tune(tmp_path, "two_workers", trials=8, workers=2)) == first
+    # and the sampler's seed matters: another seed proposes other values
+    other = record(tune(tmp_path, "other", trials=2, seed=1))
+    assert [trial[2] for trial in other["a2c"][0]] != [trial[2] for trial in first["a2c"][0][:2]]
+
+
+def test_pruning_follows_the_median_rule_on_the_first_seeds_reward(plain: dict) -> None:
+    pruned_total = 0
+    for agent, tuning in plain.items():
+        settings = tuning.settings
+        assert settings.warmup_evaluations == 5 // 3 and settings.startup_trials == 2
+        for trial in tuning.trials:
+            earlier = [t for t in tuning.trials if t.number < trial.number and t.state.name == "COMPLETE"]
+            best_so_far = -np.inf
+            for slot in sorted(trial.intermediate_values):
+                best_so_far = max(best_so_far, trial.intermediate_values[slot])
+                others = [t.intermediate_values[slot] for t in earlier if slot in t.intermediate_values]
+                due = slot >= settings.warmup_evaluations and len(earlier) >= settings.startup_trials and others
+                should_prune = bool(due) and best_so_far < statistics.median(others)
+                last = slot == max(trial.intermediate_values)
+                # a trial is pruned exactly at the first evaluation where the rule says so
+                assert should_prune == (trial.state.name == "PRUNED" and last), (agent, trial.number, slot)
+            if trial.state.name == "PRUNED":
+                pruned_total += 1
+                # it stopped early, during its first seed, and its second seed never ran
+                assert trial.user_attrs["pruned_at_step"] < 320 and "rewards" not in trial.user_attrs
+                assert trial.value == trial.intermediate_values[max(trial.intermediate_values)]
+            else:  # a complete trial reported its first seed only, and its value is the mean over both seeds
+                assert len(trial.user_attrs["rewards"]) == 2
+                assert trial.value == pytest.approx(np.mean(trial.user_attrs["rewards"]), abs=0)
+    assert pruned_total >= 2
+    assert [len(tuning.trials) for tuning in plain.values()] == [8, 8]
+
+
+def _trial_rows(path: Path) -> list[tuple]:
+    """trials.csv without run times and trial numbers (an interrupted trial keeps its number: the rerun is next)."""
+    with open(path, newline="") as stream:
+        return [tuple(v for k, v in row.items() if k not in ("seconds", "trial")) for row in csv.DictReader(stream)]
+
+
+def _states(database: Path, agent: str) -> list[tuple[str, bool]]:
+    """Each trial's state, and whether its process has started it (set its pid), read without Optuna."""
+    if not database.is_file():
+        return []
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT trials.state, EXISTS (SELECT 1 FROM trial_user_attributes AS a WHERE a.trial_id = trials.trial_id "
+            "AND a.key = 'pid') FROM trials JOIN studies USING (study_id) WHERE studies.study_name = ? "
+            "ORDER BY trials.number",
+            (f"long/{agent}",),
+        ).fetchall()
+    return [(state, bool(started)) for state, started in rows]
+
+
+def _start(tmp_path: Path, experiment: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "tune.py"), str(experiment), "--agents", "a2c",
+         "--trials", "5", "--workers", "1", "--evaluations", "5", "--startup-trials", "2", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, cwd=PROJECT_ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )  # fmt: skip
+
+
+def _interrupt_during_a_trial(process: subprocess.Popen, database: Path, finished: int, sig: int) -> None:
+    """Send ``sig`` once ``finished`` trials are done and the next one is training."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = _states(database, "a2c")
+        if sum(state != "RUNNING" for state, _ in states) >= finished and states[-1:] == [("RUNNING", True)]:
+            break
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    else:
+        pytest.fail(f"no trial started after {finished} finished: {_states(database, 'a2c')}")
+    time.sleep(0.2)  # inside the trial's training
+    os.killpg(process.pid, sig)
+    process.communicate(timeout=60)
+
+
+def test_an_interrupted_tuning_run_resumes_to_the_same_choice(tmp_path: Path) -> None:
+    experiment = tmp_path / "long.yml"
+    experiment.write_text(TINY.replace("steps: 320", "steps: 3200"))
+    whole = _start(tmp_path, experiment, "--out", str(tmp_path / "whole"))
+    _, stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 0, stderr
+
+    out, database = tmp_path / "cut", tmp_path / "cut" / "long" / "tuning.db"
+    first = _start(tmp_path, experiment, "--out", str(out))
+    _interrupt_during_a_trial(first, database, finished=1, sig=signal.SIGINT)  # Ctrl-C
+    assert first.returncode == 130
+    second = _start(tmp_path, experiment, "--out", str(out), "--resume")
+    _interrupt_during_a_trial(second, database, finished=3, sig=signal.SIGKILL)  # a crash: no time to clean up
+    assert _states(database, "a2c")[-1] == ("RUNNING", True)  # left behind by the killed process
+    resumed = run_script("tune.py", str(experiment), "--agents", "a2c", "--trials", "5", "--workers", "1",
+                         "--evaluations", "5", "--startup-trials", "2", "--out", str(out), "--resume")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    states = [state for state, _ in _states(database, "a2c")]
+    assert states.count("FAIL") == 2 and "RUNNING" not in states  # the two interrupted trials, failed and rerun
+    # the same trials, values and choice as the uninterrupted run
+    assert _trial_rows(out / "long" / "trials.csv") == _trial_rows(tmp_path / "whole" / "long" / "trials.csv")
+    assert _without_seconds(out / "long" / "tuned.yml") == _without_seconds(tmp_path / "whole" / "long" / "tuned.yml")
+
+
+def _without_seconds(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    for entry in data["tuning"]["agents"].values():
+        del entry["seconds"], entry["trial"]
+        for trial in entry["history"]:
+            del trial["trial"]
+    return data
+
+
+def test_resume_checks_the_settings_and_a_new_run_refuses_an_existing_study(tmp_path: Path) -> None:
+    tune(tmp_path, "store", trials=2)
+    with pytest.raises(ValueError, match=r"a tuning study 'tiny/a2c' already exists in .*store\.db: pass --resume"):
+        tune(tmp_path, "store", trials=3)
+    message = r"--resume: the tuning study 'tiny/a2c' in .* was run with other settings \(sampler_seed: 0\)"
+    with pytest.raises(ValueError, match=message):
+        tune(tmp_path, "store", trials=3, seed=5, resume=True)
+    more = tune(tmp_path, "store", trials=3, resume=True)
+    assert [len(tuning.trials) for tuning in more.values()] == [3, 3]
+
+
+def test_tune_then_reproduce_end_to_end(tmp_path: Path) -> None:
+    experiment = tiny(tmp_path)
+    # DQN searches only learning rates too small to learn anything: it must come out flagged
+    space = yaml.safe_load(DEFAULT_SEARCH_SPACE.read_text())
+    space["dqn"]["learning_rate"] = {"type": "categorical", "choices": [1.0e-12, 2.0e-12]}
+    (tmp_path / "space.yml").write_text(yaml.safe_dump(space, sort_keys=False))
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # any storage URL, outputs still in --out
+    tuned = run_script("tune.py", str(experiment), "--trials", "3", "--seeds", "7", "9", "--evaluations", "4",
+                       "--search-space", str(tmp_path / "space.yml"), "--storage", storage, "--out", str(tmp_path / "t"))  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    folder = tmp_path / "t" / "tiny"
+    assert sorted(p.name for p in folder.iterdir()) == ["trials.csv", "tuned.yml", "tuning.png"]
+    assert (tmp_path / "elsewhere.db").is_file()
+    image = matplotlib.image.imread(folder / "tuning.png")
+    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
+
+    # tuned.yml, trials.csv and the storage say the same, and the file is an experiment file
+    data = yaml.safe_load((folder / "tuned.yml").read_text())
+    studies = read_tuning("tiny", ["a2c", "dqn"], storage)
+    with open(folder / "trials.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(row["agent"], int(row["trial"]), row["state"]) for row in rows] == [
+        (agent, t.number, t.state.name) for agent, tuning in studies.items() for t in tuning.trials
+    ]
+    for agent, tuning in studies.items():
+        entry = data["tuning"]["agents"][agent]
+        best = tuning.best
+        assert entry["chosen"] == best.params and entry["reward"] == best.value and entry["trial"] == best.number
+        assert (entry["trials"], entry["steps"], entry["seeds"], entry["evaluations"]) == (3, 320, [7, 9], 4)
+        assert [h["reward"] for h in entry["history"]] == [t.value for t in tuning.trials]
+        assert data["agents"][agent] == {"learning_rate": 1e-3} | hyperparameters_of(best.params)
+        for row in (row for row in rows if row["agent"] == agent):
+            trial = tuning.trials[int(row["trial"])]
+            assert float(row["reward"]) == trial.value
+            assert row["rewards"].split() == [repr(r) for r in trial.user_attrs.get("rewards", [])]
+    assert data["tuning"]["agents"]["dqn"]["chosen"]["learning_rate"] in (1e-12, 2e-12)
+    assert "entropy" not in json.dumps(data["tuning"]["agents"])  # nothing of entropy was recorded for the tuner
+    tuned_experiment = load_experiment(str(folder / "tuned.yml"))
+    assert tuned_experiment.tuning.seeds == [7, 9] and tuned_experiment.tuning.experiment == "tiny"
+
+    # the study runs the tuned agents, on fresh seeds, and says how they were tuned
+    study = run_script("reproduce.py", str(experiment), "--hyperparams", str(folder / "tuned.yml"), "--seeds", "2",
+                       "--out", str(tmp_path / "r"))  # fmt: skip
+    assert study.returncode == 0, study.stderr
+    for agent in ("a2c", "dqn"):
+        saved = json.loads((tmp_path / "r" / "tiny_tuned" / "runs" / f"{agent}_seed0.json").read_text())
+        assert saved["settings"]["hyperparameters"] == data["agents"][agent]
+    report = (tmp_path / "r" / "report.md").read_text()
+    dqn = data["tuning"]["agents"]["dqn"]
+    assert "A2C, DQN tuned for reward alone, on seeds 7, 9" in report
+    assert "no entropy reached the tuner" in report
+    assert (
+        f"DQN: learning_rate={dqn['chosen']['learning_rate']:.3g}, exploration_fraction="
+        f"{dqn['chosen']['exploration_fraction']:.3g}" in report
+    )
+    assert f"(3 trials of 320 steps on seeds 7, 9; {dqn['pruned']} pruned, {dqn['failed']} failed" in report
+    assert "DQN (not above random: did not learn with 3 trials of tuning)" in report
+    assert "The study's seeds are disjoint from the tuning seeds (7, 9)" in report
+
+
+def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tmp_path: Path) -> None:
+    experiment = tiny(tmp_path)
+    tuned = run_script("tune.py", str(experiment), "--agents", "a2c", "--trials", "1", "--seeds", "1", "3",
+                       "--out", str(tmp_path / "t"))  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    file = tmp_path / "t" / "tiny" / "tuned.yml"
+    result = run_script("reproduce.py", str(experiment), "--hyperparams", str(file), "--seeds", "2")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"reproduce.py: error: experiment tiny_tuned: its agents were tuned on seeds [1, 3] ({file}), and the "
+        "study would run seeds [0, 1]: seed(s) [1] in both. A tuned agent must be judged on seeds it was not tuned "
+        "on: tune on other seeds (tune.py --seeds), or run fewer seeds"
+    )
+    # the tuned file run as an experiment of its own is refused the same way
+    result = run_script("reproduce.py", str(file), "--seeds", "4")
+    assert result.returncode == 2 and "seed(s) [1, 3] in both" in result.stderr
+    # one seed is fresh
+    experiment_tuned = with_tuned_hyperparameters(load_experiment(str(experiment)), load_experiment(str(file)))
+    check_fresh_seeds(experiment_tuned, [0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["music", "--agents", "a2c", "sac"], "--agents: experiment music has no agent ['sac']; valid: ['a2c', 'dqn', 'ppo', 'trpo', 'qrdqn']"),
+        (["frontier_music"], "frontier_music is a frontier study: tune the experiment it extends instead"),
+        (["music", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
+        (["music", "--seeds", "3", "3"], "--seeds must be distinct integers >= 0, got [3, 3]"),
+        (["music", "--seeds", "-1"], "--seeds must be distinct integers >= 0, got [-1]"),
+        (["music", "--evaluations", "0"], "--evaluations must be an integer >= 1, got 0"),
+        (["nope"], "unknown experiment 'nope'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
+        (["search_space"], "unknown experiment 'search_space'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
+    ],
+)
+def test_bad_tune_command_lines(
+    args: list[str], message: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["tune.py"])  # argparse names the program after it
+    with pytest.raises(SystemExit) as exit_status:
+        TUNE_MAIN(args)  # in this process: argparse's error and exit status, as on the command line
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"tune.py: error: {message}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sac: {learning_rate: {type: float, low: 0.1, high: 1.0}}", "unknown algorithm 'sac'; valid: ['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']"),
+        ("a2c: []", "a2c must map hyperparameter names to distributions, got []"),
+        ("a2c: {lr: {type: float, low: 0.1, high: 1.0}}", "a2c.lr: unknown hyperparameter(s) ['lr'] for a2c; valid: "),
+        ("qrdqn: {policy_kwargs.quantiles: {type: categorical, choices: [10, 20]}}", "qrdqn.policy_kwargs.quantiles: unknown argument 'quantiles' of qrdqn's QRDQNPolicy; valid: "),
+        ("a2c: {policy_kwargs: {type: categorical, choices: [1, 2]}}", "a2c.policy_kwargs: policy_kwargs is not tuned whole: name one policy argument as policy_kwargs.NAME"),
+        ("a2c: {learning_rate: {low: 0.1, high: 1.0}}", "a2c.learning_rate: must be a mapping with type float, int or categorical"),
+        ("a2c: {learning_rate: {type: float, low: 1.0, high: 0.1}}", "a2c.learning_rate: low must be below high, got low=1.0, high=0.1"),
+        ("a2c: {learning_rate: {type: float, low: 0, high: 0.1, log: true}}", "a2c.learning_rate: a log scale needs low > 0, got low=0"),
+        ("a2c: {learning_rate: {type: float, low: x, high: 0.1}}", "a2c.learning_rate: low must be a finite number, got 'x'"),
+        ("a2c: {learning_rate: {type: float, low: 0.1, high: .inf}}", "a2c.learning_rate: high must be a finite number, got inf"),
+        ("ppo: {n_epochs: {type: int, low: 1.5, high: 10}}", "ppo.n_epochs: low must be an integer, got 1.5"),
+        ("a2c: {learning_rate: {type: float, low: 0.1, high: 1.0, step: 0.1}}", "a2c.learning_rate: unknown key(s) ['step'] for type float; valid: ['type', 'low', 'high', 'log']"),
+        ("a2c: {max_grad_norm: {type: categorical, choices: []}}", "a2c.max_grad_norm: choices must be a non-empty list of values, got []"),
+        ("a2c: {max_grad_norm: {type: categorical, choices: [0.5, 0.5]}}", "a2c.max_grad_norm: choices must differ from each other, got [0.5, 0.5]"),
+        ("a2c: {max_grad_norm: {type: categorical, choices: [[0.5]]}}", "a2c.max_grad_norm: a choice must be a number, a string, true/false or null, got [0.5]"),
+        ("a2c: {n_steps: {type: categorical, choices: [32, 48]}}", "a2c.n_steps: a2c: n_steps=48 is not a multiple of 32, so it cannot be collected in batches of 32 envs"),
+        ("ppo: {n_steps: {type: int, low: 32, high: 256}}", "ppo.n_steps: an int range gives values that are not multiples of 32; list the values as a categorical"),
+        ("a2c: {learning_rate: {type: float, low: 0.1, high: 1.0}", "not valid YAML: "),
+        ("[a2c]", "must map algorithms (['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']) to their dimensions, got ['a2c']"),
+    ],
+)
+def test_bad_search_spaces_are_clear_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "space.yml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_search_space(path)
+    assert str(error.value).startswith(f"search space {path}: ")
+    assert message in str(error.value)
+
+
+def test_a_bad_search_space_stops_tune_before_anything_trains(tmp_path: Path) -> None:
+    path = tmp_path / "space.yml"
+    path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 48]}}\n")
+    result = run_script("tune.py", "music", "--agents", "a2c", "--search-space", str(path), "--out", str(tmp_path))
+    assert result.returncode == 2 and not (tmp_path / "music").exists()
+    assert result.stderr.strip().splitlines()[-1].startswith(f"tune.py: error: search space {path}: a2c.n_steps: ")
+    path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 64]}}\n")
+    result = run_script("tune.py", "music", "--agents", "ppo", "--search-space", str(path), "--out", str(tmp_path))
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tune.py: error: the search space has no dimensions for ['ppo']; it has ['a2c']"
+    )
+    # the literal setup takes any n_steps
+    path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 48]}}\n")
+    assert [d.choices for d in load_search_space(path, batched=False)["a2c"]] == [(32, 48)]
+
+
+def test_the_packaged_search_space_covers_every_algorithm() -> None:
+    space = load_search_space()
+    assert set(space) == set(AGENT_DEFAULTS)
+    for algo, dimensions in space.items():
+        assert dimensions[0].name == "learning_rate", algo  # every algorithm tunes its learning rate
+        assert "ent_coef" not in [d.name for d in dimensions]  # the diversity regulariser is not a tuning knob
+
+
+def test_packaged_tuned_hyperparameters() -> None:
+    files = sorted(TUNED_DIR.glob("*.yml"))
+    assert {path.stem for path in files} >= {"music", "mnist", "behavior", "ads"}
+    for path in files:
+        experiment = load_experiment(path.stem)
+        tuned = load_experiment(str(path))
+        assert tuned.tuning.experiment == experiment.name
+        assert set(tuned.tuning.agents) == set(experiment.agents)  # every agent of the experiment was tuned
+        check_fresh_seeds(with_tuned_hyperparameters(experiment, tuned), list(range(experiment.seeds)))
+        data = yaml.safe_load(path.read_text())
+        for agent, entry in data["tuning"]["agents"].items():
+            # the agent runs with what was chosen, over the experiment's own settings
+            chosen = hyperparameters_of(entry["chosen"])
+            assert tuned.agents[agent].hyperparameters == {**experiment.agents[agent].hyperparameters, **chosen}
+            complete = [h for h in entry["history"] if h["state"] == "COMPLETE"]
+            assert entry["reward"] == max(h["reward"] for h in complete) and len(entry["history"]) == entry["trials"]
+
+
+def test_reproduce_with_the_packaged_tuned_hyperparameters(tmp_path: Path) -> None:
+    result = run_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "a2c", "dqn",
+                        "--seeds", "2", "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    tuned = yaml.safe_load((TUNED_DIR / "music.yml").read_text())
+    saved = json.loads((tmp_path / "music_tuned" / "runs" / "a2c_seed1.json").read_text())
+    assert saved["settings"]["hyperparameters"] == tuned["agents"]["a2c"]
+    result = run_script("reproduce.py", "cifar10", "--hyperparams", "tuned", "--quick")
+    assert result.returncode == 2 and "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in result.stderr
