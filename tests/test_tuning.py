@@ -17,7 +17,6 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
-import optuna
 import pytest
 import yaml
 from conftest import PROJECT_ROOT, run_script
