@@ -12,6 +12,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -412,3 +413,43 @@ def test_reproduce_with_the_packaged_tuned_hyperparameters(tmp_path: Path) -> No
     assert saved["settings"]["hyperparameters"] == tuned["agents"]["a2c"]
     result = run_script("reproduce.py", "cifar10", "--hyperparams", "tuned", "--quick")
     assert result.returncode == 2 and "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in result.stderr
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_trials_of_another_machine_are_rerun_only_once_their_heartbeat_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import optuna
+
+    import sb3_entropy.study.tuning as tuning
+
+    tune(tmp_path, "shared", trials=1)
+    storage = tuning.open_storage(f"sqlite:///{tmp_path / 'shared'}.db")
+    study = optuna.load_study(study_name="tiny/a2c", storage=storage)
+    beating, stopped = study.ask(), study.ask()  # two trials another machine runs; the second one's machine died
+    for trial in (beating, stopped):
+        trial.set_user_attr("host", "another-machine")
+        trial.set_user_attr("pid", 1)
+    storage.record_heartbeat(stopped._trial_id)
+    alive = threading.Event()
+    alive.set()
+
+    def beat() -> None:  # the other machine, still running its trial
+        while alive.is_set():
+            storage.record_heartbeat(beating._trial_id)
+            time.sleep(0.2)
+
+    heart = threading.Thread(target=beat)
+    heart.start()
+    monkeypatch.setattr(tuning, "GRACE_SECONDS", 2)  # instead of 5 minutes
+    time.sleep(3)
+    try:
+        more = tune(tmp_path, "shared", trials=3, resume=True)
+    finally:
+        alive.clear()
+        heart.join()
+    states = {t.number: t.state.name for t in optuna.load_study(study_name="tiny/a2c", storage=storage).trials}
+    assert states[stopped.number] == "FAIL" and states[beating.number] == "RUNNING"
+    # the stopped trial was interrupted, not finished: three finished trials besides it
+    assert [len(t.trials) for t in more.values()] == [3, 3]
+    assert stopped.number not in [t.number for t in more["a2c"].trials]

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
@@ -60,10 +60,18 @@ def tuning_paragraph(experiment: Experiment) -> str:
     untuned_text = f" Not tuned (the experiment file's settings): {', '.join(untuned)}." if untuned else ""
     return (
         f"Hyperparameters tuned for reward alone by scripts/tune.py (Optuna: TPE sampler, median pruner), from "
-        f"{tuning.path}. Each trial's value was the mean final exact expected reward over the tuning seeds, and the "
+        f"{_shown_path(tuning.path)}. Each trial's value was the mean final exact expected reward over the tuning seeds, and the "
         f"pruner saw only the first seed's expected reward: no entropy reached the tuner. {'; '.join(parts)}."
         f"{untuned_text} The study's seeds are disjoint from the tuning seeds ({', '.join(map(str, tuning.seeds))}).\n"
     )
+
+
+def _shown_path(path: str) -> str:
+    """A packaged file as the package names it (not where it is installed); any other file as given."""
+    packaged = Path(path).resolve()
+    if packaged.is_relative_to(EXPERIMENTS_DIR):
+        return str(packaged.relative_to(EXPERIMENTS_DIR.parent.parent))
+    return path
 
 
 def _value(value: object) -> str:
