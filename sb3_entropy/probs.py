@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-__all__ = ["Q_POLICIES", "action_probs", "q_values"]
+__all__ = ["Q_POLICIES", "action_probs", "q_values", "softmax_policy"]
 
 Q_POLICIES = ("softmax", "epsilon_greedy")
 DEFAULT_CHUNK = 2048
@@ -73,7 +73,8 @@ def q_values(model: Any, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndar
     raise TypeError(f"{type(model).__name__} has no Q-network (q_net or quantile_net)")
 
 
-def _softmax(values: np.ndarray, temperature: float) -> np.ndarray:
+def softmax_policy(values: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(values / temperature)`` of each row: how a Q-learner's policy is read (the paper's, at 0.1)."""
     scaled = values / temperature
     scaled -= scaled.max(axis=1, keepdims=True)
     np.exp(scaled, out=scaled)
@@ -120,7 +121,7 @@ def action_probs(
         if q_policy == "softmax":
             if not (isinstance(temperature, (int, float)) and temperature > 0):
                 raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
-            probs = _softmax(values, float(temperature))
+            probs = softmax_policy(values, float(temperature))
         else:
             epsilon = float(model.exploration_rate)
             probs = np.full(values.shape, epsilon / n_actions)

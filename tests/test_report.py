@@ -178,3 +178,27 @@ def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp
     )
     assert "25.0 % of users have such ties" in section and "the most users still unserved, has 1.125 nats" in section
     assert "-0.000" not in line + section
+
+
+def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: Path) -> None:
+    expected = np.array([[1.0, 0.0], [0.0, 0.5], [0.02, 0.01]])
+    baselines = evaluation_baselines(expected, temperature=0.1)
+    # by hand: softmax over two actions is a logistic function of the difference over the temperature
+    first = 1 / (1 + math.exp(-10)), 1 / (1 + math.exp(-5)), 1 / (1 + math.exp(-0.1))
+    policy = np.array([[first[0], 1 - first[0]], [1 - first[1], first[1]], [first[2], 1 - first[2]]])
+    assert baselines["exact_q"] == pytest.approx((policy * expected).sum(axis=1).mean(), rel=1e-12)
+    assert baselines["exact_q_entropy"] == pytest.approx(stats.entropy(policy.mean(axis=0)), rel=1e-12)
+    # rewards of a few hundredths, as Ads-v0's clicks: read at temperature 0.1 the exact Q is nearly uniform
+    assert policy[2, 0] == pytest.approx(0.525, abs=1e-3)
+    cooler = evaluation_baselines(expected, temperature=0.001)
+    assert cooler["exact_q"] == pytest.approx((1.0 + 0.5 + 0.02) / 3, abs=1e-4) and cooler["temperature"] == 0.001
+
+    finals = {agent: learned(entropy) for agent, entropy in zip(AGENTS, (1.8, 1.9, 2.0, 3.3, 3.1), strict=True)}
+    result = made_result(tmp_path, finals)
+    result.baselines.update(exact_q=0.5, exact_q_entropy=2.0, temperature=0.1)
+    section = report_section(result)
+    assert (
+        f"| exact Q, softmax(Q / 0.1) | Q-learning's ceiling | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | - | - |"
+        in section
+    )
+    assert "no Q-learner read this way scores more" in section

@@ -166,8 +166,23 @@ def report_section(result: ExperimentResult) -> str:
             f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
             f"{' | '.join(_oracle_diversity(result.baselines))} | - | - |",
         ]
+        q_learners = any(agent.algo in Q_LEARNING for agent in experiment.agents.values())
+        exact_q = result.baselines.get("exact_q")
+        if q_learners and exact_q is not None:
+            temperature = f"{result.baselines['temperature']:g}"
+            exact = Interval(exact_q, math.nan, math.nan, 1)
+            lines.append(
+                f"| exact Q, softmax(Q / {temperature}) | Q-learning's ceiling | {_fixed(exact_q)} | "
+                f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
+                f"{math.exp(result.baselines['exact_q_entropy']):.3f} | - | - |"
+            )
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")
+        if q_learners and exact_q is not None:
+            lines.append(
+                f"\nexact Q: a Q-learner whose Q-values are the expected rewards themselves, read as DQN and QR-DQN "
+                f"are, softmax(Q / {temperature}): no Q-learner read this way scores more."
+            )
     if any(summary is not None and summary.near_random for summary in summaries.values()):
         lines.append(
             f"\n{FLAG}: the agent's reward interval reaches down to the random policy's reward, so it has not been "

@@ -16,6 +16,7 @@ import numpy as np
 
 import personalization_gym
 from sb3_entropy.metrics import entropy, marginal
+from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
@@ -35,7 +36,7 @@ class ExperimentResult:
     quick: bool = False
 
 
-def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
+def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict[str, float]:
     """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set.
 
     Also the oracle's marginal entropy H(p), so that an agent's diversity can be read against the diversity the
@@ -43,16 +44,24 @@ def evaluation_baselines(expected: np.ndarray) -> dict[str, float]:
     ``oracle_tied`` is the share of states with such a tie. With ties, other oracles reach the same reward with
     less diversity: ``oracle_entropy_cover`` is H(p) of one that gives every state the best action shared by the
     most states still unserved (a greedy cover), an upper bound on the least diverse oracle's H(p).
+
+    ``exact_q`` and ``exact_q_entropy`` are the reward and H(p) of a Q-learner whose Q-values are exact, read as
+    the Q-learning agents are, ``softmax(Q / temperature)``: the most a DQN or QR-DQN can score under that reading.
+    Where rewards are small against the temperature (Ads-v0's click rates), that policy is nearly uniform.
     """
     expected = np.asarray(expected, dtype=np.float64)
     best = expected == expected.max(axis=1, keepdims=True)
     oracle_policy = best / best.sum(axis=1, keepdims=True)
+    exact_q = softmax_policy(expected, temperature)
     return {
         "random": float(expected.mean()),
         "oracle": float(expected.max(axis=1).mean()),
         "oracle_entropy": float(entropy(marginal(oracle_policy))),
         "oracle_tied": float((best.sum(axis=1) > 1).mean()),
         "oracle_entropy_cover": float(entropy(_greedy_cover_marginal(best))),
+        "exact_q": float((exact_q * expected).sum(axis=1).mean()),
+        "exact_q_entropy": float(entropy(marginal(exact_q))),
+        "temperature": float(temperature),
     }
 
 
