@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.study.experiments import Experiment
@@ -40,9 +42,13 @@ __all__ = [
     "REWARD_KEY",
     "AgentTuning",
     "RewardReporter",
+    "TrialSeededTPESampler",
     "TuningSettings",
     "final_reward",
     "open_storage",
+    "read_tuning",
+    "study_name",
+    "trial_reward",
     "tune_agents",
 ]
 
@@ -147,16 +153,8 @@ class AgentTuning:
 # Optuna: storage, sampler, pruner
 
 
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner prints its own progress lines
-    return optuna
-
-
 def open_storage(url: str) -> Any:
     """Optuna's RDBStorage at ``url`` with heartbeats, so a trial whose machine died is failed, not waited for."""
-    optuna = _optuna()
     engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -170,49 +168,45 @@ def _interrupted(trial: Any) -> bool:
     return trial.state.name == "FAIL" and "error" not in trial.user_attrs
 
 
-def _make_sampler(seed: int, startup_trials: int, study: str) -> Any:
+class TrialSeededTPESampler(optuna.samplers.BaseSampler):
     """Optuna's TPE sampler seeded afresh for every trial from ``seed``, the study's name and the trial's place
     among the study's uninterrupted trials.
 
     Each trial's suggestions then depend only on the trials before it and that seed: not on which process ran
     it, nor on trials interrupted and run again, so a resumed sequential run repeats an uninterrupted one.
     """
-    optuna = _optuna()
 
-    class TrialSeededTPESampler(optuna.samplers.BaseSampler):
-        def __init__(self) -> None:
-            self._sampler = self._tpe(0)
+    def __init__(self, seed: int, startup_trials: int, study: str) -> None:
+        self._seed, self._startup_trials, self._study = seed, startup_trials, zlib.crc32(study.encode())
+        self._sampler = self._tpe(0)
 
-        @staticmethod
-        def _tpe(place: int) -> Any:
-            trial_seed = int(np.random.SeedSequence([seed, zlib.crc32(study.encode()), place]).generate_state(1)[0])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.samplers.TPESampler(
-                    seed=trial_seed, n_startup_trials=startup_trials, multivariate=True, constant_liar=True
-                )
+    def _tpe(self, place: int) -> optuna.samplers.TPESampler:
+        trial_seed = int(np.random.SeedSequence([self._seed, self._study, place]).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=trial_seed, n_startup_trials=self._startup_trials, multivariate=True, constant_liar=True
+            )
 
-        def before_trial(self, study: Any, trial: Any) -> None:
-            failed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
-            place = trial.number - sum(_interrupted(t) and t.number < trial.number for t in failed)
-            self._sampler = self._tpe(place)
-            self._sampler.before_trial(study, trial)
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        place = trial.number - sum(_interrupted(t) and t.number < trial.number for t in failed)
+        self._sampler = self._tpe(place)
+        self._sampler.before_trial(study, trial)
 
-        def infer_relative_search_space(self, study: Any, trial: Any) -> dict[str, Any]:
-            return self._sampler.infer_relative_search_space(study, trial)
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self._sampler.infer_relative_search_space(study, trial)
 
-        def sample_relative(self, study: Any, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return self._sampler.sample_relative(study, trial, search_space)
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return self._sampler.sample_relative(study, trial, search_space)
 
-        def sample_independent(self, study: Any, trial: Any, name: str, distribution: Any) -> Any:
-            return self._sampler.sample_independent(study, trial, name, distribution)
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: Any) -> Any:
+        return self._sampler.sample_independent(study, trial, name, distribution)
 
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            self._sampler.after_trial(study, trial, state, values)
-
-    return TrialSeededTPESampler()
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._sampler.after_trial(study, trial, state, values)
 
 
 def study_name(experiment: str, agent: str) -> str:
@@ -238,12 +232,12 @@ def _print(line: str) -> None:
 
 def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
     """Run trials of one agent's study until it has ``job.trials`` finished ones (other workers' included)."""
-    optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner prints its own progress lines
     settings = job.settings
     study = optuna.load_study(
         study_name=study_name(settings.experiment, settings.agent),
         storage=open_storage(job.storage),
-        sampler=_make_sampler(
+        sampler=TrialSeededTPESampler(
             settings.sampler_seed, settings.startup_trials, study_name(settings.experiment, settings.agent)
         ),
         pruner=optuna.pruners.MedianPruner(
@@ -290,7 +284,6 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
 
 def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any], params: dict[str, Any]) -> float:
     """Train on every tuning seed; prune on the first seed's expected reward; the mean final expected reward."""
-    optuna = _optuna()
     chosen = hyperparameters_of(params)
     hyperparameters = {**settings.base_hyperparameters, **chosen}
     if "policy_kwargs" in chosen:
@@ -330,9 +323,7 @@ def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any],
 
 def _finished(study: Any) -> int:
     """Trials that count towards the budget: complete, pruned, or failed with an error (not interrupted ones)."""
-    optuna = _optuna()
-    states = optuna.trial.TrialState
-    trials = study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED, states.FAIL))
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     return sum(not _interrupted(trial) for trial in trials)
 
 
@@ -341,12 +332,11 @@ def _fail_dead_local_trials(study: Any) -> None:
 
     Trials of other machines are left to Optuna's heartbeat, which fails them once they stop beating.
     """
-    optuna = _optuna()
     host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
         if trial.user_attrs.get("host") == host and pid is not None and not _alive(pid):
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL)
 
 
 def _alive(pid: int) -> bool:
@@ -399,7 +389,7 @@ def tune_agents(
     of a run with one worker. More workers than agents share studies (Optuna's parallel mode): faster, but
     the trials then depend on which finished first.
     """
-    optuna = _optuna()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner prints its own progress lines
     settings = {
         agent: TuningSettings(
             experiment=experiment.name,
@@ -467,7 +457,6 @@ def tune_agents(
 
 def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, AgentTuning]:
     """Every agent's study as stored: its settings and its trials, interrupted ones left out."""
-    optuna = _optuna()
     opened = open_storage(storage)
     tunings = {}
     for agent in agents:
