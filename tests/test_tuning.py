@@ -147,6 +147,8 @@ def _states(database: Path, agent: str) -> list[tuple[str, bool]]:
     if not database.is_file():
         return []
     with sqlite3.connect(database) as connection:
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'trial_user_attributes'").fetchone():
+            return []  # Optuna has not made its tables yet
         rows = connection.execute(
             "SELECT trials.state, EXISTS (SELECT 1 FROM trial_user_attributes AS a WHERE a.trial_id = trials.trial_id "
             "AND a.key = 'pid') FROM trials JOIN studies USING (study_id) WHERE studies.study_name = ? "
