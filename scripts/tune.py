@@ -31,6 +31,7 @@ import gymnasium as gym
 import personalization_gym
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import experiment_file, read_yaml
+from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, tune_agents
@@ -130,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/tune.py", *(argv if argv is not None else sys.argv[1:])])
     paths = write_tuning_outputs(experiment, source, tunings, baselines, folder, command)
 
-    print(f"\n{experiment.name}: tuned for the final expected reward (random policy {baselines['random']:.3f}, "
-          f"oracle {baselines['oracle']:.3f}); {time.perf_counter() - start:.0f} s")  # fmt: skip
+    random, oracle = three_decimals(baselines["random"]), three_decimals(baselines["oracle"])
+    print(f"\n{experiment.name}: tuned for the final expected reward (random policy {random}, oracle {oracle}); "
+          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     print(f"{'agent':<8} {'trials':>6} {'pruned':>6} {'failed':>6} {'reward':>8}  chosen")
     for agent, tuning in tunings.items():
         best = tuning.best

@@ -9,7 +9,7 @@ import numpy as np
 
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.study.frontier import FrontierPoint, curves
-from sb3_entropy.study.results import agent_label
+from sb3_entropy.study.results import agent_label, three_decimals
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import t_band
 
@@ -320,7 +320,9 @@ def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], p
                          edgecolors="black", zorder=4, label="the trial chosen")  # fmt: skip
         for key, style, name in (("oracle", "--", "oracle"), ("random", ":", "random policy")):
             if key in baselines:
-                axes.axhline(baselines[key], color="grey", linestyle=style, label=f"{name} {baselines[key]:.3f}")
+                axes.axhline(
+                    baselines[key], color="grey", linestyle=style, label=f"{name} {three_decimals(baselines[key])}"
+                )
         axes.set_ylim(low - margin, high + margin)
         settings = tuning.settings
         chosen = f", chose trial {tuning.best.number}" if tuning.best is not None else ", none complete"

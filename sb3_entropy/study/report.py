@@ -10,6 +10,7 @@ from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
+from sb3_entropy.study.results import three_decimals as _fixed
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import Interval, contrast_interval, mean_interval, welch_interval
 from sb3_entropy.training import ON_POLICY, Q_LEARNING
@@ -357,12 +358,6 @@ def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
     if "oracle_entropy" not in baselines:
         return "-", "-"
     return f"{baselines['oracle_entropy']:.3f}", f"{math.exp(baselines['oracle_entropy']):.3f}"
-
-
-def _fixed(value: float) -> str:
-    """Three decimals, without the "-0.000" of a value that is zero up to round-off (a random policy's mean)."""
-    text = f"{value:.3f}"
-    return "0.000" if text == "-0.000" else text
 
 
 def _oracle_entropy_words(baselines: dict[str, float]) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
 from sb3_entropy.study.runner import ExperimentResult
 
-__all__ = ["RESULT_COLUMNS", "agent_label", "final_values", "finished_seeds", "write_results_csv"]
+__all__ = ["RESULT_COLUMNS", "agent_label", "final_values", "finished_seeds", "three_decimals", "write_results_csv"]
 
 AGENT_COLUMNS = ("experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed")
 RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS)
@@ -19,6 +19,12 @@ RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REW
 def agent_label(agent: str) -> str:
     """How reports and figures name an agent: ``a2c`` -> ``A2C``, ``qrdqn`` -> ``QR-DQN``."""
     return {"qrdqn": "QR-DQN"}.get(agent, agent.upper())
+
+
+def three_decimals(value: float) -> str:
+    """Three decimals, without the "-0.000" of a value that is zero up to round-off (a random policy's mean)."""
+    text = f"{value:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def finished_seeds(result: ExperimentResult, agent: str) -> list[int]:
