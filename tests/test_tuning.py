@@ -30,7 +30,8 @@ from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters
 from sb3_entropy.study.tuning import read_tuning, tune_agents
 from sb3_entropy.training import AGENT_DEFAULTS
 
-TUNE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "tune.py"))["main"]  # the script's main(), not run
+TUNE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "tune.py"))["main"]  # the scripts' main(), not run
+REPRODUCE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "reproduce.py"))["main"]
 
 TINY = """
 task: Personalization/Behavior-v0
@@ -227,9 +228,14 @@ def test_resume_checks_the_settings_and_a_new_run_refuses_an_existing_study(tmp_
     assert [len(tuning.trials) for tuning in more.values()] == [3, 3]
 
 
-def test_tune_then_reproduce_end_to_end(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tuned_tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """tune.py on the tiny experiment, 3 trials on seeds 7 and 9: the experiment, the output folder, the storage.
+
+    DQN searches only learning rates too small to learn anything, so that it must come out flagged.
+    """
+    tmp_path = tmp_path_factory.mktemp("tuned")
     experiment = tiny(tmp_path)
-    # DQN searches only learning rates too small to learn anything: it must come out flagged
     space = yaml.safe_load(DEFAULT_SEARCH_SPACE.read_text())
     space["dqn"]["learning_rate"] = {"type": "categorical", "choices": [1.0e-12, 2.0e-12]}
     (tmp_path / "space.yml").write_text(yaml.safe_dump(space, sort_keys=False))
@@ -237,9 +243,13 @@ def test_tune_then_reproduce_end_to_end(tmp_path: Path) -> None:
     tuned = run_script("tune.py", str(experiment), "--trials", "3", "--seeds", "7", "9", "--evaluations", "4",
                        "--search-space", str(tmp_path / "space.yml"), "--storage", storage, "--out", str(tmp_path / "t"))  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
-    folder = tmp_path / "t" / "tiny"
+    return experiment, tmp_path / "t" / "tiny", storage
+
+
+def test_tune_then_reproduce_end_to_end(tmp_path: Path, tuned_tiny: tuple[Path, Path, str]) -> None:
+    experiment, folder, storage = tuned_tiny
     assert sorted(p.name for p in folder.iterdir()) == ["trials.csv", "tuned.yml", "tuning.png"]
-    assert (tmp_path / "elsewhere.db").is_file()
+    assert Path(storage.removeprefix("sqlite:///")).is_file()
     image = matplotlib.image.imread(folder / "tuning.png")
     assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 600
 
@@ -287,38 +297,46 @@ def test_tune_then_reproduce_end_to_end(tmp_path: Path) -> None:
     assert "The study's seeds are disjoint from the tuning seeds (7, 9)" in report
 
 
-def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tmp_path: Path) -> None:
-    experiment = tiny(tmp_path)
-    tuned = run_script("tune.py", str(experiment), "--agents", "a2c", "--trials", "1", "--seeds", "1", "3",
-                       "--out", str(tmp_path / "t"))  # fmt: skip
-    assert tuned.returncode == 0, tuned.stderr
-    file = tmp_path / "t" / "tiny" / "tuned.yml"
-    result = run_script("reproduce.py", str(experiment), "--hyperparams", str(file), "--seeds", "2")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"reproduce.py: error: experiment tiny_tuned: its agents were tuned on seeds [1, 3] ({file}), and the "
-        "study would run seeds [0, 1]: seed(s) [1] in both. A tuned agent must be judged on seeds it was not tuned "
+def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(
+    tuned_tiny: tuple[Path, Path, str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment, folder, _ = tuned_tiny
+    file = folder / "tuned.yml"
+    monkeypatch.setattr(sys, "argv", ["reproduce.py"])  # argparse names the program after it
+    with pytest.raises(SystemExit) as exit_status:  # in this process: the error comes before anything trains
+        REPRODUCE_MAIN([str(experiment), "--hyperparams", str(file), "--seeds", "8"])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"reproduce.py: error: experiment tiny_tuned: its agents were tuned on seeds [7, 9] ({file}), and the "
+        "study would run seeds 0-7: seed(s) [7] in both. A tuned agent must be judged on seeds it was not tuned "
         "on: tune on other seeds (tune.py --seeds), or run fewer seeds"
     )
     # the tuned file run as an experiment of its own is refused the same way
-    result = run_script("reproduce.py", str(file), "--seeds", "4")
-    assert result.returncode == 2 and "seed(s) [1, 3] in both" in result.stderr
-    # one seed is fresh
+    with pytest.raises(SystemExit):
+        REPRODUCE_MAIN([str(file), "--seeds", "10"])
+    assert "seed(s) [7, 9] in both" in capsys.readouterr().err
+    # seeds 0-6 are fresh
     experiment_tuned = with_tuned_hyperparameters(load_experiment(str(experiment)), load_experiment(str(file)))
-    check_fresh_seeds(experiment_tuned, [0])
+    check_fresh_seeds(experiment_tuned, list(range(7)))
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["music", "--agents", "a2c", "sac"], "--agents: experiment music has no agent ['sac']; valid: ['a2c', 'dqn', 'ppo', 'trpo', 'qrdqn']"),
+        (
+            ["music", "--agents", "a2c", "sac"],
+            "--agents: experiment music has no agent ['sac']; valid: ['a2c', 'dqn', 'ppo', 'trpo', 'qrdqn']",
+        ),
         (["frontier_music"], "frontier_music is a frontier study: tune the experiment it extends instead"),
         (["music", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
         (["music", "--seeds", "3", "3"], "--seeds must be distinct integers >= 0, got [3, 3]"),
         (["music", "--seeds", "-1"], "--seeds must be distinct integers >= 0, got [-1]"),
         (["music", "--evaluations", "0"], "--evaluations must be an integer >= 1, got 0"),
         (["nope"], "unknown experiment 'nope'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
-        (["search_space"], "unknown experiment 'search_space'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
+        (
+            ["search_space"],
+            "unknown experiment 'search_space'; valid: " + str(available_experiments()) + " or a path to a .yml file",
+        ),
     ],
 )
 def test_bad_tune_command_lines(
@@ -334,23 +352,65 @@ def test_bad_tune_command_lines(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("sac: {learning_rate: {type: float, low: 0.1, high: 1.0}}", "unknown algorithm 'sac'; valid: ['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']"),
+        (
+            "sac: {learning_rate: {type: float, low: 0.1, high: 1.0}}",
+            "unknown algorithm 'sac'; valid: ['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']",
+        ),
         ("a2c: []", "a2c must map hyperparameter names to distributions, got []"),
         ("a2c: {lr: {type: float, low: 0.1, high: 1.0}}", "a2c.lr: unknown hyperparameter(s) ['lr'] for a2c; valid: "),
-        ("qrdqn: {policy_kwargs.quantiles: {type: categorical, choices: [10, 20]}}", "qrdqn.policy_kwargs.quantiles: unknown argument 'quantiles' of qrdqn's QRDQNPolicy; valid: "),
-        ("a2c: {policy_kwargs: {type: categorical, choices: [1, 2]}}", "a2c.policy_kwargs: policy_kwargs is not tuned whole: name one policy argument as policy_kwargs.NAME"),
-        ("a2c: {learning_rate: {low: 0.1, high: 1.0}}", "a2c.learning_rate: must be a mapping with type float, int or categorical"),
-        ("a2c: {learning_rate: {type: float, low: 1.0, high: 0.1}}", "a2c.learning_rate: low must be below high, got low=1.0, high=0.1"),
-        ("a2c: {learning_rate: {type: float, low: 0, high: 0.1, log: true}}", "a2c.learning_rate: a log scale needs low > 0, got low=0"),
-        ("a2c: {learning_rate: {type: float, low: x, high: 0.1}}", "a2c.learning_rate: low must be a finite number, got 'x'"),
-        ("a2c: {learning_rate: {type: float, low: 0.1, high: .inf}}", "a2c.learning_rate: high must be a finite number, got inf"),
+        (
+            "qrdqn: {policy_kwargs.quantiles: {type: categorical, choices: [10, 20]}}",
+            "qrdqn.policy_kwargs.quantiles: unknown argument 'quantiles' of qrdqn's QRDQNPolicy; valid: ",
+        ),
+        (
+            "a2c: {policy_kwargs: {type: categorical, choices: [1, 2]}}",
+            "a2c.policy_kwargs: policy_kwargs is not tuned whole: name one policy argument as policy_kwargs.NAME",
+        ),
+        (
+            "a2c: {learning_rate: {low: 0.1, high: 1.0}}",
+            "a2c.learning_rate: must be a mapping with type float, int or categorical",
+        ),
+        (
+            "a2c: {learning_rate: {type: float, low: 1.0, high: 0.1}}",
+            "a2c.learning_rate: low must be below high, got low=1.0, high=0.1",
+        ),
+        (
+            "a2c: {learning_rate: {type: float, low: 0, high: 0.1, log: true}}",
+            "a2c.learning_rate: a log scale needs low > 0, got low=0",
+        ),
+        (
+            "a2c: {learning_rate: {type: float, low: x, high: 0.1}}",
+            "a2c.learning_rate: low must be a finite number, got 'x'",
+        ),
+        (
+            "a2c: {learning_rate: {type: float, low: 0.1, high: .inf}}",
+            "a2c.learning_rate: high must be a finite number, got inf",
+        ),
         ("ppo: {n_epochs: {type: int, low: 1.5, high: 10}}", "ppo.n_epochs: low must be an integer, got 1.5"),
-        ("a2c: {learning_rate: {type: float, low: 0.1, high: 1.0, step: 0.1}}", "a2c.learning_rate: unknown key(s) ['step'] for type float; valid: ['type', 'low', 'high', 'log']"),
-        ("a2c: {max_grad_norm: {type: categorical, choices: []}}", "a2c.max_grad_norm: choices must be a non-empty list of values, got []"),
-        ("a2c: {max_grad_norm: {type: categorical, choices: [0.5, 0.5]}}", "a2c.max_grad_norm: choices must differ from each other, got [0.5, 0.5]"),
-        ("a2c: {max_grad_norm: {type: categorical, choices: [[0.5]]}}", "a2c.max_grad_norm: a choice must be a number, a string, true/false or null, got [0.5]"),
-        ("a2c: {n_steps: {type: categorical, choices: [32, 48]}}", "a2c.n_steps: a2c: n_steps=48 is not a multiple of 32, so it cannot be collected in batches of 32 envs"),
-        ("ppo: {n_steps: {type: int, low: 32, high: 256}}", "ppo.n_steps: an int range gives values that are not multiples of 32; list the values as a categorical"),
+        (
+            "a2c: {learning_rate: {type: float, low: 0.1, high: 1.0, step: 0.1}}",
+            "a2c.learning_rate: unknown key(s) ['step'] for type float; valid: ['type', 'low', 'high', 'log']",
+        ),
+        (
+            "a2c: {max_grad_norm: {type: categorical, choices: []}}",
+            "a2c.max_grad_norm: choices must be a non-empty list of values, got []",
+        ),
+        (
+            "a2c: {max_grad_norm: {type: categorical, choices: [0.5, 0.5]}}",
+            "a2c.max_grad_norm: choices must differ from each other, got [0.5, 0.5]",
+        ),
+        (
+            "a2c: {max_grad_norm: {type: categorical, choices: [[0.5]]}}",
+            "a2c.max_grad_norm: a choice must be a number, a string, true/false or null, got [0.5]",
+        ),
+        (
+            "a2c: {n_steps: {type: categorical, choices: [32, 48]}}",
+            "a2c.n_steps: a2c: n_steps=48 is not a multiple of 32, so it cannot be collected in batches of 32 envs",
+        ),
+        (
+            "ppo: {n_steps: {type: int, low: 32, high: 256}}",
+            "ppo.n_steps: an int range gives values that are not multiples of 32; list the values as a categorical",
+        ),
         ("a2c: {learning_rate: {type: float, low: 0.1, high: 1.0}", "not valid YAML: "),
         ("[a2c]", "must map algorithms (['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']) to their dimensions, got ['a2c']"),
     ],
@@ -407,15 +467,19 @@ def test_packaged_tuned_hyperparameters() -> None:
             assert entry["reward"] == max(h["reward"] for h in complete) and len(entry["history"]) == entry["trials"]
 
 
-def test_reproduce_with_the_packaged_tuned_hyperparameters(tmp_path: Path) -> None:
-    result = run_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "a2c", "dqn",
-                        "--seeds", "2", "--out", str(tmp_path))  # fmt: skip
+def test_reproduce_with_the_packaged_tuned_hyperparameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = run_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "qrdqn",
+                        "--seeds", "1", "--out", str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stderr
     tuned = yaml.safe_load((TUNED_DIR / "music.yml").read_text())
-    saved = json.loads((tmp_path / "music_tuned" / "runs" / "a2c_seed1.json").read_text())
-    assert saved["settings"]["hyperparameters"] == tuned["agents"]["a2c"]
-    result = run_script("reproduce.py", "cifar10", "--hyperparams", "tuned", "--quick")
-    assert result.returncode == 2 and "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in result.stderr
+    saved = json.loads((tmp_path / "music_tuned" / "runs" / "qrdqn_seed0.json").read_text())
+    assert saved["settings"]["hyperparameters"] == tuned["agents"]["qrdqn"]  # policy_kwargs.n_quantiles included
+    monkeypatch.setattr(sys, "argv", ["reproduce.py"])
+    with pytest.raises(SystemExit):
+        REPRODUCE_MAIN(["cifar10", "--hyperparams", "tuned", "--quick"])
+    assert "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
