@@ -520,3 +520,15 @@ def test_trials_of_another_machine_are_rerun_only_once_their_heartbeat_stops(
     # the stopped trial was interrupted, not finished: three finished trials besides it
     assert [len(t.trials) for t in more.values()] == [3, 3]
     assert stopped.number not in [t.number for t in more["a2c"].trials]
+
+
+def test_more_workers_than_agents_share_a_study(tmp_path: Path) -> None:
+    experiment = load_experiment(str(tiny(tmp_path)))
+    tunings = tune_agents(
+        experiment, ["a2c"], load_search_space(), trials=4, steps=320, seeds=[1000], env_kwargs=TINY_ENV,
+        storage=f"sqlite:///{tmp_path / 'shared.db'}", evaluations=5, startup_trials=2, workers=2,
+    )  # fmt: skip
+    trials = tunings["a2c"].trials
+    # two processes ran trials of the one study, each until 4 had finished: 4 or 5 in all, each run once
+    assert 4 <= len(trials) <= 5 and len({t.user_attrs["pid"] for t in trials}) == 2
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
