@@ -198,7 +198,7 @@ def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: P
     result.baselines.update(exact_q=0.5, exact_q_entropy=2.0, temperature=0.1)
     section = report_section(result)
     assert (
-        f"| exact Q, softmax(Q / 0.1) | Q-learning's ceiling | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | - | - |"
+        f"| exact Q, softmax(Q / 0.1) | Q-learning's reference | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | - | - |"
         in section
     )
-    assert "no Q-learner read this way scores more" in section
+    assert "A reference, not a bound" in section

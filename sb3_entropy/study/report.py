@@ -173,7 +173,7 @@ def report_section(result: ExperimentResult) -> str:
             temperature = f"{result.baselines['temperature']:g}"
             exact = Interval(exact_q, math.nan, math.nan, 1)
             lines.append(
-                f"| exact Q, softmax(Q / {temperature}) | Q-learning's ceiling | {_fixed(exact_q)} | "
+                f"| exact Q, softmax(Q / {temperature}) | Q-learning's reference | {_fixed(exact_q)} | "
                 f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
                 f"{math.exp(result.baselines['exact_q_entropy']):.3f} | - | - |"
             )
@@ -182,7 +182,8 @@ def report_section(result: ExperimentResult) -> str:
         if q_learners and exact_q is not None:
             lines.append(
                 f"\nexact Q: a Q-learner whose Q-values are the expected rewards themselves, read as DQN and QR-DQN "
-                f"are, softmax(Q / {temperature}): no Q-learner read this way scores more."
+                f"are, softmax(Q / {temperature}). A reference, not a bound: a learned Q with wider gaps between "
+                f"actions than the true ones is read more greedily and can score more."
             )
     if any(summary is not None and summary.near_random for summary in summaries.values()):
         lines.append(

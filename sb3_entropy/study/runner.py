@@ -46,7 +46,8 @@ def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict
     most states still unserved (a greedy cover), an upper bound on the least diverse oracle's H(p).
 
     ``exact_q`` and ``exact_q_entropy`` are the reward and H(p) of a Q-learner whose Q-values are exact, read as
-    the Q-learning agents are, ``softmax(Q / temperature)``: the most a DQN or QR-DQN can score under that reading.
+    the Q-learning agents are, ``softmax(Q / temperature)``: a reference for DQN and QR-DQN, not a bound (a
+    learned Q with wider gaps between actions is read more greedily and can score more).
     Where rewards are small against the temperature (Ads-v0's click rates), that policy is nearly uniform.
     """
     expected = np.asarray(expected, dtype=np.float64)
