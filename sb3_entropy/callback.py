@@ -16,7 +16,7 @@ from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_entropy.figures import DownsampledHistory, distribution_image
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, all_metrics, marginal
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, all_metrics, marginal
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
@@ -29,6 +29,11 @@ CUSTOM_SCALARS_CHARTS = {
         "normalized marginal entropy H(p) / log K": ["entropy/marginal_normalized"],
         "mean per-state entropy H(pi(.|s)) [nats]": ["entropy/per_state"],
         "effective number of actions exp H(p)": ["actions/effective_number"],
+    },
+    "Exposure": {
+        "Gini coefficient of p(a)": ["exposure/gini"],
+        "long-tail share of p(a) (outside the most-exposed 20 % of items)": ["exposure/long_tail_share"],
+        "aggregate diversity (distinct greedy recommendations)": ["exposure/aggregate_diversity"],
     },
     "Reward": {
         "expected reward": ["eval/expected_reward"],
@@ -328,7 +333,7 @@ class EntropyCallback(BaseCallback):
             rows = [{**row, "p": row["p"].tolist()} for row in self.history]
             path.write_text(json.dumps(rows, indent=1))
             return path
-        metric_keys = [k for k in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS) if self.history and k in self.history[0]]
+        metric_keys = [k for k in (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS) if self.history and k in self.history[0]]
         n_actions = len(self.history[0]["p"]) if self.history else 0
         with open(path, "w", newline="") as stream:
             writer = csv.writer(stream)

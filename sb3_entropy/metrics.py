@@ -3,6 +3,10 @@
 ``probs`` is an ``(n, K)`` table of ``pi(a|s)`` over n evaluation states; ``expected`` the ``(n, K)`` expected
 reward of every action in every state, when the task provides it. Entropies are in nats (max ``log K``);
 ``0 log 0 = 0``. Greedy actions are ``argmax`` of a row, the first one on ties.
+
+The exposure metrics are the recommender field's words for the same distribution (docs/callback.md): the Gini
+coefficient of p(a), the long-tail share of p(a) (exposure outside the most-exposed 20 % of items) and the
+aggregate diversity (distinct greedy recommendations over the states).
 """
 
 from __future__ import annotations
@@ -12,17 +16,26 @@ import numpy as np
 __all__ = [
     "ACTION_KEYS",
     "ENTROPY_KEYS",
+    "EXPOSURE_KEYS",
+    "HEAD_PERCENT",
     "REWARD_KEYS",
     "action_metrics",
+    "aggregate_diversity",
     "all_metrics",
     "entropy",
     "entropy_metrics",
+    "exposure_metrics",
+    "gini",
+    "head_size",
+    "long_tail_share",
     "marginal",
     "reward_metrics",
 ]
 
 ENTROPY_KEYS = ("entropy/marginal", "entropy/marginal_normalized", "entropy/per_state", "entropy/greedy_marginal")
 ACTION_KEYS = ("actions/effective_number", "actions/coverage", "actions/top1_share")
+EXPOSURE_KEYS = ("exposure/gini", "exposure/long_tail_share", "exposure/aggregate_diversity")
+HEAD_PERCENT = 20  # the short head: the most-exposed 20 % of items (rounded up); the rest is the long tail
 REWARD_KEYS = (
     "eval/reward_stochastic",
     "eval/reward_greedy",
@@ -44,20 +57,72 @@ def marginal(probs: np.ndarray) -> np.ndarray:
     return np.asarray(probs, dtype=np.float64).mean(axis=0)
 
 
+def gini(p: np.ndarray) -> float:
+    """Gini coefficient of an exposure distribution over K items: 0 when equal, (K - 1) / K when one item has all.
+
+    ``sum_i (2 i - K - 1) x_(i) / (K sum x)`` over the values sorted ascending, ``i = 1..K`` (as RecBole's
+    GiniIndex); the scale of ``p`` does not matter (counts or shares).
+    """
+    x = np.sort(np.asarray(p, dtype=np.float64))
+    if x.ndim != 1 or len(x) == 0 or x[0] < 0 or not x.sum() > 0:
+        raise ValueError(f"gini needs a 1-d array of K >= 1 exposures >= 0 with a positive sum, got {p!r}")
+    rank = np.arange(1, len(x) + 1)
+    return float(((2 * rank - len(x) - 1) * x).sum() / (len(x) * x.sum()))
+
+
+def head_size(n_items: int) -> int:
+    """How many items make the short head: ``HEAD_PERCENT`` % of ``n_items`` rounded up, so at least one."""
+    return -(-HEAD_PERCENT * n_items // 100)  # integer ceiling: no float rounding at multiples of 5
+
+
+def long_tail_share(p: np.ndarray) -> float:
+    """Share of the exposure that goes to the long tail: every item outside the most-exposed ``head_size(K)``."""
+    x = np.sort(np.asarray(p, dtype=np.float64))
+    if x.ndim != 1 or len(x) == 0 or x[0] < 0 or not x.sum() > 0:
+        raise ValueError(f"long_tail_share needs a 1-d array of K >= 1 exposures >= 0 with a positive sum, got {p!r}")
+    # Summing the tail itself (not 1 - head) keeps a tail of zeros exactly 0.
+    return float(x[: len(x) - head_size(len(x))].sum() / x.sum())
+
+
+def aggregate_diversity(probs: np.ndarray) -> int:
+    """How many distinct items the greedy policy (argmax of each row) recommends over the states."""
+    probs = np.asarray(probs)
+    return int(np.unique(probs.argmax(axis=1)).size)
+
+
+def exposure_metrics(p: np.ndarray, greedy_histogram: np.ndarray) -> dict[str, float]:
+    """The exposure metrics of a marginal ``p`` and of the greedy actions' histogram (counts or shares)."""
+    return {
+        "exposure/gini": gini(p),
+        "exposure/long_tail_share": long_tail_share(p),
+        "exposure/aggregate_diversity": float(np.count_nonzero(greedy_histogram)),
+    }
+
+
 def entropy_metrics(probs: np.ndarray) -> dict[str, float]:
-    n_actions = probs.shape[1]
-    greedy_histogram = np.bincount(probs.argmax(axis=1), minlength=n_actions) / len(probs)
-    h_marginal = float(entropy(marginal(probs)))
+    return _entropy_metrics(probs, marginal(probs), _greedy_histogram(probs))
+
+
+def action_metrics(probs: np.ndarray) -> dict[str, float]:
+    return _action_metrics(marginal(probs))
+
+
+def _greedy_histogram(probs: np.ndarray) -> np.ndarray:
+    """Share of the states whose greedy action is each action."""
+    return np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
+
+
+def _entropy_metrics(probs: np.ndarray, p: np.ndarray, greedy_histogram: np.ndarray) -> dict[str, float]:
+    h_marginal = float(entropy(p))
     return {
         "entropy/marginal": h_marginal,
-        "entropy/marginal_normalized": h_marginal / np.log(n_actions),
+        "entropy/marginal_normalized": h_marginal / np.log(probs.shape[1]),
         "entropy/per_state": float(entropy(probs).mean()),
         "entropy/greedy_marginal": float(entropy(greedy_histogram)),
     }
 
 
-def action_metrics(probs: np.ndarray) -> dict[str, float]:
-    p = marginal(probs)
+def _action_metrics(p: np.ndarray) -> dict[str, float]:
     n_actions = len(p)
     return {
         "actions/effective_number": float(np.exp(entropy(p))),
@@ -88,11 +153,13 @@ def reward_metrics(probs: np.ndarray, expected: np.ndarray, rng: np.random.Gener
 def all_metrics(
     probs: np.ndarray, expected: np.ndarray | None = None, rng: np.random.Generator | None = None
 ) -> dict[str, float]:
-    """Every metric: entropy and action metrics, and the reward metrics when ``expected`` is given."""
+    """Every metric: entropy, action and exposure metrics, and the reward metrics when ``expected`` is given."""
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) == 0 or probs.shape[1] < 2:
         raise ValueError(f"probs must be an (n, K) table with n >= 1 states and K >= 2 actions, got {probs.shape}")
-    metrics = entropy_metrics(probs) | action_metrics(probs)
+    # p(a) and the greedy actions once, for every metric that reads them.
+    p, greedy_histogram = marginal(probs), _greedy_histogram(probs)
+    metrics = _entropy_metrics(probs, p, greedy_histogram) | _action_metrics(p) | exposure_metrics(p, greedy_histogram)
     if expected is not None:
         expected = np.asarray(expected, dtype=np.float64)
         if expected.shape != probs.shape:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sb3_entropy.figures import DownsampledHistory, action_colors, distribution_image
-from sb3_entropy.metrics import all_metrics, entropy
+from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini, head_size, long_tail_share
 
 TABLES = {
     # two states, three actions, a zero and a tie in the greedy choice of state 1
@@ -47,7 +47,73 @@ def test_entropy_and_action_metrics(name: str) -> None:
         "actions/effective_number",
         "actions/coverage",
         "actions/top1_share",
+        "exposure/gini",
+        "exposure/long_tail_share",
+        "exposure/aggregate_diversity",
     }
+    assert metrics["exposure/gini"] == pytest.approx(gini_by_pairs(p), abs=1e-15)
+    assert metrics["exposure/long_tail_share"] == pytest.approx(tail_by_hand(p), abs=1e-15)
+    assert metrics["exposure/aggregate_diversity"] == len(set(greedy))
+
+
+def gini_by_pairs(x) -> float:
+    """Gini as the mean absolute difference over all ordered pairs, over twice the mean (no sorting)."""
+    k = len(x)
+    return sum(abs(a - b) for a in x for b in x) / (2 * k * sum(x))
+
+
+def tail_by_hand(x) -> float:
+    """Exposure outside the ceil(K / 5) most-exposed items, over the total."""
+    head = math.ceil(len(x) / 5)
+    return sum(sorted(x, reverse=True)[head:]) / sum(x)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 10, 15, 49, 50, 51, 100])
+def test_head_size_is_a_fifth_rounded_up(k: int) -> None:
+    assert head_size(k) == math.ceil(k / 5) == max(1, -(-k // 5))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 50])
+def test_exposure_edge_cases(k: int) -> None:
+    uniform = np.full(k, 1 / k)
+    assert gini(uniform) == pytest.approx(0.0, abs=1e-15)
+    assert long_tail_share(uniform) == pytest.approx((k - math.ceil(k / 5)) / k, abs=1e-15)
+    one_item = np.zeros(k)
+    one_item[k // 2] = 1.0  # one item for everyone
+    assert gini(one_item) == pytest.approx((k - 1) / k, abs=1e-15) == pytest.approx(gini_by_pairs(one_item))
+    assert long_tail_share(one_item) == 0.0
+    # everyone is served item k // 2 greedily, whatever the other items' shares
+    probs = np.tile(np.linspace(1, 2, k) / np.linspace(1, 2, k).sum(), (7, 1))
+    probs[:, k // 2] += 1.0
+    assert aggregate_diversity(probs) == 1
+    assert aggregate_diversity(np.eye(k)) == k  # each of k users gets their own item
+
+
+def test_exposure_known_values() -> None:
+    # K = 2: p = (0.25, 0.75): Gini = (|0.25-0.75| * 2) / (2 * 2 * 1) = 0.25; the head is one item, the tail 0.25
+    assert gini(np.array([0.25, 0.75])) == pytest.approx(0.25)
+    assert long_tail_share(np.array([0.25, 0.75])) == pytest.approx(0.25)
+    # K = 10: two head items hold 0.5 and 0.3; counts work as well as shares
+    counts = np.array([0, 50, 0, 30, 5, 5, 5, 5, 0, 0])
+    assert long_tail_share(counts) == pytest.approx(0.2)
+    assert gini(counts) == pytest.approx(gini_by_pairs(counts.tolist()))
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        x = rng.dirichlet(np.full(int(rng.integers(1, 30)), 0.3))
+        assert gini(x) == pytest.approx(gini_by_pairs(x.tolist()), abs=1e-12)
+        assert long_tail_share(x) == pytest.approx(tail_by_hand(x.tolist()), abs=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.array([]), np.array([0.0, 0.0]), np.array([0.5, -0.1]), np.ones((2, 2))])
+def test_exposure_refuses_what_is_not_an_exposure(bad: np.ndarray) -> None:
+    for function in (gini, long_tail_share):
+        with pytest.raises(ValueError, match="exposures >= 0 with a positive sum"):
+            function(bad)
+
+
+def test_all_metrics_needs_two_actions() -> None:
+    with pytest.raises(ValueError, match=r"K >= 2 actions, got \(3, 1\)"):
+        all_metrics(np.ones((3, 1)))
 
 
 def test_known_values() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sb3_entropy.study.stats import mean_interval
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.report import report_section, verdict_line
 from sb3_entropy.study.runner import ExperimentResult, evaluation_baselines
@@ -39,6 +40,8 @@ def made_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]], qu
             row = {
                 "timesteps": 1000, "eval/expected_reward": reward, "entropy/marginal": entropy,
                 "actions/effective_number": math.exp(entropy), "p": np.full(K, 1 / K),
+                # exposure of a made-up marginal: varies with the seed so that the table shows intervals
+                "exposure/gini": 0.1 * (seed + 1), "exposure/long_tail_share": 0.5, "exposure/aggregate_diversity": 3.0,
             }  # fmt: skip
             result.histories[(agent, seed)] = [row]
             result.rows.append(row)
@@ -96,8 +99,12 @@ def test_an_agent_not_shown_above_random_is_flagged_and_left_out(tmp_path: Path)
     assert "Left out, their reward not shown above the random policy's: DQN." in line
     assert "| DQN (not above random) | Q-learning |" in section
     assert "says nothing about learned diversity" in section
-    assert "| random policy | - | 0.100 | 0 | 2.303 | 10 | - | - |" in section
-    assert "| oracle | - | 0.900 | 1 | - | - | - | - |" in section
+    assert "| random policy | - | 0.100 | 0 | 2.303 | 10 | 0.000 | - | - | - | - |" in section
+    assert "| oracle | - | 0.900 | 1 | - | - | - | - | - | - | - |" in section
+    # the exposure columns: Gini 0.1, 0.2, 0.3 over the seeds, long-tail share 0.5, 3 distinct greedy items
+    gini = mean_interval(np.array([0.1, 0.2, 0.3])).within(0.0, (K - 1) / K)
+    a2c_row = next(row for row in section.splitlines() if row.startswith("| A2C |"))
+    assert a2c_row.split(" | ")[6:9] == [str(gini), "0.500 [0.500, 0.500]", "3.000 [3.000, 3.000]"]
     # with no Q-learner shown to learn, the gap cannot be judged at all
     finals["qrdqn"] = untrained
     line = verdict_line(made_result(tmp_path, finals))
@@ -169,8 +176,8 @@ def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp
     result.baselines.update(random=-1e-17, oracle=0.9, oracle_entropy=2.25, oracle_tied=0.0)  # random's mean: 0
     line, section = verdict_line(result), report_section(result)
     assert "Random policy 0.000, oracle 0.900 (its H(p) 2.250 nats)." in line
-    assert f"| random policy | - | 0.000 | 0 | {math.log(K):.3f} | {K} | - | - |" in section
-    assert f"| oracle | - | 0.900 | 1 | 2.250 | {math.exp(2.25):.3f} | - | - |" in section
+    assert f"| random policy | - | 0.000 | 0 | {math.log(K):.3f} | {K} | 0.000 | - | - | - | - |" in section
+    assert f"| oracle | - | 0.900 | 1 | 2.250 | {math.exp(2.25):.3f} | - | - | - | - | - |" in section
     result.baselines.update(oracle_tied=0.25, oracle_entropy_cover=1.125)
     line, section = verdict_line(result), report_section(result)
     assert (
@@ -190,6 +197,13 @@ def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: P
     assert baselines["exact_q_entropy"] == pytest.approx(stats.entropy(policy.mean(axis=0)), rel=1e-12)
     # rewards of a few hundredths, as Ads-v0's clicks: read at temperature 0.1 the exact Q is nearly uniform
     assert policy[2, 0] == pytest.approx(0.525, abs=1e-3)
+    # exposure: the oracle serves actions 0, 1, 0; exact Q's marginal is the mean of its rows
+    p_oracle, p_q = np.array([2 / 3, 1 / 3]), policy.mean(axis=0)
+    assert baselines["oracle_gini"] == pytest.approx(abs(p_oracle[0] - p_oracle[1]) / 2, abs=1e-15)
+    assert baselines["oracle_long_tail_share"] == pytest.approx(1 / 3) and baselines["oracle_aggregate_diversity"] == 2
+    assert baselines["exact_q_gini"] == pytest.approx(abs(p_q[0] - p_q[1]) / 2, abs=1e-12)
+    assert baselines["exact_q_long_tail_share"] == pytest.approx(p_q.min(), abs=1e-12)
+    assert baselines["exact_q_aggregate_diversity"] == 2 and baselines["uniform_long_tail_share"] == 0.5
     cooler = evaluation_baselines(expected, temperature=0.001)
     assert cooler["exact_q"] == pytest.approx((1.0 + 0.5 + 0.02) / 3, abs=1e-4) and cooler["temperature"] == 0.001
 
@@ -198,7 +212,14 @@ def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: P
     result.baselines.update(exact_q=0.5, exact_q_entropy=2.0, temperature=0.1)
     section = report_section(result)
     assert (
-        f"| exact Q, softmax(Q / 0.1) | Q-learning's reference | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | - | - |"
-        in section
+        f"| exact Q, softmax(Q / 0.1) | Q-learning's reference | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | "
+        "- | - | - | - | - |" in section
     )
+    result.baselines.update(exact_q_gini=0.25, exact_q_long_tail_share=0.125, exact_q_aggregate_diversity=4.0)
+    result.baselines.update(oracle_gini=0.5, oracle_long_tail_share=0.0625, oracle_aggregate_diversity=2.0)
+    result.baselines.update(uniform_long_tail_share=0.8)
+    section = report_section(result)
+    assert "| Q-learning's reference | 0.500 | 0.500 | 2.000 | 7.389 | 0.250 | 0.125 | 4 | - | - |" in section
+    assert "| oracle | - | 0.900 | 1 | - | - | 0.500 | 0.062 | 2 | - | - |" in section
+    assert f"| random policy | - | 0.100 | 0 | {math.log(K):.3f} | {K} | 0.000 | 0.800 | - | - | - |" in section
     assert "A reference, not a bound" in section

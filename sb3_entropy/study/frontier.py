@@ -17,7 +17,14 @@ from sb3_entropy.study.stats import Interval, mean_interval, welch_interval
 
 __all__ = ["FINAL_KEYS", "FrontierPoint", "Reach", "curves", "frontier_points", "reaching"]
 
-FINAL_KEYS = {"reward": "eval/expected_reward", "marginal": "entropy/marginal", "per_state": "entropy/per_state"}
+FINAL_KEYS = {
+    "reward": "eval/expected_reward",
+    "marginal": "entropy/marginal",
+    "per_state": "entropy/per_state",
+    "gini": "exposure/gini",
+    "long_tail_share": "exposure/long_tail_share",
+    "aggregate_diversity": "exposure/aggregate_diversity",
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,9 @@ class FrontierPoint:
     reward: Interval
     marginal: Interval
     per_state: Interval
+    gini: Interval
+    long_tail_share: Interval
+    aggregate_diversity: Interval  # distinct greedy recommendations
 
 
 @dataclass(frozen=True)

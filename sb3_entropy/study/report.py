@@ -93,6 +93,9 @@ class AgentSummary:
     score: Interval | None  # (reward - random) / (oracle - random); None without baselines
     entropy: Interval
     effective: Interval
+    gini: Interval
+    long_tail_share: Interval
+    aggregate_diversity: Interval  # distinct greedy recommendations
     near_random: bool  # the reward interval reaches down to the random policy's reward: nothing shown learned
 
 
@@ -123,6 +126,9 @@ def summarize(result: ExperimentResult, agent: str) -> AgentSummary | None:
         score,
         mean_interval(final_values(result, agent, "entropy/marginal")).within(0.0, math.log(n_actions)),
         mean_interval(final_values(result, agent, "actions/effective_number")).within(1.0, n_actions),
+        mean_interval(final_values(result, agent, "exposure/gini")).within(0.0, (n_actions - 1) / n_actions),
+        mean_interval(final_values(result, agent, "exposure/long_tail_share")).within(0.0, 1.0),
+        mean_interval(final_values(result, agent, "exposure/aggregate_diversity")).within(1.0, n_actions),
         near_random,
     )
 
@@ -143,29 +149,31 @@ def report_section(result: ExperimentResult) -> str:
         f"H(p) in [0, log K], reward at most the oracle's] of the final evaluation; score = (reward - random) / "
         f"(oracle - random), on the same evaluation set; {_times(result)}.\n",
         *([tuning_paragraph(experiment)] if experiment.tuning is not None else []),
-        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
-        "paper entropy |",
-        "|---|---|---|---|---|---|---|---|",
+        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
+        "long-tail share | distinct greedy items | paper reward | paper entropy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summaries = {agent: summarize(result, agent) for agent in experiment.agents}
     for agent, settings in experiment.agents.items():
         family = next((name for name, algos in FAMILIES.items() if settings.algo in algos), "-")
         summary = summaries[agent]
         if summary is None:
-            lines.append(f"| {_label(agent)} | {family} | every run failed | | | | | |")
+            lines.append(f"| {_label(agent)} | {family} | every run failed | | | | | | | | |")
             continue
         paper = experiment.paper.get(agent, {})
         flag = _flag(experiment, agent, summary)
         lines.append(
             f"| {_label(agent)}{flag} | {family} | {summary.reward} | {summary.score or '-'} | {summary.entropy} | "
-            f"{summary.effective} | {_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
+            f"{summary.effective} | {summary.gini} | {summary.long_tail_share} | {summary.aggregate_diversity} | "
+            f"{_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
         )
     if result.baselines:
         lines += [
             f"| random policy | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
-            f"{n_actions} | - | - |",
+            f"{n_actions} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - | - | - |",
             f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
-            f"{' | '.join(_oracle_diversity(result.baselines))} | - | - |",
+            f"{' | '.join(_oracle_diversity(result.baselines))} | {_exposure_columns(result.baselines, 'oracle')} | "
+            "- | - |",
         ]
         q_learners = any(agent.algo in Q_LEARNING for agent in experiment.agents.values())
         exact_q = result.baselines.get("exact_q")
@@ -175,7 +183,8 @@ def report_section(result: ExperimentResult) -> str:
             lines.append(
                 f"| exact Q, softmax(Q / {temperature}) | Q-learning's reference | {_fixed(exact_q)} | "
                 f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
-                f"{math.exp(result.baselines['exact_q_entropy']):.3f} | - | - |"
+                f"{math.exp(result.baselines['exact_q_entropy']):.3f} | "
+                f"{_exposure_columns(result.baselines, 'exact_q')} | - | - |"
             )
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")
@@ -361,6 +370,20 @@ def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
     return f"{baselines['oracle_entropy']:.3f}", f"{math.exp(baselines['oracle_entropy']):.3f}"
 
 
+def _exposure(baselines: dict[str, float], key: str) -> str:
+    return f"{baselines[key]:.3f}" if key in baselines else "-"
+
+
+def _exposure_columns(baselines: dict[str, float], policy: str) -> str:
+    """A baseline policy's Gini, long-tail share and distinct greedy items (dashes for baselines without them)."""
+    diversity = baselines.get(f"{policy}_aggregate_diversity")
+    return " | ".join((
+        _exposure(baselines, f"{policy}_gini"),
+        _exposure(baselines, f"{policy}_long_tail_share"),
+        "-" if diversity is None else f"{diversity:.0f}",
+    ))  # fmt: skip
+
+
 def _oracle_entropy_words(baselines: dict[str, float]) -> str:
     """The oracle's H(p) for the verdict line: the diversity the task asks for (a range when users have ties)."""
     if "oracle_entropy" not in baselines:
@@ -422,20 +445,22 @@ def frontier_section(result: ExperimentResult) -> str:
         f"{_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
-        "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy |",
-        "|---|---|---|---|---|---|---|",
+        "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy | "
+        "Gini | long-tail share | distinct greedy items |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for point in points:
         lines.append(
             f"| {point.base.upper()} | {point.regularizer or '-'} | {point.coefficient:g} | {point.reward} | "
-            f"{normalized_score(point.reward, result.baselines) or '-'} | {point.marginal} | {point.per_state} |"
+            f"{normalized_score(point.reward, result.baselines) or '-'} | {point.marginal} | {point.per_state} | "
+            f"{point.gini} | {point.long_tail_share} | {point.aggregate_diversity} |"
         )
     if result.baselines:
         lines += [
             f"| random policy | - | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
-            f"{math.log(n_actions):.3f} |",
+            f"{math.log(n_actions):.3f} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - |",
             f"| oracle | - | - | {_fixed(result.baselines['oracle'])} | 1 | "
-            f"{_oracle_diversity(result.baselines)[0]} | - |",
+            f"{_oracle_diversity(result.baselines)[0]} | - | {_exposure_columns(result.baselines, 'oracle')} |",
         ]
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")

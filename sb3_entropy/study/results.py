@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study.runner import ExperimentResult
 
 __all__ = ["RESULT_COLUMNS", "agent_label", "final_values", "finished_seeds", "three_decimals", "write_results_csv"]
 
 AGENT_COLUMNS = ("experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed")
-RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS)
+RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS)
 
 
 def agent_label(agent: str) -> str:

@@ -15,12 +15,14 @@ import gymnasium as gym
 import numpy as np
 
 import personalization_gym
-from sb3_entropy.metrics import entropy, marginal
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entropy, exposure_metrics, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
 __all__ = ["ExperimentResult", "evaluation_baselines", "run_experiment"]
+
+METRIC_KEYS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS)  # every run's history has these (reward keys: tasks only)
 
 
 @dataclass
@@ -49,12 +51,23 @@ def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict
     the Q-learning agents are, ``softmax(Q / temperature)``: a reference for DQN and QR-DQN, not a bound (a
     learned Q with wider gaps between actions is read more greedily and can score more).
     Where rewards are small against the temperature (Ads-v0's click rates), that policy is nearly uniform.
+
+    ``<policy>_gini``, ``<policy>_long_tail_share`` and ``<policy>_aggregate_diversity`` are the exposure metrics
+    of the oracle and of that Q-learner (see :mod:`sb3_entropy.metrics`); ``uniform_long_tail_share`` is the
+    long-tail share of the random policy (its Gini is 0).
     """
     expected = np.asarray(expected, dtype=np.float64)
     best = expected == expected.max(axis=1, keepdims=True)
     oracle_policy = best / best.sum(axis=1, keepdims=True)
     exact_q = softmax_policy(expected, temperature)
-    return {
+    exposure = {
+        f"{name}_{key.split('/')[1]}": value
+        for name, policy in (("oracle", oracle_policy), ("exact_q", exact_q))
+        for key, value in exposure_metrics(marginal(policy), np.bincount(policy.argmax(axis=1))).items()
+    }
+    n_actions = expected.shape[1]
+    return exposure | {
+        "uniform_long_tail_share": (n_actions - head_size(n_actions)) / n_actions,
         "random": float(expected.mean()),
         "oracle": float(expected.max(axis=1).mean()),
         "oracle_entropy": float(entropy(marginal(oracle_policy))),
@@ -163,10 +176,12 @@ def run_experiment(
             path = runs_dir / f"{key[0]}_seed{key[1]}.json"
             if path.is_file():
                 saved = json.loads(path.read_text())
-                if saved.get("settings") == _settings_of(spec):
-                    outcomes[key] = {**saved, "resumed": True}
-                else:
+                if saved.get("settings") != _settings_of(spec):
                     report(f"{experiment.name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
+                elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
+                    report(f"{experiment.name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
+                else:
+                    outcomes[key] = {**saved, "resumed": True}
     todo = [key for key in specs if key not in outcomes]
     start = time.perf_counter()
     reported = 0
