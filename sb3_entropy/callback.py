@@ -333,7 +333,11 @@ class EntropyCallback(BaseCallback):
             rows = [{**row, "p": row["p"].tolist()} for row in self.history]
             path.write_text(json.dumps(rows, indent=1))
             return path
-        metric_keys = [k for k in (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS) if self.history and k in self.history[0]]
+        metric_keys = [
+            k
+            for k in (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS)
+            if self.history and k in self.history[0]
+        ]
         n_actions = len(self.history[0]["p"]) if self.history else 0
         with open(path, "w", newline="") as stream:
             writer = csv.writer(stream)

@@ -14,6 +14,7 @@ from scipy import stats
 from stable_baselines3 import PPO
 
 from personalization_gym import MusicEnv
+from sb3_entropy.metrics import EXPOSURE_KEYS
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.study import Agent, load_experiment, mean_interval, run_experiment, welch_interval
 
@@ -174,7 +175,7 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
     final: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         if int(row["timesteps"]) == last:
-            for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state"):
+            for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state", *EXPOSURE_KEYS):
                 final.setdefault(row["agent"], {}).setdefault(key, []).append(float(row[key]))
     experiment = load_experiment("frontier_music")
     assert set(final) == set(experiment.agents) and all(len(v["entropy/marginal"]) == 2 for v in final.values())
@@ -196,8 +197,15 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
             ("reward", "eval/expected_reward"),
             ("marginal", "entropy/marginal"),
             ("per_state", "entropy/per_state"),
+            ("gini", "exposure/gini"),
+            ("long_tail_share", "exposure/long_tail_share"),
+            ("aggregate_diversity", "exposure/aggregate_diversity"),
         ):
             mean, low, high = student_t_interval_of_two(np.array(values[key]))
+            # the exposure metrics' intervals are cut to what they can be (50 tracks)
+            bounds = {"gini": (0, 49 / 50), "long_tail_share": (0, 1), "aggregate_diversity": (1, 50)}.get(name)
+            if bounds is not None:
+                low, high = max(low, bounds[0]), min(high, bounds[1])
             written = [float(points[agent][f"{name}_{part}"]) for part in ("mean", "low", "high")]
             np.testing.assert_allclose(written, [mean, low, high], rtol=1e-9, atol=1e-12)
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")

@@ -58,6 +58,11 @@ def _point(result: ExperimentResult, agent: str, base: str, regularizer: str | N
     if not finished_seeds(result, agent):
         return None
     values = {name: mean_interval(final_values(result, agent, key)) for name, key in FINAL_KEYS.items()}
+    # The exposure metrics' intervals are cut to the values they can take, as in the study's main table.
+    n_actions = len(result.histories[(agent, finished_seeds(result, agent)[0])][-1]["p"])
+    values["gini"] = values["gini"].within(0.0, (n_actions - 1) / n_actions)
+    values["long_tail_share"] = values["long_tail_share"].within(0.0, 1.0)
+    values["aggregate_diversity"] = values["aggregate_diversity"].within(1.0, n_actions)
     return FrontierPoint(agent, base, regularizer, coefficient, **values)
 
 
