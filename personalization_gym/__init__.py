@@ -17,10 +17,14 @@ from personalization_gym.envs import (
     BehaviorEnv,
     CIFAR10Env,
     CIFAR100Env,
+    ClassificationEnv,
+    DigitsEnv,
     FashionMNISTEnv,
     ImageClassificationEnv,
     MNISTEnv,
     MusicEnv,
+    RatingsEnv,
+    TabularEnv,
 )
 from personalization_gym.registration import TASK_IDS, data_kwargs
 
@@ -36,12 +40,16 @@ __all__ = [
     "BehaviorEnv",
     "CIFAR10Env",
     "CIFAR100Env",
+    "ClassificationEnv",
     "DataIntegrityError",
     "DataNotFoundError",
+    "DigitsEnv",
     "FashionMNISTEnv",
     "ImageClassificationEnv",
     "MNISTEnv",
     "MusicEnv",
+    "RatingsEnv",
+    "TabularEnv",
     "data_kwargs",
     "make_vec",
 ]

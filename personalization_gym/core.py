@@ -89,7 +89,9 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
 
     Subclasses set ``observation_space`` and ``action_space`` (a ``Discrete(n)`` starting at 0) in their
     ``__init__`` after calling ``super().__init__``, and implement :meth:`sample` and, for noisy rewards,
-    :meth:`realize`.
+    :meth:`realize`. The evaluation set is ``n_eval`` contexts drawn by :meth:`sample` (with replacement, for
+    tasks whose contexts are data); a task with a held-out split overrides :meth:`make_eval_set` to return it,
+    each held-out context once, as the data tasks (``TabularEnv`` and its kind, the image tasks) do.
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium's convention)
@@ -193,14 +195,15 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     def eval_set(self) -> Batch:
         """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached)."""
         if self._eval_set is None:
-            batch = self._make_eval_set()
+            batch = self.make_eval_set()
             for array in (batch.obs, batch.expected, *batch.hidden.values()):
                 array.flags.writeable = False
             self._eval_set = batch
         return self._eval_set
 
-    def _make_eval_set(self) -> Batch:
-        """n_eval fresh contexts from the evaluation set's own generator; a task with a fixed test split overrides."""
+    def make_eval_set(self) -> Batch:
+        """The evaluation set, built once by :meth:`eval_set`: ``n_eval`` contexts from ``sample`` with the
+        evaluation set's own generator. Override it to evaluate on a fixed split instead (each context once)."""
         return self.sample(self.n_eval, np.random.default_rng(self._eval_seed))
 
     def evaluate(self, actions: Any) -> float:

@@ -23,6 +23,10 @@ _TASKS = {
     "Personalization/FashionMNIST-v0": "personalization_gym.envs.images:FashionMNISTEnv",
     "Personalization/CIFAR10-v0": "personalization_gym.envs.images:CIFAR10Env",
     "Personalization/CIFAR100-v0": "personalization_gym.envs.images:CIFAR100Env",
+    "Personalization/Digits-v0": "personalization_gym.envs.tabular:DigitsEnv",
+    "Personalization/Tabular-v0": "personalization_gym.envs.tabular:TabularEnv",
+    "Personalization/Classification-v0": "personalization_gym.envs.tabular:ClassificationEnv",
+    "Personalization/Ratings-v0": "personalization_gym.envs.ratings:RatingsEnv",
 }
 TASK_IDS = tuple(_TASKS)
 

@@ -70,7 +70,7 @@ class ImageClassificationEnv(BanditEnv):
         index = rng.integers(len(self.data.train_labels), size=n)
         return self._batch(self.data.train_images[index], self.data.train_labels[index], index)
 
-    def _make_eval_set(self) -> Batch:
+    def make_eval_set(self) -> Batch:
         # The test split in file order (its first n_eval images).
         return self._batch(
             self.data.test_images[: self.n_eval], self.data.test_labels[: self.n_eval], np.arange(self.n_eval)

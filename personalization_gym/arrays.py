@@ -1,0 +1,117 @@
+"""Arrays that a user's own task is built from: read from ``.npy``, ``.npz`` or ``.csv`` files, or taken as given,
+and checked before anything trains.
+
+Every check raises a ValueError that names the argument, what is wrong (the first bad row and column) and what
+is valid; nothing is converted silently (a float array of labels is refused, not rounded).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ARRAY_SUFFIXES", "as_array", "check_finite", "check_table", "held_out_count", "read_array"]
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+def read_array(path: str | os.PathLike[str], name: str) -> np.ndarray:
+    """The array in a ``.npy`` file, a ``.npz`` file (its only array, or the one called ``name``) or a ``.csv`` file
+    of numbers (one row per line; a first line that is not all numbers is a header and is skipped)."""
+    path = Path(path)
+    if path.suffix not in ARRAY_SUFFIXES:
+        raise ValueError(f"{name}: cannot read {path}: the file must end in one of {list(ARRAY_SUFFIXES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: file {path} not found")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            if len(keys) == 1:
+                return archive[keys[0]]
+            if name in keys:
+                return archive[name]
+        raise ValueError(f"{name}: {path} holds arrays {keys}: it must hold one array, or one called {name!r}")
+    return _read_csv(path, name)
+
+
+def _read_csv(path: Path, name: str) -> np.ndarray:
+    with open(path, newline="") as stream:
+        rows = [row for row in csv.reader(stream) if row]
+    if rows and not all(_is_number(cell) for cell in rows[0]):
+        rows = rows[1:]  # a header
+    if not rows:
+        raise ValueError(f"{name}: {path} has no rows of numbers")
+    width = len(rows[0])
+    values = []
+    for line, row in enumerate(rows, start=1):
+        if len(row) != width:
+            raise ValueError(f"{name}: {path}: data row {line} has {len(row)} columns, the first has {width}")
+        for column, cell in enumerate(row):
+            if not _is_number(cell):
+                raise ValueError(f"{name}: {path}: data row {line}, column {column}: {cell!r} is not a number")
+        values.append([float(cell) for cell in row])
+    array = np.array(values)
+    integral = all("." not in cell and "e" not in cell.lower() for row in rows for cell in row)
+    # Whole numbers stay integers (labels, ids); anything with a decimal point is float64.
+    return array.astype(np.int64) if integral and np.isfinite(array).all() else array
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """``value`` as a numeric numpy array: read from a file when it is a path, else ``np.asarray(value)``."""
+    if isinstance(value, (str, os.PathLike)):
+        array = read_array(value, name)
+    else:
+        array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be an array of numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_finite(array: np.ndarray, name: str) -> None:
+    """Refuse NaN and inf, naming how many entries and the first one."""
+    if array.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"row {first[0]}, column {first[1]}" if len(first) == 2 else f"entry {first}"
+        raise ValueError(
+            f"{name} contains NaN or inf in {int(bad.sum())} of {array.size} entries; the first at {where} "
+            f"({array[first]}). Every value must be finite."
+        )
+
+
+def check_table(array: np.ndarray, name: str, rows: str, columns: str, min_columns: int = 1) -> np.ndarray:
+    """A finite 2-d array with at least one row and ``min_columns`` columns (``rows`` and ``columns`` name them)."""
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-d array ({rows}, {columns}), got shape {array.shape}")
+    if len(array) == 0 or array.shape[1] < min_columns:
+        raise ValueError(
+            f"{name} must have at least 1 row ({rows}) and {min_columns} column(s) ({columns}), got shape {array.shape}"
+        )
+    check_finite(array, name)
+    return array
+
+
+def held_out_count(fraction: Any, n: int, name: str = "eval_fraction") -> int:
+    """How many of ``n`` users a held-out fraction takes (rounded, at least 1), or a ValueError."""
+    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, (int, float, np.floating)):
+        raise ValueError(f"{name} must be a number in (0, 1), got {fraction!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"{name} must be a number in (0, 1), got {fraction}")
+    return max(1, math.floor(fraction * n + 0.5))

@@ -1,0 +1,252 @@
+"""Ratings-v0: a rating table as a task, completed by a low-rank model (the usual semi-synthetic simulator)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from personalization_gym.arrays import check_finite
+from personalization_gym.core import validate_int
+from personalization_gym.envs.tabular import TabularEnv
+from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
+
+__all__ = ["RatingsEnv", "read_ratings"]
+
+DEFAULT_COLUMNS = ("user", "item", "rating")
+
+
+def read_ratings(path: str | os.PathLike[str], columns: tuple[str, str, str] = DEFAULT_COLUMNS) -> tuple:
+    """``(users, items, ratings)`` from a CSV file whose header names the three ``columns`` (other columns, such as
+    a timestamp, are ignored), or from a headerless CSV of exactly three columns in that order."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ratings: file {path} not found")
+    with open(path, newline="") as stream:
+        rows = [row for row in csv.reader(stream) if row]
+    if not rows:
+        raise ValueError(f"ratings: {path} is empty")
+    try:
+        float(rows[0][-1])
+        header = None
+    except ValueError:
+        header, rows = rows[0], rows[1:]
+    if header is None:
+        if len(rows[0]) != 3:
+            raise ValueError(
+                f"ratings: {path} has no header and {len(rows[0])} columns: a headerless file holds exactly three "
+                f"({', '.join(columns)}); or give a header naming {list(columns)}"
+            )
+        positions = [0, 1, 2]
+    else:
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise ValueError(
+                f"ratings: {path}'s header {header} lacks column(s) {missing}; name the user, item and rating columns "
+                f"with columns=(user, item, rating), now {tuple(columns)}"
+            )
+        positions = [header.index(name) for name in columns]
+    users, items, values = [], [], []
+    for line, row in enumerate(rows, start=2 if header else 1):
+        if len(row) <= max(positions):
+            raise ValueError(
+                f"ratings: {path}, line {line}: {len(row)} columns, expected at least {max(positions) + 1}"
+            )
+        user, item, value = (row[p].strip() for p in positions)
+        try:
+            values.append(float(value))
+        except ValueError:
+            raise ValueError(f"ratings: {path}, line {line}: rating {value!r} is not a number") from None
+        users.append(user)
+        items.append(item)
+    return _ids(users), _ids(items), np.array(values)
+
+
+def _ids(texts: list[str]) -> np.ndarray:
+    """Ids read from a file: integers when every one is an integer (so that 10 sorts after 9), else strings."""
+    try:
+        return np.array([int(text) for text in texts], dtype=np.int64)
+    except ValueError:
+        return np.array(texts)
+
+
+class RatingsEnv(TabularEnv):
+    """A rating table as a personalization task: low-rank completion, user factors as context.
+
+    ## Description
+
+    The usual semi-synthetic simulator of recommender research. The observed ratings ``r(u, i)`` are fitted by
+    the low-rank model ``mu + P[u] . Q[i]`` of rank ``rank`` (ALS with weighted-lambda regularisation ``reg``,
+    see :mod:`personalization_gym.lowrank`); the completed matrix is the expected reward: each observed rating as
+    it is (``keep_observed=True``) or the model's value everywhere (``False``), and the model's prediction, cut to
+    the range of the observed ratings, where a user did not rate an item. User ``u`` is seen as their factor
+    vector ``P[u]``. Before the final fit, ``check_fraction`` of the ratings are held out, the model is fitted to
+    the rest, and its error on them is kept as ``self.fit_report`` (printed by the study and ``train.py``).
+    docs/tasks.md says what such a simulator can and cannot tell you.
+
+    ## Action Space
+
+    ``Discrete(n_items)``: the item recommended (``self.item_ids[a]`` is its id in the table).
+
+    ## Observation Space
+
+    ``Box(low, high, (rank,), float32)``: the user's factors, bounded by each factor's range over the users.
+
+    ## Rewards
+
+    The completed rating, with the noise of :class:`TabularEnv` (``"bernoulli"`` needs ratings in [0, 1]).
+
+    ## Starting State
+
+    Each reset draws one of the training users uniformly at random; the held-out users (``eval_fraction``) are
+    the evaluation set, each once. (All users' ratings are fitted: the split is of whom the agent is trained and
+    scored on, not of the simulator.)
+
+    ## Episode End
+
+    Every episode ends after one step (``terminated=True``).
+
+    ## Arguments
+
+    ```python
+    env = gym.make("Personalization/Ratings-v0", ratings="ratings.csv", rank=10)
+    print(env.unwrapped.fit_report)
+    ```
+
+    * ``ratings``: a CSV file with a header naming ``columns`` (default ``user,item,rating``; other columns are
+      ignored) or without a header and exactly those three columns; or a tuple of three arrays
+      ``(users, items, ratings)``. Each (user, item) pair is rated at most once; ratings must be finite.
+    * ``columns``: the header's names of the user, item and rating columns (``("userId", "movieId", "rating")``
+      for MovieLens).
+    * ``users``, ``items``: the ids of every user and item. A rating of another id is an error, and so is an id
+      without ratings. Default: the ids that occur in the ratings, sorted.
+    * ``rank`` (default 10), ``reg`` (default 0.1), ``n_iter`` (ALS sweeps, default 30).
+    * ``keep_observed``: keep the observed ratings in the reward matrix (default) or use the model's values.
+    * ``check_fraction``: the share of ratings held out to measure the fit (default 0.1).
+    * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`
+      (``task_seed`` also seeds the fit's starting point and the held-out ratings).
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("ratings",)
+
+    def __init__(
+        self,
+        ratings: Any,
+        columns: tuple[str, str, str] = DEFAULT_COLUMNS,
+        users: Any = None,
+        items: Any = None,
+        rank: int = 10,
+        reg: float = 0.1,
+        n_iter: int = 30,
+        keep_observed: bool = True,
+        check_fraction: float = 0.1,
+        noise: str = "none",
+        noise_sd: float | None = None,
+        eval_fraction: float = 0.2,
+        n_eval: int | None = None,
+        task_seed: int = 0,
+    ) -> None:
+        user_column, item_column, values = self._read(ratings, columns)
+        self.user_ids, user_index = _index(user_column, users, "user")
+        self.item_ids, item_index = _index(item_column, items, "item")
+        n_users, n_items = len(self.user_ids), len(self.item_ids)
+        pairs = user_index * n_items + item_index
+        unique_pairs, counts = np.unique(pairs, return_counts=True)
+        if (counts > 1).any():
+            pair = int(unique_pairs[counts > 1][0])
+            raise ValueError(
+                f"ratings: {int((counts > 1).sum())} (user, item) pair(s) are rated more than once, e.g. user "
+                f"{self.user_ids[pair // n_items].tolist()!r} and item {self.item_ids[pair % n_items].tolist()!r}; "
+                "keep one rating each"
+            )
+        self.rank = validate_int("rank", rank, minimum=1)
+        self.n_iter = validate_int("n_iter", n_iter, minimum=1)
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not (math.isfinite(reg) and reg > 0):
+            raise ValueError(f"reg must be a finite number > 0, got {reg!r}")
+        if not isinstance(keep_observed, bool):
+            raise ValueError(f"keep_observed must be True or False, got {keep_observed!r}")
+        self.reg, self.keep_observed = float(reg), keep_observed
+        if len(values) < 2:
+            raise ValueError(f"ratings: {len(values)} rating(s): the fit needs at least 2 (one to hold out)")
+        if (
+            isinstance(check_fraction, bool)
+            or not isinstance(check_fraction, (int, float))
+            or not 0 < check_fraction < 1
+        ):
+            raise ValueError(f"check_fraction must be a number in (0, 1), got {check_fraction!r}")
+
+        task_seed = validate_int("task_seed", task_seed, minimum=0)
+        # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
+        # held-out ratings and starting point, one for the final fit's starting point.
+        check_seed, fit_seed = np.random.SeedSequence([task_seed, 1]).spawn(2)
+        fit_args = (user_index, item_index, values, n_users, n_items, self.rank, self.reg, self.n_iter)
+        self.fit_report: FitReport = held_out_error(*fit_args, check_fraction, np.random.default_rng(check_seed))
+        self.fit: LowRankFit = fit_low_rank(*fit_args, np.random.default_rng(fit_seed))
+
+        completed = np.clip(self.fit.predict(), values.min(), values.max())
+        if keep_observed:
+            completed[user_index, item_index] = values
+        self.observed = np.zeros((n_users, n_items), dtype=bool)
+        self.observed[user_index, item_index] = True
+        self.observed.flags.writeable = False
+        super().__init__(self.fit.user_factors, completed, noise, noise_sd, eval_fraction, n_eval, task_seed)
+
+    @staticmethod
+    def _read(ratings: Any, columns: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not (isinstance(columns, (tuple, list)) and len(columns) == 3 and all(isinstance(c, str) for c in columns)):
+            raise ValueError(f"columns must name the user, item and rating columns, three strings, got {columns!r}")
+        if isinstance(ratings, (str, os.PathLike)):
+            users, items, values = read_ratings(ratings, tuple(columns))
+        elif isinstance(ratings, (tuple, list)) and len(ratings) == 3:
+            users, items, values = (np.asarray(column) for column in ratings)
+        else:
+            raise ValueError(
+                "ratings must be a CSV file (user, item, rating) or a tuple of three arrays (users, items, ratings), "
+                f"got {type(ratings).__name__}"
+            )
+        shapes = [np.shape(column) for column in (users, items, values)]
+        if any(len(shape) != 1 for shape in shapes) or len(set(shapes)) != 1 or shapes[0][0] == 0:
+            raise ValueError(f"ratings: users, items and ratings must be 1-d arrays of one equal length > 0, got "
+                             f"shapes {shapes}")  # fmt: skip
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"ratings must be numbers, got dtype {values.dtype}")
+        check_finite(values, "ratings")
+        return users, items, values.astype(np.float64)
+
+
+def _index(column: np.ndarray, known: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ids (given, or those rated, sorted) and each rating's index among them; unknown or unrated ids refused."""
+    if column.dtype.kind == "f":
+        raise ValueError(f"{kind} ids must be integers or strings, got floats (dtype {column.dtype})")
+    if known is None:
+        ids, index = np.unique(column, return_inverse=True)
+        return ids, index
+    ids = np.asarray(known)
+    if ids.ndim != 1 or len(np.unique(ids)) != len(ids):
+        raise ValueError(f"{kind}s must be a list of distinct {kind} ids, got {known!r}")
+    order = np.argsort(ids, kind="stable")
+    position = np.searchsorted(ids, column, sorter=order)
+    position = np.minimum(position, len(ids) - 1)
+    found = ids[order[position]] == column
+    if not found.all():
+        unknown = np.unique(column[~found])
+        raise ValueError(
+            f"ratings for {len(unknown)} unknown {kind}(s), e.g. {unknown[:5].tolist()}: not in the {kind}s given "
+            f"({len(ids)} ids)"
+        )
+    index = order[position]
+    unrated = np.setdiff1d(np.arange(len(ids)), index)
+    if len(unrated):
+        raise ValueError(
+            f"{len(unrated)} {kind}(s) have no ratings, e.g. {ids[unrated[:5]].tolist()}: every {kind} needs at least "
+            f"one (a {kind} without ratings would be made up entirely by the model); leave them out of {kind}s"
+        )
+    return ids, index

@@ -1,0 +1,342 @@
+"""Your own data as a task: Tabular-v0 (user features and expected rewards), Classification-v0 (a labelled set)
+and Digits-v0 (scikit-learn's bundled handwritten digits)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from personalization_gym.arrays import as_array, check_finite, check_table, held_out_count
+from personalization_gym.core import BanditEnv, Batch, validate_int
+
+__all__ = ["NOISES", "ClassificationEnv", "DigitsEnv", "TabularEnv", "classification_rewards"]
+
+NOISES = ("none", "bernoulli", "gaussian")
+
+
+def classification_rewards(n_classes: int) -> np.ndarray:
+    """The MNIST tasks' reward matrix ``R = (K I - 1) / (K - 1)``: 1 for the right label, ``-1/(K-1)`` for a wrong
+    one, so that the mean over actions is 0 and the best is 1."""
+    return (n_classes * np.eye(n_classes) - 1.0) / (n_classes - 1)
+
+
+class TabularEnv(BanditEnv):
+    """A personalization task from your own arrays: user features and the expected reward of every item.
+
+    ## Description
+
+    A one-step contextual bandit over a fixed population of ``n_users`` users. User ``u`` is seen as the feature
+    vector ``features[u]``; recommending item ``a`` earns ``rewards[u, a]`` in expectation, with the noise chosen
+    by ``noise``. The users are split once, by ``task_seed``, into training users (the context stream) and
+    held-out users (the evaluation set, each of them exactly once), so what an agent is scored on is how it serves
+    users it has never seen.
+
+    ## Action Space
+
+    ``Discrete(K)``: the item recommended, a column of ``rewards``.
+
+    ## Observation Space
+
+    ``Box(low, high, (d,), float32)``: the user's features as float32; ``low`` and ``high`` are each feature's
+    minimum and maximum over all users.
+
+    ## Rewards
+
+    ``noise="none"`` (default): the expected reward ``rewards[u, a]`` itself. ``noise="bernoulli"``: a click,
+    1 with probability ``rewards[u, a]`` (every reward must lie in [0, 1]). ``noise="gaussian"``:
+    ``rewards[u, a] + noise_sd * N(0, 1)``. The evaluation set always holds the exact expected rewards.
+
+    ## Starting State
+
+    Each reset draws one of the training users uniformly at random (with replacement).
+
+    ## Episode End
+
+    Every episode ends after one step (``terminated=True``). ``info`` holds ``expected_reward``,
+    ``optimal_reward`` and ``regret``.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import personalization_gym
+
+    env = gym.make("Personalization/Tabular-v0", features=features, rewards=rewards, noise="bernoulli")
+    ```
+
+    * ``features``: ``(n_users, d)`` numbers, or a path to a ``.npy``, ``.npz`` or ``.csv`` file of them
+      (a ``.npz`` holding one array, or one called ``features``; a ``.csv`` of numbers, with or without a header).
+    * ``rewards``: ``(n_users, K)`` expected rewards, ``K >= 2``, or a path as for ``features``.
+    * ``noise``: ``"none"``, ``"bernoulli"`` or ``"gaussian"``; ``noise_sd``: the Gaussian's standard
+      deviation (> 0), given with ``noise="gaussian"`` only.
+    * ``eval_fraction``: the share of users held out for evaluation (default 0.2, rounded to a whole number of
+      users, at least 1; at least one user must be left to train on).
+    * ``n_eval``: evaluate on the first ``n_eval`` held-out users (in user order) instead of all of them.
+    * ``task_seed``: seeds the split.
+
+    ``train_users`` and ``eval_users`` are the users' row indices; ``batch.hidden["user"]`` is each context's.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    # Arguments that may be file paths: an experiment file's relative paths are read from its own folder.
+    FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("features", "rewards")
+
+    def __init__(
+        self,
+        features: Any,
+        rewards: Any,
+        noise: str = "none",
+        noise_sd: float | None = None,
+        eval_fraction: float = 0.2,
+        n_eval: int | None = None,
+        task_seed: int = 0,
+    ) -> None:
+        features = check_table(as_array(features, "features"), "features", "n_users", "d features")
+        rewards = check_table(as_array(rewards, "rewards"), "rewards", "n_users", "K items", min_columns=2)
+        if len(features) != len(rewards):
+            raise ValueError(
+                f"features and rewards must have one row per user: features has {len(features)} rows "
+                f"(shape {features.shape}), rewards has {len(rewards)} (shape {rewards.shape})"
+            )
+        self.noise, self.noise_sd = _check_noise(noise, noise_sd, rewards)
+        n_users = len(features)
+        n_held_out = held_out_count(eval_fraction, n_users)
+        if n_held_out >= n_users:
+            raise ValueError(
+                f"{n_users} user(s) are fewer than the evaluation split needs: eval_fraction {eval_fraction} holds out "
+                f"{n_held_out}, leaving none to train on. Give at least 2 users, or a smaller eval_fraction"
+            )
+        if n_eval is not None:
+            n_eval = validate_int("n_eval", n_eval, minimum=1)
+            if n_eval > n_held_out:
+                raise ValueError(
+                    f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
+                    f"{eval_fraction} of {n_users} users), got {n_eval}; raise eval_fraction for more"
+                )
+        super().__init__(n_eval=n_eval or n_held_out, task_seed=task_seed)
+        self.eval_fraction = float(eval_fraction)
+        order = self.task_rng.permutation(n_users)
+        self.eval_users = np.sort(order[:n_held_out])[: self.n_eval]
+        self.train_users = np.sort(order[n_held_out:])
+
+        self.features = features.astype(np.float32)
+        self.rewards = rewards.astype(np.float64)
+        for array in (self.features, self.rewards, self.eval_users, self.train_users):
+            array.flags.writeable = False
+        self.observation_space = spaces.Box(
+            self.features.min(axis=0), self.features.max(axis=0), shape=(features.shape[1],), dtype=np.float32
+        )
+        self.action_space = spaces.Discrete(rewards.shape[1])
+        if self.noise == "none":
+            self._deterministic = True  # realize() is overridden, but gives the expected reward: skip the call
+
+    @property
+    def n_users(self) -> int:
+        return len(self.features)
+
+    def _batch(self, users: np.ndarray) -> Batch:
+        return Batch(obs=self.features[users], expected=self.rewards[users], hidden={"user": users})
+
+    def sample(self, n: int, rng: np.random.Generator) -> Batch:
+        return self._batch(self.train_users[rng.integers(len(self.train_users), size=n)])
+
+    def make_eval_set(self) -> Batch:
+        return self._batch(self.eval_users)  # every held-out user once, in user order
+
+    def realize(self, batch: Batch, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        expected = batch.expected[np.arange(len(batch)), actions]
+        if self.noise == "bernoulli":
+            return (rng.random(len(expected)) < expected).astype(np.float64)
+        if self.noise == "gaussian":
+            return expected + self.noise_sd * rng.standard_normal(len(expected))
+        return expected
+
+
+def _check_noise(noise: Any, noise_sd: Any, rewards: np.ndarray) -> tuple[str, float | None]:
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {list(NOISES)}, got {noise!r}")
+    if noise != "gaussian":
+        if noise_sd is not None:
+            raise ValueError(f"noise_sd is the Gaussian noise's standard deviation: give it with noise='gaussian' "
+                             f"only, got noise={noise!r} and noise_sd={noise_sd!r}")  # fmt: skip
+    elif (
+        isinstance(noise_sd, (bool, np.bool_))
+        or not isinstance(noise_sd, numbers.Real)
+        or not (math.isfinite(noise_sd) and noise_sd > 0)
+    ):
+        raise ValueError(f"noise='gaussian' needs noise_sd, a finite number > 0, got {noise_sd!r}")
+    if noise == "bernoulli":
+        outside = (rewards < 0) | (rewards > 1)
+        if outside.any():
+            row, column = (int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(
+                f"noise='bernoulli' draws clicks with probability rewards[u, a], so rewards must lie in [0, 1]; "
+                f"{int(outside.sum())} of {rewards.size} do not, the first at row {row}, column {column} "
+                f"({rewards[row, column]}). Rescale them, or choose noise='none' or 'gaussian'"
+            )
+    return noise, None if noise_sd is None else float(noise_sd)
+
+
+class ClassificationEnv(TabularEnv):
+    """A labelled data set as a personalization task: the context is an example, the action a label.
+
+    ## Description
+
+    Classification framed as personalization, with the MNIST tasks' reward rule (arXiv 2211.11869): with K
+    classes the reward matrix is ``R = (K I - 1) / (K - 1)``, 1 for the right label and ``-1/(K-1)`` for a wrong
+    one (mean 0 over actions, best 1), and example ``i`` earns ``R[labels[i], a]``. The examples are split once,
+    by ``task_seed``, into training examples (the context stream) and held-out examples (the evaluation set, each
+    once), as in :class:`TabularEnv`.
+
+    ## Action Space
+
+    ``Discrete(n_classes)``: the predicted label.
+
+    ## Observation Space
+
+    ``Box(low, high, (d,), float32)``: the example's features, each bounded by its minimum and maximum over the set.
+
+    ## Rewards
+
+    ``R[label, action]`` (deterministic), or with the noise of :class:`TabularEnv` (``"bernoulli"`` is refused:
+    a wrong label's reward is negative).
+
+    ## Starting State
+
+    Each reset draws a training example uniformly at random (with replacement).
+
+    ## Episode End
+
+    Every episode ends after one step (``terminated=True``).
+
+    ## Arguments
+
+    ```python
+    env = gym.make("Personalization/Classification-v0", features=X, labels=y)
+    ```
+
+    * ``features``: ``(n, d)`` numbers or a file, as in :class:`TabularEnv`.
+    * ``labels``: ``(n,)`` integers in ``[0, n_classes)``, or a file of them (one column).
+    * ``n_classes``: the number of classes (default: the largest label + 1; at least 2).
+    * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`.
+
+    ``labels`` is kept; ``batch.hidden["user"]`` is each context's row.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("features", "labels")
+
+    def __init__(
+        self,
+        features: Any,
+        labels: Any,
+        n_classes: int | None = None,
+        noise: str = "none",
+        noise_sd: float | None = None,
+        eval_fraction: float = 0.2,
+        n_eval: int | None = None,
+        task_seed: int = 0,
+    ) -> None:
+        labels = as_array(labels, "labels")
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]  # a one-column file
+        if labels.ndim != 1 or len(labels) == 0:
+            raise ValueError(f"labels must be a 1-d array of class indices, got shape {labels.shape}")
+        check_finite(labels, "labels")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
+        if n_classes is None:
+            n_classes = int(labels.max()) + 1
+            if n_classes < 2:
+                raise ValueError(f"labels hold one class only ({labels.max()}): a task needs n_classes >= 2; give it")
+        n_classes = validate_int("n_classes", n_classes, minimum=2)
+        outside = (labels < 0) | (labels >= n_classes)
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise ValueError(
+                f"labels must be class indices in [0, {n_classes}) (n_classes={n_classes}); {int(outside.sum())} are "
+                f"not, the first is labels[{first}] = {labels[first]}"
+            )
+        if noise == "bernoulli":
+            raise ValueError(
+                "noise='bernoulli' needs rewards in [0, 1], and a classification task's wrong labels earn "
+                "-1/(K-1); use noise='none' or 'gaussian'"
+            )
+        self.labels = labels.astype(np.int64)
+        self.labels.flags.writeable = False
+        self.n_classes = n_classes
+        self.reward_matrix = classification_rewards(n_classes)
+        self.reward_matrix.flags.writeable = False
+        features = as_array(features, "features")
+        super().__init__(features, self.reward_matrix[self.labels], noise, noise_sd, eval_fraction, n_eval, task_seed)
+
+    def _batch(self, users: np.ndarray) -> Batch:
+        batch = super()._batch(users)
+        return Batch(batch.obs, batch.expected, {"user": users, "label": self.labels[users]})
+
+
+class DigitsEnv(ClassificationEnv):
+    """Handwritten digits (scikit-learn's bundled copy of UCI's optical digits) as a personalization task.
+
+    ## Description
+
+    :class:`ClassificationEnv` on scikit-learn's ``load_digits()``: 1,797 images of 8 x 8 pixels with 16 grey
+    levels, 10 classes (the digits 0-9), bundled with scikit-learn, so no download. A real-data task that trains in
+    seconds: the context is an image, the action a digit, the reward 1 for the right digit and -1/9 for a wrong one.
+
+    ## Action Space
+
+    ``Discrete(10)``: the digit.
+
+    ## Observation Space
+
+    ``Box(0, 1, (64,), float32)``: the pixels divided by 16, row by row.
+
+    ## Rewards
+
+    Deterministic: ``R[label, action]`` with ``R = (10 I - 1) / 9``.
+
+    ## Starting State
+
+    Each reset draws one of the training images (80 %, 1,438 with the default split) uniformly at random.
+
+    ## Episode End
+
+    Every episode ends after one step (``terminated=True``).
+
+    ## Arguments
+
+    ```python
+    env = gym.make("Personalization/Digits-v0")
+    ```
+
+    * ``eval_fraction``: the share of images held out for evaluation (default 0.2: 359 images, each once).
+    * ``n_eval``: evaluate on the first ``n_eval`` held-out images.
+    * ``task_seed``: seeds the split.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, eval_fraction: float = 0.2, n_eval: int | None = None, task_seed: int = 0) -> None:
+        from sklearn.datasets import load_digits  # bundled with scikit-learn: read from its package, offline
+
+        digits = load_digits()
+        super().__init__(
+            digits.data / 16.0, digits.target, n_classes=10, eval_fraction=eval_fraction, n_eval=n_eval,
+            task_seed=task_seed,
+        )  # fmt: skip
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(64,), dtype=np.float32)
