@@ -26,12 +26,13 @@ from personalization_gym.envs import (
     RatingsEnv,
     TabularEnv,
 )
-from personalization_gym.registration import TASK_IDS, data_kwargs
+from personalization_gym.registration import OWN_DATA_TASK_IDS, TASK_IDS, data_kwargs
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DATA_ENV_VAR",
+    "OWN_DATA_TASK_IDS",
     "TASK_IDS",
     "AdsEnv",
     "BanditEnv",

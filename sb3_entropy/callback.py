@@ -349,16 +349,14 @@ class EntropyCallback(BaseCallback):
 
 def _make_task(env_id: str, task_kwargs: dict[str, Any]) -> Any:
     """The bare task registered as ``env_id``, with ``task_kwargs``."""
-    import gymnasium as gym
-
-    from personalization_gym.registration import TASK_IDS, make_task
+    from personalization_gym.registration import make_task
 
     if not isinstance(task_kwargs, dict):
         raise ValueError(f"eval_env_kwargs must be a dict of the task's arguments, got {task_kwargs!r}")
     try:
         return make_task(env_id, **task_kwargs)
-    except gym.error.Error as error:
-        raise ValueError(f"eval_env {env_id!r} is not a registered env id ({error}); the tasks: {TASK_IDS}") from None
+    except ValueError as error:
+        raise ValueError(f"eval_env: {error}") from None
 
 
 def _describe(env: Any) -> str:

@@ -103,17 +103,20 @@ def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for {name}; valid: {valid}")
 
 
-def parse_hp(items: list[str]) -> dict[str, Any]:
-    """``["learning_rate=1e-3", "gamma=0.9"]`` -> a dict; values are read as YAML (numbers, lists, booleans)."""
+def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
+    """``["learning_rate=1e-3", "gamma=0.9"]`` -> a dict; values are read as YAML (numbers, lists, booleans).
+
+    A value YAML reads as a string stays a string (a file name such as ``users.npy``).
+    """
     result = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"--hp takes key=value, got {item!r}")
+            raise ValueError(f"{flag} takes key=value, got {item!r}")
         try:
             result[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as error:
-            raise ValueError(f"--hp {item!r}: cannot read the value: {error}") from None
+            raise ValueError(f"{flag} {item!r}: cannot read the value: {error}") from None
     return result
 
 
@@ -240,4 +243,7 @@ def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
         "marginal_entropy": last["entropy/marginal"],
         "per_state_entropy": last["entropy/per_state"],
         "effective_actions": last["actions/effective_number"],
+        "gini": last["exposure/gini"],
+        "long_tail_share": last["exposure/long_tail_share"],
+        "aggregate_diversity": last["exposure/aggregate_diversity"],
     }

@@ -4,6 +4,11 @@
         --net-arch 256,256 --lr 1e-3 --tensorboard-log runs/music
     python scripts/train.py Personalization/Behavior-v0 --algo ppo --hp n_epochs=4 --hp-file my_ppo.yml
     python scripts/train.py Personalization/Music-v0 --algo a2c ppo --regularizer marginal --ent-coef 0.2
+    python scripts/train.py Personalization/Tabular-v0 --env-kwargs features=users.npy rewards=rewards.npy
+    python scripts/train.py my_package:MyTask-v0 --algo ppo dqn
+
+Any registered task id works, ``my_package:MyTask-v0`` included (my_package is imported first and registers it);
+--env-kwargs gives the task's arguments (values read as YAML: numbers, lists, true/false; anything else a string).
 
 By default 32 contexts are collected per environment step (personalization_gym.make_vec), which gives the same
 updates as the paper's one-env setup, several times faster; --literal runs the reference setup itself.
@@ -12,7 +17,7 @@ key: value pairs for every algorithm, or a mapping algorithm -> key: value), the
 --regularizer replaces A2C's and PPO's per-state entropy term with a diversity regularizer (sb3_entropy.policies;
 per_state, marginal, l2, mutual_info) whose coefficient is --ent-coef (SB3's ent_coef).
 Prints a final table: agent, seed, evaluation reward, marginal entropy, per-state entropy, effective number of
-actions.
+actions, and the exposure metrics (Gini of p(a), its long-tail share, distinct greedy items).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 import yaml
 
 import personalization_gym
+from personalization_gym.registration import check_task, make_task
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.training import (
@@ -57,7 +63,13 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("env_id", help=f"one of {', '.join(personalization_gym.TASK_IDS)}")
+    parser.add_argument(
+        "env_id", help=f"a registered task: one of {', '.join(personalization_gym.TASK_IDS)}, or my_package:MyTask-v0"
+    )
+    parser.add_argument(
+        "--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+        help="the task's arguments, e.g. features=users.npy rewards=rewards.npy noise=bernoulli",
+    )  # fmt: skip
     parser.add_argument("--algo", nargs="+", default=["ppo"], choices=sorted(AGENT_DEFAULTS))
     parser.add_argument("--timesteps", type=int, default=20_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -85,16 +97,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.env_id not in personalization_gym.TASK_IDS:
-            raise ValueError(f"unknown task {args.env_id!r}; valid: {list(personalization_gym.TASK_IDS)}")
+        check_task(args.env_id)
         net_arch = parse_net_arch(args.net_arch)
         if args.per_state_weight and args.regularizer is None:
             raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
         for algo in args.algo:
             policy_for(algo, args.regularizer, args.per_state_weight)
         env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
+        env_kwargs |= parse_hp(args.env_kwargs, "--env-kwargs")
         if args.n_eval is not None:
             env_kwargs["n_eval"] = args.n_eval
+        # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
+        task = make_task(args.env_id, **env_kwargs)
+        if hasattr(task, "fit_report"):
+            print(f"{args.env_id}: {task.fit_report}", flush=True)
+        task.close()
         specs = [
             RunSpec(
                 env_id=args.env_id,
@@ -115,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             for algo in args.algo
             for seed in args.seeds
         ]
-    except (ValueError, OSError) as error:
+    except (ValueError, TypeError, OSError) as error:
         parser.error(str(error))
 
     limit_threads()
@@ -136,17 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     random, oracle = baselines["random"], baselines["oracle"]
     print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
     print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
-          f"{'effective actions':>18}")  # fmt: skip
+          f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
     for row in rows:
         score = (row["expected_reward"] - random) / (oracle - random)
         entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
+        exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
         print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {score:>7.3f} {entropies} "
-              f"{row['effective_actions']:>18.2f}")  # fmt: skip
+              f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
     oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
     print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
-          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f}")  # fmt: skip
+          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f} {0:>6.3f} {baselines['uniform_long_tail_share']:>16.3f} "
+          f"{'-':>16}")  # fmt: skip
     print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
-          f"{math.exp(oracle_entropy):>18.2f}")  # fmt: skip
+          f"{math.exp(oracle_entropy):>18.2f} {baselines['oracle_gini']:>6.3f} "
+          f"{baselines['oracle_long_tail_share']:>16.3f} {baselines['oracle_aggregate_diversity']:>16.0f}")  # fmt: skip
     if baselines["oracle_tied"] > 0:
         print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
               "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip

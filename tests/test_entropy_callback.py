@@ -395,7 +395,7 @@ def test_bad_callback_inputs(music: MusicEnv) -> None:
         EntropyCallback(eval_env=gym.make("CartPole-v1"))
     with pytest.raises(TypeError, match=r"eval_env must be a personalization_gym task.*pass eval_obs"):
         EntropyCallback(eval_env="CartPole-v1")
-    with pytest.raises(ValueError, match=r"eval_env 'Personalization/Musik-v0' is not a registered env id.*Music-v0"):
+    with pytest.raises(ValueError, match=r"eval_env: unknown task 'Personalization/Musik-v0'.*Music-v0"):
         EntropyCallback(eval_env="Personalization/Musik-v0")
     with pytest.raises(ValueError, match=r"eval_env_kwargs are the arguments of a task given by id"):
         EntropyCallback(eval_env=music, eval_env_kwargs={"n_eval": 10})

@@ -1,7 +1,10 @@
 """Experiment files: the YAML that says what a study trains, read and checked.
 
-An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a task id),
-``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs``, ``seeds`` (the default number
+An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a registered task id,
+``my_package:MyTask-v0`` included, whose module is imported first),
+``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs`` (the task's arguments; a data
+file, such as Tabular-v0's ``features``, given as a relative path is read from the experiment file's folder),
+``seeds`` (the default number
 of seeds per agent, at least 2; 3 if not given), ``paper`` (agent -> published final ``reward`` and
 ``entropy``), ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study) and ``frontier`` (a grid
 of regularised variants, below).
@@ -38,7 +41,7 @@ from typing import Any
 
 import yaml
 
-import personalization_gym
+from personalization_gym.registration import check_task, task_class
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 
@@ -256,8 +259,14 @@ def load_experiment(name: str) -> Experiment:
     data = read_yaml(path, f"experiment {path.stem} ({path})")
     where = f"experiment {path.stem} ({path})"
     _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
-    if data["task"] not in personalization_gym.TASK_IDS:
-        raise ValueError(f"{where}: unknown task {data['task']!r}; valid: {list(personalization_gym.TASK_IDS)}")
+    try:
+        check_task(data["task"])
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    task_kwargs = data.get("task_kwargs") or {}
+    if not isinstance(task_kwargs, dict):
+        raise ValueError(f"{where}: task_kwargs must be a mapping of the task's arguments, got {task_kwargs!r}")
+    task_kwargs = _with_data_files(task_kwargs, data["task"], path.parent, where)
     if not isinstance(data["agents"], dict) or not data["agents"]:
         raise ValueError(f"{where}: agents must be a mapping of agent names to their settings")
     agents = {name: _agent(f"{where}: agents", name, settings) for name, settings in data["agents"].items()}
@@ -284,13 +293,30 @@ def load_experiment(name: str) -> Experiment:
         steps=int(data["steps"]),
         eval_freq=int(data["eval_freq"]),
         agents=agents,
-        task_kwargs=dict(data.get("task_kwargs") or {}),
+        task_kwargs=task_kwargs,
         paper=dict(data.get("paper") or {}),
         quick=dict(data.get("quick") or {}),
         frontier=frontier,
         seeds=seeds,
         tuning=tuning,
     )
+
+
+def _with_data_files(task_kwargs: dict[str, Any], task: str, folder: Path, where: str) -> dict[str, Any]:
+    """``task_kwargs`` with the task's data-file arguments (its ``FILE_ARGUMENTS``) read from the experiment file's
+    folder when they are relative paths, and checked to exist before anything trains."""
+    task_kwargs = dict(task_kwargs)
+    for name in getattr(task_class(task), "FILE_ARGUMENTS", ()):
+        value = task_kwargs.get(name)
+        if not isinstance(value, str):
+            continue  # not given, or given as numbers in the file itself
+        file = Path(value).expanduser()
+        file = file if file.is_absolute() else folder / file
+        if not file.is_file():
+            raise ValueError(f"{where}: task_kwargs.{name}: file {file} not found (relative paths are read from the "
+                             f"experiment file's folder, {folder})")  # fmt: skip
+        task_kwargs[name] = str(file.resolve())
+    return task_kwargs
 
 
 def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tuning:

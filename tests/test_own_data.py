@@ -1,0 +1,322 @@
+"""Tasks from a user's own data: Tabular-v0, Classification-v0, Digits-v0 and Ratings-v0, checked against
+independent computations, through Gymnasium's and SB3's env checkers, with training, files and bad inputs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+from sklearn.datasets import load_digits
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import personalization_gym
+from personalization_gym import ClassificationEnv, DigitsEnv, RatingsEnv, TabularEnv
+from personalization_gym.lowrank import fit_low_rank
+from sb3_entropy import EntropyCallback
+from sb3_entropy.metrics import EXPOSURE_KEYS
+
+N_USERS, D, K = 120, 4, 6
+
+
+@pytest.fixture
+def arrays() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((N_USERS, D))
+    rewards = rng.random((N_USERS, K))  # in [0, 1]: every noise model applies
+    return features, rewards
+
+
+def test_tabular_eval_set_is_every_held_out_user_once_with_exact_rewards(arrays) -> None:
+    features, rewards = arrays
+    env = gym.make("Personalization/Tabular-v0", features=features, rewards=rewards)
+    task = env.unwrapped
+    held_out = round(0.2 * N_USERS)
+    # a partition of the users: held-out users once each, the rest to train on
+    assert len(task.eval_users) == held_out and len(task.train_users) == N_USERS - held_out
+    assert sorted([*task.eval_users, *task.train_users]) == list(range(N_USERS))
+    eval_set = task.eval_set()
+    assert eval_set.obs.dtype == np.float32 and eval_set.expected.dtype == np.float64
+    for row, user in enumerate(task.eval_users):
+        assert eval_set.obs[row].tolist() == [np.float32(x) for x in features[user]]
+        assert eval_set.expected[row].tolist() == rewards[user].tolist()
+    assert env.observation_space == gym.spaces.Box(
+        features.astype(np.float32).min(0), features.astype(np.float32).max(0), dtype=np.float32
+    )
+    assert env.action_space == gym.spaces.Discrete(K)
+    # the training stream draws training users only, each context with its own row of rewards
+    obs, _ = env.reset(seed=5)
+    seen = set()
+    for _ in range(300):
+        user = int(task._block.hidden["user"][task._context_index])
+        assert user in set(task.train_users.tolist())
+        assert obs.tolist() == [np.float32(x) for x in features[user]]
+        action = int(np.argmax(rewards[user]))
+        obs_after, reward, terminated, truncated, info = env.step(action)
+        assert reward == rewards[user, action] == info["expected_reward"] == info["optimal_reward"]
+        assert terminated and not truncated
+        seen.add(user)
+        obs, _ = env.reset()
+    assert len(seen) > 50
+    # the split is fixed by task_seed: the same seed, the same split; another seed, another split
+    again = TabularEnv(features, rewards)
+    assert again.eval_users.tolist() == task.eval_users.tolist()
+    assert TabularEnv(features, rewards, task_seed=1).eval_users.tolist() != task.eval_users.tolist()
+    first = TabularEnv(features, rewards, n_eval=7)
+    assert first.eval_set().expected.tolist() == rewards[task.eval_users[:7]].tolist()
+
+
+def _rewards_of(env_kwargs: dict, actions_of, steps: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(received, expected) rewards of a batched VecEnv over ``steps`` steps of 32 users."""
+    vec = personalization_gym.make_vec("Personalization/Tabular-v0", 32, seed=0, **env_kwargs)
+    obs = vec.reset()
+    received, expected = [], []
+    for _ in range(steps):
+        obs, reward, _, infos = vec.step(actions_of(obs))
+        received += reward.tolist()
+        expected += [info["expected_reward"] for info in infos]
+    return np.array(received), np.array(expected)
+
+
+def test_noise_models(arrays) -> None:
+    features, rewards = arrays
+
+    def actions_of(obs):
+        return np.arange(len(obs)) % K
+
+    received, expected = _rewards_of({"features": features, "rewards": rewards}, actions_of)
+    np.testing.assert_array_equal(received, expected.astype(np.float32))
+    received, expected = _rewards_of({"features": features, "rewards": rewards, "noise": "bernoulli"}, actions_of)
+    assert set(np.unique(received)) == {0.0, 1.0}
+    # clicks: mean and a 5-sigma band of the Bernoulli draws' mean
+    sigma = math.sqrt((expected * (1 - expected)).sum()) / len(expected)
+    assert abs(received.mean() - expected.mean()) < 5 * sigma
+    received, expected = _rewards_of(
+        {"features": features, "rewards": rewards, "noise": "gaussian", "noise_sd": 0.5}, actions_of
+    )
+    noise = received - expected
+    assert abs(noise.mean()) < 5 * 0.5 / math.sqrt(len(noise))
+    assert noise.std() == pytest.approx(0.5, rel=0.05)
+    # the evaluation set holds the exact expected rewards whatever the noise
+    env = TabularEnv(features, rewards, noise="gaussian", noise_sd=0.5)
+    assert env.eval_set().expected.tolist() == rewards[env.eval_users].tolist()
+
+
+def test_files_give_the_same_task_as_arrays(arrays, tmp_path: Path) -> None:
+    features, rewards = arrays
+    reference = TabularEnv(features, rewards).eval_set()
+    np.save(tmp_path / "features.npy", features)
+    np.savez(tmp_path / "rewards.npz", rewards)  # one array: whatever its name
+    np.savez(tmp_path / "both.npz", features=features, rewards=rewards)
+    for name, array, header in (("features", features, ["f0", "f1", "f2", "f3"]), ("rewards", rewards, None)):
+        with open(tmp_path / f"{name}.csv", "w", newline="") as stream:
+            writer = csv.writer(stream)
+            if header:
+                writer.writerow(header)
+            writer.writerows([[repr(float(x)) for x in row] for row in array])
+    for kwargs in (
+        {"features": tmp_path / "features.npy", "rewards": tmp_path / "rewards.npz"},
+        {"features": str(tmp_path / "both.npz"), "rewards": str(tmp_path / "both.npz")},
+        {"features": tmp_path / "features.csv", "rewards": tmp_path / "rewards.csv"},
+    ):
+        eval_set = gym.make("Personalization/Tabular-v0", **kwargs).unwrapped.eval_set()
+        np.testing.assert_array_equal(eval_set.obs, reference.obs)
+        np.testing.assert_array_equal(eval_set.expected, reference.expected)
+
+
+def test_classification_rewards_are_the_mnist_rule() -> None:
+    rng = np.random.default_rng(0)
+    features, labels = rng.standard_normal((60, 3)), rng.integers(0, 5, size=60)
+    env = ClassificationEnv(features, labels, n_classes=7)
+    eval_set = env.eval_set()
+    for row, user in enumerate(env.eval_users):
+        # by hand: 1 for the right label, -1/(K-1) for each of the K-1 wrong ones
+        assert eval_set.expected[row].tolist() == pytest.approx(
+            [1.0 if a == labels[user] else -1 / 6 for a in range(7)], abs=1e-15
+        )
+        assert eval_set.hidden["label"][row] == labels[user]
+    assert env.action_space == gym.spaces.Discrete(7)
+    assert ClassificationEnv(features, labels).n_classes == labels.max() + 1
+
+
+def test_digits_is_scikit_learns_bundled_set() -> None:
+    digits = load_digits()
+    env = gym.make("Personalization/Digits-v0")
+    task = env.unwrapped
+    assert env.observation_space == gym.spaces.Box(0.0, 1.0, (64,), np.float32)
+    assert env.action_space == gym.spaces.Discrete(10)
+    assert task.n_users == 1797 and len(task.eval_users) == 359 and len(task.train_users) == 1438
+    eval_set = task.eval_set()
+    np.testing.assert_array_equal(eval_set.obs, (digits.data[task.eval_users] / 16).astype(np.float32))
+    np.testing.assert_array_equal(eval_set.expected.argmax(axis=1), digits.target[task.eval_users])
+    assert eval_set.expected.max(axis=1).tolist() == [1.0] * 359
+
+
+def planted(n_users: int = 40, n_items: int = 30, rank: int = 3, observed: float = 0.5, seed: int = 0):
+    """A rating matrix mu + b + c + P Q^T of the given rank and a random half of its entries."""
+    rng = np.random.default_rng(seed)
+    matrix = (
+        3.0
+        + rng.normal(0, 0.3, (n_users, 1))
+        + rng.normal(0, 0.3, (1, n_items))
+        + rng.standard_normal((n_users, rank)) @ rng.standard_normal((rank, n_items))
+    )
+    mask = rng.random(matrix.shape) < observed
+    mask[np.arange(n_users), rng.integers(n_items, size=n_users)] = True  # every user and item rated at least once
+    mask[rng.integers(n_users, size=n_items), np.arange(n_items)] = True
+    return matrix, mask
+
+
+def test_the_low_rank_fit_recovers_a_planted_matrix() -> None:
+    matrix, mask = planted()
+    users, items = np.nonzero(mask)
+    fit = fit_low_rank(users, items, matrix[users, items], 40, 30, 3, 1e-9, 100, np.random.default_rng(1))
+    assert np.abs(fit.predict() - matrix)[~mask].max() < 1e-4  # the unobserved entries, never seen by the fit
+    assert np.abs(fit.predict(users, items) - matrix[users, items]).max() < 1e-4
+    # a rank too small cannot: the error on unobserved entries stays large
+    small = fit_low_rank(users, items, matrix[users, items], 40, 30, 1, 1e-9, 100, np.random.default_rng(1))
+    assert np.abs(small.predict() - matrix)[~mask].max() > 0.5
+
+
+def test_ratings_task_completes_the_table(tmp_path: Path) -> None:
+    matrix, mask = planted(observed=0.8)  # dense enough that the check's 90 % still pins every user down
+    users, items = np.nonzero(mask)
+    env = RatingsEnv((users, items, matrix[users, items]), rank=3, reg=1e-9, n_iter=100)
+    completed = env.rewards
+    np.testing.assert_array_equal(completed[mask], matrix[mask])  # observed ratings kept as they are
+    low, high = matrix[mask].min(), matrix[mask].max()
+    np.testing.assert_allclose(completed[~mask], np.clip(matrix[~mask], low, high), atol=1e-4)
+    assert env.observation_space.shape == (3,) and env.action_space == gym.spaces.Discrete(30)
+    np.testing.assert_array_equal(env.features, env.fit.user_factors.astype(np.float32))
+    # the fit's check: 10 % of the ratings held out and predicted from the rest (exact here, up to ALS's tolerance)
+    report = env.fit_report
+    assert report.n_held_out == round(0.1 * mask.sum()) and report.n_ratings == mask.sum() - report.n_held_out
+    assert report.held_out_rmse < 1e-3 < report.mean_rmse
+    assert "held-out RMSE" in str(report)
+    model_only = RatingsEnv((users, items, matrix[users, items]), rank=3, reg=1e-9, n_iter=100, keep_observed=False)
+    np.testing.assert_allclose(model_only.rewards, np.clip(env.fit.predict(), low, high), atol=1e-12)
+
+    # the same table from a CSV file: a MovieLens-like header with extra columns, ids that are not indices
+    path = tmp_path / "ratings.csv"
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["userId", "movieId", "rating", "timestamp"])
+        for u, i in zip(users, items, strict=True):
+            writer.writerow([100 + u, 5000 + 7 * i, repr(float(matrix[u, i])), 0])
+    from_file = gym.make(
+        "Personalization/Ratings-v0", ratings=str(path), columns=("userId", "movieId", "rating"), rank=3,
+        reg=1e-9, n_iter=100,
+    ).unwrapped  # fmt: skip
+    assert from_file.user_ids.tolist() == list(range(100, 140)) and from_file.item_ids[-1] == 5000 + 7 * 29
+    np.testing.assert_array_equal(from_file.rewards[mask], matrix[mask])
+
+
+ENV_CASES = {
+    "Tabular-v0": lambda a: ("Personalization/Tabular-v0", {"features": a[0], "rewards": a[1], "noise": "bernoulli"}),
+    "Classification-v0": lambda a: (
+        "Personalization/Classification-v0", {"features": a[0], "labels": np.arange(N_USERS) % 3}
+    ),
+    "Digits-v0": lambda a: ("Personalization/Digits-v0", {}),
+    "Ratings-v0": lambda a: (
+        "Personalization/Ratings-v0", {"ratings": tuple(np.nonzero(planted()[1])) + (np.arange(planted()[1].sum()) % 5,)}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ENV_CASES)
+def test_env_checkers_and_training_with_the_callback(case: str, arrays) -> None:
+    env_id, kwargs = ENV_CASES[case](arrays)
+    gymnasium_check_env(gym.make(env_id, **kwargs).unwrapped)
+    sb3_check_env(gym.make(env_id, **kwargs).unwrapped)
+    vec = personalization_gym.make_vec(env_id, 32, seed=0, **kwargs)
+    model = PPO("MlpPolicy", vec, n_steps=1, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    callback = EntropyCallback(eval_freq=320)  # finds the task's held-out users through the VecEnv
+    model.learn(960, callback=callback)
+    task = vec.unwrapped.task if hasattr(vec.unwrapped, "task") else vec.venv.task
+    np.testing.assert_array_equal(callback.eval_obs, task.features[task.eval_users])
+    assert [row["timesteps"] for row in callback.history] == [0, 320, 640, 960]
+    for key in (*EXPOSURE_KEYS, "eval/expected_reward"):
+        assert all(np.isfinite(row[key]) for row in callback.history)
+
+
+def _error(function, *args, **kwargs) -> str:
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        function(*args, **kwargs)
+    return str(info.value)
+
+
+def test_bad_tabular_input_is_named(arrays, tmp_path: Path) -> None:
+    features, rewards = arrays
+    nan_features = features.copy()
+    nan_features[5, 2] = np.nan
+    assert "features contains NaN or inf in 1 of 480 entries; the first at row 5, column 2" in _error(
+        TabularEnv, nan_features, rewards
+    )
+    inf_rewards = rewards.copy()
+    inf_rewards[7, 1] = np.inf
+    assert "rewards contains NaN or inf" in _error(TabularEnv, features, inf_rewards)
+    assert "features has 120 rows (shape (120, 4)), rewards has 119" in _error(TabularEnv, features, rewards[:-1])
+    assert "rewards must be a 2-d array (n_users, K items), got shape (120,)" in _error(
+        TabularEnv, features, rewards[:, 0]
+    )
+    assert "at least 1 row (n_users) and 2 column(s) (K items)" in _error(TabularEnv, features, rewards[:, :1])
+    assert "1 user(s) are fewer than the evaluation split needs" in _error(TabularEnv, features[:1], rewards[:1])
+    assert "n_eval must be at most the number of held-out users, 24" in _error(TabularEnv, features, rewards, n_eval=25)
+    assert "eval_fraction must be a number in (0, 1), got 1.0" in _error(TabularEnv, features, rewards, eval_fraction=1.0)
+    assert "rewards must lie in [0, 1]; 1 of 720 do not, the first at row 3, column 4 (1.5)" in _error(
+        TabularEnv, features, np.where(np.arange(N_USERS * K).reshape(N_USERS, K) == 22, 1.5, rewards),
+        noise="bernoulli",
+    )  # fmt: skip
+    assert "noise must be one of ['none', 'bernoulli', 'gaussian'], got 'poisson'" in _error(
+        TabularEnv, features, rewards, noise="poisson"
+    )
+    assert "noise='gaussian' needs noise_sd, a finite number > 0, got None" in _error(
+        TabularEnv, features, rewards, noise="gaussian"
+    )
+    assert "give it with noise='gaussian' only" in _error(TabularEnv, features, rewards, noise_sd=0.1)
+    assert "features must be an array of numbers, got dtype <U1" in _error(TabularEnv, [["a"]], rewards)
+    assert "the file must end in one of ['.npy', '.npz', '.csv']" in _error(TabularEnv, "users.txt", rewards)
+    assert f"features: file {tmp_path / 'nope.npy'} not found" in _error(TabularEnv, tmp_path / "nope.npy", rewards)
+    np.savez(tmp_path / "two.npz", a=features, b=rewards)
+    assert "holds arrays ['a', 'b']: it must hold one array, or one called 'features'" in _error(
+        TabularEnv, tmp_path / "two.npz", rewards
+    )
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,x\n")
+    assert "bad.csv: data row 2, column 1: 'x' is not a number" in _error(TabularEnv, tmp_path / "bad.csv", rewards)
+
+
+def test_bad_labels_and_ratings_are_named() -> None:
+    features = np.zeros((10, 2))
+    assert "labels must be class indices in [0, 3) (n_classes=3); 1 are not, the first is labels[4] = 3" in _error(
+        ClassificationEnv, features, [0, 1, 2, 0, 3, 1, 2, 0, 1, 2], n_classes=3
+    )
+    assert "labels[0] = -1" in _error(ClassificationEnv, features, [-1, 1, 2, 0, 1, 1, 2, 0, 1, 2])
+    assert "labels must be integers (class indices), got dtype float64" in _error(
+        ClassificationEnv, features, np.ones(10)
+    )
+    assert "labels hold one class only (0)" in _error(ClassificationEnv, features, np.zeros(10, dtype=int))
+    assert "noise='bernoulli' needs rewards in [0, 1]" in _error(
+        ClassificationEnv, features, np.arange(10) % 2, noise="bernoulli"
+    )
+    users, items, values = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), np.array([4.0, 3.0, 5.0, 1.0])
+    assert "ratings for 1 unknown user(s), e.g. [2]: not in the users given (2 ids)" in _error(
+        RatingsEnv, (users, items, values), users=[0, 1]
+    )
+    assert "ratings for 1 unknown item(s), e.g. [2]" in _error(RatingsEnv, (users, items, values), items=[0, 1])
+    assert "1 item(s) have no ratings, e.g. [3]" in _error(RatingsEnv, (users, items, values), items=[0, 1, 2, 3])
+    assert "1 (user, item) pair(s) are rated more than once, e.g. user 0 and item 1" in _error(
+        RatingsEnv, (np.array([0, 0, 0]), np.array([0, 1, 1]), np.array([1.0, 2.0, 3.0]))
+    )
+    assert "ratings contains NaN or inf in 1 of 4 entries" in _error(
+        RatingsEnv, (users, items, np.array([4.0, np.nan, 5.0, 1.0]))
+    )
+    assert "users, items and ratings must be 1-d arrays of one equal length > 0" in _error(
+        RatingsEnv, (users, items[:3], values)
+    )
+    assert "rank must be an integer >= 1, got 0" in _error(RatingsEnv, (users, items, values), rank=0)
+    assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), reg=float("inf"))
