@@ -58,7 +58,8 @@ def time_sample(task: personalization_gym.BanditEnv, n: int, seed: int) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("env_ids", nargs="*", default=list(personalization_gym.TASK_IDS), metavar="ENV_ID")
+    ready = [t for t in personalization_gym.TASK_IDS if t not in personalization_gym.OWN_DATA_TASK_IDS]
+    parser.add_argument("env_ids", nargs="*", default=ready, metavar="ENV_ID", help="default: every ready task")
     parser.add_argument("--steps", type=int, default=20_000, help="reset+step pairs per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats; the median is printed")
     parser.add_argument("--sample-size", type=int, default=10_000)

@@ -18,19 +18,22 @@ import numpy as np
 
 import personalization_gym
 
+# Every task that needs no arguments: the tasks made from a user's own data are left out.
+READY_TASK_IDS = tuple(t for t in personalization_gym.TASK_IDS if t not in personalization_gym.OWN_DATA_TASK_IDS)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "env_ids",
         nargs="*",
-        default=list(personalization_gym.TASK_IDS),
+        default=list(READY_TASK_IDS),
         metavar="ENV_ID",
-        help=f"task ids (default: all of {', '.join(personalization_gym.TASK_IDS)})",
+        help=f"task ids (default: all of {', '.join(READY_TASK_IDS)})",
     )
     parser.add_argument("--episodes", type=int, default=2000, help="episodes (= steps) per task (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the context stream and the policy")
-    parser.add_argument("--n-eval", type=int, default=10_000, help="evaluation-set size (default 10000)")
+    parser.add_argument("--n-eval", type=int, default=None, help="evaluation-set size (default: each task's own)")
     parser.add_argument("--data-dir", default=None, help="data root holding dataset folders (e.g. spotify/)")
     parser.add_argument(
         "--offline",
@@ -38,17 +41,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="never download: tasks whose data is not on this machine are reported and skipped",
     )
     args = parser.parse_args(argv)
-    unknown = [env_id for env_id in args.env_ids if env_id not in personalization_gym.TASK_IDS]
+    unknown = [env_id for env_id in args.env_ids if env_id not in READY_TASK_IDS]
     if unknown:
-        parser.error(f"unknown task id(s) {unknown}; valid: {list(personalization_gym.TASK_IDS)}")
-    if args.episodes < 1 or args.n_eval < 1:
+        parser.error(
+            f"unknown task id(s) {unknown}; valid: {list(READY_TASK_IDS)} (the tasks made from your own data, "
+            f"{list(personalization_gym.OWN_DATA_TASK_IDS)}, need it: use gym.make or train.py --env-kwargs)"
+        )
+    if args.episodes < 1 or (args.n_eval is not None and args.n_eval < 1):
         parser.error("--episodes and --n-eval must be >= 1")
     return args
 
 
 def run_task(env_id: str, args: argparse.Namespace) -> str:
     data = personalization_gym.data_kwargs(env_id, args.data_dir, download=False if args.offline else None)
-    env = gym.make(env_id, n_eval=args.n_eval, **data)
+    env = gym.make(env_id, **({} if args.n_eval is None else {"n_eval": args.n_eval}), **data)
     task = env.unwrapped
     env.action_space.seed(args.seed)
     env.reset(seed=args.seed)
@@ -73,7 +79,8 @@ def run_task(env_id: str, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"random policy, {args.episodes} episodes per task, seed {args.seed}, evaluation sets of {args.n_eval}")
+    sets = "each task's own evaluation set" if args.n_eval is None else f"evaluation sets of {args.n_eval}"
+    print(f"random policy, {args.episodes} episodes per task, seed {args.seed}, {sets}")
     print(
         f"{'task':<32} {'actions':>7} {'reward':>9} {'stderr':>8} {'oracle':>9} {'eval random':>11} {'eval oracle':>11}"
     )

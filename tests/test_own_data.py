@@ -16,7 +16,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import personalization_gym
-from personalization_gym import ClassificationEnv, DigitsEnv, RatingsEnv, TabularEnv
+from personalization_gym import ClassificationEnv, RatingsEnv, TabularEnv
 from personalization_gym.lowrank import fit_low_rank
 from sb3_entropy import EntropyCallback
 from sb3_entropy.metrics import EXPOSURE_KEYS
@@ -57,7 +57,7 @@ def test_tabular_eval_set_is_every_held_out_user_once_with_exact_rewards(arrays)
         assert user in set(task.train_users.tolist())
         assert obs.tolist() == [np.float32(x) for x in features[user]]
         action = int(np.argmax(rewards[user]))
-        obs_after, reward, terminated, truncated, info = env.step(action)
+        _obs_after, reward, terminated, truncated, info = env.step(action)
         assert reward == rewards[user, action] == info["expected_reward"] == info["optimal_reward"]
         assert terminated and not truncated
         seen.add(user)
@@ -219,11 +219,13 @@ def test_ratings_task_completes_the_table(tmp_path: Path) -> None:
 ENV_CASES = {
     "Tabular-v0": lambda a: ("Personalization/Tabular-v0", {"features": a[0], "rewards": a[1], "noise": "bernoulli"}),
     "Classification-v0": lambda a: (
-        "Personalization/Classification-v0", {"features": a[0], "labels": np.arange(N_USERS) % 3}
+        "Personalization/Classification-v0",
+        {"features": a[0], "labels": np.arange(N_USERS) % 3},
     ),
     "Digits-v0": lambda a: ("Personalization/Digits-v0", {}),
     "Ratings-v0": lambda a: (
-        "Personalization/Ratings-v0", {"ratings": tuple(np.nonzero(planted()[1])) + (np.arange(planted()[1].sum()) % 5,)}
+        "Personalization/Ratings-v0",
+        {"ratings": (*tuple(np.nonzero(planted()[1])), np.arange(planted()[1].sum()) % 5)},
     ),
 }
 
@@ -267,7 +269,9 @@ def test_bad_tabular_input_is_named(arrays, tmp_path: Path) -> None:
     assert "at least 1 row (n_users) and 2 column(s) (K items)" in _error(TabularEnv, features, rewards[:, :1])
     assert "1 user(s) are fewer than the evaluation split needs" in _error(TabularEnv, features[:1], rewards[:1])
     assert "n_eval must be at most the number of held-out users, 24" in _error(TabularEnv, features, rewards, n_eval=25)
-    assert "eval_fraction must be a number in (0, 1), got 1.0" in _error(TabularEnv, features, rewards, eval_fraction=1.0)
+    assert "eval_fraction must be a number in (0, 1), got 1.0" in _error(
+        TabularEnv, features, rewards, eval_fraction=1.0
+    )
     assert "rewards must lie in [0, 1]; 1 of 720 do not, the first at row 3, column 4 (1.5)" in _error(
         TabularEnv, features, np.where(np.arange(N_USERS * K).reshape(N_USERS, K) == 22, 1.5, rewards),
         noise="bernoulli",

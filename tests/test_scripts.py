@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_script
 
-from personalization_gym import DATA_ENV_VAR, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
+from personalization_gym import DATA_ENV_VAR, OWN_DATA_TASK_IDS, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
 
 # One task of each kind (csv data, generated, image files) for the scripts that print a row per task.
 TABLE_TASKS = ("Personalization/Music-v0", "Personalization/Behavior-v0", "Personalization/MNIST-v0")
@@ -37,14 +37,16 @@ def test_random_policy_reports_every_task(data_root) -> None:
 
 def test_random_policy_offline_skips_tasks_without_local_data() -> None:
     # every task but FashionMNIST-v0, which may come from Debian's package on a machine that has it
-    ids = [env_id for env_id in TASK_IDS if env_id != "Personalization/FashionMNIST-v0"]
+    ids = [
+        env_id for env_id in TASK_IDS if env_id != "Personalization/FashionMNIST-v0" and env_id not in OWN_DATA_TASK_IDS
+    ]
     result = run_script("random_policy.py", *ids, "--offline", "--episodes", "50", env={DATA_ENV_VAR: ""})
     assert result.returncode == 0, result.stderr
     for name in ("MNIST", "CIFAR10", "CIFAR100"):
         assert re.search(rf"Personalization/{name}-v0 +skipped, no local data: {name} data not found", result.stdout)
     assert "3 task(s) skipped for want of local data (see docs/data.md)" in result.stdout
     # Music-v0's data ships with the package: it runs offline with no data location at all
-    for env_id in ("Personalization/Behavior-v0", "Personalization/Music-v0"):
+    for env_id in ("Personalization/Behavior-v0", "Personalization/Music-v0", "Personalization/Digits-v0"):
         assert len(table_rows(result.stdout)[env_id]) == 6
 
 

@@ -149,6 +149,7 @@ def report_section(result: ExperimentResult) -> str:
         f"H(p) in [0, log K], reward at most the oracle's] of the final evaluation; score = (reward - random) / "
         f"(oracle - random), on the same evaluation set; {_times(result)}.\n",
         *([tuning_paragraph(experiment)] if experiment.tuning is not None else []),
+        *([f"Task: {result.task_note}.\n"] if result.task_note else []),
         "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
         "long-tail share | distinct greedy items | paper reward | paper entropy |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

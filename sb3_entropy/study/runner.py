@@ -36,6 +36,7 @@ class ExperimentResult:
     seconds: float = 0.0  # wall time of this call
     run_seconds: float = 0.0  # training time summed over the runs, those kept from an earlier call included
     quick: bool = False
+    task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
 
 
 def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict[str, float]:
@@ -147,6 +148,9 @@ def run_experiment(
         report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
         return result
     result.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    if hasattr(env.unwrapped, "fit_report"):
+        result.task_note = f"the task's {env.unwrapped.fit_report}"
+        report(f"{experiment.name}: {result.task_note}")
     env.close()
 
     runs_dir = out_dir / experiment.name / "runs"
