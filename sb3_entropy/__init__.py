@@ -9,6 +9,14 @@ how diverse its recommendations are::
     model = PPO("MlpPolicy", env, tensorboard_log="runs")
     model.learn(20_000, callback=EntropyCallback())  # the evaluation set of env, a personalization_gym task
 
+The paper's collapse shows in its setup, 32 users per update (with SB3's defaults PPO makes ten updates in
+20,000 steps and hardly moves); ``paper_agent`` builds any of the five agents that way::
+
+    from sb3_entropy import paper_agent
+
+    model = paper_agent("ppo", "Personalization/Music-v0", net_arch=[256, 256], learning_rate=1e-3)
+    model.learn(20_000, callback=EntropyCallback())
+
 and treat a collapse with a diversity regulariser in place of SB3's per-state entropy term::
 
     from sb3_entropy import MarginalEntropyPolicy
@@ -21,6 +29,7 @@ from sb3_entropy.metrics import all_metrics, entropy, marginal
 from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyMultiInputPolicy, MarginalEntropyPolicy
 from sb3_entropy.probs import action_probs, q_values
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.training import paper_agent
 
 __all__ = [
     "CUSTOM_SCALARS_LAYOUT",
@@ -33,5 +42,6 @@ __all__ = [
     "all_metrics",
     "entropy",
     "marginal",
+    "paper_agent",
     "q_values",
 ]

@@ -28,7 +28,9 @@ __all__ = [
     "REGULARIZABLE",
     "RunSpec",
     "algorithm_class",
+    "build_model",
     "check_hyperparameters",
+    "paper_agent",
     "parse_hp",
     "parse_net_arch",
     "train",
@@ -166,20 +168,8 @@ class RunSpec:
     per_state_weight: float = 0.0
 
 
-def train(
-    spec: RunSpec,
-    model_path: str | os.PathLike[str] | None = None,
-    on_model: Callable[[Any, EntropyCallback], None] | None = None,
-    callbacks: Sequence[BaseCallback] = (),
-) -> tuple[Any, EntropyCallback]:
-    """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given.
-
-    ``on_model(model, callback)`` is called once the model and its callback are built, before training (e.g.
-    to instrument them). ``callbacks`` run after EntropyCallback, so they see each of its evaluations as soon as
-    it is made.
-    """
-    if spec.timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
+def build_model(spec: RunSpec) -> tuple[Any, Any]:
+    """The SB3 model of ``spec`` (the paper's batch settings under its own hyperparameters) and its training env."""
     hyperparameters = {**AGENT_DEFAULTS.get(spec.algo, {}), **spec.hyperparameters}
     check_hyperparameters(spec.algo, hyperparameters)  # an unknown algorithm raises here
     policy, regularizer_kwargs = policy_for(spec.algo, spec.regularizer, spec.per_state_weight)
@@ -199,6 +189,54 @@ def train(
         tensorboard_log=spec.tensorboard_log,
         **hyperparameters,
     )
+    return model, env
+
+
+def paper_agent(
+    algo: str,
+    env_id: str = "Personalization/Music-v0",
+    seed: int = 0,
+    net_arch: Sequence[int] = (64, 64),
+    tensorboard_log: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    **hyperparameters: Any,
+) -> Any:
+    """A stock SB3 agent (a2c, ppo, trpo, dqn, qrdqn) in the paper's setup, the one where the collapse shows.
+
+    Every agent updates on batches of 32 users (``AGENT_DEFAULTS``: A2C, PPO and TRPO roll out 32 users per update,
+    PPO with one epoch; DQN and QR-DQN train every 32 users on 32 of them, from the first step), collected as one
+    step of 32 parallel users (``personalization_gym.make_vec``), which gives the same updates as 32 steps of one.
+    ``hyperparameters`` (e.g. ``learning_rate=1e-3``, ``ent_coef``) are passed to the algorithm over those
+    settings. Attach :class:`EntropyCallback` and call ``learn``::
+
+        model = paper_agent("ppo", "Personalization/Music-v0", net_arch=[256, 256], learning_rate=1e-3)
+        model.learn(20_000, callback=EntropyCallback())
+
+    With SB3's own defaults instead (PPO: 2,048 steps of one user per rollout, 10 epochs) a policy makes ten
+    updates in 20,000 steps and barely moves, so there is no collapse to see (docs/callback.md).
+    """
+    spec = RunSpec(
+        env_id=env_id, algo=algo, seed=seed, timesteps=1, net_arch=list(net_arch), hyperparameters=hyperparameters,
+        env_kwargs=dict(env_kwargs or {}), tensorboard_log=tensorboard_log,
+    )  # fmt: skip
+    return build_model(spec)[0]
+
+
+def train(
+    spec: RunSpec,
+    model_path: str | os.PathLike[str] | None = None,
+    on_model: Callable[[Any, EntropyCallback], None] | None = None,
+    callbacks: Sequence[BaseCallback] = (),
+) -> tuple[Any, EntropyCallback]:
+    """Train ``spec`` with EntropyCallback attached; save the model to ``model_path`` if given.
+
+    ``on_model(model, callback)`` is called once the model and its callback are built, before training (e.g.
+    to instrument them). ``callbacks`` run after EntropyCallback, so they see each of its evaluations as soon as
+    it is made.
+    """
+    if spec.timesteps < 1:
+        raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
+    model, env = build_model(spec)
     callback = EntropyCallback(
         eval_env=env,
         eval_freq=spec.eval_freq,
