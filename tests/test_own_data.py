@@ -235,6 +235,10 @@ def test_env_checkers_and_training_with_the_callback(case: str, arrays) -> None:
     env_id, kwargs = ENV_CASES[case](arrays)
     gymnasium_check_env(gym.make(env_id, **kwargs).unwrapped)
     sb3_check_env(gym.make(env_id, **kwargs).unwrapped)
+    # Gymnasium's vector API: the same users as the task's sample() with the same seed
+    envs = gym.make_vec(env_id, num_envs=5, **kwargs)
+    obs, _ = envs.reset(seed=4)
+    np.testing.assert_array_equal(obs, envs.unwrapped.task.sample(5, np.random.default_rng(4)).obs)
     vec = personalization_gym.make_vec(env_id, 32, seed=0, **kwargs)
     model = PPO("MlpPolicy", vec, n_steps=1, batch_size=32, n_epochs=1, seed=0, device="cpu")
     callback = EntropyCallback(eval_freq=320)  # finds the task's held-out users through the VecEnv
@@ -324,3 +328,29 @@ def test_bad_labels_and_ratings_are_named() -> None:
     )
     assert "rank must be an integer >= 1, got 0" in _error(RatingsEnv, (users, items, values), rank=0)
     assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), reg=float("inf"))
+
+
+def test_rating_and_label_files(tmp_path: Path) -> None:
+    users, items = np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 0, 2])
+    values = np.array([4.0, 3.5, 5.0, 1.0, 2.0])
+    headerless = tmp_path / "plain.csv"
+    headerless.write_text("".join(f"{u},{i},{r}\n" for u, i, r in zip(users, items, values, strict=True)))
+    from_file = RatingsEnv(str(headerless), rank=1, eval_fraction=0.34)
+    from_arrays = RatingsEnv((users, items, values), rank=1, eval_fraction=0.34)
+    np.testing.assert_array_equal(from_file.rewards, from_arrays.rewards)
+    assert from_file.observed.sum() == 5 and from_file.rewards[1, 1] == 5.0
+    named = tmp_path / "named.csv"
+    named.write_text("u,i,stars\n0,0,4\n")
+    assert "header ['u', 'i', 'stars'] lacks column(s) ['user', 'item', 'rating']" in _error(RatingsEnv, str(named))
+    four = tmp_path / "four.csv"
+    four.write_text("0,0,4,99\n")
+    assert "has no header and 4 columns: a headerless file holds exactly three" in _error(RatingsEnv, str(four))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item,rating\n0,0,4\n1,1,great\n")
+    assert "line 3: rating 'great' is not a number" in _error(RatingsEnv, str(bad))
+    # labels in a one-column CSV with a header, features in a headerless CSV
+    (tmp_path / "labels.csv").write_text("label\n" + "".join(f"{k % 3}\n" for k in range(12)))
+    (tmp_path / "x.csv").write_text("".join(f"{k}.5,{-k}.0\n" for k in range(12)))
+    env = ClassificationEnv(tmp_path / "x.csv", tmp_path / "labels.csv")
+    assert env.n_classes == 3 and env.labels.tolist() == [k % 3 for k in range(12)]
+    np.testing.assert_array_equal(env.features[:, 0], np.arange(12) + 0.5)
