@@ -7,8 +7,9 @@
     python scripts/reproduce.py all --quick --skip-missing    # every experiment whose data is at hand
     python scripts/reproduce.py frontier_music                # regularised A2C/PPO over a grid, DQN as reference
 
-Experiments are YAML files (sb3_entropy/experiments/: sample, mnist, cifar10, music, ads, behavior,
-frontier_music, frontier_behavior, or a path to your own). Writes, for each experiment,
+Experiments are YAML files (sb3_entropy/experiments/: sample, mnist, cifar10, music, ads, behavior, digits,
+frontier_music, frontier_behavior, or a path to your own, whose task may be any registered id, my_package:Task-v0
+included, and whose task_kwargs may name data files relative to the file). Writes, for each experiment,
 DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation with every metric), DIR/EXPERIMENT/tb/
 (TensorBoard logs of every run), overview.png (the finding in one picture), reward.png and entropy.png (mean
 and 95 % Student-t band over seeds) and distribution_<agent>.png (the paper's sorted stacked action bars); and
