@@ -370,7 +370,7 @@ def test_data_kwargs_go_only_to_tasks_that_take_them() -> None:
     assert data_kwargs("Personalization/MNIST-v0") == {}
     assert data_kwargs("Personalization/Music-v0", "/data", download=False) == {"data_dir": "/data"}
     assert data_kwargs("Personalization/Behavior-v0", "/data", download=False) == {}
-    with pytest.raises(gym.error.NameNotFound):
+    with pytest.raises(ValueError, match=r"unknown task 'Personalization/Nope-v0' \(Environment `Nope` doesn't exist"):
         data_kwargs("Personalization/Nope-v0")
 
 
