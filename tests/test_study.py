@@ -440,3 +440,27 @@ def test_reproduce_runs_only_the_agents_asked_for(tmp_path: Path) -> None:
     ]  # fmt: skip
     verdict = (out / "report.md").read_text().split("## Verdict\n\n")[1].splitlines()[0]
     assert "Final means: A2C" in verdict and "; DQN" in verdict and "PPO" not in verdict
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_paper_agent_is_the_studys_model(algo: str) -> None:
+    from sb3_entropy import EntropyCallback, paper_agent
+
+    model = paper_agent(algo, "Personalization/Music-v0", seed=3, net_arch=[32], learning_rate=1e-3,
+                        env_kwargs={"n_eval": 200})  # fmt: skip
+    # 32 users per update, collected as one step of 32 users
+    assert model.env.num_envs == 32 and model.batch_size == 32 and model.learning_rate == 1e-3
+    if algo == "ppo":
+        assert model.n_steps == 1 and model.n_epochs == 1
+    else:
+        assert model.train_freq.frequency == 1 and model.learning_starts == 0 and model.buffer_size == 10_000
+    callback = EntropyCallback(eval_freq=320, log_figures=False, seed=3)
+    model.learn(640, callback=callback)
+    spec = RunSpec("Personalization/Music-v0", algo, 3, 640, [32], {"learning_rate": 1e-3}, {"n_eval": 200},
+                   eval_freq=320, log_figures=False)  # fmt: skip
+    _, trained = train(spec)
+    assert len(callback.history) == len(trained.history) == 3
+    for ours, theirs in zip(callback.history, trained.history, strict=True):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            np.testing.assert_array_equal(ours[key], theirs[key])
