@@ -125,11 +125,10 @@ def held_out_error(
     rank: int,
     reg: float,
     n_iter: int,
-    held_out_fraction: float,
+    n_held_out: int,
     rng: np.random.Generator,
 ) -> FitReport:
-    """Hold out a random ``held_out_fraction`` of the ratings (``rng``), fit the rest, and measure both."""
-    n_held_out = max(1, math.floor(held_out_fraction * len(ratings) + 0.5))
+    """Hold out ``n_held_out`` ratings drawn at random (``rng``), fit the rest, and measure both."""
     order = rng.permutation(len(ratings))
     test, train = order[:n_held_out], order[n_held_out:]
     fit = fit_low_rank(users[train], items[train], ratings[train], n_users, n_items, rank, reg, n_iter, rng)

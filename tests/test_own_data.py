@@ -328,6 +328,12 @@ def test_bad_labels_and_ratings_are_named() -> None:
     )
     assert "rank must be an integer >= 1, got 0" in _error(RatingsEnv, (users, items, values), rank=0)
     assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), reg=float("inf"))
+    assert "check_fraction must be a number in (0, 1), got 1.5" in _error(
+        RatingsEnv, (users, items, values), check_fraction=1.5
+    )
+    assert "check_fraction 0.9 holds out all 4 ratings" in _error(
+        RatingsEnv, (users, items, values), check_fraction=0.9
+    )
 
 
 def test_rating_and_label_files(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from personalization_gym.arrays import check_finite
+from personalization_gym.arrays import check_finite, held_out_count
 from personalization_gym.core import validate_int
 from personalization_gym.envs.tabular import TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
@@ -176,19 +176,17 @@ class RatingsEnv(TabularEnv):
         self.reg, self.keep_observed = float(reg), keep_observed
         if len(values) < 2:
             raise ValueError(f"ratings: {len(values)} rating(s): the fit needs at least 2 (one to hold out)")
-        if (
-            isinstance(check_fraction, bool)
-            or not isinstance(check_fraction, (int, float))
-            or not 0 < check_fraction < 1
-        ):
-            raise ValueError(f"check_fraction must be a number in (0, 1), got {check_fraction!r}")
+        n_checked = held_out_count(check_fraction, len(values), "check_fraction")
+        if n_checked >= len(values):
+            raise ValueError(f"check_fraction {check_fraction} holds out all {len(values)} ratings: the check needs "
+                             "some to fit; give more ratings or a smaller check_fraction")  # fmt: skip
 
         task_seed = validate_int("task_seed", task_seed, minimum=0)
         # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
         # held-out ratings and starting point, one for the final fit's starting point.
         check_seed, fit_seed = np.random.SeedSequence([task_seed, 1]).spawn(2)
         fit_args = (user_index, item_index, values, n_users, n_items, self.rank, self.reg, self.n_iter)
-        self.fit_report: FitReport = held_out_error(*fit_args, check_fraction, np.random.default_rng(check_seed))
+        self.fit_report: FitReport = held_out_error(*fit_args, n_checked, np.random.default_rng(check_seed))
         self.fit: LowRankFit = fit_low_rank(*fit_args, np.random.default_rng(fit_seed))
 
         completed = np.clip(self.fit.predict(), values.min(), values.max())
