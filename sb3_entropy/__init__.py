@@ -25,7 +25,7 @@ and treat a collapse with a diversity regulariser in place of SB3's per-state en
 """
 
 from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, EntropyCallback
-from sb3_entropy.metrics import all_metrics, entropy, marginal
+from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini, long_tail_share, marginal
 from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyMultiInputPolicy, MarginalEntropyPolicy
 from sb3_entropy.probs import action_probs, q_values
 from sb3_entropy.regularizers import REGULARIZERS
@@ -39,8 +39,11 @@ __all__ = [
     "MarginalEntropyMultiInputPolicy",
     "MarginalEntropyPolicy",
     "action_probs",
+    "aggregate_diversity",
     "all_metrics",
     "entropy",
+    "gini",
+    "long_tail_share",
     "marginal",
     "paper_agent",
     "q_values",
