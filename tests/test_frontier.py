@@ -136,6 +136,11 @@ def test_train_script_trains_a_regularised_variant(tmp_path: Path) -> None:
         "entropy",
         "effective",
         "actions",
+        "Gini",
+        "long-tail",
+        "share",
+        "distinct",
+        "greedy",
     ]
 
 

@@ -19,7 +19,7 @@ from scipy import stats
 from stable_baselines3 import A2C
 
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
 from sb3_entropy.training import RunSpec, parse_hp, train
 
@@ -54,12 +54,20 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     random, oracle = expected.mean(), expected.max(axis=1).mean()
     oracle_counts = np.bincount(expected.argmax(axis=1), minlength=100)  # Behavior-v0's rewards never tie
     oracle_entropy = stats.entropy(oracle_counts)  # scipy normalises the counts; natural log
+    # the oracle's exposure, by hand: Gini as the mean absolute difference over pairs of items over twice the mean;
+    # the long tail is every item outside the 20 most recommended of 100
+    p = oracle_counts / 100
+    oracle_gini = np.abs(p[:, None] - p[None, :]).sum() / (2 * 100 * p.sum())
+    oracle_tail = np.sort(p)[::-1][20:].sum()
     assert [line.split() for line in baselines] == [
-        ["random", "policy", "-", f"{random:.4f}", "0.000", f"{np.log(100):.4f}", f"{np.log(100):.4f}", "100.00"],
-        ["oracle", "-", f"{oracle:.4f}", "1.000", f"{oracle_entropy:.4f}", "-", f"{np.exp(oracle_entropy):.2f}"],
-    ]
+        ["random", "policy", "-", f"{random:.4f}", "0.000", f"{np.log(100):.4f}", f"{np.log(100):.4f}", "100.00",
+         "0.000", "0.800", "-"],
+        ["oracle", "-", f"{oracle:.4f}", "1.000", f"{oracle_entropy:.4f}", "-", f"{np.exp(oracle_entropy):.2f}",
+         f"{oracle_gini:.3f}", f"{oracle_tail:.3f}", str(np.count_nonzero(oracle_counts))],
+    ]  # fmt: skip
     for line in table:
-        reward, score, entropy, per_state, effective = map(float, line.split()[2:])
+        reward, score, entropy, per_state, effective, gini, tail, distinct = map(float, line.split()[2:])
+        assert 0 <= gini <= 0.99 and 0 <= tail <= 0.8 + 1e-3 and distinct in range(1, 101)
         assert (
             -1 <= reward <= 1 and 0 < entropy <= np.log(100) and effective == pytest.approx(np.exp(entropy), rel=1e-3)
         )
@@ -96,7 +104,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == [
         "experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed", "timesteps",
-        *ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS,
+        *ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS,
     ]  # fmt: skip
     assert {(row["algo"], row["regularizer"], row["ent_coef"]) for row in rows} == {
         ("a2c", "", "0.0"),
@@ -127,16 +135,24 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     # the baselines on the same evaluation set, computed independently
     expected = BehaviorEnv(n_actions=6, state_dim=4, n_eval=200).eval_set().expected
     random, oracle = expected.mean(), expected.max(axis=1).mean()
-    assert f"| random policy | - | {random:.3f} | 0 | {np.log(6):.3f} | 6 | - | - |" in report
-    oracle_entropy = stats.entropy(np.bincount(expected.argmax(axis=1), minlength=6))
-    assert f"| oracle | - | {oracle:.3f} | 1 | {oracle_entropy:.3f} | {np.exp(oracle_entropy):.3f} | - | - |" in report
+    # 6 items: the short head is the top ceil(1.2) = 2, so uniform exposure leaves 4/6 to the long tail
+    assert f"| random policy | - | {random:.3f} | 0 | {np.log(6):.3f} | 6 | 0.000 | {4 / 6:.3f} | - | - | - |" in report
+    oracle_counts = np.bincount(expected.argmax(axis=1), minlength=6)
+    oracle_entropy = stats.entropy(oracle_counts)
+    p = oracle_counts / oracle_counts.sum()
+    oracle_gini = np.abs(p[:, None] - p[None, :]).sum() / (2 * 6 * p.sum())
+    oracle_exposure = f"{oracle_gini:.3f} | {np.sort(p)[:4].sum():.3f} | {np.count_nonzero(oracle_counts)}"
+    assert (
+        f"| oracle | - | {oracle:.3f} | 1 | {oracle_entropy:.3f} | {np.exp(oracle_entropy):.3f} | {oracle_exposure} | "
+        "- | - |" in report
+    )
     # no ties in Behavior-v0's rewards: the oracle's H(p) is unique
     assert "oracle: the best action for every user; its H(p) is the diversity across users that the task" in report
     verdict = report.split("## Verdict\n\n")[1].splitlines()[0]
     assert verdict.startswith("- **tiny** (Personalization/Behavior-v0, 2 seeds, 96 steps): entropy gap **")
     assert (
-        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | paper reward | "
-        "paper entropy |" in report
+        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
+        "long-tail share | distinct greedy items | paper reward | paper entropy |" in report
     )
     for agent, family in (("a2c", "policy optimization"), ("dqn", "Q-learning")):
         reward, entropy = final(agent, "eval/expected_reward"), final(agent, "entropy/marginal")
@@ -154,6 +170,15 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
         flag = " (not above random)" if lows[0] <= random else ""  # 96 steps: neither is expected to have learned
         row = next(line for line in report.splitlines() if line.startswith(f"| {agent.upper()}{flag} | {family} |"))
         assert row.startswith(f"| {agent.upper()}{flag} | {family} | {cells[0]} | {cells[1]} | {cells[2]} | ")
+        # the exposure columns, from results.csv, each interval cut to what the measure can be
+        exposure = []
+        for key, lowest, highest in (("exposure/gini", 0, 5 / 6), ("exposure/long_tail_share", 0, 1),
+                                     ("exposure/aggregate_diversity", 1, 6)):  # fmt: skip
+            values = final(agent, key)
+            half = stats.t.ppf(0.975, 1) * values.std(ddof=1) / np.sqrt(2)
+            low, high = max(values.mean() - half, lowest), min(values.mean() + half, highest)
+            exposure.append(f"{values.mean():.3f} [{low:.3f}, {high:.3f}]")
+        assert row.split(" | ")[6:9] == exposure
         score = (reward.mean() - random) / (oracle - random)
         assert (
             f"{agent.upper()}{flag} {reward.mean():.3f} reward (score {score:.2f}), {entropy.mean():.3f} nats"
@@ -166,8 +191,11 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
 
 def test_packaged_experiments_load_with_the_papers_settings() -> None:
     assert available_experiments() == [
-        "ads", "behavior", "cifar10", "frontier_behavior", "frontier_music", "mnist", "music", "sample"
+        "ads", "behavior", "cifar10", "digits", "frontier_behavior", "frontier_music", "mnist", "music", "sample"
     ]  # fmt: skip
+    digits, mnist = load_experiment("digits"), load_experiment("mnist")
+    assert (digits.task, digits.steps, digits.eval_freq) == ("Personalization/Digits-v0", 50_000, 250)
+    assert (digits.net_arch, digits.agents) == (mnist.net_arch, mnist.agents)  # mnist's settings, other data
     music = load_experiment("music")
     assert (music.task, music.net_arch, music.steps, music.eval_freq) == (
         "Personalization/Music-v0",
@@ -218,13 +246,13 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
-        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
+        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
         ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
         ("train.py", ["Personalization/Behavior-v0", "--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gamma"], "--hp takes key=value, got 'gamma'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gama=0.9"], "unknown hyperparameter(s) ['gama'] for ppo; valid: ["),
-        ("train.py", ["Personalization/Nope-v0"], "unknown task 'Personalization/Nope-v0'; valid: ["),
+        ("train.py", ["Personalization/Nope-v0"], "unknown task 'Personalization/Nope-v0' (Environment `Nope` doesn't exist"),
         ("train.py", ["Personalization/Behavior-v0", "--net-arch", "64;64"], "net_arch takes comma-separated layer sizes"),
     ],
 )  # fmt: skip
