@@ -328,6 +328,9 @@ def test_bad_labels_and_ratings_are_named() -> None:
     )
     assert "rank must be an integer >= 1, got 0" in _error(RatingsEnv, (users, items, values), rank=0)
     assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), reg=float("inf"))
+    assert "3 users x 3 items make a dense reward matrix of 0.0 GiB, more than max_matrix_gb=1e-09" in _error(
+        RatingsEnv, (users, items, values), max_matrix_gb=1e-9
+    )
     assert "check_fraction must be a number in (0, 1), got 1.5" in _error(
         RatingsEnv, (users, items, values), check_fraction=1.5
     )

@@ -127,6 +127,9 @@ class RatingsEnv(TabularEnv):
     * ``rank`` (default 10), ``reg`` (default 0.1), ``n_iter`` (ALS sweeps, default 30).
     * ``keep_observed``: keep the observed ratings in the reward matrix (default) or use the model's values.
     * ``check_fraction``: the share of ratings held out to measure the fit (default 0.1).
+    * ``max_matrix_gb``: the largest dense reward matrix (users x items x 8 bytes) to build, in GiB (default 4:
+      MovieLens-1M's 6,040 x 3,706 takes 0.17; a larger table is refused before the fit, not left to run out of
+      memory).
     * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`
       (``task_seed`` also seeds the fit's starting point and the held-out ratings).
 
@@ -148,6 +151,7 @@ class RatingsEnv(TabularEnv):
         n_iter: int = 30,
         keep_observed: bool = True,
         check_fraction: float = 0.1,
+        max_matrix_gb: float = 4.0,
         noise: str = "none",
         noise_sd: float | None = None,
         eval_fraction: float = 0.2,
@@ -158,6 +162,16 @@ class RatingsEnv(TabularEnv):
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
         n_users, n_items = len(self.user_ids), len(self.item_ids)
+        # The completed matrix is dense (float64): refuse a table whose matrix would not fit, before fitting it.
+        if isinstance(max_matrix_gb, bool) or not isinstance(max_matrix_gb, (int, float)) or not max_matrix_gb > 0:
+            raise ValueError(f"max_matrix_gb must be a number > 0 (GiB), got {max_matrix_gb!r}")
+        matrix_gb = n_users * n_items * 8 / 2**30
+        if matrix_gb > max_matrix_gb:
+            raise ValueError(
+                f"ratings: {n_users:,} users x {n_items:,} items make a dense reward matrix of {matrix_gb:.1f} GiB, "
+                f"more than max_matrix_gb={max_matrix_gb:g}; keep the most active users and items, or raise "
+                "max_matrix_gb if the memory is there"
+            )
         pairs = user_index * n_items + item_index
         unique_pairs, counts = np.unique(pairs, return_counts=True)
         if (counts > 1).any():
