@@ -1,6 +1,6 @@
 """Reproduce the paper's experiments, with more seeds than the paper used.
 
-    python scripts/reproduce.py music                         # the paper's music study, 5 seeds: about 4 min on 2 cores
+    python scripts/reproduce.py music                         # the paper's music study, 5 seeds: ~10 min on 2 cores
     python scripts/reproduce.py sample --agents a2c dqn --seeds 10   # the paper's two agents only, more seeds
     python scripts/reproduce.py music mnist --seeds 5 --out results
     python scripts/reproduce.py behavior ads --quick          # a smoke test of the pipeline, no verdict
