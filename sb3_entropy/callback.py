@@ -15,6 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
+from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.figures import DownsampledHistory, distribution_image
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, all_metrics, marginal
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
@@ -331,15 +332,14 @@ class EntropyCallback(BaseCallback):
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".json":
             rows = [{**row, "p": row["p"].tolist()} for row in self.history]
-            path.write_text(json.dumps(rows, indent=1))
-            return path
+            return write_text_atomically(path, json.dumps(rows, indent=1))
         metric_keys = [
             k
             for k in (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS)
             if self.history and k in self.history[0]
         ]
         n_actions = len(self.history[0]["p"]) if self.history else 0
-        with open(path, "w", newline="") as stream:
+        with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:  # whole or not at all
             writer = csv.writer(stream)
             writer.writerow(["timesteps", *metric_keys, *(f"p_{a}" for a in range(n_actions))])
             for row in self.history:

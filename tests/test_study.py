@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -128,6 +129,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     report = (tmp_path / "out" / "report.md").read_text()
     sections = [line for line in report.splitlines() if line.startswith("## ")]
     assert sections == ["## Verdict", "## tiny (Personalization/Behavior-v0)"]
+    assert "earlier call" not in report  # a fresh study kept no runs from an earlier one
 
     def final(agent: str, key: str) -> np.ndarray:
         return np.array([float(row[key]) for row in rows if row["agent"] == agent and row["timesteps"] == "96"])
@@ -388,6 +390,22 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     assert second.stdout.count("resumed from an earlier run") == 3
     assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert read_results(tmp_path / "out" / "tiny") == before
+    # a run file cut short (a crash or a full disk during a write before writes were atomic), and one that is empty:
+    # --resume names each, reruns them, and the results are those of the uninterrupted study
+    runs = tmp_path / "out" / "tiny" / "runs"
+    whole = (runs / "a2c_seed0.json").read_text()
+    (runs / "a2c_seed0.json").write_text(whole[: len(whole) // 2])
+    (runs / "dqn_seed0.json").write_text("")
+    fourth = run_script("reproduce.py", *args, "--resume")
+    assert fourth.returncode == 0, fourth.stderr
+    for name in ("a2c_seed0", "dqn_seed0"):
+        assert f"{runs / name}.json is unreadable (JSONDecodeError: " in fourth.stdout
+    assert fourth.stdout.count("resumed from an earlier run") == 2
+    assert read_results(tmp_path / "out" / "tiny") == before
+    assert json.loads((runs / "a2c_seed0.json").read_text())["history"] == json.loads(whole)["history"]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "(2 of them kept from an earlier call)" in report
+    assert not list(runs.glob(".*partial*"))  # no temporary file left behind
     # other settings: the saved runs do not count
     third = run_script("reproduce.py", *args, "--resume", "--steps", "64")
     assert third.returncode == 0, third.stderr

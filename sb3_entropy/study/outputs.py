@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from sb3_entropy.atomic import atomic_path
 from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
 from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
 from sb3_entropy.study.results import write_results_csv
@@ -52,7 +53,7 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
 
 
 def _write_frontier_csv(points: list, path: Path) -> None:
-    with open(path, "w", newline="") as stream:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(FRONTIER_COLUMNS)
         for point in points:

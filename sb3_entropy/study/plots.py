@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sb3_entropy.atomic import atomic_path
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.study.frontier import FrontierPoint, curves
 from sb3_entropy.study.results import agent_label, three_decimals
@@ -52,7 +53,8 @@ def curves_figure(result: ExperimentResult, key: str, label: str, path: Path, ag
     seeds = len({seed for _, seed in result.histories})
     axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % t-band over {seeds} seed(s)", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
@@ -137,7 +139,8 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
             axes.tick_params(labelbottom=False)
             axes.set_xlabel("")
     figure.suptitle(f"{result.experiment.name} ({result.experiment.task})", fontsize=11)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
     plt.close(figure)
 
 
@@ -156,7 +159,8 @@ def distribution_figure(result: ExperimentResult, agent: str, path: Path) -> Non
     axes.set_ylabel("p(a), sorted")
     axes.set_title(f"{result.experiment.name}: {agent_label(agent)} action distribution over training (seed {seed})")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
@@ -259,7 +263,8 @@ def frontier_figure(
         fontsize=11,
     )
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
@@ -341,5 +346,6 @@ def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], p
     figure.suptitle(f"{experiment}: reward per trial (the tuner saw reward only)", fontsize=11)
     figure.tight_layout(rect=(0, 0.1 / rows, 1, 1))
     figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=4, fontsize=8, frameon=False)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)

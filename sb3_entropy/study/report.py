@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import agent_label as _label
@@ -341,15 +342,13 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
             "the agents have not converged, so the entropy gap is not expected yet.\n\n"
         )
     verdicts = "## Verdict\n\n" + "\n".join(verdict_line(result) for result in results) + "\n\n"
-    path.write_text(header + verdicts + "\n".join(report_section(result) for result in results))
+    write_text_atomically(path, header + verdicts + "\n".join(report_section(result) for result in results))
     return path
 
 
 def _times(result: ExperimentResult) -> str:
-    return (
-        f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs (runs kept from "
-        "an earlier call included)"
-    )
+    kept = f" ({result.resumed_runs} of them kept from an earlier call)" if result.resumed_runs else ""
+    return f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs{kept}"
 
 
 def _seed_words(seeds: int) -> str:

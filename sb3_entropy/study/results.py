@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sb3_entropy.atomic import atomic_path
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study.runner import ExperimentResult
 
@@ -38,7 +39,7 @@ def final_values(result: ExperimentResult, agent: str, key: str) -> np.ndarray:
 
 def write_results_csv(result: ExperimentResult, path: Path) -> Path:
     """One row per agent, seed and evaluation, with every metric (p(a) itself is in the runs' JSON)."""
-    with open(path, "w", newline="") as stream:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(result.rows)

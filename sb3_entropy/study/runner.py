@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 import personalization_gym
+from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entropy, exposure_metrics, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
@@ -35,6 +36,7 @@ class ExperimentResult:
     failures: dict[tuple[str, int], str] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of this call
     run_seconds: float = 0.0  # training time summed over the runs, those kept from an earlier call included
+    resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
     quick: bool = False
     task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
 
@@ -179,7 +181,13 @@ def run_experiment(
         for key, spec in specs.items():
             path = runs_dir / f"{key[0]}_seed{key[1]}.json"
             if path.is_file():
-                saved = json.loads(path.read_text())
+                try:
+                    saved = json.loads(path.read_text())
+                    saved["history"][-1]
+                except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
+                    report(f"{experiment.name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: "
+                           f"{error}), rerun")  # fmt: skip
+                    continue
                 if saved.get("settings") != _settings_of(spec):
                     report(f"{experiment.name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
                 elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
@@ -195,7 +203,7 @@ def run_experiment(
         outcomes[key] = outcome
         if "history" in outcome and not outcome.get("resumed"):
             saved = {**outcome, "settings": _settings_of(specs[key])}
-            (runs_dir / f"{key[0]}_seed{key[1]}.json").write_text(json.dumps(saved))
+            write_text_atomically(runs_dir / f"{key[0]}_seed{key[1]}.json", json.dumps(saved))
         reported += 1
         name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
         if "error" in outcome:
@@ -236,6 +244,7 @@ def run_experiment(
         history = [{**row, "p": np.asarray(row["p"])} for row in outcome["history"]]
         result.histories[key] = history
         result.run_seconds += outcome.get("seconds", 0.0)
+        result.resumed_runs += bool(outcome.get("resumed"))
         agent = experiment.agents[key[0]]
         described = {
             "experiment": experiment.name, "agent": key[0], "algo": agent.algo, "regularizer": agent.regularizer or "",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.search_space import hyperparameters_of
 from sb3_entropy.study.tuning import OBJECTIVE, AgentTuning, trial_reward
@@ -114,7 +114,7 @@ def write_tuning_outputs(
         "# tuning seeds and every trial.\n"
     )
     tuned = folder / "tuned.yml"
-    _write_atomically(
+    write_text_atomically(
         tuned,
         header
         + yaml.safe_dump(
@@ -134,20 +134,12 @@ def write_tuning_outputs(
                 "last_evaluation": reached, "seconds": f"{trial.user_attrs.get('seconds', 0.0):.1f}",
                 "error": trial.user_attrs.get("error", ""), **{name: trial.params.get(name, "") for name in names},
             })  # fmt: skip
-    partial = table.with_suffix(".csv.partial")
-    with open(partial, "w", newline="") as stream:
+    with atomic_path(table) as temporary, open(temporary, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=[*TRIAL_COLUMNS, *names])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(partial, table)
     figure = folder / "tuning.png"
     from sb3_entropy.study.plots import tuning_figure
 
     tuning_figure(experiment.name, tunings, baselines, figure)
     return [tuned, table, figure]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
