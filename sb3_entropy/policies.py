@@ -32,6 +32,13 @@ __all__ = [
 ]
 
 
+_NOT_FOR_Q_LEARNING = (
+    "{name} is an actor-critic policy: it replaces the entropy term of A2C and PPO (sb3_entropy.regularizers), "
+    "and Q-learning (DQN, QR-DQN) has no entropy term and no actor. Use it with A2C or PPO (MaskablePPO: "
+    "sb3_entropy.maskable), or keep DQN's own 'MlpPolicy'"
+)
+
+
 class MarginalEntropyMixin:
     """Put before an SB3 actor-critic policy class: ``evaluate_actions`` returns the regulariser's bonus.
 
@@ -46,6 +53,16 @@ class MarginalEntropyMixin:
     bit-identical to the stock policy). The bonus is computed on each training batch (a minibatch in PPO):
     its marginal is an estimate, from those states, of p(a) over all users.
     """
+
+    # DQN and QR-DQN build any policy class they are given and then read its Q-network: say what is wrong there
+    # instead of an AttributeError about q_net.
+    @property
+    def q_net(self) -> Any:
+        raise TypeError(_NOT_FOR_Q_LEARNING.format(name=type(self).__name__))
+
+    @property
+    def quantile_net(self) -> Any:
+        raise TypeError(_NOT_FOR_Q_LEARNING.format(name=type(self).__name__))
 
     def __init__(
         self,

@@ -27,11 +27,10 @@ import math
 import sys
 from pathlib import Path
 
-import yaml
-
 import personalization_gym
 from personalization_gym.registration import check_task, make_task
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.study.experiments import read_yaml
 from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.training import (
     AGENT_DEFAULTS,
@@ -48,7 +47,10 @@ from sb3_entropy.training import (
 def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
     hp: dict = {}
     if args.hp_file:
-        data = yaml.safe_load(Path(args.hp_file).read_text()) or {}
+        path = Path(args.hp_file)
+        if not path.is_file():
+            raise ValueError(f"--hp-file {path}: file not found")
+        data = read_yaml(path, f"--hp-file {path}") or {}
         if not isinstance(data, dict):
             raise ValueError(f"{args.hp_file}: expected a mapping of hyperparameters, got {type(data).__name__}")
         per_algorithm = set(data) <= set(AGENT_DEFAULTS)
@@ -59,6 +61,19 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
     if args.ent_coef is not None:
         hp["ent_coef"] = args.ent_coef
     return hp
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure a file can be written in it, or a ValueError naming it."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--save-dir {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"--save-dir {folder}: cannot write there ({error.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,8 +110,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-dir", default=None, help="save each model as SAVE_DIR/<algo>_seed<seed>.zip")
     parser.add_argument("--progress", action="store_true", help="SB3's progress bar (needs tqdm and rich)")
     args = parser.parse_args(argv)
+    for flag, values, minimum in (
+        ("--timesteps", [args.timesteps], 1), ("--seeds", args.seeds, 0), ("--eval-freq", [args.eval_freq], 1),
+        ("--n-eval", [] if args.n_eval is None else [args.n_eval], 1),
+    ):  # fmt: skip
+        bad = [value for value in values if value < minimum]
+        if bad:
+            parser.error(
+                f"{flag} must be {'integers' if flag == '--seeds' else 'an integer'} >= {minimum}, got {bad[0]}"
+            )
+    for flag, value in (("--temperature", args.temperature), ("--lr", args.lr)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            parser.error(f"{flag} must be a finite number > 0, got {value}")
 
     try:
+        if args.save_dir is not None:  # checked before training, not after it
+            _check_writable_folder(Path(args.save_dir))
         check_task(args.env_id)
         net_arch = parse_net_arch(args.net_arch)
         if args.per_state_weight and args.regularizer is None:

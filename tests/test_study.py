@@ -510,3 +510,31 @@ def test_paper_agent_is_the_studys_model(algo: str) -> None:
         assert ours.keys() == theirs.keys()
         for key in ours:
             np.testing.assert_array_equal(ours[key], theirs[key])
+
+
+def test_train_script_refuses_bad_settings_before_training(tmp_path: Path) -> None:
+    broken = tmp_path / "hp.yml"
+    broken.write_text("ppo:\n  gamma: [0.9\n")
+    a_file = tmp_path / "models"
+    a_file.write_text("")
+    for args, message in (
+        (["--seeds", "0", "-1"], "--seeds must be integers >= 0, got -1"),
+        (["--timesteps", "0"], "--timesteps must be an integer >= 1, got 0"),
+        (["--eval-freq", "-3"], "--eval-freq must be an integer >= 1, got -3"),
+        (["--temperature", "inf"], "--temperature must be a finite number > 0, got inf"),
+        (["--hp-file", str(broken)], f"--hp-file {broken}: not valid YAML: while parsing a flow sequence in"),
+        (["--hp-file", str(tmp_path / "nope.yml")], f"--hp-file {tmp_path / 'nope.yml'}: file not found"),
+        (["--save-dir", str(a_file)], f"--save-dir {a_file} is a file, not a folder"),
+    ):
+        result = run_script("train.py", "Personalization/Behavior-v0", "--timesteps", "64", *args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "done" not in result.stdout  # nothing trained
+
+
+@pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
+def test_a_marginal_entropy_policy_on_q_learning_says_what_is_wrong(algo: str) -> None:
+    from sb3_entropy import MarginalEntropyPolicy
+    from sb3_entropy.training import algorithm_class
+
+    with pytest.raises(TypeError, match=r"MarginalEntropyPolicy is an actor-critic policy: .* Use it with A2C or PPO"):
+        algorithm_class(algo)(MarginalEntropyPolicy, BehaviorEnv(n_eval=10), device="cpu")
