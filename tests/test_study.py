@@ -441,6 +441,41 @@ def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
         pytest.fail(f"processes of the study still alive 20 s after Ctrl-C:\n{survivors.stdout}")
 
 
+def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
+    experiment = tmp_path / "long.yml"
+    experiment.write_text(TINY_EXPERIMENT.replace("steps: 96", "steps: 2000000"))
+    process = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "reproduce.py"), str(experiment), "--seeds", "2",
+         "--workers", "2", "--out", str(tmp_path / "out")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(8)  # workers started and training
+    workers = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "multiprocessing"], capture_output=True, text=True)
+    worker_pids = [int(pid) for pid in workers.stdout.split()]
+    assert len(worker_pids) >= 2, workers.stdout  # the resource tracker and the two workers
+    os.kill(process.pid, signal.SIGKILL)  # the main process only: no Ctrl-C, no chance to clean up
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    alive = worker_pids
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in worker_pids if os.path.exists(f"/proc/{pid}") and _not_a_zombie(pid)]
+        time.sleep(0.2)
+    if alive:
+        survivors = subprocess.run(
+            ["ps", "-o", "pid,cmd", "-p", ",".join(map(str, alive))], capture_output=True, text=True
+        )
+        for pid in alive:  # leave nothing running behind a failed test
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"workers still alive 30 s after their main process was killed:\n{survivors.stdout}")
+
+
+def _not_a_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
     import ray  # in the test extra: a missing ray fails here, it never skips
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import signal
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entropy, exposure_metrics, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.workers import init_worker
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
 __all__ = ["ExperimentResult", "evaluation_baselines", "run_experiment"]
@@ -105,11 +106,6 @@ def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
         return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
     history = [{**row, "p": row["p"].tolist()} for row in callback.history]
     return {"history": history, "seconds": time.perf_counter() - start}
-
-
-def _ignore_sigint() -> None:
-    # Workers leave Ctrl-C to the main process, which then terminates them all at once.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_experiment(
@@ -224,7 +220,9 @@ def run_experiment(
         for key in todo:
             finish(key, _run_in_worker(specs[key]))
     else:
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), initializer=_ignore_sigint)
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(workers, len(todo)), initializer=init_worker, initargs=(os.getpid(),)
+        )
         try:
             keyed = pool.imap_unordered(_keyed_run, [(key, specs[key]) for key in todo])
             for key, outcome in keyed:

@@ -19,7 +19,6 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import socket
 import time
 import warnings
@@ -35,6 +34,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.search_space import Dimension, hyperparameters_of
+from sb3_entropy.study.workers import init_worker
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
 __all__ = [
@@ -357,11 +357,6 @@ def _short(value: Any) -> str:
 # Every agent
 
 
-def _ignore_sigint() -> None:
-    # Workers leave Ctrl-C to the main process, which then terminates them all at once.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _run_job(job: _Job) -> None:
     _tune_agent(job)
 
@@ -442,7 +437,9 @@ def tune_agents(
             with one_torch_thread():
                 _tune_agent(job)
     else:
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_ignore_sigint)
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(workers, len(jobs)), initializer=init_worker, initargs=(os.getpid(),)
+        )
         try:
             for _ in pool.imap_unordered(_run_job, jobs):
                 pass
