@@ -53,7 +53,13 @@ def data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[tuple[str
     if data_dir is not None:
         if not isinstance(data_dir, (str, os.PathLike)):
             raise TypeError(f"data_dir must be a path (str or os.PathLike) or None, got {type(data_dir).__name__}")
-        roots.append(("data_dir argument", Path(data_dir).expanduser()))
+        root = Path(data_dir).expanduser()
+        if not root.is_dir():  # a typo must not fall back to other data without a word
+            raise ValueError(
+                f"data_dir {root} is not a folder{'' if root.exists() else ' (it does not exist)'}: give a data "
+                "root, the folder that holds dataset folders such as spotify/ or MNIST/, or leave data_dir out"
+            )
+        roots.append(("data_dir argument", root))
     if os.environ.get(DATA_ENV_VAR):
         roots.append((f"${DATA_ENV_VAR}", Path(os.environ[DATA_ENV_VAR]).expanduser()))
     roots.append(("user cache", user_cache_dir()))

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.seeds is not None and args.seeds < 1) or args.workers < 1 or (args.steps is not None and args.steps < 1):
         parser.error("--seeds, --workers and --steps must be >= 1")
+    if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
+        parser.error(f"--data-dir {args.data_dir} is not a folder: give a data root (the folder that holds spotify/, "
+                     "MNIST/, ...), or leave it out")  # fmt: skip
     names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
         experiments = [load_experiment(name) for name in names]

@@ -206,7 +206,12 @@ def test_lookup_order_data_dir_then_env_var_then_cache_then_package(
     monkeypatch.setenv(DATA_ENV_VAR, str(env_root))
     assert MusicEnv(data_dir=argument_root).data_folder == argument_root / "spotify"
     assert MusicEnv().data_folder == env_root / "spotify"
-    # a data_dir without a spotify/ folder is passed over
+    # a data_dir without a spotify/ folder is passed over; one that does not exist is an error, not a fallback
+    with pytest.raises(
+        ValueError, match=r"data_dir .*elsewhere is not a folder \(it does not exist\): give a data root"
+    ):
+        MusicEnv(data_dir=tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
     assert MusicEnv(data_dir=tmp_path / "elsewhere").data_folder == env_root / "spotify"
     monkeypatch.delenv(DATA_ENV_VAR, raising=False)
     assert MusicEnv().data_folder == cache_root / "spotify"

@@ -251,6 +251,8 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
         ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
         ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
+        ("reproduce.py", ["music", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder is not a folder: give a data root"),
+        ("train.py", ["Personalization/Music-v0", "--data-dir", "/no/such/folder"], "data_dir /no/such/folder is not a folder (it does not exist)"),
         ("train.py", ["Personalization/Behavior-v0", "--algo", "sac"], "argument --algo: invalid choice: 'sac'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gamma"], "--hp takes key=value, got 'gamma'"),
         ("train.py", ["Personalization/Behavior-v0", "--hp", "gama=0.9"], "unknown hyperparameter(s) ['gama'] for ppo; valid: ["),
