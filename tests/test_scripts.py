@@ -106,3 +106,16 @@ def test_bench_vec_prints_both_setups(data_root) -> None:
         assert row[7].endswith("x") and float(row[7].rstrip("x")) > 0  # the ceiling column
     bad = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "8")
     assert bad.returncode == 2 and "--steps must be >= 32" in bad.stderr
+
+
+def test_collapse_settings_prints_both_settings_with_intervals() -> None:
+    result = run_script("collapse_settings.py", "--algo", "a2c", "--seeds", "2", "--steps", "64")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith("| A2C |")]
+    assert [row[1] for row in rows] == ["SB3 defaults", "paper setup"]
+    for row in rows:
+        entropy = float(row[2].split()[0])
+        assert 0 <= entropy <= np.log(50) + 1e-9 and "[" in row[2]  # a mean with its interval, at most log K
+    assert "random policy -0.006, oracle 0.963" in result.stdout  # Music-v0's evaluation set
+    bad = run_script("collapse_settings.py", "--seeds", "1")
+    assert bad.returncode == 2 and "--seeds must be >= 2 (an interval needs two)" in bad.stderr
