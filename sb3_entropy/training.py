@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import math
+import numbers
 import os
+import re
+import types
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ __all__ = [
     "algorithm_class",
     "build_model",
     "check_hyperparameters",
+    "check_run",
     "paper_agent",
     "parse_hp",
     "parse_net_arch",
@@ -95,20 +102,119 @@ def algorithm_class(name: str) -> type:
     return getattr(stable_baselines3, name.upper())
 
 
+# Ranges of the hyperparameters whose meaning bounds them (SB3 itself checks few of them, some only mid-training).
+# A value outside is refused before anything trains; the rest is left to the algorithm's constructor.
+_AT_LEAST_1 = (
+    "n_steps", "batch_size", "n_epochs", "buffer_size", "target_update_interval", "cg_max_steps", "n_critic_updates",
+    "line_search_max_iter", "sub_sampling_factor", "stats_window_size", "train_freq",
+)  # fmt: skip
+_UNIT_INTERVAL = (
+    "gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+)  # fmt: skip
+_POSITIVE = ("learning_rate", "clip_range", "clip_range_vf", "max_grad_norm", "target_kl", "rms_prop_eps")
+_NON_NEGATIVE = ("ent_coef", "vf_coef", "learning_starts", "cg_damping")
+HYPERPARAMETER_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    **{name: (lambda v: v >= 1, ">= 1") for name in _AT_LEAST_1},
+    **{name: (lambda v: 0 <= v <= 1, "in [0, 1]") for name in _UNIT_INTERVAL},
+    **{name: (lambda v: v > 0, "> 0") for name in _POSITIVE},
+    **{name: (lambda v: v >= 0, ">= 0") for name in _NON_NEGATIVE},
+    "line_search_shrinking_factor": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "gradient_steps": (lambda v: v >= 1 or v == -1, ">= 1, or -1 (as many as environment steps)"),
+}
+
+
 def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
-    """Raise ValueError naming any key the algorithm's constructor does not take, and the valid ones."""
+    """Raise ValueError naming any key the algorithm's constructor does not take (and the valid ones), any value of
+    the wrong kind (a string where a number belongs, as YAML reads ``1e-3``), and any number outside its range."""
     parameters = inspect.signature(algorithm_class(name).__init__).parameters
     reserved = ("self", "policy", "env", "_init_setup_model", "kwargs", "seed", "device", "tensorboard_log")
     valid = sorted(p for p in parameters if p not in reserved)
     unknown = sorted(set(hyperparameters) - set(valid))
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for {name}; valid: {valid}")
+    for key, value in hyperparameters.items():
+        options = _options(parameters[key].annotation)
+        if options and not any(_is_kind(option, value) for option in options):
+            numeric_text = isinstance(value, str) and _looks_numeric(value)
+            hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if numeric_text else ""
+            raise ValueError(
+                f"{name}: {key} must be {' or '.join(_kind_words(option) for option in options)}, got {value!r}{hint}"
+            )
+        number = value[0] if key == "train_freq" and isinstance(value, (list, tuple)) else value
+        if key in HYPERPARAMETER_RANGES and isinstance(number, numbers.Real) and not isinstance(number, bool):
+            within, words = HYPERPARAMETER_RANGES[key]
+            if not within(number):
+                raise ValueError(f"{name}: {key} must be {words}, got {value!r}")
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    """The kinds of value a constructor annotation allows (``float | Callable`` -> both); () if not annotated."""
+    if annotation is inspect.Parameter.empty:
+        return ()
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _is_kind(option: Any, value: Any) -> bool:
+    origin = typing.get_origin(option)
+    if option is type(None):
+        return value is None
+    if option is bool:
+        return isinstance(value, bool)
+    if option is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if option is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if option is str:
+        return isinstance(value, str)
+    if option is dict or origin is dict:
+        return isinstance(value, dict)
+    if origin is tuple:  # train_freq: [4, "step"]
+        kinds = typing.get_args(option)
+        return (
+            isinstance(value, (list, tuple))
+            and len(value) == len(kinds)
+            and all(_is_kind(kind, item) for kind, item in zip(kinds, value, strict=True))
+            and (len(value) != 2 or value[1] in ("step", "episode"))
+        )
+    if origin is type:
+        return isinstance(value, type)
+    if origin is collections.abc.Callable:
+        return callable(value) and not isinstance(value, type)
+    return True  # a kind this check does not know: left to the constructor
+
+
+def _kind_words(option: Any) -> str:
+    origin = typing.get_origin(option)
+    words = {type(None): "null", bool: "true or false", int: "an integer", float: "a finite number", str: "text"}
+    if option in words:
+        return words[option]
+    if option is dict or origin is dict:
+        return "a mapping"
+    if origin is tuple:
+        return "a pair [integer, step or episode]"
+    if origin is type:
+        return "a Python class (not settable from YAML)"
+    if origin is collections.abc.Callable:
+        return "a schedule, a function of the remaining progress (not settable from YAML)"
+    return str(option)
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
     """``["learning_rate=1e-3", "gamma=0.9"]`` -> a dict; values are read as YAML (numbers, lists, booleans).
 
-    A value YAML reads as a string stays a string (a file name such as ``users.npy``).
+    A number in exponent notation without a dot (``1e-3``), which YAML 1.1 reads as text, is read as the number
+    it is on a command line. Any other value YAML reads as a string stays a string (a file name such as
+    ``users.npy``).
     """
     result = {}
     for item in items:
@@ -116,10 +222,16 @@ def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
         if not sep or not key.strip() or not value.strip():
             raise ValueError(f"{flag} takes key=value, got {item!r}")
         try:
-            result[key.strip()] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
         except yaml.YAMLError as error:
             raise ValueError(f"{flag} {item!r}: cannot read the value: {error}") from None
+        if isinstance(parsed, str) and _EXPONENT_NUMBER.fullmatch(parsed.strip()):
+            parsed = float(parsed)
+        result[key.strip()] = parsed
     return result
+
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def parse_net_arch(text: str) -> list[int]:
@@ -190,6 +302,20 @@ def build_model(spec: RunSpec) -> tuple[Any, Any]:
         **hyperparameters,
     )
     return model, env
+
+
+def check_run(spec: RunSpec) -> None:
+    """Build ``spec``'s model once, without training, so that settings which cannot work (a network, a batch
+    size, a policy argument the constructor refuses) fail before any run starts: a ValueError with the cause."""
+    if isinstance(spec.timesteps, bool) or not isinstance(spec.timesteps, numbers.Integral) or spec.timesteps < 1:
+        raise ValueError(f"timesteps must be an integer >= 1, got {spec.timesteps!r}")
+    try:
+        _, env = build_model(spec)  # checks the hyperparameters first
+    except ValueError:
+        raise
+    except Exception as error:  # SB3 and torch refuse with asserts and TypeErrors: say which settings did it
+        raise ValueError(f"{spec.algo} cannot be built with these settings: {type(error).__name__}: {error}") from None
+    env.close()
 
 
 def paper_agent(

@@ -31,8 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-from sb3_entropy.study import available_experiments, load_experiment, run_experiment, write_outputs, write_report
+from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
+from sb3_entropy.study.runner import plan_experiment, run_plan
 from sb3_entropy.training import limit_threads
 
 
@@ -66,6 +67,20 @@ def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
     if experiment.frontier is not None:
         raise ValueError(f"--agents: {experiment.name} is a frontier study, whose agents form one grid; run it whole")
     return dataclasses.replace(experiment, agents={k: v for k, v in experiment.agents.items() if k in agents})
+
+
+def _check_output_folder(parser: argparse.ArgumentParser, text: str) -> Path:
+    """``--out`` as a folder the study can write in, checked before anything trains."""
+    if not text.strip():
+        parser.error("--out is empty: give the folder to write the results in (default results/)")
+    out = Path(text)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {out}: cannot create the folder ({error.strerror})")
+    if not os.access(out, os.W_OK | os.X_OK):
+        parser.error(f"--out {out}: the folder is not writable")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,17 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
 
     limit_threads()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _check_output_folder(parser, args.out)
     start = time.perf_counter()
+    try:  # every experiment's task and models are built once before any run trains: bad settings fail here
+        plans = [
+            plan_experiment(
+                experiment, args.seeds or experiment.seeds, out, args.quick, args.steps, args.data_dir,
+                download=not args.no_download, literal=args.literal,
+            )
+            for experiment in experiments
+        ]  # fmt: skip
+    except ValueError as error:
+        parser.error(str(error))
     results = []
     try:
-        for experiment in experiments:
-            seeds = args.seeds or experiment.seeds
-            result = run_experiment(
-                experiment, seeds, out, args.quick, args.steps, args.data_dir, download=not args.no_download,
-                literal=args.literal, workers=args.workers, resume=args.resume, ray_address=args.ray_address,
-            )  # fmt: skip
+        for plan in plans:
+            result = run_plan(plan, workers=args.workers, resume=args.resume, ray_address=args.ray_address)
             write_outputs(result, out)
             results.append(result)
     except KeyboardInterrupt:

@@ -35,6 +35,7 @@ from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.training import (
     AGENT_DEFAULTS,
     RunSpec,
+    check_run,
     final_row,
     limit_threads,
     parse_hp,
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             for algo in args.algo
             for seed in args.seeds
         ]
+        for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
+            check_run(spec)
     except (ValueError, TypeError, OSError) as error:
         parser.error(str(error))
 

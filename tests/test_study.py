@@ -366,17 +366,70 @@ def test_runs_in_the_callers_process_leave_its_torch_threads_alone(tmp_path: Pat
 
 
 def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> None:
-    experiment = tmp_path / "tiny.yml"
-    experiment.write_text(TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 0}"))
+    experiment = tmp_path / "tiny.yml"  # A2C diverges: its logits turn NaN during training, not before
+    experiment.write_text(TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1.0e+30}"))
     result = run_script(
         "reproduce.py", str(experiment), "--seeds", "2", "--workers", "2", "--out", str(tmp_path / "out")
     )
     assert result.returncode == 1
     assert "failed runs (see the report): tiny a2c seed 0, tiny a2c seed 1 (exit status 1)" in result.stdout
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "| A2C | policy optimization | every run failed |" in report and "Run a2c seed 0 failed: `" in report
+    assert "| A2C | policy optimization | every run failed |" in report
+    assert "Run a2c seed 0 failed: `ValueError: Expected parameter logits" in report
+    assert "Categorical" in (tmp_path / "out" / "tiny" / "runs" / "a2c_seed0.error.txt").read_text()
     rows = read_results(tmp_path / "out" / "tiny")
     assert {row["agent"] for row in rows} == {"dqn"} and {row["seed"] for row in rows} == {"0", "1"}
+
+
+def test_a_study_whose_runs_all_fail_still_writes_its_report(tmp_path: Path) -> None:
+    experiment = tmp_path / "diverges.yml"
+    experiment.write_text(
+        TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1.0e+30}")
+        .replace("dqn: {learning_rate: 1.0e-3}", "ppo: {learning_rate: 1.0e+30}")
+    )  # fmt: skip
+    result = run_script(
+        "reproduce.py", str(experiment), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "out")
+    )
+    assert result.returncode == 1, result.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "- **diverges** (Personalization/Behavior-v0): **every run failed** (4 runs), nothing to judge" in report
+    assert "Every run failed (4 runs, wall time" in report
+    assert "- a2c seed 0, a2c seed 1, ppo seed 0, ppo seed 1: `ValueError: Expected parameter logits" in report
+    assert "Traceback" in (tmp_path / "out" / "diverges" / "runs" / "ppo_seed1.error.txt").read_text()
+    with open(tmp_path / "out" / "diverges" / "results.csv", newline="") as stream:
+        assert list(csv.DictReader(stream)) == []  # the header only
+
+
+BAD_SETTINGS = [
+    ("net_arch: [16]", "net_arch: [16, -4]", "net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got [16, -4]"),
+    ("net_arch: [16]", "net_arch: 16", "net_arch must be a list of layer sizes"),
+    ("steps: 96", "steps: -96", "steps must be an integer >= 1, got -96"),
+    ("eval_freq: 32", "eval_freq: 3e1", "eval_freq must be an integer >= 1, got '3e1' (YAML reads 1e3 as text: write 1000)"),
+    ("eval_freq: 32", "eval_freq: 0", "eval_freq must be an integer >= 1, got 0"),
+    ("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1e-3}", "agents.a2c: a2c: learning_rate must be a finite number or a schedule, a function of the remaining progress (not settable from YAML), got '1e-3' (YAML reads 1e-3 as text: write 1.0e-3)"),
+    ("a2c: {learning_rate: 1.0e-3}", "a2c: {gamma: 1.5}", "agents.a2c: a2c: gamma must be in [0, 1], got 1.5"),
+    ("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 0}", "agents.a2c: a2c: n_steps must be >= 1, got 0"),
+    ("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 48}", "agents.a2c: a2c: n_steps=48 is not a multiple of 32"),
+    ("dqn: {learning_rate: 1.0e-3}", "dqn: {train_freq: [32, steps]}", "agents.dqn: dqn: train_freq must be an integer or a pair [integer, step or episode], got [32, 'steps']"),
+    ("dqn: {learning_rate: 1.0e-3}", "dqn: {policy_kwargs: {n_layers: 2}}", "agents.dqn: dqn cannot be built with these settings: TypeError: QNetwork.__init__() got an unexpected keyword argument 'n_layers'"),
+    ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: high, entropy: 1.0}", "paper.a2c.reward must be a finite number, got 'high'"),
+    ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: 0.5, entropy: -1.0}", "paper.a2c.entropy must be a number >= 0 (nats), got -1.0"),
+    ("n_eval: 200}", "n_eval: -200}", "task Personalization/Behavior-v0, task_kwargs {'n_actions': 6, 'state_dim': 4, 'n_eval': -200}: n_eval must be an integer >= 1, got -200"),
+    ("n_eval: 200}", "n_evals: 200}", "got an unexpected keyword argument 'n_evals'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), BAD_SETTINGS)
+def test_settings_that_cannot_work_are_refused_before_any_run(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """Checked as a whole before the first run: a good experiment named first does not run either."""
+    (tmp_path / "good.yml").write_text(TINY_EXPERIMENT)
+    assert old in TINY_EXPERIMENT
+    (tmp_path / "bad.yml").write_text(TINY_EXPERIMENT.replace(old, new))
+    out = tmp_path / "out"
+    result = run_script("reproduce.py", str(tmp_path / "good.yml"), str(tmp_path / "bad.yml"), "--out", str(out))
+    assert result.returncode == 2, result.stderr
+    assert f"error: experiment bad ({tmp_path / 'bad.yml'}): " in result.stderr and message in result.stderr
+    assert not (out / "good").exists() and not (out / "bad").exists()  # nothing trained, nothing written
 
 
 def test_resume_reuses_finished_runs(tmp_path: Path) -> None:

@@ -151,6 +151,7 @@ class Experiment:
     frontier: Frontier | None = None
     seeds: int = DEFAULT_SEEDS  # the default number of seeds per agent
     tuning: Tuning | None = None
+    path: str = ""  # the file it was read from
 
 
 def available_experiments() -> list[str]:
@@ -168,6 +169,19 @@ def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tupl
         raise ValueError(f"{where}: missing key(s) {missing}")
 
 
+def _is_integer(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _yaml_hint(value: Any) -> str:
+    """A note for a number YAML read as text (``1e3``, which YAML 1.1 reads as a string)."""
+    try:
+        float(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    return " (YAML reads 1e3 as text: write 1000)" if isinstance(value, str) else ""
+
+
 def _agent(where: str, name: str, settings: Any) -> Agent:
     settings = dict(settings or {})
     if not isinstance(name, str) or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
@@ -175,7 +189,7 @@ def _agent(where: str, name: str, settings: Any) -> Agent:
     if "algo" in settings:
         algo = settings.pop("algo")
         if algo not in AGENT_DEFAULTS:
-            raise ValueError(f"{where}: agent {name}: unknown algo {algo!r}; valid: {list(AGENT_DEFAULTS)}")
+            raise ValueError(f"{where}.{name}: unknown algo {algo!r}; valid: {list(AGENT_DEFAULTS)}")
     elif name in AGENT_DEFAULTS:
         algo = name
     else:
@@ -189,7 +203,7 @@ def _agent(where: str, name: str, settings: Any) -> Agent:
         _, regularized = policy_for(algo, regularizer, per_state_weight)
         check_hyperparameters(algo, settings)
     except ValueError as error:
-        raise ValueError(f"{where}: agent {name}: {error}") from None
+        raise ValueError(f"{where}.{name}: {error}") from None
     return Agent(algo, settings, regularized.get("regularizer"), regularized.get("per_state_weight", 0.0))
 
 
@@ -278,27 +292,49 @@ def load_experiment(name: str) -> Experiment:
         if clashes:
             raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
         agents |= variants
-    _check_keys(f"{where}: quick", data.get("quick", {}), QUICK_KEYS)
+    net_arch = data["net_arch"]
+    if not isinstance(net_arch, list) or not net_arch or not all(_is_integer(size, 1) for size in net_arch):
+        raise ValueError(f"{where}: net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got "
+                         f"{net_arch!r}")  # fmt: skip
+    for key in ("steps", "eval_freq"):
+        if not _is_integer(data[key], 1):
+            raise ValueError(f"{where}: {key} must be an integer >= 1, got {data[key]!r}{_yaml_hint(data[key])}")
+    quick = data.get("quick") or {}
+    _check_keys(f"{where}: quick", quick, QUICK_KEYS)
+    for key, value in quick.items():
+        if not _is_integer(value, 1):
+            raise ValueError(f"{where}: quick.{key} must be an integer >= 1, got {value!r}{_yaml_hint(value)}")
     seeds = data.get("seeds", DEFAULT_SEEDS)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+    if not _is_integer(seeds, 2):
         raise ValueError(f"{where}: seeds must be an integer >= 2 (an interval needs two), got {seeds!r}")
-    _check_keys(f"{where}: paper", data.get("paper", {}), tuple(agents))
-    for agent, values in data.get("paper", {}).items():
+    paper = data.get("paper") or {}
+    _check_keys(f"{where}: paper", paper, tuple(agents))
+    for agent, values in paper.items():
         _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
+        for key, value in values.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or (key == "entropy" and value < 0)
+            ):
+                valid = "a number >= 0 (nats)" if key == "entropy" else "a finite number"
+                raise ValueError(f"{where}: paper.{agent}.{key} must be {valid}, got {value!r}")
     tuning = _tuning(f"{where}: tuning", data["tuning"], agents, str(path)) if "tuning" in data else None
     return Experiment(
         name=path.stem,
         task=data["task"],
-        net_arch=[int(size) for size in data["net_arch"]],
-        steps=int(data["steps"]),
-        eval_freq=int(data["eval_freq"]),
+        net_arch=list(net_arch),
+        steps=data["steps"],
+        eval_freq=data["eval_freq"],
         agents=agents,
         task_kwargs=task_kwargs,
-        paper=dict(data.get("paper") or {}),
-        quick=dict(data.get("quick") or {}),
+        paper={agent: {key: float(value) for key, value in values.items()} for agent, values in paper.items()},
+        quick=dict(quick),
         frontier=frontier,
         seeds=seeds,
         tuning=tuning,
+        path=str(path),
     )
 
 

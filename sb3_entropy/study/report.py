@@ -140,6 +140,8 @@ def report_section(result: ExperimentResult) -> str:
     title = f"## {experiment.name} ({experiment.task})\n"
     if result.missing_data is not None:
         return title + f"\nNot run: its data is missing.\n\n```\n{result.missing_data}\n```\n"
+    if not result.histories:
+        return title + _every_run_failed(result)
     if experiment.frontier is not None:
         return frontier_section(result)
     seeds, steps, n_actions = _scale(result)
@@ -202,7 +204,7 @@ def report_section(result: ExperimentResult) -> str:
             "shown to learn anything, and its marginal entropy says nothing about learned diversity."
         )
     for (agent, seed), error in sorted(result.failures.items()):
-        lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
+        lines.append(f"\nRun {agent} seed {seed} failed: `{error}` (traceback: {_error_file(result, agent, seed)})")
     lines += ["", f"Entropy gap: {_gap(result, summaries).text}", ""]
     return "\n".join(lines)
 
@@ -292,6 +294,8 @@ def verdict_line(result: ExperimentResult) -> str:
     name = f"**{experiment.name}** ({experiment.task}"
     if result.missing_data is not None:
         return f"- {name}): not run, its data is missing."
+    if not result.histories:
+        return f"- {name}): **every run failed** ({len(result.failures)} runs), nothing to judge; see its section."
     seeds, steps, _ = _scale(result)
     if experiment.frontier is not None:
         return f"- {name}, {_seed_words(seeds)}, {steps:,} steps): a frontier study, see its section."
@@ -344,6 +348,23 @@ def write_report(results: list[ExperimentResult], path: Path, quick: bool = Fals
     verdicts = "## Verdict\n\n" + "\n".join(verdict_line(result) for result in results) + "\n\n"
     write_text_atomically(path, header + verdicts + "\n".join(report_section(result) for result in results))
     return path
+
+
+def _error_file(result: ExperimentResult, agent: str, seed: int) -> str:
+    return f"{result.experiment.name}/runs/{agent}_seed{seed}.error.txt"
+
+
+def _every_run_failed(result: ExperimentResult) -> str:
+    """The section of an experiment none of whose runs finished: what each run failed with."""
+    errors: dict[str, list[str]] = {}
+    for (agent, seed), error in sorted(result.failures.items()):
+        errors.setdefault(error, []).append(f"{agent} seed {seed}")
+    lines = [
+        f"\nEvery run failed ({len(result.failures)} runs, {_times(result)}): no value to report. Each run's "
+        f"traceback is in {result.experiment.name}/runs/<agent>_seed<seed>.error.txt.\n"
+    ]
+    lines += [f"- {', '.join(runs)}: `{error}`" for error, runs in errors.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _times(result: ExperimentResult) -> str:
@@ -465,7 +486,7 @@ def frontier_section(result: ExperimentResult) -> str:
         if "oracle_entropy" in result.baselines:
             lines.append(f"\n{_oracle_note(result.baselines)}")
     for (agent, seed), error in sorted(result.failures.items()):
-        lines.append(f"\nRun {agent} seed {seed} failed: `{error}`")
+        lines.append(f"\nRun {agent} seed {seed} failed: `{error}` (traceback: {_error_file(result, agent, seed)})")
     reference_point = next((p for p in points if p.agent == frontier.reference), None)
     lines += ["", f"### Reaching {reference}'s marginal entropy", ""]
     if reference_point is None:

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,9 @@ from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entrop
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.workers import init_worker
-from sb3_entropy.training import RunSpec, one_torch_thread, train
+from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
 
-__all__ = ["ExperimentResult", "evaluation_baselines", "run_experiment"]
+__all__ = ["ExperimentResult", "StudyPlan", "evaluation_baselines", "plan_experiment", "run_experiment", "run_plan"]
 
 METRIC_KEYS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS)  # every run's history has these (reward keys: tasks only)
 
@@ -102,10 +103,99 @@ def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
     try:
         with one_torch_thread():  # in a worker process or, with workers=1, in the caller's (restored after)
             _, callback = train(spec)
-    except Exception as error:  # reported with the run; the study goes on
-        return {"error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - start}
+    except Exception as error:  # reported with the run (its first line; the traceback in a file); the study goes on
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return {
+            "error": f"{type(error).__name__}: {first_line}",
+            "traceback": traceback.format_exc(),
+            "seconds": time.perf_counter() - start,
+        }
     history = [{**row, "p": row["p"].tolist()} for row in callback.history]
     return {"history": history, "seconds": time.perf_counter() - start}
+
+
+@dataclass
+class StudyPlan:
+    """An experiment ready to run: its runs' specs, checked, and what the task's evaluation set scores."""
+
+    experiment: Experiment
+    out_dir: Path
+    specs: dict[tuple[str, int], RunSpec] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)
+    missing_data: str | None = None
+    task_note: str | None = None
+    quick: bool = False
+
+
+def plan_experiment(
+    experiment: Experiment,
+    seeds: int,
+    out_dir: Path,
+    quick: bool = False,
+    steps: int | None = None,
+    data_dir: str | None = None,
+    download: bool = True,
+    literal: bool = False,
+    report: Callable[[str], None] = print,
+) -> StudyPlan:
+    """Every run of ``experiment`` with seeds 0..seeds-1, checked before any of them trains.
+
+    The task is built once (its data found or downloaded, its arguments checked) and every agent's model once,
+    without training, so settings that cannot work are a ValueError naming the experiment file and the agent here,
+    not a failure in every run. Missing data is not an error: the plan says so (``missing_data``).
+    """
+    where = f"experiment {experiment.name}" + (f" ({experiment.path})" if experiment.path else "")
+    plan = StudyPlan(experiment, out_dir, quick=quick)
+    settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
+    if quick:
+        settings |= experiment.quick
+    if steps is not None:
+        settings["steps"] = steps
+    data = personalization_gym.data_kwargs(experiment.task, data_dir, download=None if download else False)
+    env_kwargs = dict(experiment.task_kwargs) | data
+    if settings["n_eval"] is not None:
+        env_kwargs["n_eval"] = settings["n_eval"]
+    try:  # find (or download) the data once, here, rather than in every run
+        env = gym.make(experiment.task, **env_kwargs)
+    except personalization_gym.DataNotFoundError as error:
+        plan.missing_data = str(error)
+        report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
+        return plan
+    except (TypeError, ValueError) as error:  # TypeError: an argument the task does not take
+        raise ValueError(
+            f"{where}: task {experiment.task} with task_kwargs {experiment.task_kwargs}: {error}"
+        ) from None
+    plan.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    if hasattr(env.unwrapped, "fit_report"):
+        plan.task_note = f"the task's {env.unwrapped.fit_report}"
+        report(f"{experiment.name}: {plan.task_note}")
+    env.close()
+    plan.specs = {
+        (name, seed): RunSpec(
+            env_id=experiment.task,
+            algo=agent.algo,
+            seed=seed,
+            timesteps=settings["steps"],
+            net_arch=experiment.net_arch,
+            hyperparameters=agent.hyperparameters,
+            env_kwargs=env_kwargs,
+            eval_freq=settings["eval_freq"],
+            tensorboard_log=str(out_dir / experiment.name / "tb"),
+            run_name=f"{name}_seed{seed}",
+            batched=not literal,
+            regularizer=agent.regularizer,
+            per_state_weight=agent.per_state_weight,
+        )
+        for name, agent in experiment.agents.items()
+        for seed in range(seeds)
+    }
+    for (name, seed), spec in plan.specs.items():
+        if seed == 0:  # one model per agent: the seed changes no setting
+            try:
+                check_run(spec)
+            except ValueError as error:
+                raise ValueError(f"{where}: agents.{name}: {error}") from None
+    return plan
 
 
 def run_experiment(
@@ -127,51 +217,29 @@ def run_experiment(
     TensorBoard logs go to ``out_dir/<name>/tb``; each finished run's history to ``out_dir/<name>/runs/`` as JSON,
     which ``resume`` reuses instead of training again. A run that fails is recorded in ``result.failures``.
     With ``ray_address`` (an address, or ``"auto"``) the runs are Ray tasks on that cluster instead (an already
-    initialized Ray is used as it is); the results are the same as local runs'.
+    initialized Ray is used as it is); the results are the same as local runs'. Settings that cannot work raise a
+    ValueError before any run (:func:`plan_experiment`, which a caller with several experiments calls for all of
+    them first, then :func:`run_plan` for each).
     """
-    result = ExperimentResult(experiment, quick=quick)
-    settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
-    if quick:
-        settings |= experiment.quick
-    if steps is not None:
-        settings["steps"] = steps
-    data = personalization_gym.data_kwargs(experiment.task, data_dir, download=None if download else False)
-    env_kwargs = dict(experiment.task_kwargs) | data
-    if settings["n_eval"] is not None:
-        env_kwargs["n_eval"] = settings["n_eval"]
-    try:  # find (or download) the data once, here, rather than in every run
-        env = gym.make(experiment.task, **env_kwargs)
-    except personalization_gym.DataNotFoundError as error:
-        result.missing_data = str(error)
-        report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
-        return result
-    result.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
-    if hasattr(env.unwrapped, "fit_report"):
-        result.task_note = f"the task's {env.unwrapped.fit_report}"
-        report(f"{experiment.name}: {result.task_note}")
-    env.close()
+    plan = plan_experiment(experiment, seeds, out_dir, quick, steps, data_dir, download, literal, report)
+    return run_plan(plan, report, workers, resume, ray_address)
 
-    runs_dir = out_dir / experiment.name / "runs"
+
+def run_plan(
+    plan: StudyPlan,
+    report: Callable[[str], None] = print,
+    workers: int = 1,
+    resume: bool = False,
+    ray_address: str | None = None,
+) -> ExperimentResult:
+    """Train the runs of ``plan`` (see :func:`run_experiment`)."""
+    experiment, specs = plan.experiment, plan.specs
+    result = ExperimentResult(experiment, quick=plan.quick, baselines=plan.baselines, task_note=plan.task_note)
+    if plan.missing_data is not None:
+        result.missing_data = plan.missing_data
+        return result
+    runs_dir = plan.out_dir / experiment.name / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    specs = {
-        (name, seed): RunSpec(
-            env_id=experiment.task,
-            algo=agent.algo,
-            seed=seed,
-            timesteps=settings["steps"],
-            net_arch=experiment.net_arch,
-            hyperparameters=agent.hyperparameters,
-            env_kwargs=env_kwargs,
-            eval_freq=settings["eval_freq"],
-            tensorboard_log=str(out_dir / experiment.name / "tb"),
-            run_name=f"{name}_seed{seed}",
-            batched=not literal,
-            regularizer=agent.regularizer,
-            per_state_weight=agent.per_state_weight,
-        )
-        for name, agent in experiment.agents.items()
-        for seed in range(seeds)
-    }
     outcomes: dict[tuple[str, int], dict[str, Any]] = {}
     if resume:  # a finished run counts only if it ran with the same settings
         for key, spec in specs.items():
@@ -200,6 +268,9 @@ def run_experiment(
         if "history" in outcome and not outcome.get("resumed"):
             saved = {**outcome, "settings": _settings_of(specs[key])}
             write_text_atomically(runs_dir / f"{key[0]}_seed{key[1]}.json", json.dumps(saved))
+            (runs_dir / f"{key[0]}_seed{key[1]}.error.txt").unlink(missing_ok=True)  # an earlier call's failure
+        if "traceback" in outcome:
+            write_text_atomically(runs_dir / f"{key[0]}_seed{key[1]}.error.txt", outcome["traceback"])
         reported += 1
         name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
         if "error" in outcome:
