@@ -49,7 +49,7 @@ def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
     """Shannon entropy in nats along ``axis``, with ``0 log 0 = 0``."""
     p = np.asarray(p, dtype=np.float64)
     logs = np.log(p, out=np.zeros_like(p), where=p > 0)
-    return -(p * logs).sum(axis=axis)
+    return 0.0 - (p * logs).sum(axis=axis)  # not -(...): a certain choice has entropy 0.0, not -0.0
 
 
 def marginal(probs: np.ndarray) -> np.ndarray:

@@ -26,8 +26,9 @@ def _check_discrete(model: Any) -> int:
     if not isinstance(action_space, spaces.Discrete):
         raise TypeError(
             f"action probabilities need a Discrete action space, got {action_space!r} "
-            f"(from {type(model).__name__}); supported: actor-critic models (A2C, PPO, TRPO, MaskablePPO, ...), "
-            "DQN and QR-DQN, each with a Discrete action space; for anything else pass probs_fn(model, obs)"
+            f"(from {type(model).__name__}); supported: actor-critic models (A2C, PPO, TRPO, MaskablePPO, "
+            "RecurrentPPO), ARS, DQN and QR-DQN, each with a Discrete action space; for anything else pass "
+            "probs_fn(model, obs)"
         )
     return int(action_space.n)
 
@@ -98,6 +99,9 @@ def action_probs(
       ``softmax(Q / temperature)``, temperature 0.1 as in the paper; ``q_policy="epsilon_greedy"`` gives the
       behaviour policy ``(1 - eps) greedy + eps uniform`` with the model's current ``exploration_rate``
       (greedy: the first action of largest Q, as ``model.predict``).
+    - sb3-contrib's RecurrentPPO: every state starts a fresh episode (zero LSTM state), as every state of a
+      personalization task does, since each episode is one step.
+    - sb3-contrib's ARS: its policy is deterministic, so all the probability is on the action it takes.
     - Anything else: pass ``probs_fn(model, obs) -> (n, K)``.
 
     Work is done under ``torch.no_grad()``, on the model's device, ``chunk`` observations at a time.
@@ -127,13 +131,43 @@ def action_probs(
             probs = np.full(values.shape, epsilon / n_actions)
             probs[np.arange(len(values)), values.argmax(axis=1)] += 1.0 - epsilon
         return _checked(probs, len(obs), n_actions, type(model).__name__)
-    if hasattr(model.policy, "get_distribution"):
-        probs = _forward_in_chunks(model, obs, lambda t: model.policy.get_distribution(t).distribution.probs, chunk)
-        return _checked(probs, len(obs), n_actions, type(model).__name__)
-    raise TypeError(
-        f"cannot read action probabilities from {type(model).__name__}: supported are actor-critic models "
-        "(policy.get_distribution) and Q-learning models (q_net, quantile_net); pass probs_fn(model, obs) otherwise"
-    )
+    policy = model.policy
+    if hasattr(policy, "lstm_hidden_state_shape"):  # RecurrentPPO
+        probs = _forward_in_chunks(model, obs, lambda t: _fresh_episode_probs(policy, t), chunk)
+    elif _is_ars_policy(policy):
+        probs = _forward_in_chunks(model, obs, lambda t: _one_hot(policy(t), n_actions), chunk)
+    elif hasattr(policy, "get_distribution"):
+        probs = _forward_in_chunks(model, obs, lambda t: policy.get_distribution(t).distribution.probs, chunk)
+    else:
+        raise TypeError(
+            f"cannot read action probabilities from {type(model).__name__}: supported are actor-critic models "
+            "(A2C, PPO, TRPO, MaskablePPO, RecurrentPPO), ARS and Q-learning models (DQN, QR-DQN); pass "
+            "probs_fn(model, obs) otherwise"
+        )
+    return _checked(probs, len(obs), n_actions, type(model).__name__)
+
+
+def _fresh_episode_probs(policy: Any, obs: torch.Tensor) -> torch.Tensor:
+    """A recurrent policy's probabilities with every state the start of a fresh episode (zero LSTM state), as
+    every state of a personalization task is: each episode is one step."""
+    layers, _, size = policy.lstm_hidden_state_shape
+    zeros = torch.zeros(layers, len(obs), size, device=obs.device)
+    starts = torch.ones(len(obs), device=obs.device)
+    distribution, _ = policy.get_distribution(obs, (zeros, zeros), starts)
+    return distribution.distribution.probs
+
+
+def _is_ars_policy(policy: Any) -> bool:
+    try:
+        from sb3_contrib.ars.policies import ARSPolicy
+    except ImportError:  # sb3-contrib is optional
+        return False
+    return isinstance(policy, ARSPolicy)
+
+
+def _one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """ARS's policy is deterministic: all the probability on the action it takes."""
+    return torch.nn.functional.one_hot(actions.long().reshape(-1), n_actions)
 
 
 def _checked(probs: np.ndarray, n: int, n_actions: int | None, source: str) -> np.ndarray:

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from sb3_contrib import QRDQN, TRPO, MaskablePPO
+from sb3_contrib import ARS, QRDQN, TRPO, MaskablePPO, RecurrentPPO
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -28,7 +28,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import BehaviorEnv, MusicEnv, make_vec
 from sb3_entropy import EntropyCallback, action_probs, all_metrics
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, entropy
 from sb3_entropy.probs import q_values
 
 AGENTS = {
@@ -79,6 +79,50 @@ def test_sb3_contrib_actor_critics(behavior: BehaviorEnv, algorithm) -> None:
         features = policy.extract_features(torch.as_tensor(obs.copy()), policy.pi_features_extractor)
         logits = policy.action_net(policy.mlp_extractor.forward_actor(features)).double()
     np.testing.assert_allclose(action_probs(model, obs), torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_recurrent_ppo_reads_every_state_as_a_fresh_episode(behavior: BehaviorEnv) -> None:
+    """Each episode of a task is one step, so each state meets a zero LSTM state: the LSTM run by hand on it."""
+    obs = behavior.eval_set().obs[:50]
+    kwargs = {"net_arch": [16], "lstm_hidden_size": 8, "n_lstm_layers": 2}
+    model = RecurrentPPO("MlpLstmPolicy", behavior, seed=0, device="cpu", n_steps=32, batch_size=32,
+                         policy_kwargs=kwargs)  # fmt: skip
+    model.learn(64)
+    with torch.no_grad():
+        policy = model.policy
+        features = policy.extract_features(torch.as_tensor(obs.copy()), policy.pi_features_extractor)
+        zeros = torch.zeros(2, len(obs), 8)
+        hidden, _ = policy.lstm_actor(features.unsqueeze(0), (zeros, zeros))  # a sequence of one step per state
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(hidden.squeeze(0))).double()
+    probs = action_probs(model, obs)
+    np.testing.assert_allclose(probs, torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
+    greedy, _ = model.predict(obs, state=None, episode_start=np.ones(len(obs), dtype=bool), deterministic=True)
+    np.testing.assert_array_equal(probs.argmax(axis=1), greedy)
+
+
+def test_ars_is_deterministic_all_probability_on_its_action(behavior: BehaviorEnv) -> None:
+    obs = behavior.eval_set().obs
+    model = ARS("MlpPolicy", behavior, seed=0, device="cpu", n_delta=2, policy_kwargs={"net_arch": [16]})
+    model.learn(64)
+    actions, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(action_probs(model, obs), np.eye(behavior.action_space.n)[actions])
+
+
+@pytest.mark.parametrize("algorithm", ["RecurrentPPO", "ARS"])
+def test_the_callback_follows_sb3_contrib_recurrent_and_evolution_agents(algorithm: str) -> None:
+    env = make_vec("Personalization/Behavior-v0", 4, seed=0, n_actions=6, state_dim=4, n_eval=200)
+    if algorithm == "RecurrentPPO":
+        model = RecurrentPPO("MlpLstmPolicy", env, seed=0, device="cpu", n_steps=32, batch_size=32,
+                             policy_kwargs={"net_arch": [16], "lstm_hidden_size": 8})  # fmt: skip
+    else:
+        model = ARS("MlpPolicy", env, seed=0, device="cpu", n_delta=4, policy_kwargs={"net_arch": [16]})
+    callback = EntropyCallback(eval_freq=128)
+    model.learn(512, callback=callback)
+    assert [row["timesteps"] for row in callback.history] == [0, 128, 256, 384, 512]
+    eval_set = env.env_method("eval_set", indices=[0])[0]
+    probs = action_probs(model, eval_set.obs)
+    assert callback.history[-1]["entropy/marginal"] == entropy(probs.mean(axis=0))
+    assert callback.history[-1]["eval/expected_reward"] == pytest.approx((probs * eval_set.expected).sum(1).mean())
 
 
 @pytest.mark.parametrize("temperature", [0.1, 1.0, 0.02])
