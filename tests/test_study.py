@@ -18,6 +18,7 @@ import torch
 from conftest import PROJECT_ROOT, run_script
 from scipy import stats
 from stable_baselines3 import A2C
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
@@ -445,6 +446,12 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     assert second.stdout.count("resumed from an earlier run") == 3
     assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert read_results(tmp_path / "out" / "tiny") == before
+    # the run trained again replaced its TensorBoard folder: one folder per run, each with one complete curve
+    tb = tmp_path / "out" / "tiny" / "tb"
+    assert sorted(path.name for path in tb.iterdir()) == [f"{a}_seed{s}_1" for a in ("a2c", "dqn") for s in (0, 1)]
+    events = EventAccumulator(str(tb / "dqn_seed1_1"))
+    events.Reload()
+    assert [event.step for event in events.Scalars("entropy/marginal")] == [0, 32, 64, 96]
     # a run file cut short (a crash or a full disk during a write before writes were atomic), and one that is empty:
     # --resume names each, reruns them, and the results are those of the uninterrupted study
     runs = tmp_path / "out" / "tiny" / "runs"

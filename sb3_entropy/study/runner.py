@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -259,6 +260,8 @@ def run_plan(
                 else:
                     outcomes[key] = {**saved, "resumed": True}
     todo = [key for key in specs if key not in outcomes]
+    for key in todo:  # a run trained again replaces its TensorBoard folder: one complete run, no partial curves
+        _remove_tensorboard_runs(Path(specs[key].tensorboard_log), specs[key].run_name)
     start = time.perf_counter()
     reported = 0
 
@@ -323,6 +326,16 @@ def run_plan(
             result.rows.append(described | row)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _remove_tensorboard_runs(folder: Path, run_name: str) -> None:
+    """Remove the folders SB3 logged ``run_name`` in (``<run_name>_<N>``), those of an interrupted call included."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        prefix, _, number = path.name.rpartition("_")
+        if prefix == run_name and number.isdigit() and path.is_dir():
+            shutil.rmtree(path)
 
 
 def _settings_of(spec: RunSpec) -> dict[str, Any]:
