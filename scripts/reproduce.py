@@ -33,7 +33,7 @@ from pathlib import Path
 
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
-from sb3_entropy.study.runner import plan_experiment, run_plan
+from sb3_entropy.study.runner import connect_ray, plan_experiment, run_plan
 from sb3_entropy.training import limit_threads
 
 
@@ -121,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         parser.error(f"--data-dir {args.data_dir} is not a folder: give a data root (the folder that holds spotify/, "
                      "MNIST/, ...), or leave it out")  # fmt: skip
+    if args.ray_address is not None:  # the cluster is reached before anything else: an error in seconds, not hours
+        try:
+            connect_ray(args.ray_address)
+        except (ValueError, ImportError) as error:
+            parser.error(str(error))
     names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
         experiments = [load_experiment(name) for name in names]

@@ -86,14 +86,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             pytest.exit(str(error), returncode=1)
 
 
-def run_script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``scripts/<name>`` as a user does, in a fresh interpreter, from the project root."""
+def run_script(
+    name: str, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<name>`` as a user does, in a fresh interpreter, from the project root (``timeout``: a guard
+    against a hang, which fails the test)."""
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
         cwd=PROJECT_ROOT,
+        timeout=timeout,
     )
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
+from sb3_entropy.study.runner import RAY_CONNECT_SECONDS
 from sb3_entropy.training import RunSpec, parse_hp, train
 
 TINY_EXPERIMENT = """
@@ -557,6 +559,27 @@ def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
         for mine, theirs in zip(history, on_ray.histories[key], strict=True):
             assert mine["timesteps"] == theirs["timesteps"] and mine["entropy/marginal"] == theirs["entropy/marginal"]
             np.testing.assert_array_equal(mine["p"], theirs["p"])
+
+
+def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(tmp_path: Path) -> None:
+    """A closed port, a port where something that is not Ray listens (ray.init alone retries it for minutes), and
+    an address that is not one: exit status 2 with the reason, nothing trained. The timeout only guards a hang."""
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT)
+    with socket.socket() as listening, socket.socket() as closed:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        for address, message in (
+            (f"127.0.0.1:{closed.getsockname()[1]}", "no Ray cluster answers there (Connection refused"),
+            (f"127.0.0.1:{listening.getsockname()[1]}", f"no Ray cluster answered within {RAY_CONNECT_SECONDS} s"),
+            ("head-node", "give host:port (such as 10.0.0.5:6379), ray://host:port or auto"),
+        ):
+            result = run_script("reproduce.py", str(experiment), "--ray-address", address, "--out",
+                                str(tmp_path / "out"), timeout=RAY_CONNECT_SECONDS + 120)  # fmt: skip
+            assert result.returncode == 2 and f"--ray-address {address}" in result.stderr, result.stderr
+            assert message in result.stderr
+            assert not (tmp_path / "out" / "tiny").exists()
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,9 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +29,7 @@ from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
 
 __all__ = ["ExperimentResult", "StudyPlan", "evaluation_baselines", "plan_experiment", "run_experiment", "run_plan"]
 
+RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before --ray-address is an error
 METRIC_KEYS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS)  # every run's history has these (reward keys: tasks only)
 
 
@@ -354,14 +358,57 @@ def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], 
     return key, _run_in_worker(spec)
 
 
-def _run_on_ray(address: str, items: list, finish: Callable[[tuple[str, int], dict[str, Any]], None]) -> None:
-    """Each run a Ray task of one CPU; outcomes handed to ``finish`` as they arrive."""
+def check_ray_address(address: str, timeout: float = 10.0) -> None:
+    """A ValueError within ``timeout`` seconds if nothing listens at a Ray address (``host:port`` or
+    ``ray://host:port``): ``ray.init`` itself retries an unreachable address for minutes. ``"auto"`` is left to
+    Ray, which says at once when no cluster runs on this machine."""
+    if address == "auto":
+        return
+    host, separator, port = address.removeprefix("ray://").rpartition(":")
+    if not separator or not host or not port.isdigit():
+        raise ValueError(f"--ray-address {address}: give host:port (such as 10.0.0.5:6379), ray://host:port or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(
+            f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error}, waited at most "
+            f"{timeout:g} s); start one with `ray start --head` and give the address it prints, or use auto"
+        ) from None
+
+
+def connect_ray(address: str) -> None:
+    """Connect to the Ray cluster at ``address`` (unless Ray is already initialized): a ValueError within about
+    half a minute when there is none (``check_ray_address`` first, then Ray's own attempt)."""
     try:
         import ray
     except ImportError as error:
         raise ImportError('running on Ray needs the ray extra: pip install -e ".[ray]"') from error
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+    if ray.is_initialized():
+        return
+    check_ray_address(address)
+    # ray.init retries a port that accepts connections but is not Ray's for many minutes: try it first in a child
+    # process that is given RAY_CONNECT_SECONDS
+    probe = "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); ray.shutdown()"
+    try:
+        tried = subprocess.run(
+            [sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=RAY_CONNECT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        raise ValueError(
+            f"--ray-address {address}: no Ray cluster answered within {RAY_CONNECT_SECONDS} s (something listens "
+            "there, but not Ray's GCS server); give the address `ray start --head` printed, or auto"
+        ) from None
+    if tried.returncode != 0:
+        last = [line for line in tried.stderr.splitlines() if line.strip()][-1:] or ["(no message)"]
+        raise ValueError(f"--ray-address {address}: cannot connect: {last[0]}")
+    ray.init(address=address, log_to_driver=False)
+
+
+def _run_on_ray(address: str, items: list, finish: Callable[[tuple[str, int], dict[str, Any]], None]) -> None:
+    """Each run a Ray task of one CPU; outcomes handed to ``finish`` as they arrive."""
+    import ray
+
+    connect_ray(address)
     remote_run = ray.remote(num_cpus=1)(_keyed_run)
     pending = [remote_run.remote(item) for item in items]
     try:
