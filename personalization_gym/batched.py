@@ -17,8 +17,8 @@ from personalization_gym.core import BanditEnv, Batch, validate_int
 __all__ = ["NOTHING_TO_RENDER", "BatchedTask", "StepResult"]
 
 NOTHING_TO_RENDER = (
-    "personalization tasks have nothing to render: a context is a feature vector or an image in the "
-    "observation, and a reward a number; log them instead (sb3_entropy.EntropyCallback draws the actions)"
+    "a batched env of personalization tasks has nothing to render: a single task draws its context's rewards "
+    "(gym.make(env_id, render_mode='rgb_array')), and sb3_entropy.EntropyCallback draws the actions taken"
 )
 
 

@@ -94,12 +94,16 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     each held-out context once, as the data tasks (``TabularEnv`` and its kind, the image tasks) do.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (Gymnasium's convention)
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's)
     CONTEXT_BLOCK = 64
     action_space: gym.spaces.Discrete
 
-    def __init__(self, *, n_eval: int = 10_000, task_seed: int = 0) -> None:
+    def __init__(self, *, n_eval: int = 10_000, task_seed: int = 0, render_mode: str | None = None) -> None:
         super().__init__()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._last_action: int | None = None  # the action of the last step, drawn by render() until the next reset
         self.n_eval = validate_int("n_eval", n_eval, minimum=1)
         self.task_seed = validate_int("task_seed", task_seed, minimum=0)  # as np.random.SeedSequence takes
         eval_seed, task_structure_seed = np.random.SeedSequence(self.task_seed).spawn(2)
@@ -141,6 +145,7 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
         if self._block_rng is not self.np_random or self._context_index >= len(self._block):
             self._draw_block()
         self._context_ready = True
+        self._last_action = None
         return self._block.obs[self._context_index].copy(), {}
 
     def _draw_block(self) -> None:
@@ -159,6 +164,7 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
             )
         action = self._check_action(action)
         self._context_ready = False
+        self._last_action = action
         index = self._context_index
         expected_reward = float(self._block.expected[index, action])
         if self._deterministic:
@@ -190,6 +196,22 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
             raise ValueError(f"action must be an integer in [0, {self.n_actions}), got {value}")
         return value
 
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: a ``(160, W, 3)`` uint8 picture of the current context's expected
+        reward of every item, one bar per item (``W = max(320, K)``; bars from the lower of 0 and the smallest
+        reward up to the largest): grey bars, the best items in green and, after a step, the item chosen in
+        orange (or red, when it is not one of the best). Without a render mode: ``None``, with Gymnasium's
+        warning."""
+        if self.render_mode is None:
+            gym.logger.warn(
+                f"{type(self).__name__}.render() was called without a render mode: make the task with "
+                "render_mode='rgb_array' to get pictures"
+            )
+            return None
+        if self._context_index < 0:
+            raise RuntimeError(f"{type(self).__name__}.render() needs a context: call reset() first")
+        return reward_bars(self._block.expected[self._context_index], self._last_action)
+
     # ----------------------------------------------------------------------------------------------
     # Evaluation
     def eval_set(self) -> Batch:
@@ -219,3 +241,29 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
             bad = actions[(actions < 0) | (actions >= self.n_actions)]
             raise ValueError(f"actions must lie in [0, {self.n_actions}), got {bad.size} out of range, e.g. {bad[0]}")
         return float(eval_set.expected[np.arange(len(eval_set)), actions].mean())
+
+
+RENDER_HEIGHT, RENDER_MIN_WIDTH = 160, 320
+_GREY, _GREEN, _ORANGE, _RED = (150, 150, 150), (44, 160, 44), (255, 127, 14), (214, 39, 40)
+
+
+def reward_bars(expected: np.ndarray, chosen: int | None = None) -> np.ndarray:
+    """An RGB picture of one context's expected rewards, one bar per item (see :meth:`BanditEnv.render`)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    n_items = len(expected)
+    width = max(RENDER_MIN_WIDTH, n_items)
+    image = np.full((RENDER_HEIGHT, width, 3), 255, dtype=np.uint8)
+    low = min(0.0, expected.min())  # negative rewards (Behavior-v0's cosines) drawn above a lower floor
+    scale = expected.max() - low
+    shares = (expected - low) / scale if scale > 0 else np.zeros(n_items)
+    # at least 2 pixels, so that every item, the worst and a chosen one included, shows; 8 pixels of headroom
+    heights = 2 + np.rint(shares * (RENDER_HEIGHT - 10)).astype(int)
+    best = expected == expected.max()
+    edges = np.linspace(0, width, n_items + 1).astype(int)  # each item's columns: at least one
+    gap = 1 if width // n_items > 2 else 0  # a white column between wide bars
+    for item in range(n_items):
+        colour = _GREEN if best[item] else _GREY
+        if item == chosen:
+            colour = _ORANGE if best[item] else _RED
+        image[RENDER_HEIGHT - heights[item] :, edges[item] : edges[item + 1] - gap] = colour
+    return image

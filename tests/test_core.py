@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import personalization_gym
-from personalization_gym import BanditEnv, Batch
+from personalization_gym import BanditEnv, Batch, BehaviorEnv
 
 # A task with a known reward table: user u (one-hot observation) gets TABLE[u, a] for action a.
 TABLE = np.array(
@@ -347,12 +347,42 @@ def test_make_with_module_prefix_works_without_prior_import() -> None:
     assert fresh_python(code) == ["BehaviorEnv", "100"]
 
 
+def test_rgb_array_render_draws_the_contexts_rewards_and_the_action_taken() -> None:
+    """One bar per item from the context's expected rewards, the best in green, the action taken in red (orange
+    when it is a best one); the heights computed here from the rewards the task reports."""
+    env = gym.make("Personalization/Behavior-v0", n_actions=8, n_eval=10, render_mode="rgb_array")
+    env.reset(seed=0)
+    task = env.unwrapped
+    expected = task._block.expected[task._context_index]
+    worst, best = int(expected.argmin()), int(expected.argmax())
+    before = env.render()
+    assert before.shape == (160, 320, 3) and before.dtype == np.uint8
+    _, _, _, _, info = env.step(worst)
+    after = env.render()
+    low = min(0.0, expected.min())
+    heights = 2 + np.rint((expected - low) / (expected.max() - low) * 150).astype(int)
+    for image in (before, after):
+        for item in range(8):  # item i fills columns [40 i, 40 i + 39) from the bottom up to its height
+            column = image[:, 40 * item + 20]
+            coloured = np.flatnonzero((column != 255).any(axis=1))
+            assert len(coloured) == heights[item] and (not len(coloured) or coloured[-1] == 159)
+    green, grey, red = (44, 160, 44), (150, 150, 150), (214, 39, 40)
+    assert tuple(before[159, 40 * best + 20]) == green and tuple(before[159, 40 * worst + 20]) == grey
+    assert tuple(after[159, 40 * worst + 20]) == red and info["expected_reward"] == expected[worst]
+    env.reset()
+    assert red not in {tuple(pixel) for pixel in env.render()[159]}  # a new context: no action taken yet
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['rgb_array'\], got 'ansi'"):
+        BehaviorEnv(render_mode="ansi")
+    with pytest.warns(UserWarning, match="render\\(\\) was called without a render mode"):
+        assert BehaviorEnv(n_eval=10).render() is None
+
+
 @pytest.mark.parametrize("env_id", ["Personalization/Music-v0", "Personalization/Behavior-v0"])  # images: test_images
 def test_gymnasium_and_sb3_checkers_pass(env_id: str, data_root) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checker's warning is a failure here
-        env = gym.make(env_id, n_eval=100)
-        gymnasium_check_env(env.unwrapped, skip_render_check=True)
+        env = gym.make(env_id, n_eval=100, render_mode="rgb_array")
+        gymnasium_check_env(env.unwrapped)
         sb3_check_env(env.unwrapped, warn=True)
         # and through gym.make's wrappers, the way users meet the env
         obs, _ = env.reset(seed=0)

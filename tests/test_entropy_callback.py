@@ -329,8 +329,8 @@ def test_bad_callback_arguments(music: MusicEnv, kwargs, error, message) -> None
         EntropyCallback(eval_env=music, **kwargs)
 
 
-# SB3's make_vec_env asks every env for render_mode="rgb_array"; the tasks render nothing, and Gymnasium says so.
-@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible render_modes")
+# SB3's make_vec_env asks every env for render_mode="rgb_array": the tasks have it, so no warning (an error here).
+@pytest.mark.filterwarnings("error::UserWarning")
 def test_eval_set_from_a_wrapped_task_and_from_a_vec_env(music: MusicEnv, data_root) -> None:
     wrapped = gym.make("Personalization/Music-v0", data_dir=data_root, n_eval=2000)
     vectorized = make_vec_env("Personalization/Music-v0", n_envs=2, env_kwargs={"data_dir": data_root, "n_eval": 2000})
@@ -343,7 +343,6 @@ def test_eval_set_from_a_wrapped_task_and_from_a_vec_env(music: MusicEnv, data_r
     assert [row["timesteps"] for row in callback.history] == [0, 64, 128]
 
 
-@pytest.mark.filterwarnings("ignore:.*render_mode='rgb_array' that is not in the possible render_modes")
 @pytest.mark.parametrize("wrapping", ["dummy", "subproc", "vec_normalize", "batched"])
 def test_eval_set_found_in_the_training_env(wrapping: str, music: MusicEnv, data_root) -> None:
     kwargs = {"data_dir": data_root, "n_eval": 2000}

@@ -54,7 +54,7 @@ def test_attributes_methods_and_render(data_root) -> None:
     assert len(eval_set) == 300 and eval_set is venv.get_attr("eval_set")[0]()  # one shared task
     assert venv.get_attr("n_actions") == [50] * 4
     assert venv.env_is_wrapped(object) == [False] * 4
-    with pytest.raises(RuntimeError, match="personalization tasks have nothing to render"):
+    with pytest.raises(RuntimeError, match="a batched env of personalization tasks has nothing to render"):
         venv.render()
 
 

@@ -156,8 +156,9 @@ class AdsEnv(BanditEnv):
         normalize: bool = False,
         n_eval: int = 10_000,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
-        super().__init__(n_eval=n_eval, task_seed=task_seed)
+        super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         self.n_products = validate_int("n_products", n_products, minimum=2)
         self.latent_dim = validate_int("latent_dim", latent_dim, minimum=1)
         self.sigma_mu = _real("sigma_mu", sigma_mu, 0.0, np.inf, high_open=True)

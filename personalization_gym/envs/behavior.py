@@ -102,8 +102,9 @@ class BehaviorEnv(BanditEnv):
         hidden_dims: Sequence[int] = (),
         n_eval: int = 10_000,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
-        super().__init__(n_eval=n_eval, task_seed=task_seed)
+        super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         n_actions = validate_int("n_actions", n_actions, minimum=2)
         self.state_dim = validate_int("state_dim", state_dim, minimum=1)
         self.action_dim = validate_int("action_dim", action_dim, minimum=1)

@@ -31,6 +31,7 @@ class ImageClassificationEnv(BanditEnv):
         download_url: str | None = None,
         n_eval: int | None = None,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
         if obs_shape not in OBS_SHAPES:
             raise ValueError(f"obs_shape must be one of {OBS_SHAPES}, got {obs_shape!r}")
@@ -41,7 +42,7 @@ class ImageClassificationEnv(BanditEnv):
         n_eval = n_test if n_eval is None else validate_int("n_eval", n_eval, minimum=1)
         if n_eval > n_test:
             raise ValueError(f"n_eval must be at most the test split's size, {n_test}, got {n_eval}")
-        super().__init__(n_eval=n_eval, task_seed=task_seed)
+        super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
 
         n_classes = self.DATASET.n_classes
         self.classes = self.data.classes

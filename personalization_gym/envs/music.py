@@ -156,8 +156,9 @@ class MusicEnv(BanditEnv):
         task_seed: int = 0,
         liked_fraction: tuple[float, float] = (0.05, 0.25),
         reward_threshold: float = 0.1,
+        render_mode: str | None = None,
     ) -> None:
-        super().__init__(n_eval=n_eval, task_seed=task_seed)
+        super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         self.liked_fraction = _liked_fraction_range(liked_fraction)
         if isinstance(reward_threshold, (bool, np.bool_)) or not isinstance(reward_threshold, numbers.Real):
             raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold!r}")

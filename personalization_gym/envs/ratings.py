@@ -157,6 +157,7 @@ class RatingsEnv(TabularEnv):
         eval_fraction: float = 0.2,
         n_eval: int | None = None,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
         user_column, item_column, values = self._read(ratings, columns)
         self.user_ids, user_index = _index(user_column, users, "user")
@@ -209,7 +210,9 @@ class RatingsEnv(TabularEnv):
         self.observed = np.zeros((n_users, n_items), dtype=bool)
         self.observed[user_index, item_index] = True
         self.observed.flags.writeable = False
-        super().__init__(self.fit.user_factors, completed, noise, noise_sd, eval_fraction, n_eval, task_seed)
+        super().__init__(
+            self.fit.user_factors, completed, noise, noise_sd, eval_fraction, n_eval, task_seed, render_mode
+        )
 
     @staticmethod
     def _read(ratings: Any, columns: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

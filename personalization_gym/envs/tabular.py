@@ -97,6 +97,7 @@ class TabularEnv(BanditEnv):
         eval_fraction: float = 0.2,
         n_eval: int | None = None,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
         features = check_table(as_array(features, "features"), "features", "n_users", "d features")
         rewards = check_table(as_array(rewards, "rewards"), "rewards", "n_users", "K items", min_columns=2)
@@ -120,7 +121,7 @@ class TabularEnv(BanditEnv):
                     f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
                     f"{eval_fraction} of {n_users} users), got {n_eval}; raise eval_fraction for more"
                 )
-        super().__init__(n_eval=n_eval or n_held_out, task_seed=task_seed)
+        super().__init__(n_eval=n_eval or n_held_out, task_seed=task_seed, render_mode=render_mode)
         self.eval_fraction = float(eval_fraction)
         order = self.task_rng.permutation(n_users)
         self.eval_users = np.sort(order[:n_held_out])[: self.n_eval]
@@ -246,6 +247,7 @@ class ClassificationEnv(TabularEnv):
         eval_fraction: float = 0.2,
         n_eval: int | None = None,
         task_seed: int = 0,
+        render_mode: str | None = None,
     ) -> None:
         labels = as_array(labels, "labels")
         if labels.ndim == 2 and labels.shape[1] == 1:
@@ -278,7 +280,9 @@ class ClassificationEnv(TabularEnv):
         self.reward_matrix = classification_rewards(n_classes)
         self.reward_matrix.flags.writeable = False
         features = as_array(features, "features")
-        super().__init__(features, self.reward_matrix[self.labels], noise, noise_sd, eval_fraction, n_eval, task_seed)
+        super().__init__(
+            features, self.reward_matrix[self.labels], noise, noise_sd, eval_fraction, n_eval, task_seed, render_mode
+        )
 
     def _batch(self, users: np.ndarray) -> Batch:
         batch = super()._batch(users)
@@ -331,12 +335,18 @@ class DigitsEnv(ClassificationEnv):
 
     FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, eval_fraction: float = 0.2, n_eval: int | None = None, task_seed: int = 0) -> None:
+    def __init__(
+        self,
+        eval_fraction: float = 0.2,
+        n_eval: int | None = None,
+        task_seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
         from sklearn.datasets import load_digits  # bundled with scikit-learn: read from its package, offline
 
         digits = load_digits()
         super().__init__(
             digits.data / 16.0, digits.target, n_classes=10, eval_fraction=eval_fraction, n_eval=n_eval,
-            task_seed=task_seed,
+            task_seed=task_seed, render_mode=render_mode,
         )  # fmt: skip
         self.observation_space = spaces.Box(0.0, 1.0, shape=(64,), dtype=np.float32)
