@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import warnings
@@ -115,12 +116,24 @@ class EntropyCallback(BaseCallback):
         for name, value in (("eval_freq", eval_freq), ("figure_every", figure_every)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
                 raise ValueError(f"{name} must be an integer > 0, got {value!r}")
-        if min_entropy is not None and not 0.0 <= min_entropy <= 1.0:
+        if min_entropy is not None and not (_is_number(min_entropy) and 0.0 <= min_entropy <= 1.0):
             raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {min_entropy!r}")
         if q_policy not in Q_POLICIES:
             raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+        if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        for name, value in (("log_figures", log_figures), ("stop_on_collapse", stop_on_collapse)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+        for name, value in (("seed", seed), ("verbose", verbose)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if probs_fn is not None and not callable(probs_fn):
+            raise ValueError(
+                f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {probs_fn!r}"
+            )
+        if eval_env_kwargs is not None and not isinstance(eval_env_kwargs, dict):
+            raise ValueError(f"eval_env_kwargs must be a dict of the task's arguments, got {eval_env_kwargs!r}")
         if stop_on_collapse and min_entropy is None:
             raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
         self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
@@ -345,6 +358,10 @@ class EntropyCallback(BaseCallback):
             for row in self.history:
                 writer.writerow([row["timesteps"], *(repr(row[k]) for k in metric_keys), *map(repr, row["p"].tolist())])
         return path
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _make_task(env_id: str, task_kwargs: dict[str, Any]) -> Any:

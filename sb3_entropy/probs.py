@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -123,8 +124,12 @@ def action_probs(
             raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
         values = q_values(model, obs, chunk)
         if q_policy == "softmax":
-            if not (isinstance(temperature, (int, float)) and temperature > 0):
-                raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+            if (
+                isinstance(temperature, bool)
+                or not isinstance(temperature, (int, float))
+                or not 0 < temperature < math.inf
+            ):
+                raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
             probs = softmax_policy(values, float(temperature))
         else:
             epsilon = float(model.exploration_rate)

@@ -191,7 +191,7 @@ def test_unsupported_models_and_inputs_raise(behavior: BehaviorEnv) -> None:
         action_probs(model, np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match=r"q_policy must be one of \('softmax', 'epsilon_greedy'\)"):
         action_probs(make_model("DQN", behavior), np.zeros((2, 6), np.float32), q_policy="greedy")
-    with pytest.raises(ValueError, match=r"temperature must be a number > 0, got 0"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got 0"):
         action_probs(make_model("DQN", behavior), np.zeros((2, 6), np.float32), temperature=0)
 
 
@@ -320,7 +320,15 @@ def test_collapse_alarm_warns_or_stops(music: MusicEnv) -> None:
         ({"n_eval": 2001}, ValueError, r"n_eval must be an integer in \[1, 2000\] \(the states available\), got 2001"),
         ({"min_entropy": 2.0}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got 2.0"),
         ({"stop_on_collapse": True}, ValueError, r"stop_on_collapse needs min_entropy"),
-        ({"temperature": 0.0}, ValueError, r"temperature must be a number > 0, got 0.0"),
+        ({"temperature": 0.0}, ValueError, r"temperature must be a finite number > 0, got 0.0"),
+        ({"temperature": float("inf")}, ValueError, r"temperature must be a finite number > 0, got inf"),
+        ({"min_entropy": "0.5"}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got '0.5'"),
+        ({"log_figures": "no"}, ValueError, r"log_figures must be True or False, got 'no'"),
+        ({"stop_on_collapse": 1, "min_entropy": 0.1}, ValueError, r"stop_on_collapse must be True or False, got 1"),
+        ({"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
+        ({"seed": 2.5}, ValueError, r"seed must be an integer >= 0, got 2.5"),
+        ({"verbose": "1"}, ValueError, r"verbose must be an integer >= 0, got '1'"),
+        ({"probs_fn": "softmax"}, ValueError, r"probs_fn must be a function probs_fn\(model, obs\) -> \(n, K\) array"),
         ({"q_policy": "greedy"}, ValueError, r"q_policy must be one of \('softmax', 'epsilon_greedy'\), got 'greedy'"),
     ],
 )

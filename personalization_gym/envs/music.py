@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import numbers
 import os
 from pathlib import Path
@@ -161,9 +162,9 @@ class MusicEnv(BanditEnv):
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         self.liked_fraction = _liked_fraction_range(liked_fraction)
         if isinstance(reward_threshold, (bool, np.bool_)) or not isinstance(reward_threshold, numbers.Real):
-            raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold!r}")
-        if not reward_threshold >= 0:
-            raise ValueError(f"reward_threshold must be a number >= 0, got {reward_threshold}")
+            raise ValueError(f"reward_threshold must be a finite number >= 0, got {reward_threshold!r}")
+        if not (math.isfinite(reward_threshold) and reward_threshold >= 0):  # inf: every reward 0, no task left
+            raise ValueError(f"reward_threshold must be a finite number >= 0, got {reward_threshold}")
         self.reward_threshold = float(reward_threshold)
 
         folder = find_dataset_folder("spotify", data_dir, marker="spotify_genres.csv") or PACKAGED_SPOTIFY
