@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text_atomically"]
+__all__ = ["atomic_path", "output_folder", "write_text_atomically"]
 
 
 @contextmanager
@@ -37,3 +37,21 @@ def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_text(text)
     return Path(path)
+
+
+def output_folder(flag: str, text: str) -> Path:
+    """The folder an option names for outputs, created if needed and checked writable before anything runs; a
+    ValueError naming ``flag`` if it is empty, a file, or cannot be written in."""
+    if not text.strip():
+        raise ValueError(f"{flag} is empty: give a folder")
+    folder = Path(text).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{flag} {folder}: cannot write there ({error.strerror})") from None
+    return folder

@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.runner import connect_ray, plan_experiment, run_plan
@@ -67,20 +68,6 @@ def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
     if experiment.frontier is not None:
         raise ValueError(f"--agents: {experiment.name} is a frontier study, whose agents form one grid; run it whole")
     return dataclasses.replace(experiment, agents={k: v for k, v in experiment.agents.items() if k in agents})
-
-
-def _check_output_folder(parser: argparse.ArgumentParser, text: str) -> Path:
-    """``--out`` as a folder the study can write in, checked before anything trains."""
-    if not text.strip():
-        parser.error("--out is empty: give the folder to write the results in (default results/)")
-    out = Path(text)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        parser.error(f"--out {out}: cannot create the folder ({error.strerror})")
-    if not os.access(out, os.W_OK | os.X_OK):
-        parser.error(f"--out {out}: the folder is not writable")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
 
     limit_threads()
-    out = _check_output_folder(parser, args.out)
+    try:
+        out = output_folder("--out", args.out)
+    except ValueError as error:
+        parser.error(str(error))
     start = time.perf_counter()
     try:  # every experiment's task and models are built once before any run trains: bad settings fail here
         plans = [

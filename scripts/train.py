@@ -29,6 +29,7 @@ from pathlib import Path
 
 import personalization_gym
 from personalization_gym.registration import check_task, make_task
+from sb3_entropy.atomic import output_folder
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.experiments import read_yaml
 from sb3_entropy.study.runner import evaluation_baselines
@@ -62,19 +63,6 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
     if args.ent_coef is not None:
         hp["ent_coef"] = args.ent_coef
     return hp
-
-
-def _check_writable_folder(folder: Path) -> None:
-    """Create ``folder`` if needed and make sure a file can be written in it, or a ValueError naming it."""
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--save-dir {folder} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"--save-dir {folder}: cannot write there ({error.strerror})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{flag} must be a finite number > 0, got {value}")
 
     try:
-        if args.save_dir is not None:  # checked before training, not after it
-            _check_writable_folder(Path(args.save_dir))
+        for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
+            if folder is not None:  # checked before training, not after it
+                output_folder(flag, folder)
+        repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
         check_task(args.env_id)
         net_arch = parse_net_arch(args.net_arch)
         if args.per_state_weight and args.regularizer is None:

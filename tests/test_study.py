@@ -251,6 +251,8 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("script", "args", "message"),
     [
+        ("reproduce.py", ["music", "--out", ""], "--out is empty: give a folder"),
+        ("reproduce.py", ["music", "--out", str(PROJECT_ROOT / "README.md")], f"--out {PROJECT_ROOT / 'README.md'} is a file, not a folder"),
         ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
         ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
@@ -645,6 +647,14 @@ def test_train_script_refuses_bad_settings_before_training(tmp_path: Path) -> No
         (["--hp-file", str(broken)], f"--hp-file {broken}: not valid YAML: while parsing a flow sequence in"),
         (["--hp-file", str(tmp_path / "nope.yml")], f"--hp-file {tmp_path / 'nope.yml'}: file not found"),
         (["--save-dir", str(a_file)], f"--save-dir {a_file} is a file, not a folder"),
+        (["--save-dir", ""], "--save-dir is empty: give a folder"),
+        (["--tensorboard-log", str(a_file)], f"--tensorboard-log {a_file} is a file, not a folder"),
+        (["--seeds", "0", "1", "0"], "--seeds repeats [0]: each seed gives the same run, give each once"),
+        (["--hp", "learning_rate=-1e-3"], "ppo: learning_rate must be > 0, got -0.001"),
+        (
+            ["--hp", "batch_size=1"],
+            "ppo cannot be built with these settings: AssertionError: `batch_size` must be greater than 1",
+        ),
     ):
         result = run_script("train.py", "Personalization/Behavior-v0", "--timesteps", "64", *args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
