@@ -49,7 +49,10 @@ def tuned(experiment: Experiment, files: list[str]) -> Experiment:
                 "Tune it: python scripts/tune.py " + experiment.name
             )
         return with_tuned_hyperparameters(experiment, load_experiment(str(path)))
-    candidates = [load_experiment(file) for file in files]
+    try:
+        candidates = [load_experiment(file) for file in files]
+    except ValueError as error:
+        raise ValueError(f"--hyperparams: {error}") from None
     for candidate in candidates:
         if candidate.tuning is not None and candidate.tuning.experiment == experiment.name:
             return with_tuned_hyperparameters(experiment, candidate)
@@ -103,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="reuse the runs already finished in --out")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
     args = parser.parse_args(argv)
-    if (args.seeds is not None and args.seeds < 1) or args.workers < 1 or (args.steps is not None and args.steps < 1):
-        parser.error("--seeds, --workers and --steps must be >= 1")
+    for flag, value in (("--seeds", args.seeds), ("--workers", args.workers), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be an integer >= 1, got {value}")
     if args.data_dir is not None and not Path(args.data_dir).expanduser().is_dir():
         parser.error(f"--data-dir {args.data_dir} is not a folder: give a data root (the folder that holds spotify/, "
                      "MNIST/, ...), or leave it out")  # fmt: skip
