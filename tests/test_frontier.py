@@ -56,10 +56,10 @@ def test_agent_variants_in_an_experiment_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("agents", "message"),
     [
-        ("  dqn_marginal: {algo: dqn, regularizer: marginal}", "agent dqn_marginal: a regularizer applies to ['a2c', 'ppo'] (actor-critic agents with an entropy term), not dqn"),
-        ("  ppo_x: {algo: ppo, regularizer: entropy}", "agent ppo_x: unknown regularizer 'entropy'; valid: ['per_state', 'marginal', 'l2', 'mutual_info']"),
-        ("  ppo_x: {algo: sac}", "agent ppo_x: unknown algo 'sac'; valid: ['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']"),
-        ("  ppo_x: {algo: ppo, regularizer: marginal, ent_cof: 0.1}", "agent ppo_x: unknown hyperparameter(s) ['ent_cof'] for ppo"),
+        ("  dqn_marginal: {algo: dqn, regularizer: marginal}", "agents.dqn_marginal: a regularizer applies to ['a2c', 'ppo'] (actor-critic agents with an entropy term), not dqn"),
+        ("  ppo_x: {algo: ppo, regularizer: entropy}", "agents.ppo_x: unknown regularizer 'entropy'; valid: ['per_state', 'marginal', 'l2', 'mutual_info']"),
+        ("  ppo_x: {algo: sac}", "agents.ppo_x: unknown algo 'sac'; valid: ['a2c', 'ppo', 'trpo', 'dqn', 'qrdqn']"),
+        ("  ppo_x: {algo: ppo, regularizer: marginal, ent_cof: 0.1}", "agents.ppo_x: unknown hyperparameter(s) ['ent_cof'] for ppo"),
         ("  ppo x: {algo: ppo}", "agent name 'ppo x' must be letters, digits, '_', '-' or '.'"),
     ],
 )  # fmt: skip
