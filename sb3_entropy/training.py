@@ -10,7 +10,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ __all__ = [
     "RunSpec",
     "algorithm_class",
     "build_model",
+    "check_hyperparameter_names",
     "check_hyperparameters",
     "check_run",
     "paper_agent",
@@ -123,15 +124,21 @@ HYPERPARAMETER_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
-def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
-    """Raise ValueError naming any key the algorithm's constructor does not take (and the valid ones), any value of
-    the wrong kind (a string where a number belongs, as YAML reads ``1e-3``), and any number outside its range."""
+def check_hyperparameter_names(name: str, names: Iterable[str]) -> None:
+    """Raise ValueError naming any key the algorithm's constructor does not take, and the valid ones."""
     parameters = inspect.signature(algorithm_class(name).__init__).parameters
     reserved = ("self", "policy", "env", "_init_setup_model", "kwargs", "seed", "device", "tensorboard_log")
     valid = sorted(p for p in parameters if p not in reserved)
-    unknown = sorted(set(hyperparameters) - set(valid))
+    unknown = sorted(set(names) - set(valid))
     if unknown:
         raise ValueError(f"unknown hyperparameter(s) {unknown} for {name}; valid: {valid}")
+
+
+def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
+    """Raise ValueError naming any key the algorithm's constructor does not take (and the valid ones), any value of
+    the wrong kind (a string where a number belongs, as YAML reads ``1e-3``), and any number outside its range."""
+    check_hyperparameter_names(name, hyperparameters)
+    parameters = inspect.signature(algorithm_class(name).__init__).parameters
     for key, value in hyperparameters.items():
         options = _options(parameters[key].annotation)
         if options and not any(_is_kind(option, value) for option in options):

@@ -135,18 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     start = time.perf_counter()
-    try:  # every experiment's task and models are built once before any run trains: bad settings fail here
-        plans = [
-            plan_experiment(
-                experiment, args.seeds or experiment.seeds, out, args.quick, args.steps, args.data_dir,
-                download=not args.no_download, literal=args.literal,
-            )
-            for experiment in experiments
-        ]  # fmt: skip
-    except ValueError as error:
-        parser.error(str(error))
     results = []
     try:
+        try:  # every experiment's task and models are built once before any run trains: bad settings fail here
+            plans = [
+                plan_experiment(
+                    experiment, args.seeds or experiment.seeds, out, args.quick, args.steps, args.data_dir,
+                    download=not args.no_download, literal=args.literal,
+                )
+                for experiment in experiments
+            ]  # fmt: skip
+        except ValueError as error:
+            parser.error(str(error))
         for plan in plans:
             result = run_plan(plan, workers=args.workers, resume=args.resume, ray_address=args.ray_address)
             write_outputs(result, out)

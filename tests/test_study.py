@@ -418,7 +418,7 @@ BAD_SETTINGS = [
     ("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 0}", "agents.a2c: a2c: n_steps must be >= 1, got 0"),
     ("a2c: {learning_rate: 1.0e-3}", "a2c: {n_steps: 48}", "agents.a2c: a2c: n_steps=48 is not a multiple of 32"),
     ("dqn: {learning_rate: 1.0e-3}", "dqn: {train_freq: [32, steps]}", "agents.dqn: dqn: train_freq must be an integer or a pair [integer, step or episode], got [32, 'steps']"),
-    ("dqn: {learning_rate: 1.0e-3}", "dqn: {policy_kwargs: {n_layers: 2}}", "agents.dqn: dqn cannot be built with these settings: TypeError: QNetwork.__init__() got an unexpected keyword argument 'n_layers'"),
+    ("dqn: {learning_rate: 1.0e-3}", "dqn: {policy_kwargs: {n_layers: 2}}", "agents.dqn: dqn cannot be built with these settings: TypeError: DQNPolicy.__init__() got an unexpected keyword argument 'n_layers'"),
     ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: high, entropy: 1.0}", "paper.a2c.reward must be a finite number, got 'high'"),
     ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: 0.5, entropy: -1.0}", "paper.a2c.entropy must be a number >= 0 (nats), got -1.0"),
     ("n_eval: 200}", "n_eval: -200}", "task Personalization/Behavior-v0, task_kwargs {'n_actions': 6, 'state_dim': 4, 'n_eval': -200}: n_eval must be an integer >= 1, got -200"),

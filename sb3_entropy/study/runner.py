@@ -167,9 +167,7 @@ def plan_experiment(
         report(f"{experiment.name}: data missing, experiment not run: {str(error).splitlines()[0]}")
         return plan
     except (TypeError, ValueError) as error:  # TypeError: an argument the task does not take
-        raise ValueError(
-            f"{where}: task {experiment.task} with task_kwargs {experiment.task_kwargs}: {error}"
-        ) from None
+        raise ValueError(f"{where}: task {experiment.task}, task_kwargs {experiment.task_kwargs}: {error}") from None
     plan.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
     if hasattr(env.unwrapped, "fit_report"):
         plan.task_note = f"the task's {env.unwrapped.fit_report}"

@@ -25,7 +25,14 @@ from typing import Any
 
 import yaml
 
-from sb3_entropy.training import AGENT_DEFAULTS, BATCH, algorithm_class, batched_hyperparameters, check_hyperparameters
+from sb3_entropy.training import (
+    AGENT_DEFAULTS,
+    BATCH,
+    algorithm_class,
+    batched_hyperparameters,
+    check_hyperparameter_names,
+    check_hyperparameters,
+)
 
 __all__ = ["DEFAULT_SEARCH_SPACE", "Dimension", "hyperparameters_of", "load_search_space"]
 
@@ -134,6 +141,12 @@ def _dimension(where: str, algo: str, name: Any, spec: Any, batched: bool) -> Di
             name, kind, float(low) if kind == "float" else low, float(high) if kind == "float" else high, log
         )
         values = [low, high]
+    if not name.startswith(POLICY_PREFIX):  # every value the space can give is one the algorithm takes
+        for value in values:
+            try:
+                check_hyperparameters(algo, {name: value})
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
     if batched and name in ("n_steps", "train_freq"):  # collected as steps of BATCH users: multiples of BATCH
         for value in values:
             try:
@@ -165,6 +178,6 @@ def _check_name(where: str, algo: str, name: Any) -> None:
             "experiment's)"
         )
     try:
-        check_hyperparameters(algo, {name: None})
+        check_hyperparameter_names(algo, [name])
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
