@@ -407,6 +407,11 @@ def test_bad_tune_command_lines(
             "a2c: {n_steps: {type: categorical, choices: [32, 48]}}",
             "a2c.n_steps: a2c: n_steps=48 is not a multiple of 32, so it cannot be collected in batches of 32 envs",
         ),
+        ("ppo: {gamma: {type: float, low: 0.9, high: 1.5}}", "ppo.gamma: ppo: gamma must be in [0, 1], got 1.5"),
+        (
+            "dqn: {learning_starts: {type: categorical, choices: [0, 1.0e+3]}}",
+            "dqn.learning_starts: dqn: learning_starts must be an integer, got 1000.0",
+        ),
         (
             "ppo: {n_steps: {type: int, low: 32, high: 256}}",
             "ppo.n_steps: an int range gives values that are not multiples of 32; list the values as a categorical",
