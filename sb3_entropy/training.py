@@ -21,8 +21,10 @@ import numpy as np
 import torch
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecMonitor
 
 import personalization_gym
+from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
@@ -287,16 +289,20 @@ class RunSpec:
     per_state_weight: float = 0.0
 
 
-def build_model(spec: RunSpec) -> tuple[Any, Any]:
-    """The SB3 model of ``spec`` (the paper's batch settings under its own hyperparameters) and its training env."""
+def build_model(spec: RunSpec, task: Any = None) -> tuple[Any, Any]:
+    """The SB3 model of ``spec`` (the paper's batch settings under its own hyperparameters) and its training env,
+    made from ``task`` (the task of ``spec``, already built) when given, else from the spec's id and arguments."""
     hyperparameters = {**AGENT_DEFAULTS.get(spec.algo, {}), **spec.hyperparameters}
     check_hyperparameters(spec.algo, hyperparameters)  # an unknown algorithm raises here
     policy, regularizer_kwargs = policy_for(spec.algo, spec.regularizer, spec.per_state_weight)
     if spec.batched:
         hyperparameters = batched_hyperparameters(spec.algo, hyperparameters)
-        env = personalization_gym.make_vec(spec.env_id, BATCH, seed=spec.seed, **spec.env_kwargs)
+        if task is not None:
+            env = VecMonitor(BanditVecEnv(task, BATCH, spec.seed))
+        else:
+            env = personalization_gym.make_vec(spec.env_id, BATCH, seed=spec.seed, **spec.env_kwargs)
     else:
-        env = gym.make(spec.env_id, **spec.env_kwargs)
+        env = task if task is not None else gym.make(spec.env_id, **spec.env_kwargs)
     policy_kwargs = {"net_arch": list(spec.net_arch), **hyperparameters.pop("policy_kwargs", {})}
     policy_kwargs |= regularizer_kwargs
     model = algorithm_class(spec.algo)(
@@ -311,18 +317,20 @@ def build_model(spec: RunSpec) -> tuple[Any, Any]:
     return model, env
 
 
-def check_run(spec: RunSpec) -> None:
+def check_run(spec: RunSpec, task: Any = None) -> None:
     """Build ``spec``'s model once, without training, so that settings which cannot work (a network, a batch
-    size, a policy argument the constructor refuses) fail before any run starts: a ValueError with the cause."""
+    size, a policy argument the constructor refuses) fail before any run starts: a ValueError with the cause.
+    ``task``: the spec's task, already built (a Ratings-v0 fit or a dataset is then not made again); left open."""
     if isinstance(spec.timesteps, bool) or not isinstance(spec.timesteps, numbers.Integral) or spec.timesteps < 1:
         raise ValueError(f"timesteps must be an integer >= 1, got {spec.timesteps!r}")
     try:
-        _, env = build_model(spec)  # checks the hyperparameters first
+        _, env = build_model(spec, task)  # checks the hyperparameters first
     except ValueError:
         raise
     except Exception as error:  # SB3 and torch refuse with asserts and TypeErrors: say which settings did it
         raise ValueError(f"{spec.algo} cannot be built with these settings: {type(error).__name__}: {error}") from None
-    env.close()
+    if task is None:
+        env.close()
 
 
 def paper_agent(

@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
         task = make_task(args.env_id, **env_kwargs)
         if hasattr(task, "fit_report"):
             print(f"{args.env_id}: {task.fit_report}", flush=True)
-        task.close()
         specs = [
             RunSpec(
                 env_id=args.env_id,
@@ -155,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds
         ]
         for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
-            check_run(spec)
+            check_run(spec, task)
+        task.close()
     except (ValueError, TypeError, OSError) as error:
         parser.error(str(error))
 

@@ -172,7 +172,6 @@ def plan_experiment(
     if hasattr(env.unwrapped, "fit_report"):
         plan.task_note = f"the task's {env.unwrapped.fit_report}"
         report(f"{experiment.name}: {plan.task_note}")
-    env.close()
     plan.specs = {
         (name, seed): RunSpec(
             env_id=experiment.task,
@@ -192,12 +191,15 @@ def plan_experiment(
         for name, agent in experiment.agents.items()
         for seed in range(seeds)
     }
-    for (name, seed), spec in plan.specs.items():
-        if seed == 0:  # one model per agent: the seed changes no setting
-            try:
-                check_run(spec)
-            except ValueError as error:
-                raise ValueError(f"{where}: agents.{name}: {error}") from None
+    try:
+        for (name, seed), spec in plan.specs.items():
+            if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
+                try:
+                    check_run(spec, env.unwrapped)
+                except ValueError as error:
+                    raise ValueError(f"{where}: agents.{name}: {error}") from None
+    finally:
+        env.close()
     return plan
 
 
