@@ -491,8 +491,7 @@ def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
         # in the background by a non-interactive shell), which Python would otherwise keep ignoring
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    time.sleep(8)  # workers started and training
-    assert process.poll() is None
+    _children_once_training(process)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
@@ -517,10 +516,7 @@ def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
          "--workers", "2", "--out", str(tmp_path / "out")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    time.sleep(8)  # workers started and training
-    workers = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "multiprocessing"], capture_output=True, text=True)
-    worker_pids = [int(pid) for pid in workers.stdout.split()]
-    assert len(worker_pids) >= 2, workers.stdout  # the resource tracker and the two workers
+    worker_pids = _children_once_training(process)  # the resource tracker and the two workers
     os.kill(process.pid, signal.SIGKILL)  # the main process only: no Ctrl-C, no chance to clean up
     process.wait(timeout=10)
     deadline = time.monotonic() + 30
@@ -535,6 +531,24 @@ def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
         for pid in alive:  # leave nothing running behind a failed test
             os.kill(pid, signal.SIGKILL)
         pytest.fail(f"workers still alive 30 s after their main process was killed:\n{survivors.stdout}")
+
+
+def _children_once_training(process: subprocess.Popen) -> list[int]:
+    """The study's worker processes (and resource tracker) once the two workers run, the experiment planned.
+    The study plans first (its task and models built once), which takes longer on a loaded machine: wait for the
+    workers rather than a fixed time (at most 2 minutes, a guard against a hang), then let them train a moment."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the study ended before its workers started"
+        found = subprocess.run(
+            ["pgrep", "-P", str(process.pid), "-f", "multiprocessing"], capture_output=True, text=True
+        )
+        pids = [int(pid) for pid in found.stdout.split()]
+        if len(pids) >= 3:
+            time.sleep(2)
+            return pids
+        time.sleep(0.2)
+    pytest.fail("the study's two workers did not start within 2 minutes")
 
 
 def _not_a_zombie(pid: int) -> bool:
