@@ -144,7 +144,7 @@ def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
     for key, value in hyperparameters.items():
         options = _options(parameters[key].annotation)
         if options and not any(_is_kind(option, value) for option in options):
-            numeric_text = isinstance(value, str) and _looks_numeric(value)
+            numeric_text = isinstance(value, str) and is_number_text(value)
             hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if numeric_text else ""
             raise ValueError(
                 f"{name}: {key} must be {' or '.join(_kind_words(option) for option in options)}, got {value!r}{hint}"
@@ -210,7 +210,8 @@ def _kind_words(option: Any) -> str:
     return str(option)
 
 
-def _looks_numeric(text: str) -> bool:
+def is_number_text(text: str) -> bool:
+    """Whether ``text`` reads as a number (``1e-3``, which YAML 1.1 leaves as a string)."""
     try:
         float(text)
     except ValueError:

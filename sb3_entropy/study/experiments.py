@@ -43,7 +43,7 @@ import yaml
 
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
+from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -175,11 +175,7 @@ def _is_integer(value: Any, minimum: int) -> bool:
 
 def _yaml_hint(value: Any) -> str:
     """A note for a number YAML read as text (``1e3``, which YAML 1.1 reads as a string)."""
-    try:
-        float(value) if isinstance(value, str) else None
-    except ValueError:
-        return ""
-    return " (YAML reads 1e3 as text: write 1000)" if isinstance(value, str) else ""
+    return " (YAML reads 1e3 as text: write 1000)" if isinstance(value, str) and is_number_text(value) else ""
 
 
 def _agent(where: str, name: str, settings: Any) -> Agent:
