@@ -17,8 +17,8 @@ from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_entropy.atomic import atomic_path, write_text_atomically
-from sb3_entropy.figures import DownsampledHistory, distribution_image
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, all_metrics, marginal
+from sb3_entropy.figures import DistributionFigure, DownsampledHistory
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, all_metrics, marginal, score
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
@@ -39,6 +39,7 @@ CUSTOM_SCALARS_CHARTS = {
     },
     "Reward": {
         "expected reward": ["eval/expected_reward"],
+        "score (reward - random) / (oracle - random)": ["eval/score"],
         "reward, sampled and greedy actions": ["eval/reward_stochastic", "eval/reward_greedy"],
         "regret": ["eval/regret"],
     },
@@ -78,7 +79,9 @@ class EntropyCallback(BaseCallback):
         policy updated, at the next rollout's start, so each logged point is the policy at that timestep.
     :param temperature: DQN / QR-DQN policies are ``softmax(Q / temperature)`` (0.1: the paper's).
     :param n_eval: evaluate on a fixed random subset of this many states (default: all).
-    :param log_figures: log the action-distribution image every ``figure_every`` evaluations (TensorBoard).
+    :param log_figures: log the action-distribution picture (960 x 400, labelled: p(a) over training as the paper's
+        sorted stacked bars, and the current p(a) in item order) every ``figure_every`` evaluations and at the end
+        of training (TensorBoard's Images page; it keeps 10 pictures per run unless --samples_per_plugin says more).
     :param figure_every: see ``log_figures``.
     :param min_entropy: warn when the normalized marginal entropy H(p)/log K falls below this value.
     :param stop_on_collapse: with ``min_entropy``, stop training instead of only warning.
@@ -145,6 +148,7 @@ class EntropyCallback(BaseCallback):
         self.n_eval = n_eval
         self.eval_obs: np.ndarray | None = None
         self.expected: np.ndarray | None = None
+        self._random_and_oracle: tuple[float, float] | None = None
         if eval_env is not None:
             eval_set = self._eval_set_of(eval_env, eval_env_kwargs or {})
             self._use_states(eval_set.obs, eval_set.expected)
@@ -160,6 +164,11 @@ class EntropyCallback(BaseCallback):
         self._action_counts: np.ndarray | None = None
         self._counted_until = 0
         self._writer = None
+        self._figure: DistributionFigure | None = None
+        self._figure_step: int | None = None
+        self._final = False  # the evaluation at the end of training: its picture is logged whatever figure_every
+        # The Custom Scalars charts the run writes at its start (sb3_entropy.training puts the means' charts first).
+        self.custom_scalars_layout: dict[str, Any] = CUSTOM_SCALARS_LAYOUT
 
     def _use_states(self, obs: Any, expected: Any) -> None:
         """Check the evaluation states (before any forward pass) and keep them, or a fixed subset of them."""
@@ -185,6 +194,8 @@ class EntropyCallback(BaseCallback):
             subset = np.sort(self._rng.choice(len(obs), size=int(self.n_eval), replace=False))
             obs, expected = obs[subset], None if expected is None else expected[subset]
         self.eval_obs, self.expected = obs, expected
+        # eval/score's baselines: a uniformly random policy and the oracle on these states
+        self._random_and_oracle = None if expected is None else (float(expected.mean()), float(expected.max(1).mean()))
 
     @staticmethod
     def _eval_set_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> Any:
@@ -228,7 +239,7 @@ class EntropyCallback(BaseCallback):
             (f.writer for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)), None
         )
         if self._writer is not None:
-            self._writer.add_custom_scalars(CUSTOM_SCALARS_LAYOUT)
+            self._writer.add_custom_scalars(self.custom_scalars_layout)
 
     def _probs(self, obs: np.ndarray) -> np.ndarray:
         return action_probs(self.model, self._as_the_policy_sees(obs), self.temperature, self.q_policy, self.probs_fn)
@@ -273,7 +284,12 @@ class EntropyCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         if not self.history or self.history[-1]["timesteps"] != self.num_timesteps:
+            self._final = True
             self._evaluate()  # the policy that training hands back
+            self._final = False
+        elif self.log_figures and self._figure_step != self.num_timesteps:  # its picture, if figure_every skipped it
+            self._log_figure(self.num_timesteps, self.history[-1]["p"])
+            self.logger.dump(self.num_timesteps)
 
     # ----------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
@@ -283,6 +299,8 @@ class EntropyCallback(BaseCallback):
         step = self.num_timesteps
         for key, value in metrics.items():
             self.logger.record(key, value)
+        if self._random_and_oracle is not None:  # TensorBoard only: the history keeps the metrics it always had
+            self.logger.record("eval/score", float(score(metrics["eval/expected_reward"], *self._random_and_oracle)))
         self.history.append({"timesteps": step, **metrics, "p": p})
         self.figure_history.append(step, p)
         self._log_tensorboard_extras(step, p)
@@ -304,9 +322,15 @@ class EntropyCallback(BaseCallback):
             if counts.sum():
                 self._add_histogram("train/action_histogram", counts.astype(np.float64), step)
         counts[:] = 0
-        if self.log_figures and self._n_evaluations % self.figure_every == 0:
-            image = distribution_image(self.figure_history, p)
-            self.logger.record("actions/distribution", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+        if self.log_figures and (self._n_evaluations % self.figure_every == 0 or self._final):
+            self._log_figure(step, p)
+
+    def _log_figure(self, step: int, p: np.ndarray) -> None:
+        if self._figure is None:
+            self._figure = DistributionFigure(len(p))
+        image = self._figure.render(self.figure_history, p, step)
+        self.logger.record("actions/distribution", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+        self._figure_step = step
 
     def _add_histogram(self, tag: str, weights: np.ndarray, step: int) -> None:
         """A histogram over action indices whose bucket for action a (centred on a) holds ``weights[a]``."""

@@ -1,16 +1,24 @@
-"""The action-distribution picture, drawn straight into an RGB array (no plotting library needed).
+"""The action-distribution picture that EntropyCallback logs to TensorBoard.
 
 Left panel: the paper's sorted stacked bars, one bar per evaluation over training so far; each bar stacks the
 marginal probabilities p(a) from the largest (bottom) to the smallest, each action in its own colour, so a
 bar of a few tall blocks is a policy that recommends a few items to everyone. Right panel: the current p(a)
-as a bar chart in action order, scaled to its largest bar.
+as a bar chart in action order. The bars are drawn straight into RGB arrays (numpy: thousands of bars cost
+nothing); matplotlib only puts them on labelled axes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DownsampledHistory", "action_colors", "bar_chart", "distribution_image", "stacked_bars"]
+__all__ = [
+    "DistributionFigure",
+    "DownsampledHistory",
+    "action_colors",
+    "bar_chart",
+    "distribution_image",
+    "stacked_bars",
+]
 
 BACKGROUND = np.array([255, 255, 255], dtype=np.uint8)
 
@@ -90,12 +98,59 @@ def bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.
     return image
 
 
-def distribution_image(history: DownsampledHistory, current: np.ndarray, height: int = 160) -> np.ndarray:
-    """``(height, width, 3)`` uint8: stacked bars over training (left), current p(a) bars (right)."""
-    colors = action_colors(len(current))
-    panel_width = max(2 * len(current), 2 * history.capacity, 128)
-    gap = np.empty((height, 8, 3), dtype=np.uint8)
-    gap[:] = BACKGROUND
-    left = stacked_bars(history.marginals or [current], colors, height, panel_width)
-    right = bar_chart(np.asarray(current, dtype=np.float64), colors, height, panel_width)
-    return np.concatenate([left, gap, right], axis=1)
+class DistributionFigure:
+    """The labelled action-distribution picture, drawn again and again on one matplotlib figure: only the bars,
+    their extents and the titles change between calls (about 0.1 s a picture, a third of a new figure's cost)."""
+
+    def __init__(self, n_actions: int, width: int = 960, height: int = 400) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.n_actions, self.colors = n_actions, action_colors(n_actions)
+        self.figure = Figure(figsize=(width / 100, height / 100), dpi=100)
+        self.canvas = FigureCanvasAgg(self.figure)
+        self.over_training, self.now = self.figure.subplots(
+            1, 2,
+            gridspec_kw={"width_ratios": [3, 2], "left": 0.07, "right": 0.98, "bottom": 0.13, "top": 0.86,
+                         "wspace": 0.15},
+        )  # fmt: skip
+        blank = np.full((2, 2, 3), 255, dtype=np.uint8)
+        self.stacked = self.over_training.imshow(blank, aspect="auto", interpolation="nearest")
+        self.bars = self.now.imshow(blank, aspect="auto", interpolation="nearest")
+        self.over_training.set_title(
+            "p(a) over training, sorted: one bar per evaluation,\neach colour one item (largest share at the bottom)",
+            fontsize=9,
+        )
+        self.over_training.set_xlabel("timesteps", fontsize=9)
+        self.over_training.set_ylabel("share of recommendations", fontsize=9)
+        self.now.set_xlabel(f"item (action 0 to {n_actions - 1})", fontsize=9)
+        self.now.set_ylabel("p(a)", fontsize=9)
+        for axes in (self.over_training, self.now):
+            axes.tick_params(labelsize=8)
+
+    def render(self, history: DownsampledHistory, current: np.ndarray, step: int | None = None) -> np.ndarray:
+        """``(height, width, 3)`` uint8: p(a) over training (left), the current p(a) in item order (right)."""
+        current = np.asarray(current, dtype=np.float64)
+        if current.shape != (self.n_actions,):
+            raise ValueError(f"current must be p(a) over {self.n_actions} actions, got shape {current.shape}")
+        marginals = history.marginals or [current]
+        steps = history.steps or [0 if step is None else step]
+        spacing = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else 1.0
+        self.stacked.set_data(stacked_bars(marginals, self.colors, 200, max(2 * len(marginals), 256)))
+        self.stacked.set_extent((steps[0] - spacing / 2, steps[-1] + spacing / 2, 0, 1))
+        self.bars.set_data(bar_chart(current, self.colors, 200, max(2 * self.n_actions, 256)))
+        self.bars.set_extent((-0.5, self.n_actions - 0.5, 0, max(float(current.max()), 1e-12)))
+        positive = current[current > 0]
+        entropy = float(0.0 - (positive * np.log(positive)).sum())
+        when = "now" if step is None else f"at step {step}"
+        self.now.set_title(
+            f"p(a) {when}, in item order:\nH(p) = {entropy:.3f} nats of at most log K = {np.log(self.n_actions):.3f}",
+            fontsize=9,
+        )
+        self.canvas.draw()
+        return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
+
+
+def distribution_image(history: DownsampledHistory, current: np.ndarray, step: int | None = None) -> np.ndarray:
+    """``(400, 960, 3)`` uint8: :class:`DistributionFigure` drawn once."""
+    return DistributionFigure(len(current)).render(history, current, step)

@@ -30,6 +30,7 @@ __all__ = [
     "long_tail_share",
     "marginal",
     "reward_metrics",
+    "score",
 ]
 
 ENTROPY_KEYS = ("entropy/marginal", "entropy/marginal_normalized", "entropy/per_state", "entropy/greedy_marginal")
@@ -148,6 +149,14 @@ def reward_metrics(probs: np.ndarray, expected: np.ndarray, rng: np.random.Gener
         "eval/regret": float((best - policy_value).mean()),
         "eval/optimal_action_rate": float((expected[rows, greedy] == best).mean()),
     }
+
+
+def score(reward: float | np.ndarray, random: float, oracle: float) -> float | np.ndarray:
+    """``(reward - random) / (oracle - random)``: 0 is a uniformly random policy, 1 the oracle (NaN when every
+    action is as good as any other, so that there is nothing to learn)."""
+    if oracle == random:
+        return np.full_like(np.asarray(reward, dtype=np.float64), np.nan)[()]
+    return (np.asarray(reward, dtype=np.float64) - random) / (oracle - random)
 
 
 def all_metrics(

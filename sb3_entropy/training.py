@@ -28,6 +28,13 @@ from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
+from sb3_entropy.tensorboard import (
+    HParamsCallback,
+    evaluation_log_interval,
+    run_folder,
+    run_layout,
+    tensorboard_logger,
+)
 
 __all__ = [
     "AGENT_DEFAULTS",
@@ -281,8 +288,9 @@ class RunSpec:
     eval_freq: int = 2000
     n_eval: int | None = None
     temperature: float = 0.1
-    tensorboard_log: str | None = None
-    run_name: str | None = None
+    tensorboard_log: str | None = None  # the TensorBoard root: the run logs to <root>/<experiment>/<agent>/seed<seed>
+    experiment: str = "default"
+    agent: str | None = None  # default: algo
     progress: bool = False
     log_figures: bool = True
     batched: bool = True  # 1 step of BATCH envs per update batch; False: the reference setup, 1 env
@@ -312,9 +320,8 @@ def build_model(spec: RunSpec, task: Any = None) -> tuple[Any, Any]:
         seed=spec.seed,
         device="cpu",
         policy_kwargs=policy_kwargs,
-        tensorboard_log=spec.tensorboard_log,
         **hyperparameters,
-    )
+    )  # its TensorBoard logger is set by train(), in a folder of the run's own (no SB3 "_1" suffix)
     return model, env
 
 
@@ -359,9 +366,11 @@ def paper_agent(
     """
     spec = RunSpec(
         env_id=env_id, algo=algo, seed=seed, timesteps=1, net_arch=list(net_arch), hyperparameters=hyperparameters,
-        env_kwargs=dict(env_kwargs or {}), tensorboard_log=tensorboard_log,
+        env_kwargs=dict(env_kwargs or {}),
     )  # fmt: skip
-    return build_model(spec)[0]
+    model = build_model(spec)[0]
+    model.tensorboard_log = tensorboard_log  # SB3's own run folders, as the constructor argument gives them
+    return model
 
 
 def train(
@@ -385,16 +394,43 @@ def train(
         n_eval=spec.n_eval,
         temperature=spec.temperature,
         log_figures=spec.log_figures,
+        # about 10 pictures a run, as many as TensorBoard keeps by default
+        figure_every=max(1, math.ceil(spec.timesteps / spec.eval_freq / 10)),
         seed=spec.seed,
     )
+    extra: list[BaseCallback] = []
+    if spec.tensorboard_log is not None:
+        agent = spec.agent or spec.algo
+        model.set_logger(tensorboard_logger(run_folder(spec.tensorboard_log, spec.experiment, agent, spec.seed)))
+        extra.append(HParamsCallback(run_hparams(spec, model)))
+        callback.custom_scalars_layout = run_layout(spec.experiment)
     if on_model is not None:
         on_model(model, callback)
-    run_name = spec.run_name or f"{spec.algo}_seed{spec.seed}"
-    model.learn(spec.timesteps, callback=[callback, *callbacks], tb_log_name=run_name, progress_bar=spec.progress)
+    model.learn(
+        spec.timesteps,
+        callback=[callback, *extra, *callbacks],
+        log_interval=evaluation_log_interval(model, spec.eval_freq),
+        progress_bar=spec.progress,
+    )
     if model_path is not None:
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
     return model, callback
+
+
+def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:
+    """What the HParams dashboard shows of a run: experiment, agent, algorithm, regulariser and its coefficient
+    (``per_state`` with SB3's own entropy term, ``none`` for agents without one, coefficient 0) and seed."""
+    ent_coef = getattr(model, "ent_coef", None)
+    has_term = isinstance(ent_coef, (int, float)) and not isinstance(ent_coef, bool)
+    return {
+        "experiment": spec.experiment,
+        "agent": spec.agent or spec.algo,
+        "algo": spec.algo,
+        "regularizer": spec.regularizer or ("per_state" if has_term else "none"),
+        "coefficient": float(ent_coef) if has_term else 0.0,
+        "seed": spec.seed,
+    }
 
 
 def limit_threads() -> None:

@@ -10,8 +10,9 @@
 Experiments are YAML files (sb3_entropy/experiments/: sample, mnist, cifar10, music, ads, behavior, digits,
 frontier_music, frontier_behavior, or a path to your own, whose task may be any registered id, my_package:Task-v0
 included, and whose task_kwargs may name data files relative to the file). Writes, for each experiment,
-DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation with every metric), DIR/EXPERIMENT/tb/
-(TensorBoard logs of every run), overview.png (the finding in one picture), reward.png and entropy.png (mean
+DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation with every metric), DIR/tb/EXPERIMENT/
+(TensorBoard: AGENT/seedN for every run, mean/AGENT for each agent's mean over seeds with 95 % bounds; open
+with tensorboard --logdir DIR/tb), overview.png (the finding in one picture), reward.png and entropy.png (mean
 and 95 % Student-t band over seeds) and distribution_<agent>.png (the paper's sorted stacked action bars); and
 DIR/report.md, which opens with the verdict: whether the entropy gap between policy-optimization agents and DQN
 is reproduced (Welch intervals), with each agent's final reward and marginal entropy beside the paper's; then a
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.histories
     ]
     if figures:
-        print(f"Figures: {', '.join(map(str, figures))}. The dashboard: tensorboard --logdir {out}")
+        print(f"Figures: {', '.join(map(str, figures))}. The dashboard: tensorboard --logdir {out / 'tb'}")
     return status
 
 

@@ -1,7 +1,7 @@
 """Train stock SB3 agents on a personalization task with EntropyCallback attached.
 
     python scripts/train.py Personalization/Music-v0 --algo a2c ppo dqn --timesteps 20000 --seeds 0 1 2 \\
-        --net-arch 256,256 --lr 1e-3 --tensorboard-log runs/music
+        --net-arch 256,256 --lr 1e-3 --tensorboard-log runs --experiment music
     python scripts/train.py Personalization/Behavior-v0 --algo ppo --hp n_epochs=4 --hp-file my_ppo.yml
     python scripts/train.py Personalization/Music-v0 --algo a2c ppo --regularizer marginal --ent-coef 0.2
     python scripts/train.py Personalization/Tabular-v0 --env-kwargs features=users.npy rewards=rewards.npy
@@ -32,7 +32,8 @@ from personalization_gym.registration import check_task, make_task
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.experiments import read_yaml
-from sb3_entropy.study.runner import evaluation_baselines
+from sb3_entropy.study.runner import evaluation_baselines, write_mean_runs
+from sb3_entropy.tensorboard import run_folder
 from sb3_entropy.training import (
     AGENT_DEFAULTS,
     RunSpec,
@@ -89,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-state-weight", type=float, default=0.0, help="with --regularizer: weight of a per-state term mixed in"
     )
-    parser.add_argument("--tensorboard-log", default=None, help="TensorBoard log folder")
+    parser.add_argument(
+        "--tensorboard-log", default=None, metavar="ROOT",
+        help="TensorBoard root: runs in ROOT/EXPERIMENT/AGENT/seedN, means over seeds in ROOT/EXPERIMENT/mean/AGENT",
+    )  # fmt: skip
+    parser.add_argument(
+        "--experiment", default=None,
+        help="the experiment's name in TensorBoard (default: the task's, such as Music-v0); a rerun replaces its runs",
+    )  # fmt: skip
     parser.add_argument("--eval-freq", type=int, default=2000, help="evaluate every this many steps (default 2000)")
     parser.add_argument("--temperature", type=float, default=0.1, help="DQN policy: softmax(Q / temperature)")
     parser.add_argument("--n-eval", type=int, default=None, help="evaluation-set size of the task")
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         if repeated:
             raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
         check_task(args.env_id)
+        experiment = args.experiment or args.env_id.split(":")[-1].split("/")[-1]
+        run_folder(".", experiment, "agent", 0)  # a name TensorBoard folders can take
         net_arch = parse_net_arch(args.net_arch)
         if args.per_state_weight and args.regularizer is None:
             raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 eval_freq=args.eval_freq,
                 temperature=args.temperature,
                 tensorboard_log=args.tensorboard_log,
+                experiment=experiment,
+                agent=algo if args.regularizer is None else f"{algo}_{args.regularizer}",
                 progress=args.progress,
                 batched=not args.literal,
                 regularizer=args.regularizer,
@@ -162,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     limit_threads()
     rows = []
     baselines = None
+    histories: dict[tuple[str, int], list[dict]] = {}
     for spec in specs:
         model_path = Path(args.save_dir) / f"{spec.algo}_seed{spec.seed}" if args.save_dir else None
         try:
@@ -170,9 +183,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows.append(final_row(spec, callback))
+        histories[spec.agent, spec.seed] = callback.history
         if baselines is None:  # the same evaluation set for every run
             baselines, n_actions = evaluation_baselines(callback.expected), callback.expected.shape[1]
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
+
+    if args.tensorboard_log is not None:
+        write_mean_runs(Path(args.tensorboard_log), experiment, histories, baselines)
+        print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log} (runs {experiment}/AGENT/seedN, means "
+              f"{experiment}/mean/AGENT)")  # fmt: skip
 
     random, oracle = baselines["random"], baselines["oracle"]
     print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")

@@ -43,6 +43,7 @@ import yaml
 
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.tensorboard import MEAN_RUN
 from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
 
 __all__ = [
@@ -182,6 +183,8 @@ def _agent(where: str, name: str, settings: Any) -> Agent:
     settings = dict(settings or {})
     if not isinstance(name, str) or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
         raise ValueError(f"{where}: agent name {name!r} must be letters, digits, '_', '-' or '.' (it names files)")
+    if name == MEAN_RUN:
+        raise ValueError(f"{where}: agent name {name!r} is the TensorBoard folder of the means over seeds: rename it")
     if "algo" in settings:
         algo = settings.pop("algo")
         if algo not in AGENT_DEFAULTS:

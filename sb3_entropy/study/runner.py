@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,9 +24,18 @@ from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entrop
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.workers import init_worker
+from sb3_entropy.tensorboard import write_aggregate_run
 from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
 
-__all__ = ["ExperimentResult", "StudyPlan", "evaluation_baselines", "plan_experiment", "run_experiment", "run_plan"]
+__all__ = [
+    "ExperimentResult",
+    "StudyPlan",
+    "evaluation_baselines",
+    "plan_experiment",
+    "run_experiment",
+    "run_plan",
+    "write_mean_runs",
+]
 
 RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before --ray-address is an error
 METRIC_KEYS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS)  # every run's history has these (reward keys: tasks only)
@@ -182,8 +190,9 @@ def plan_experiment(
             hyperparameters=agent.hyperparameters,
             env_kwargs=env_kwargs,
             eval_freq=settings["eval_freq"],
-            tensorboard_log=str(out_dir / experiment.name / "tb"),
-            run_name=f"{name}_seed{seed}",
+            tensorboard_log=str(out_dir / "tb"),  # one root for every experiment: <experiment>/<agent>/seed<N>
+            experiment=experiment.name,
+            agent=name,
             batched=not literal,
             regularizer=agent.regularizer,
             per_state_weight=agent.per_state_weight,
@@ -263,9 +272,7 @@ def run_plan(
                     report(f"{experiment.name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
                 else:
                     outcomes[key] = {**saved, "resumed": True}
-    todo = [key for key in specs if key not in outcomes]
-    for key in todo:  # a run trained again replaces its TensorBoard folder: one complete run, no partial curves
-        _remove_tensorboard_runs(Path(specs[key].tensorboard_log), specs[key].run_name)
+    todo = [key for key in specs if key not in outcomes]  # each replaces its TensorBoard folder when it trains
     start = time.perf_counter()
     reported = 0
 
@@ -328,18 +335,23 @@ def run_plan(
         }  # fmt: skip
         for row in history:
             result.rows.append(described | row)
+    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _remove_tensorboard_runs(folder: Path, run_name: str) -> None:
-    """Remove the folders SB3 logged ``run_name`` in (``<run_name>_<N>``), those of an interrupted call included."""
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        prefix, _, number = path.name.rpartition("_")
-        if prefix == run_name and number.isdigit() and path.is_dir():
-            shutil.rmtree(path)
+def write_mean_runs(
+    root: Path,
+    experiment: str,
+    histories: dict[tuple[str, int], list[dict[str, Any]]],
+    baselines: dict[str, float] | None = None,
+) -> list[Path]:
+    """One TensorBoard run per agent, ``root/<experiment>/mean/<agent>``: its mean over the seeds that finished,
+    with 95 % t-interval bounds (:func:`sb3_entropy.tensorboard.write_aggregate_run`)."""
+    by_agent: dict[str, list[list[dict[str, Any]]]] = {}
+    for (agent, _), history in histories.items():
+        by_agent.setdefault(agent, []).append(history)
+    return [write_aggregate_run(root, experiment, agent, seeds, baselines or None) for agent, seeds in by_agent.items()]
 
 
 def _settings_of(spec: RunSpec) -> dict[str, Any]:

@@ -1,0 +1,307 @@
+"""TensorBoard runs that compare agents at a glance.
+
+Layout, under one TensorBoard root (``tensorboard --logdir ROOT``)::
+
+    ROOT/<experiment>/<agent>/seed<N>     one training run (EntropyCallback's scalars, SB3's own, HParams)
+    ROOT/<experiment>/mean/<agent>        the agent's mean over seeds (and 95 % t-interval bounds)
+
+so the run filter selects an experiment, an agent or the means by their names, and every legend reads the agent.
+A run trained again replaces its folder (:func:`tensorboard_logger`), so a resumed study still has one complete
+run per agent and seed. :class:`HParamsCallback` fills the HParams dashboard; :func:`write_aggregate_run` writes
+the mean runs and the Custom Scalars charts that go with them; :func:`evaluation_log_interval` makes SB3 dump its
+own scalars at the evaluation cadence rather than once per episode.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf import struct_pb2
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, configure
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from torch.utils.tensorboard import SummaryWriter
+
+from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, score
+
+__all__ = [
+    "HPARAM_METRICS",
+    "HPARAM_NAMES",
+    "MEAN_RUN",
+    "HParamsCallback",
+    "aggregate_folder",
+    "aggregate_layout",
+    "evaluation_log_interval",
+    "interval_tag",
+    "run_folder",
+    "run_layout",
+    "tensorboard_logger",
+    "write_aggregate_run",
+]
+
+MEAN_RUN = "mean"  # ROOT/<experiment>/mean/<agent>: the folder of the aggregate runs
+LEVEL = 0.95
+
+# The HParams dashboard: every run's settings (hyperparameters) and its final values (metrics: the last value of
+# each tag, logged by EntropyCallback at the end of training), with the names a reader sees.
+HPARAM_NAMES = {
+    "experiment": "experiment",
+    "agent": "agent",
+    "algo": "algorithm",
+    "regularizer": "entropy regulariser",
+    "coefficient": "coefficient (ent_coef)",
+    "seed": "seed",
+}
+HPARAM_METRICS = {
+    "eval/expected_reward": "final expected reward",
+    "eval/score": "final score (0 random, 1 oracle)",
+    "entropy/marginal": "final H(p) [nats]",
+    "entropy/per_state": "final per-state entropy H(pi(.|s)) [nats]",
+    "actions/effective_number": "final effective number of items exp H(p)",
+    "exposure/gini": "final Gini of p(a)",
+    "exposure/long_tail_share": "final long-tail share of p(a)",
+    "exposure/aggregate_diversity": "final aggregate diversity (distinct greedy items)",
+}
+# Margin charts of the aggregate runs: for each of these quantities a category with one chart per agent, its mean
+# over seeds drawn with the 95 % band.
+MARGIN_CHARTS = {
+    "eval/expected_reward": "expected reward",
+    "entropy/marginal": "marginal entropy H(p) [nats]",
+    "entropy/per_state": "per-state entropy H(pi(.|s)) [nats]",
+}
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{kind} names a TensorBoard folder: a non-empty name without '/' or '\\', got {name!r}")
+    return name
+
+
+def run_folder(root: str | os.PathLike[str], experiment: str, agent: str, seed: int) -> Path:
+    """``root/<experiment>/<agent>/seed<seed>``: one run's TensorBoard folder."""
+    if agent == MEAN_RUN:
+        raise ValueError(f"agent name {MEAN_RUN!r} is the folder of the mean runs over seeds: give the agent another")
+    return Path(root) / _check_name("experiment", experiment) / _check_name("agent", agent) / f"seed{int(seed)}"
+
+
+def aggregate_folder(root: str | os.PathLike[str], experiment: str, agent: str) -> Path:
+    """``root/<experiment>/mean/<agent>``: the TensorBoard folder of an agent's mean over seeds."""
+    return Path(root) / _check_name("experiment", experiment) / MEAN_RUN / _check_name("agent", agent)
+
+
+def tensorboard_logger(folder: str | os.PathLike[str], formats: Sequence[str] = ("tensorboard",)) -> Logger:
+    """An SB3 logger writing to exactly ``folder`` (no ``_1`` suffix), which is emptied first: a run trained again
+    replaces its earlier curves instead of adding a second, partial run. ``model.set_logger`` it before ``learn``."""
+    folder = Path(folder)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    return configure(str(folder), list(formats))
+
+
+def evaluation_log_interval(model: BaseAlgorithm, eval_freq: int) -> int:
+    """``learn(log_interval=...)`` that makes SB3 dump its own scalars about once per ``eval_freq`` steps.
+
+    SB3 counts ``log_interval`` in rollouts for on-policy algorithms (each ``n_steps * n_envs`` steps) and in
+    episodes for off-policy ones, where every personalization task's episode is one step. Its defaults (A2C 100
+    rollouts, PPO 1, DQN 4 episodes) dump up to 8 times per step of 32 parallel one-step users. Fewer dumps change
+    no value: each dumped scalar is what SB3 computes at that step.
+    """
+    if isinstance(eval_freq, bool) or not isinstance(eval_freq, (int, np.integer)) or eval_freq < 1:
+        raise ValueError(f"eval_freq must be an integer >= 1, got {eval_freq!r}")
+    if isinstance(model, OnPolicyAlgorithm):
+        return max(1, math.ceil(eval_freq / (model.n_steps * model.n_envs)))
+    return int(eval_freq)
+
+
+# ------------------------------------------------------------------------------------------------------------
+def _hparams_summary(tag: str, **content: Any) -> Summary:
+    data = plugin_data_pb2.HParamsPluginData(version=hparams_metadata.PLUGIN_DATA_VERSION, **content)
+    plugin = SummaryMetadata.PluginData(plugin_name=hparams_metadata.PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
+
+
+def _hparam_value(name: str, value: Any) -> struct_pb2.Value:
+    if isinstance(value, (bool, np.bool_)):
+        return struct_pb2.Value(bool_value=bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
+        return struct_pb2.Value(number_value=float(value))
+    if isinstance(value, str):
+        return struct_pb2.Value(string_value=value)
+    raise ValueError(f"hyperparameter {name} must be a string, a finite number or a boolean, got {value!r}")
+
+
+def _data_type(value: struct_pb2.Value) -> int:
+    kind = value.WhichOneof("kind")
+    return {"bool_value": api_pb2.DATA_TYPE_BOOL, "number_value": api_pb2.DATA_TYPE_FLOAT64}.get(
+        kind, api_pb2.DATA_TYPE_STRING
+    )
+
+
+class HParamsCallback(BaseCallback):
+    """Make a run one row of TensorBoard's HParams dashboard: its ``hparams`` (name -> string, number or bool)
+    as hyperparameters, and the last value of each tag in ``metrics`` (tag -> display name; default: EntropyCallback's
+    final reward, score, H(p), per-state entropy and exposure metrics) as metrics.
+
+    Every run writes the same experiment description (the names and kinds of the hyperparameters and metrics),
+    so runs of several experiments under one root share one table. Needs a TensorBoard logger
+    (``tensorboard_log=...`` or ``model.set_logger``). Attach it after EntropyCallback.
+    """
+
+    def __init__(self, hparams: Mapping[str, Any], metrics: Mapping[str, str] | None = None, verbose: int = 0) -> None:
+        super().__init__(verbose=verbose)
+        if not isinstance(hparams, Mapping) or not hparams:
+            raise ValueError(f"hparams must be a non-empty mapping of name -> value, got {hparams!r}")
+        self.hparams = {str(name): _hparam_value(name, value) for name, value in hparams.items()}
+        self.metrics = dict(HPARAM_METRICS if metrics is None else metrics)
+        if not self.metrics:
+            raise ValueError("metrics must name at least one scalar tag, the HParams dashboard's metric")
+
+    def _writer(self) -> SummaryWriter:
+        formats = self.logger.output_formats
+        writer = next((f.writer for f in formats if isinstance(f, TensorBoardOutputFormat)), None)
+        if writer is None:
+            raise ValueError(
+                "HParamsCallback writes to TensorBoard, but the model logs no TensorBoard run: pass "
+                "tensorboard_log=... to the model or set a logger with the 'tensorboard' format"
+            )
+        return writer
+
+    def _init_callback(self) -> None:
+        self._writer()  # fail at the start of training, not at its end
+
+    def _on_training_start(self) -> None:
+        experiment = api_pb2.Experiment(
+            hparam_infos=[
+                api_pb2.HParamInfo(name=name, display_name=HPARAM_NAMES.get(name, name), type=_data_type(value))
+                for name, value in self.hparams.items()
+            ],
+            metric_infos=[
+                api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=display)
+                for tag, display in self.metrics.items()
+            ],
+        )
+        start = plugin_data_pb2.SessionStartInfo(hparams=self.hparams)
+        writer = self._writer().file_writer
+        writer.add_summary(_hparams_summary(hparams_metadata.EXPERIMENT_TAG, experiment=experiment))
+        writer.add_summary(_hparams_summary(hparams_metadata.SESSION_START_INFO_TAG, session_start_info=start))
+        writer.flush()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
+        writer = self._writer().file_writer
+        writer.add_summary(_hparams_summary(hparams_metadata.SESSION_END_INFO_TAG, session_end_info=end))
+        writer.flush()
+
+
+# ------------------------------------------------------------------------------------------------------------
+def interval_tag(experiment: str, agent: str, tag: str) -> str:
+    """The aggregate run's own copy of ``tag``'s mean, the value of its margin chart (``/lower``, ``/upper``: the
+    bounds). Margin charts plot every run that has their tags, so these name the experiment and agent."""
+    return f"interval/{experiment}/{agent}/{tag}"
+
+
+MEANS_CATEGORY = "Agents' means over seeds (one line per agent)"
+
+
+def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
+    titles = {tag: title for charts in CUSTOM_SCALARS_CHARTS.values() for title, ts in charts.items() for tag in ts}
+    return {
+        f"{titles.get(tag, tag)}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
+        for tag in tags
+    }
+
+
+def _margin_category(experiment: str, tag: str) -> str:
+    return f"{experiment}: {MARGIN_CHARTS[tag]}, mean over seeds with {LEVEL:.0%} t-interval"
+
+
+def aggregate_layout(experiment: str, agent: str, tags: Sequence[str], bounds: bool) -> dict[str, Any]:
+    """The Custom Scalars charts of one aggregate run: multiline charts of every agent's mean (one line per mean
+    run), and, with ``bounds``, this agent's margin charts (mean with its 95 % t-interval as a band)."""
+    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
+    for tag in MARGIN_CHARTS:
+        if bounds and tag in tags:
+            value = interval_tag(experiment, agent, tag)
+            layout[_margin_category(experiment, tag)] = {
+                f"{experiment}/{agent}": ["Margin", [value, f"{value}/lower", f"{value}/upper"]]
+            }
+    return layout
+
+
+def run_layout(experiment: str) -> dict[str, Any]:
+    """The Custom Scalars layout of a run that will have mean runs beside it: the categories of the means first
+    (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
+    and a seed run's name comes first), then EntropyCallback's own charts of every run."""
+    tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, "eval/score"]
+    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
+    layout |= {_margin_category(experiment, tag): {} for tag in MARGIN_CHARTS}
+    return layout | CUSTOM_SCALARS_LAYOUT
+
+
+def write_aggregate_run(
+    root: str | os.PathLike[str],
+    experiment: str,
+    agent: str,
+    histories: Sequence[Sequence[Mapping[str, Any]]],
+    baselines: Mapping[str, float] | None = None,
+) -> Path:
+    """Write ``root/<experiment>/mean/<agent>``: at every evaluation step all seeds reached, the mean over the seeds'
+    ``histories`` (EntropyCallback.history of each seed) of every scalar, as ``mean/<tag>``, and with two seeds or
+    more the Student-t 95 % interval's bounds (``interval/<experiment>/<agent>/<tag>/lower`` and ``/upper``).
+
+    ``baselines`` (``random`` and ``oracle`` expected rewards of the evaluation set) add the score,
+    ``eval/score``, as EntropyCallback logs it. The folder is replaced.
+    """
+    from sb3_entropy.study.stats import t_band  # scipy: imported where used
+
+    if not histories or any(not history for history in histories):
+        raise ValueError(f"{experiment}/{agent}: every seed needs an evaluation history to average")
+    steps = sorted(set.intersection(*({int(row["timesteps"]) for row in history} for history in histories)))
+    tags = [
+        tag
+        for tag, value in histories[0][0].items()
+        if tag not in ("timesteps", "p") and isinstance(value, (int, float, np.integer, np.floating))
+    ]
+    table = {tag: np.empty((len(histories), len(steps))) for tag in tags}
+    for seed, history in enumerate(histories):
+        by_step = {int(row["timesteps"]): row for row in history}
+        for tag in tags:
+            table[tag][seed] = [by_step[step][tag] for step in steps]
+    if baselines is not None and "eval/expected_reward" in table:
+        table["eval/score"] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
+        tags.append("eval/score")
+    bounds = len(histories) >= 2
+    folder = aggregate_folder(root, experiment, agent)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    writer = SummaryWriter(str(folder))
+    try:
+        writer.add_custom_scalars(aggregate_layout(experiment, agent, tags, bounds))
+        writer.add_text("about", f"mean over {len(histories)} seeds of {experiment}/{agent}" + (
+            f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
+        ), 0)  # fmt: skip
+        for tag in tags:
+            mean, lower, upper = t_band(table[tag], LEVEL)
+            for column, step in enumerate(steps):
+                writer.add_scalar(f"{MEAN_RUN}/{tag}", mean[column], step)
+                if bounds:
+                    writer.add_scalar(interval_tag(experiment, agent, tag), mean[column], step)
+                    writer.add_scalar(interval_tag(experiment, agent, tag) + "/lower", lower[column], step)
+                    writer.add_scalar(interval_tag(experiment, agent, tag) + "/upper", upper[column], step)
+    finally:
+        writer.close()
+    return folder
