@@ -218,7 +218,8 @@ MEANS_CATEGORY = "Agents' means over seeds (one line per agent)"
 
 
 def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
-    titles = {tag: title for charts in CUSTOM_SCALARS_CHARTS.values() for title, ts in charts.items() for tag in ts}
+    # a chart's title names its one tag; a chart of several tags (sampled and greedy reward) gives no title to either
+    titles = {ts[0]: title for charts in CUSTOM_SCALARS_CHARTS.values() for title, ts in charts.items() if len(ts) == 1}
     return {
         f"{titles.get(tag, tag)}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
         for tag in tags

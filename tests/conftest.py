@@ -19,12 +19,18 @@ no test is skipped.
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,6 +188,68 @@ def serve_folder() -> Iterator:
         server = LocalFileServer(folder)
         servers.append(server)
         return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# A real TensorBoard server on 127.0.0.1, read through its HTTP data routes
+
+
+class TensorBoardServer:
+    """``tensorboard --logdir LOGDIR`` on a free port of 127.0.0.1; ``get``/``post`` read its data routes."""
+
+    def __init__(self, logdir: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1",
+             "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def get(self, route: str, **params: str) -> Any:
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.base}{route}{query}", timeout=20) as response:
+            return json.loads(response.read())
+
+    def post(self, route: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            f"{self.base}{route}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return json.loads(response.read())
+
+    def wait_for(self, ready: Callable[[TensorBoardServer], bool], seconds: float = 120) -> None:
+        """Until ``ready(self)`` holds (TensorBoard loads event files in the background): at most ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if ready(self):
+                    return
+            except (OSError, KeyError, ValueError):
+                pass
+            assert self.process.poll() is None, "tensorboard exited"
+            assert time.monotonic() < deadline, f"tensorboard did not serve the runs within {seconds} s"
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def tensorboard_server() -> Iterator[Callable[[Path], TensorBoardServer]]:
+    """Start TensorBoardServer(logdir) servers; all are stopped after the test."""
+    servers: list[TensorBoardServer] = []
+
+    def start(logdir: Path) -> TensorBoardServer:
+        servers.append(TensorBoardServer(logdir))
+        return servers[-1]
 
     yield start
     for server in servers:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -475,68 +471,37 @@ def test_bad_callback_inputs(music: MusicEnv) -> None:
 # A real TensorBoard server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
-def test_tensorboard_serves_the_scalars_and_the_image(music: MusicEnv, tmp_path: Path) -> None:
+def test_tensorboard_serves_the_scalars_and_the_image(music: MusicEnv, tmp_path: Path, tensorboard_server) -> None:
+    # a stock SB3 model with SB3's own TensorBoard folders (tb_log_name "ppo": ppo_1), the callback attached
     model = make_model("PPO", music, tensorboard_log=str(tmp_path / "tb"))
     model.learn(256, callback=EntropyCallback(eval_env=music, eval_freq=128, n_eval=200), tb_log_name="ppo")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path / "tb"), "--host", "127.0.0.1",
-         "--port", str(port), "--load_fast", "false", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        scalar_tags: dict = {}
-        while time.monotonic() < deadline:
-            try:
-                scalar_tags = get_json(f"{base}/data/plugin/scalars/tags")
-                if scalar_tags.get("ppo_1", {}).get("entropy/marginal"):
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, "tensorboard exited"
-            time.sleep(0.5)
-        run_tags = scalar_tags["ppo_1"]
-        for key in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS):
-            assert key in run_tags
-        points = get_json(f"{base}/data/plugin/scalars/scalars?run=ppo_1&tag=entropy/marginal")
-        assert [point[1] for point in points] == [0, 128, 256]
-        # the custom-scalars dashboard: the layout as written, and each chart's patterns select exactly its tags
-        layout = get_json(f"{base}/data/plugin/custom_scalars/layout")
-        charts = {
-            chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
-        }
-        assert charts == {
-            title: patterns for category in CUSTOM_SCALARS_LAYOUT.values() for title, (_, patterns) in category.items()
-        }
-        intended = {title: tags for category in CUSTOM_SCALARS_CHARTS.values() for title, tags in category.items()}
-        for title, patterns in charts.items():
-            served = set()
-            for pattern in patterns:
-                query = urllib.parse.urlencode({"run": "ppo_1", "tag": pattern})
-                answer = get_json(f"{base}/data/plugin/custom_scalars/scalars?{query}")
-                assert answer["regex_valid"]
-                served |= set(answer["tag_to_events"])
-            assert served == set(intended[title]), title
-        image_tags = get_json(f"{base}/data/plugin/images/tags")
-        assert "actions/distribution" in image_tags["ppo_1"]
-        images = get_json(f"{base}/data/plugin/images/images?run=ppo_1&tag=actions/distribution")
-        with urllib.request.urlopen(
-            f"{base}/data/plugin/images/individualImage?{images[0]['query']}", timeout=10
-        ) as response:
-            assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    server = tensorboard_server(tmp_path / "tb")
+    server.wait_for(lambda s: bool(s.get("/data/plugin/scalars/tags")["ppo_1"]["entropy/marginal"]))
+    run_tags = server.get("/data/plugin/scalars/tags")["ppo_1"]
+    for key in (*ENTROPY_KEYS, *ACTION_KEYS, *REWARD_KEYS):
+        assert key in run_tags
+    points = server.get("/data/plugin/scalars/scalars", run="ppo_1", tag="entropy/marginal")
+    assert [point[1] for point in points] == [0, 128, 256]
+    # the custom-scalars dashboard: the layout as written, and each chart's patterns select exactly its tags
+    layout = server.get("/data/plugin/custom_scalars/layout")
+    charts = {
+        chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]
+    }
+    assert charts == {
+        title: patterns for category in CUSTOM_SCALARS_LAYOUT.values() for title, (_, patterns) in category.items()
+    }
+    intended = {title: tags for category in CUSTOM_SCALARS_CHARTS.values() for title, tags in category.items()}
+    for title, patterns in charts.items():
+        served = set()
+        for pattern in patterns:
+            answer = server.get("/data/plugin/custom_scalars/scalars", run="ppo_1", tag=pattern)
+            assert answer["regex_valid"]
+            served |= set(answer["tag_to_events"])
+        assert served == set(intended[title]), title
+    image_tags = server.get("/data/plugin/images/tags")
+    assert "actions/distribution" in image_tags["ppo_1"]
+    images = server.get("/data/plugin/images/images", run="ppo_1", tag="actions/distribution")
+    with urllib.request.urlopen(
+        f"{server.base}/data/plugin/images/individualImage?{images[0]['query']}", timeout=10
+    ) as response:
+        assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sb3_entropy.figures import DownsampledHistory, action_colors, distribution_image
+from sb3_entropy.figures import DownsampledHistory
 from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini, head_size, long_tail_share
 
 TABLES = {
@@ -177,25 +177,3 @@ def test_downsampled_history_stays_bounded_and_even() -> None:
     gaps = np.diff(history.steps)
     assert len(set(gaps)) == 1 and history.steps[0] == 0  # evenly spread from the start
     assert history.stride == gaps[0] and history.steps[-1] >= 1000 - 2 * history.stride
-
-
-def test_distribution_image() -> None:
-    history = DownsampledHistory(capacity=4)
-    history.append(0, np.array([0.25, 0.25, 0.25, 0.25]))
-    history.append(100, np.array([0.0, 1.0, 0.0, 0.0]))
-    current = np.array([0.0, 0.5, 0.25, 0.25])
-    image = distribution_image(history, current, height=40)
-    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[0] == 40 and image.shape[2] == 3
-    colors = action_colors(4)
-    assert len({tuple(c) for c in colors}) == 4
-    panel = (image.shape[1] - 8) // 2
-    left, right = image[:, :panel], image[:, panel + 8 :]
-    # the second evaluation is one action: its bar is a single colour, action 1's, top to bottom
-    second = left[:, panel * 3 // 4]
-    assert (second == colors[1]).all()
-    # the first evaluation stacks four equal blocks of 10 rows
-    first = left[:, panel // 4]
-    assert sorted(int((first == c).all(axis=1).sum()) for c in colors) == [10, 10, 10, 10]
-    # current bars: action 1 full height, actions 2 and 3 half, action 0 none
-    heights = [int((right == c).all(axis=2).any(axis=1).sum()) for c in colors]
-    assert heights == [0, 40, 20, 20]

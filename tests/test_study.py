@@ -80,12 +80,11 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
         "a2c_seed0.zip", "a2c_seed1.zip", "dqn_seed0.zip", "dqn_seed1.zip"
     ]  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == [
-        "a2c_seed0_1",
-        "a2c_seed1_1",
-        "dqn_seed0_1",
-        "dqn_seed1_1",
-    ]
+    # TensorBoard: <root>/<experiment (the task's name)>/<agent>/seed<N>, and each agent's mean over the seeds
+    tb = tmp_path / "tb" / "Behavior-v0"
+    assert sorted(str(p.relative_to(tb)) for p in tb.glob("*/*")) == [
+        "a2c/seed0", "a2c/seed1", "dqn/seed0", "dqn/seed1", "mean/a2c", "mean/dqn"
+    ]  # fmt: skip
     model = A2C.load(tmp_path / "models" / "a2c_seed0.zip")
     assert model.gamma == 0.9 and model.max_grad_norm == 0.4 and model.learning_rate == 1e-3
     assert (model.n_steps, model.n_envs) == (1, 32)  # the paper's n_steps=32, collected as 1 step of 32 envs
@@ -122,10 +121,14 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         image = matplotlib.image.imread(folder / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-    assert len([p for p in (folder / "tb").iterdir() if p.is_dir()]) == 4
+    tb = tmp_path / "out" / "tb" / "tiny"
+    assert sorted(str(p.relative_to(tb)) for p in tb.glob("*/*")) == [
+        "a2c/seed0", "a2c/seed1", "dqn/seed0", "dqn/seed1", "mean/a2c", "mean/dqn"
+    ]  # fmt: skip
     # the printed summary ends with where the figures are and the command that opens the dashboard
     assert result.stdout.rstrip().splitlines()[-1] == (
-        f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}. The dashboard: tensorboard --logdir {tmp_path / 'out'}"
+        f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}. The dashboard: tensorboard --logdir "
+        f"{tmp_path / 'out' / 'tb'}"
     )
 
     # the report opens with the verdict, then the table; every number is recomputed from results.csv
@@ -453,9 +456,11 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert read_results(tmp_path / "out" / "tiny") == before
     # the run trained again replaced its TensorBoard folder: one folder per run, each with one complete curve
-    tb = tmp_path / "out" / "tiny" / "tb"
-    assert sorted(path.name for path in tb.iterdir()) == [f"{a}_seed{s}_1" for a in ("a2c", "dqn") for s in (0, 1)]
-    events = EventAccumulator(str(tb / "dqn_seed1_1"))
+    tb = tmp_path / "out" / "tb" / "tiny"
+    for agent in ("a2c", "dqn"):
+        for seed in (0, 1):
+            assert len(list((tb / agent / f"seed{seed}").iterdir())) == 1  # one event file
+    events = EventAccumulator(str(tb / "dqn" / "seed1"))
     events.Reload()
     assert [event.step for event in events.Scalars("entropy/marginal")] == [0, 32, 64, 96]
     # a run file cut short (a crash or a full disk during a write before writes were atomic), and one that is empty:
