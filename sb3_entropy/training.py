@@ -421,14 +421,15 @@ def train(
 def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:
     """What the HParams dashboard shows of a run: experiment, agent, algorithm, regulariser and its coefficient
     (``per_state`` with SB3's own entropy term, ``none`` for agents without one, coefficient 0) and seed."""
-    ent_coef = getattr(model, "ent_coef", None)
-    has_term = isinstance(ent_coef, (int, float)) and not isinstance(ent_coef, bool)
+    # TRPO carries SB3's ent_coef attribute but no entropy term in its update: only A2C and PPO have one
+    has_term = spec.algo in REGULARIZABLE
+    ent_coef = float(getattr(model, "ent_coef", 0.0)) if has_term else 0.0
     return {
         "experiment": spec.experiment,
         "agent": spec.agent or spec.algo,
         "algo": spec.algo,
         "regularizer": spec.regularizer or ("per_state" if has_term else "none"),
-        "coefficient": float(ent_coef) if has_term else 0.0,
+        "coefficient": ent_coef,
         "seed": spec.seed,
     }
 

@@ -30,7 +30,7 @@ from sb3_entropy.tensorboard import (
     run_folder,
     tensorboard_logger,
 )
-from sb3_entropy.training import RunSpec, build_model, train
+from sb3_entropy.training import RunSpec, build_model, run_hparams, train
 
 TASK_KWARGS = {"n_actions": 6, "state_dim": 4, "n_eval": 200}
 STUDY = """
@@ -340,3 +340,21 @@ def test_the_distribution_picture_is_labelled_and_shows_the_bars() -> None:
     assert again.shape == image.shape
     with pytest.raises(ValueError, match=r"current must be p\(a\) over 4 actions"):
         figure.render(history, np.ones(5) / 5)
+
+
+def test_run_hparams_name_the_entropy_term_each_algorithm_has() -> None:
+    """A2C and PPO have SB3's per-state entropy term (coefficient ent_coef); TRPO carries an ent_coef attribute
+    but no such term, and DQN has none."""
+    for algo, hyperparameters, expected in (
+        ("a2c", {"ent_coef": 0.02}, ("per_state", 0.02)),
+        ("ppo", {}, ("per_state", 0.0)),
+        ("trpo", {}, ("none", 0.0)),
+        ("dqn", {}, ("none", 0.0)),
+    ):
+        spec = RunSpec("Personalization/Behavior-v0", algo, 4, 1, net_arch=[8], env_kwargs=TASK_KWARGS,
+                       hyperparameters=hyperparameters, experiment="exp")  # fmt: skip
+        model, _ = build_model(spec)
+        assert run_hparams(spec, model) == {
+            "experiment": "exp", "agent": algo, "algo": algo, "regularizer": expected[0],
+            "coefficient": expected[1], "seed": 4,
+        }  # fmt: skip
