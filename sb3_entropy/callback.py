@@ -287,7 +287,8 @@ class EntropyCallback(BaseCallback):
             self._final = True
             self._evaluate()  # the policy that training hands back
             self._final = False
-        elif self.log_figures and self._figure_step != self.num_timesteps:  # its picture, if figure_every skipped it
+        elif self.log_figures and self._writer is not None and self._figure_step != self.num_timesteps:
+            # the final evaluation's picture, when figure_every skipped it
             self._log_figure(self.num_timesteps, self.history[-1]["p"])
             self.logger.dump(self.num_timesteps)
 
@@ -322,7 +323,12 @@ class EntropyCallback(BaseCallback):
             if counts.sum():
                 self._add_histogram("train/action_histogram", counts.astype(np.float64), step)
         counts[:] = 0
-        if self.log_figures and (self._n_evaluations % self.figure_every == 0 or self._final):
+        # the picture goes to TensorBoard only: not drawn (0.1 s) when the run logs no TensorBoard
+        if (
+            self.log_figures
+            and self._writer is not None
+            and (self._n_evaluations % self.figure_every == 0 or self._final)
+        ):
             self._log_figure(step, p)
 
     def _log_figure(self, step: int, p: np.ndarray) -> None:

@@ -268,11 +268,18 @@ def test_train_writes_the_layout_and_replaces_a_run_trained_again(tmp_path: Path
     spec = RunSpec("Personalization/Behavior-v0", "a2c", seed=1, timesteps=64, net_arch=[8], env_kwargs=TASK_KWARGS,
                    eval_freq=32, tensorboard_log=str(tmp_path), experiment="exp", agent="small")  # fmt: skip
     train(spec)
-    train(spec)
+    _, callback = train(spec)
     folder = tmp_path / "exp" / "small" / "seed1"
     assert folder == run_folder(tmp_path, "exp", "small", 1)
     assert len(list(folder.iterdir())) == 1
     assert scalars(folder, "entropy/marginal")[0] == [0, 32, 64]
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert [image.step for image in events.Images("actions/distribution")] == [0, 32, 64]
+    assert callback._figure is not None
+    # without TensorBoard the picture, which only TensorBoard shows, is never drawn
+    _, callback = train(RunSpec(**{**spec.__dict__, "tensorboard_log": None}))
+    assert callback._figure is None and len(callback.history) == 3
 
 
 def test_names_that_cannot_be_tensorboard_folders_are_refused(tmp_path: Path) -> None:
