@@ -111,8 +111,8 @@ class DistributionFigure:
         self.canvas = FigureCanvasAgg(self.figure)
         self.over_training, self.now = self.figure.subplots(
             1, 2,
-            gridspec_kw={"width_ratios": [3, 2], "left": 0.07, "right": 0.98, "bottom": 0.13, "top": 0.86,
-                         "wspace": 0.15},
+            gridspec_kw={"width_ratios": [3, 2], "left": 0.07, "right": 0.985, "bottom": 0.13, "top": 0.86,
+                         "wspace": 0.24},
         )  # fmt: skip
         blank = np.full((2, 2, 3), 255, dtype=np.uint8)
         self.stacked = self.over_training.imshow(blank, aspect="auto", interpolation="nearest")
