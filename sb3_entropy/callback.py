@@ -166,6 +166,7 @@ class EntropyCallback(BaseCallback):
         self._writer = None
         self._figure: DistributionFigure | None = None
         self._figure_step: int | None = None
+        self._total_steps: int | None = None
         self._final = False  # the evaluation at the end of training: its picture is logged whatever figure_every
         # The Custom Scalars charts the run writes at its start (sb3_entropy.training puts the means' charts first).
         self.custom_scalars_layout: dict[str, Any] = CUSTOM_SCALARS_LAYOUT
@@ -251,6 +252,9 @@ class EntropyCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         self._counted_until = self.num_timesteps
+        # the step training ends at fixes the picture's time axis, so only its bars are drawn again each time
+        self._figure = None
+        self._total_steps = self.locals.get("total_timesteps")
         # Steps already taken in an earlier learn() call count: evaluate at the first multiple of eval_freq.
         self._next_eval = -(-self.num_timesteps // self.eval_freq) * self.eval_freq
         if self.num_timesteps >= self._next_eval:
@@ -333,7 +337,7 @@ class EntropyCallback(BaseCallback):
 
     def _log_figure(self, step: int, p: np.ndarray) -> None:
         if self._figure is None:
-            self._figure = DistributionFigure(len(p))
+            self._figure = DistributionFigure(len(p), self._total_steps)
         image = self._figure.render(self.figure_history, p, step)
         self.logger.record("actions/distribution", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
         self._figure_step = step

@@ -394,8 +394,7 @@ def train(
         n_eval=spec.n_eval,
         temperature=spec.temperature,
         log_figures=spec.log_figures,
-        # about 10 pictures a run, as many as TensorBoard keeps by default
-        figure_every=max(1, math.ceil(spec.timesteps / spec.eval_freq / 10)),
+        figure_every=figure_every(spec.timesteps, spec.eval_freq),
         seed=spec.seed,
     )
     extra: list[BaseCallback] = []
@@ -416,6 +415,11 @@ def train(
         Path(model_path).parent.mkdir(parents=True, exist_ok=True)
         model.save(model_path)
     return model, callback
+
+
+def figure_every(timesteps: int, eval_freq: int) -> int:
+    """EntropyCallback's ``figure_every`` for about 10 pictures a run, as many as TensorBoard keeps by default."""
+    return max(1, math.ceil(timesteps / eval_freq / 10))
 
 
 def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:

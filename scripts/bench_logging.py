@@ -9,7 +9,9 @@ study trains), three runs with the same seed: without TensorBoard; with TensorBo
 ``log_interval`` (how SB3 logs when nobody sets it: A2C every 100 rollouts, PPO and TRPO every rollout, DQN and
 QR-DQN every 4 episodes, which with 32 one-step users per step is 8 dumps a step); and with TensorBoard at the
 evaluation cadence (``sb3_entropy.tensorboard.evaluation_log_interval``). Prints, per run, the CPU seconds of
-``learn`` (this process, one torch thread), the number of dumps, the CPU seconds inside them and their share.
+``learn`` (this process, one torch thread), the number of dumps, the CPU seconds inside them, those of the
+histograms and the action-distribution picture EntropyCallback writes beside them (about 10 pictures a run, as
+the study draws them; none without TensorBoard), and the share of both in ``learn``.
 The three runs of an agent end with the same parameters: logging changes no result.
 """
 
@@ -27,7 +29,7 @@ from stable_baselines3.common.logger import configure
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.study import load_experiment
 from sb3_entropy.tensorboard import evaluation_log_interval, tensorboard_logger
-from sb3_entropy.training import RunSpec, build_model, limit_threads
+from sb3_entropy.training import RunSpec, build_model, figure_every, limit_threads
 
 
 def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:
@@ -45,13 +47,25 @@ def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:
         spent["dumps"] += 1
 
     logger.dump = timed_dump
-    callback = EntropyCallback(eval_env=env, eval_freq=spec.eval_freq, seed=spec.seed, log_figures=spec.log_figures)
+    every = figure_every(spec.timesteps, spec.eval_freq)  # as sb3_entropy.training.train makes it
+    callback = EntropyCallback(eval_env=env, eval_freq=spec.eval_freq, seed=spec.seed, figure_every=every)
+    extras, extras_spent = callback._log_tensorboard_extras, {"seconds": 0.0}
+
+    def timed_extras(step: int, p: np.ndarray) -> None:  # the histograms and the picture, written beside the dumps
+        start = time.process_time()
+        extras(step, p)
+        extras_spent["seconds"] += time.process_time() - start
+
+    callback._log_tensorboard_extras = timed_extras
     kwargs = {} if cadence == "sb3" else {"log_interval": evaluation_log_interval(model, spec.eval_freq)}
     start = time.process_time()
     model.learn(spec.timesteps, callback=callback, **kwargs)
     total = time.process_time() - start
     parameters = np.concatenate([p.detach().numpy().ravel() for p in model.policy.parameters()])
-    return {"cpu": total, "dump_cpu": spent["seconds"], "dumps": spent["dumps"], "parameters": parameters}
+    return {
+        "cpu": total, "dump_cpu": spent["seconds"], "dumps": spent["dumps"], "extras_cpu": extras_spent["seconds"],
+        "parameters": parameters,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     limit_threads()
     print(f"{experiment.name}: {args.steps or experiment.steps} steps per run, evaluation every {experiment.eval_freq} "
           f"steps, seed {args.seed}, one torch thread; CPU seconds of this process")  # fmt: skip
-    print(f"{'agent':<8} {'logging':<22} {'learn CPU s':>11} {'dumps':>7} {'in dumps s':>10} {'share':>7}")
+    print(f"{'agent':<8} {'logging':<22} {'learn CPU s':>11} {'dumps':>7} {'in dumps s':>10} "
+          f"{'histograms+picture s':>20} {'logging share':>13}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for name in agents:
             agent = experiment.agents[name]
@@ -85,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             for cadence, label in (("none", "no TensorBoard"), ("sb3", "SB3's log_interval"),
                                    ("evaluation", "evaluation cadence")):  # fmt: skip
                 runs[cadence] = run = one_run(spec, cadence, Path(folder) / name)
-                share = run["dump_cpu"] / run["cpu"]
+                share = (run["dump_cpu"] + run["extras_cpu"]) / run["cpu"]
                 print(f"{name:<8} {label:<22} {run['cpu']:>11.1f} {run['dumps']:>7} {run['dump_cpu']:>10.2f} "
-                      f"{share:>7.1%}", flush=True)  # fmt: skip
+                      f"{run['extras_cpu']:>20.2f} {share:>13.1%}", flush=True)  # fmt: skip
             same = all(np.array_equal(runs["none"]["parameters"], run["parameters"]) for run in runs.values())
             print(f"{name:<8} final parameters of the three runs {'identical' if same else 'DIFFER'}", flush=True)
             if not same:

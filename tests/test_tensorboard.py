@@ -317,34 +317,43 @@ def test_the_distribution_picture_is_labelled_and_shows_the_bars() -> None:
     history.append(0, np.array([0.25, 0.25, 0.25, 0.25]))
     history.append(100, np.array([0.0, 1.0, 0.0, 0.0]))
     current = np.array([0.0, 0.5, 0.25, 0.25])
-    figure = DistributionFigure(4)
-    image = figure.render(history, current, step=100)
-    assert image.shape == (400, 960, 3) and image.dtype == np.uint8
     colors = action_colors(4)
+    for total_steps in (None, 400):  # a time axis that follows the bars; one fixed for the whole run
+        figure = DistributionFigure(4, total_steps)
+        image = figure.render(history, current, step=100)
+        assert image.shape == (400, 960, 3) and image.dtype == np.uint8
 
-    def pixel(axes, x: float, y: float, picture: np.ndarray = image) -> np.ndarray:
-        """The picture's pixel at data coordinates (x, y) of ``axes`` (matplotlib's y axis points up)."""
-        column, row = axes.transData.transform((x, y))
-        return picture[round(400 - row), round(column)]
+        def pixel(axes, x: float, y: float, picture: np.ndarray = image) -> np.ndarray:
+            """The picture's pixel at data coordinates (x, y) of ``axes`` (matplotlib's y axis points up)."""
+            column, row = axes.transData.transform((x, y))
+            return picture[round(400 - row), round(column)]
 
-    # the second evaluation (step 100) recommends item 1 to everyone: one block of its colour, bottom to top
-    for y in (0.1, 0.5, 0.9):
-        assert (pixel(figure.over_training, 100, y) == colors[1]).all()
-    # the first evaluation stacks four equal shares: four colours, a quarter each
-    assert {tuple(pixel(figure.over_training, 0, y)) for y in (0.125, 0.375, 0.625, 0.875)} == {
-        tuple(c) for c in colors
-    }
-    # now: item 1 up to 0.5, items 2 and 3 up to 0.25, item 0 nothing
-    assert (pixel(figure.now, 1, 0.45) == colors[1]).all() and (pixel(figure.now, 2, 0.2) == colors[2]).all()
-    assert (pixel(figure.now, 2, 0.3) == 255).all() and (pixel(figure.now, 0, 0.1) == 255).all()
-    titles = (figure.over_training.get_title(), figure.now.get_title())
-    assert "each colour one item" in titles[0] and figure.over_training.get_xlabel() == "timesteps"
-    entropy = -(current[1:] * np.log(current[1:])).sum()
-    assert "at step 100" in titles[1] and f"H(p) = {entropy:.3f} nats" in titles[1]
-    assert figure.now.get_xlabel() == "item (action 0 to 3)"
-    again = figure.render(history, np.array([1.0, 0.0, 0.0, 0.0]), step=200)  # the same figure, drawn again
-    assert (pixel(figure.now, 0, 0.5, again) == colors[0]).all() and "at step 200" in figure.now.get_title()
-    assert again.shape == image.shape
+        # the second evaluation (step 100) recommends item 1 to everyone: one block of its colour, bottom to top
+        for y in (0.1, 0.5, 0.9):
+            assert (pixel(figure.over_training, 100, y) == colors[1]).all()
+        # the first evaluation stacks four equal shares: four colours, a quarter each
+        assert {tuple(pixel(figure.over_training, 20, y)) for y in (0.125, 0.375, 0.625, 0.875)} == {
+            tuple(c) for c in colors
+        }
+        assert figure.over_training.get_xlim() == ((0, 400) if total_steps else (-50, 150))
+        # now, over the largest p(a) (0.5): item 1 to the top, items 2 and 3 to half, item 0 nothing
+        assert (pixel(figure.now, 1, 0.95) == colors[1]).all() and (pixel(figure.now, 2, 0.45) == colors[2]).all()
+        assert (pixel(figure.now, 2, 0.55) == 255).all() and (pixel(figure.now, 0, 0.1) == 255).all()
+        titles = (figure.over_training.get_title(), figure.now.get_title())
+        assert "each colour one item" in titles[0] and figure.over_training.get_xlabel() == "timesteps"
+        entropy = -(current[1:] * np.log(current[1:])).sum()
+        assert "at step 100" in titles[1] and "(largest 0.500)" in titles[1]
+        assert f"H(p) = {entropy:.3f} nats" in titles[1]
+        assert figure.now.get_xlabel() == "item (action 0 to 3)"
+        history.append(200, np.array([1.0, 0.0, 0.0, 0.0]))
+        again = figure.render(history, np.array([1.0, 0.0, 0.0, 0.0]), step=200)  # the same figure, drawn again
+        assert (pixel(figure.now, 0, 0.5, again) == colors[0]).all() and "at step 200" in figure.now.get_title()
+        # drawing only the bars on the fixed frame gives the very pixels of drawing the whole figure
+        figure.canvas.draw()
+        assert np.array_equal(np.asarray(figure.canvas.buffer_rgba())[..., :3], again)
+        history = DownsampledHistory(capacity=4)
+        history.append(0, np.array([0.25, 0.25, 0.25, 0.25]))
+        history.append(100, np.array([0.0, 1.0, 0.0, 0.0]))
     with pytest.raises(ValueError, match=r"current must be p\(a\) over 4 actions"):
         figure.render(history, np.ones(5) / 5)
 
