@@ -132,6 +132,12 @@ class DistributionFigure:
         self.over_training.set_ylabel("share of recommendations", fontsize=9)
         self.now.set_xlabel(f"item (action 0 to {n_actions - 1})", fontsize=9)
         self.now.set_ylabel("p(a) / largest p(a)", fontsize=9)
+        # the right panel's title changes with every picture: a figure text at a fixed place (an axes title is
+        # moved by matplotlib at each whole draw, which a redraw of the bars alone does not do)
+        box = self.now.get_position()
+        self.now_title = self.figure.text(
+            (box.x0 + box.x1) / 2, box.y1 + 0.02, "", ha="center", va="bottom", fontsize=9
+        )
         for axes in (self.over_training, self.now):
             axes.tick_params(labelsize=8)
             axes.set_autoscale_on(False)
@@ -152,10 +158,9 @@ class DistributionFigure:
         positive = current[current > 0]
         entropy = float(0.0 - (positive * np.log(positive)).sum())
         when = "now" if step is None else f"at step {step}"
-        self.now.set_title(
+        self.now_title.set_text(
             f"p(a) {when}, in item order (largest {largest:.3f}):\n"
-            f"H(p) = {entropy:.3f} nats of at most log K = {np.log(self.n_actions):.3f}",
-            fontsize=9,
+            f"H(p) = {entropy:.3f} nats of at most log K = {np.log(self.n_actions):.3f}"
         )
         if self.total_steps is None or steps[-1] > self.total_steps:  # the time axis follows the bars
             self.over_training.set_xlim(steps[0] - spacing / 2, steps[-1] + spacing / 2)
@@ -167,7 +172,7 @@ class DistributionFigure:
 
     def _draw_on_frame(self) -> None:
         spines = [spine for axes in (self.over_training, self.now) for spine in axes.spines.values()]
-        changing = (self.stacked, self.bars, self.now.title, *spines)  # spines: drawn once, over the bars
+        changing = (self.stacked, self.bars, self.now_title, *spines)  # spines: drawn once, over the bars
         if self._frame is None:
             self.over_training.set_xlim(0, self.total_steps)
             for artist in changing:
@@ -181,7 +186,7 @@ class DistributionFigure:
             axes.draw_artist(image)
             for spine in axes.spines.values():
                 axes.draw_artist(spine)
-        self.now.draw_artist(self.now.title)
+        self.figure.draw_artist(self.now_title)
 
 
 def distribution_image(

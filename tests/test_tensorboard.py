@@ -339,15 +339,21 @@ def test_the_distribution_picture_is_labelled_and_shows_the_bars() -> None:
         # now, over the largest p(a) (0.5): item 1 to the top, items 2 and 3 to half, item 0 nothing
         assert (pixel(figure.now, 1, 0.95) == colors[1]).all() and (pixel(figure.now, 2, 0.45) == colors[2]).all()
         assert (pixel(figure.now, 2, 0.55) == 255).all() and (pixel(figure.now, 0, 0.1) == 255).all()
-        titles = (figure.over_training.get_title(), figure.now.get_title())
+        titles = (figure.over_training.get_title(), figure.now_title.get_text())
         assert "each colour one item" in titles[0] and figure.over_training.get_xlabel() == "timesteps"
         entropy = -(current[1:] * np.log(current[1:])).sum()
         assert "at step 100" in titles[1] and "(largest 0.500)" in titles[1]
         assert f"H(p) = {entropy:.3f} nats" in titles[1]
         assert figure.now.get_xlabel() == "item (action 0 to 3)"
+        # the right title is drawn, above the right panel
+        title_box = figure.now_title.get_window_extent(figure.canvas.get_renderer())
+        panel_box = figure.now.get_window_extent(figure.canvas.get_renderer())
+        assert panel_box.y1 < title_box.y0 < title_box.y1 < 400
+        rows = slice(round(400 - title_box.y1), round(400 - title_box.y0))
+        assert (image[rows, round(title_box.x0) : round(title_box.x1)] < 128).any()  # dark text pixels
         history.append(200, np.array([1.0, 0.0, 0.0, 0.0]))
         again = figure.render(history, np.array([1.0, 0.0, 0.0, 0.0]), step=200)  # the same figure, drawn again
-        assert (pixel(figure.now, 0, 0.5, again) == colors[0]).all() and "at step 200" in figure.now.get_title()
+        assert (pixel(figure.now, 0, 0.5, again) == colors[0]).all() and "at step 200" in figure.now_title.get_text()
         # drawing only the bars on the fixed frame gives the very pixels of drawing the whole figure
         figure.canvas.draw()
         assert np.array_equal(np.asarray(figure.canvas.buffer_rgba())[..., :3], again)
