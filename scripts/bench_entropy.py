@@ -42,6 +42,8 @@ def time_evaluation(env: gym.Env, repeats: int) -> tuple[float, float, float]:
         model.set_logger(configure(log_dir, ["tensorboard"]))
         callback = EntropyCallback(eval_env=env, log_figures=True, figure_every=1)
         callback.init_callback(model)
+        # as in training: the run's length fixes the picture's frame, drawn once (this first evaluation)
+        callback.on_training_start({"total_timesteps": 20_000}, {})
         obs = torch.as_tensor(env.unwrapped.eval_set().obs.copy())
         forward, evaluation = [], []
         for _ in range(repeats):

@@ -27,6 +27,7 @@ import numpy as np
 from stable_baselines3.common.logger import configure
 
 from sb3_entropy.callback import EntropyCallback
+from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.study import load_experiment
 from sb3_entropy.tensorboard import evaluation_log_interval, tensorboard_logger
 from sb3_entropy.training import RunSpec, build_model, figure_every, limit_threads
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be an integer >= 1, got {args.steps}")
     limit_threads()
+    DistributionFigure(2, 2).render(DownsampledHistory(2), np.array([0.5, 0.5]), 1)  # matplotlib's one-time start-up
     print(f"{experiment.name}: {args.steps or experiment.steps} steps per run, evaluation every {experiment.eval_freq} "
           f"steps, seed {args.seed}, one torch thread; CPU seconds of this process")  # fmt: skip
     print(f"{'agent':<8} {'logging':<22} {'learn CPU s':>11} {'dumps':>7} {'in dumps s':>10} "
