@@ -18,7 +18,16 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, all_metrics, marginal, score
+from sb3_entropy.metrics import (
+    ACTION_KEYS,
+    ENTROPY_KEYS,
+    EXPOSURE_KEYS,
+    REWARD_KEYS,
+    SCORE_KEY,
+    all_metrics,
+    marginal,
+    score,
+)
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
@@ -39,7 +48,7 @@ CUSTOM_SCALARS_CHARTS = {
     },
     "Reward": {
         "expected reward": ["eval/expected_reward"],
-        "score (reward - random) / (oracle - random)": ["eval/score"],
+        "score (reward - random) / (oracle - random)": [SCORE_KEY],
         "reward, sampled and greedy actions": ["eval/reward_stochastic", "eval/reward_greedy"],
         "regret": ["eval/regret"],
     },
@@ -305,7 +314,7 @@ class EntropyCallback(BaseCallback):
         for key, value in metrics.items():
             self.logger.record(key, value)
         if self._random_and_oracle is not None:  # TensorBoard only: the history keeps the metrics it always had
-            self.logger.record("eval/score", float(score(metrics["eval/expected_reward"], *self._random_and_oracle)))
+            self.logger.record(SCORE_KEY, float(score(metrics["eval/expected_reward"], *self._random_and_oracle)))
         self.history.append({"timesteps": step, **metrics, "p": p})
         self.figure_history.append(step, p)
         self._log_tensorboard_extras(step, p)

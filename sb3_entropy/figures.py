@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sb3_entropy.metrics import entropy
+
 __all__ = [
     "DistributionFigure",
     "DownsampledHistory",
@@ -155,12 +157,11 @@ class DistributionFigure:
         self.stacked.set_extent((steps[0] - spacing / 2, steps[-1] + spacing / 2, 0, 1))
         largest = float(current.max())
         self.bars.set_data(bar_chart(current, self.colors, 200, max(2 * self.n_actions, 256)))
-        positive = current[current > 0]
-        entropy = float(0.0 - (positive * np.log(positive)).sum())
+        h = float(entropy(current))
         when = "now" if step is None else f"at step {step}"
         self.now_title.set_text(
             f"p(a) {when}, in item order (largest {largest:.3f}):\n"
-            f"H(p) = {entropy:.3f} nats of at most log K = {np.log(self.n_actions):.3f}"
+            f"H(p) = {h:.3f} nats of at most log K = {np.log(self.n_actions):.3f}"
         )
         if self.total_steps is None or steps[-1] > self.total_steps:  # the time axis follows the bars
             self.over_training.set_xlim(steps[0] - spacing / 2, steps[-1] + spacing / 2)

@@ -19,6 +19,7 @@ __all__ = [
     "EXPOSURE_KEYS",
     "HEAD_PERCENT",
     "REWARD_KEYS",
+    "SCORE_KEY",
     "action_metrics",
     "aggregate_diversity",
     "all_metrics",
@@ -36,6 +37,7 @@ __all__ = [
 ENTROPY_KEYS = ("entropy/marginal", "entropy/marginal_normalized", "entropy/per_state", "entropy/greedy_marginal")
 ACTION_KEYS = ("actions/effective_number", "actions/coverage", "actions/top1_share")
 EXPOSURE_KEYS = ("exposure/gini", "exposure/long_tail_share", "exposure/aggregate_diversity")
+SCORE_KEY = "eval/score"  # (reward - random) / (oracle - random): logged to TensorBoard, not kept in histories
 HEAD_PERCENT = 20  # the short head: the most-exposed 20 % of items (rounded up); the rest is the long tail
 REWARD_KEYS = (
     "eval/reward_stochastic",

@@ -33,7 +33,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, score
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, SCORE_KEY, score
 
 __all__ = [
     "HPARAM_METRICS",
@@ -65,7 +65,7 @@ HPARAM_NAMES = {
 }
 HPARAM_METRICS = {
     "eval/expected_reward": "final expected reward",
-    "eval/score": "final score (0 random, 1 oracle)",
+    SCORE_KEY: "final score (0 random, 1 oracle)",
     "entropy/marginal": "final H(p) [nats]",
     "entropy/per_state": "final per-state entropy H(pi(.|s)) [nats]",
     "actions/effective_number": "final effective number of items exp H(p)",
@@ -247,7 +247,7 @@ def run_layout(experiment: str) -> dict[str, Any]:
     """The Custom Scalars layout of a run that will have mean runs beside it: the categories of the means first
     (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
     and a seed run's name comes first), then EntropyCallback's own charts of every run."""
-    tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, "eval/score"]
+    tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, SCORE_KEY]
     layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
     layout |= {_margin_category(experiment, tag): {} for tag in MARGIN_CHARTS}
     return layout | CUSTOM_SCALARS_LAYOUT
@@ -283,8 +283,8 @@ def write_aggregate_run(
         for tag in tags:
             table[tag][seed] = [by_step[step][tag] for step in steps]
     if baselines is not None and "eval/expected_reward" in table:
-        table["eval/score"] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
-        tags.append("eval/score")
+        table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
+        tags.append(SCORE_KEY)
     bounds = len(histories) >= 2
     folder = aggregate_folder(root, experiment, agent)
     if folder.is_dir():

@@ -30,6 +30,7 @@ from pathlib import Path
 import personalization_gym
 from personalization_gym.registration import check_task, make_task
 from sb3_entropy.atomic import output_folder
+from sb3_entropy.metrics import score
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.experiments import read_yaml
 from sb3_entropy.study.runner import evaluation_baselines, write_mean_runs
@@ -198,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
           f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
     for row in rows:
-        score = (row["expected_reward"] - random) / (oracle - random)
+        normalized = score(row["expected_reward"], random, oracle)
         entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
         exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
-        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {score:>7.3f} {entropies} "
+        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {normalized:>7.3f} {entropies} "
               f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
     oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
     print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
