@@ -95,6 +95,41 @@ def test_bench_entropy_prints_its_figures(data_root) -> None:
         assert name in result.stdout
 
 
+def test_bench_logging_prints_three_cadences_with_identical_parameters() -> None:
+    result = run_script("bench_logging.py", "--agents", "dqn", "a2c", "--steps", "640")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("dqn ", "a2c "))]
+    assert [row[0] for row in rows] == ["dqn"] * 4 + ["a2c"] * 4
+    for agent in ("dqn", "a2c"):
+        runs = [row for row in rows if row[0] == agent]
+        assert " ".join(runs[3]) == f"{agent} final parameters of the three runs identical"
+        dumps = [int(row[-4]) for row in runs[:3]]  # no TensorBoard, SB3's log_interval, evaluation cadence
+        assert dumps[0] == dumps[2]  # the same cadence, with and without TensorBoard
+        if agent == "dqn":  # SB3's default: every 4 of the 32 one-step episodes of a step, 160 in 640 steps
+            assert dumps[1] >= 640 // 4 > dumps[2]
+        no_tensorboard = runs[0]
+        assert float(no_tensorboard[-2]) == 0.0  # no histogram, no picture drawn
+    bad = run_script("bench_logging.py", "--agents", "sac")
+    assert bad.returncode == 2 and "--agents ['sac']: music has" in bad.stderr
+
+
+def test_bench_study_splits_each_run_into_parts_that_add_up() -> None:
+    result = run_script("bench_study.py", "--agents", "a2c", "dqn", "--steps", "640")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "environment" in lines[1] and "evaluation forward" in lines[1] and "other" in lines[1]
+    for line in lines[2:]:
+        fields = line.split()
+        seconds = [float(value) for value in fields[2::3]]
+        shares = [float(value.rstrip("%")) for value in fields[4::3]]
+        assert len(seconds) == len(shares) == 7
+        # the parts cover the run's CPU time (each figure printed to 0.1 s: 8 roundings of at most 0.05 s)
+        assert sum(seconds) == pytest.approx(float(fields[1]), abs=8 * 0.05)
+        assert sum(shares) == pytest.approx(100, abs=0.5)
+        assert all(value >= 0 for value in seconds[:-1])  # "other" is what is left; the timed parts are >= 0
+    assert [line.split()[0] for line in lines[2:]] == ["a2c", "dqn", "all"]
+
+
 def test_bench_vec_prints_both_setups(data_root) -> None:
     result = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "320", "--repeats", "1")
     assert result.returncode == 0, result.stderr
