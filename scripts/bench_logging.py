@@ -29,6 +29,7 @@ from stable_baselines3.common.logger import configure
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.study import load_experiment
+from sb3_entropy.study.runner import plan_experiment
 from sb3_entropy.tensorboard import evaluation_log_interval, tensorboard_logger
 from sb3_entropy.training import RunSpec, build_model, figure_every, limit_threads
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--agents {unknown}: {experiment.name} has {list(experiment.agents)}")
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be an integer >= 1, got {args.steps}")
+    if args.seed < 0:
+        parser.error(f"--seed must be an integer >= 0, got {args.seed}")
     limit_threads()
     DistributionFigure(2, 2).render(DownsampledHistory(2), np.array([0.5, 0.5]), 1)  # matplotlib's one-time start-up
     print(f"{experiment.name}: {args.steps or experiment.steps} steps per run, evaluation every {experiment.eval_freq} "
@@ -90,14 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'agent':<8} {'logging':<22} {'learn CPU s':>11} {'dumps':>7} {'in dumps s':>10} "
           f"{'histograms+picture s':>20} {'logging share':>13}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
+        # the runs' settings as the study makes them (its own plan, not a copy of it)
+        plan = plan_experiment(experiment, args.seed + 1, Path(folder), steps=args.steps, report=lambda _: None)
         for name in agents:
-            agent = experiment.agents[name]
-            spec = RunSpec(
-                env_id=experiment.task, algo=agent.algo, seed=args.seed, timesteps=args.steps or experiment.steps,
-                net_arch=experiment.net_arch, hyperparameters=agent.hyperparameters,
-                env_kwargs=dict(experiment.task_kwargs), eval_freq=experiment.eval_freq,
-                regularizer=agent.regularizer, per_state_weight=agent.per_state_weight,
-            )  # fmt: skip
+            spec = plan.specs[name, args.seed]
             runs = {}
             for cadence, label in (("none", "no TensorBoard"), ("sb3", "SB3's log_interval"),
                                    ("evaluation", "evaluation cadence")):  # fmt: skip
