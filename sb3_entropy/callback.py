@@ -24,8 +24,7 @@ from sb3_entropy.metrics import (
     EXPOSURE_KEYS,
     REWARD_KEYS,
     SCORE_KEY,
-    all_metrics,
-    marginal,
+    evaluation_metrics,
     score,
 )
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
@@ -157,6 +156,7 @@ class EntropyCallback(BaseCallback):
         self.n_eval = n_eval
         self.eval_obs: np.ndarray | None = None
         self.expected: np.ndarray | None = None
+        self._best_rewards: np.ndarray | None = None
         self._random_and_oracle: tuple[float, float] | None = None
         if eval_env is not None:
             eval_set = self._eval_set_of(eval_env, eval_env_kwargs or {})
@@ -204,8 +204,12 @@ class EntropyCallback(BaseCallback):
             subset = np.sort(self._rng.choice(len(obs), size=int(self.n_eval), replace=False))
             obs, expected = obs[subset], None if expected is None else expected[subset]
         self.eval_obs, self.expected = obs, expected
+        # each state's best expected reward (for regret and the optimal-action rate), once for every evaluation
+        self._best_rewards = None if expected is None else np.asarray(expected, dtype=np.float64).max(axis=1)
         # eval/score's baselines: a uniformly random policy and the oracle on these states
-        self._random_and_oracle = None if expected is None else (float(expected.mean()), float(expected.max(1).mean()))
+        self._random_and_oracle = None
+        if expected is not None:
+            self._random_and_oracle = (float(expected.mean()), float(self._best_rewards.mean()))
 
     @staticmethod
     def _eval_set_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> Any:
@@ -308,8 +312,9 @@ class EntropyCallback(BaseCallback):
     # ----------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
         probs = self._probs(self.eval_obs)
-        metrics = all_metrics(probs, self.expected, self._rng if self.expected is not None else None)
-        p = marginal(probs)
+        metrics, p = evaluation_metrics(
+            probs, self.expected, self._rng if self.expected is not None else None, self._best_rewards
+        )
         step = self.num_timesteps
         for key, value in metrics.items():
             self.logger.record(key, value)

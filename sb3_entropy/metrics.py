@@ -25,6 +25,7 @@ __all__ = [
     "all_metrics",
     "entropy",
     "entropy_metrics",
+    "evaluation_metrics",
     "exposure_metrics",
     "gini",
     "head_size",
@@ -103,24 +104,27 @@ def exposure_metrics(p: np.ndarray, greedy_histogram: np.ndarray) -> dict[str, f
 
 
 def entropy_metrics(probs: np.ndarray) -> dict[str, float]:
-    return _entropy_metrics(probs, marginal(probs), _greedy_histogram(probs))
+    probs = np.asarray(probs, dtype=np.float64)
+    return _entropy_metrics(probs, marginal(probs), _greedy_histogram(probs.argmax(axis=1), probs.shape[1]))
 
 
 def action_metrics(probs: np.ndarray) -> dict[str, float]:
     return _action_metrics(marginal(probs))
 
 
-def _greedy_histogram(probs: np.ndarray) -> np.ndarray:
+def _greedy_histogram(greedy: np.ndarray, n_actions: int) -> np.ndarray:
     """Share of the states whose greedy action is each action."""
-    return np.bincount(probs.argmax(axis=1), minlength=probs.shape[1]) / len(probs)
+    return np.bincount(greedy, minlength=n_actions) / len(greedy)
 
 
-def _entropy_metrics(probs: np.ndarray, p: np.ndarray, greedy_histogram: np.ndarray) -> dict[str, float]:
+def _entropy_metrics(
+    probs: np.ndarray, p: np.ndarray, greedy_histogram: np.ndarray, per_state: np.ndarray | None = None
+) -> dict[str, float]:
     h_marginal = float(entropy(p))
     return {
         "entropy/marginal": h_marginal,
         "entropy/marginal_normalized": h_marginal / np.log(probs.shape[1]),
-        "entropy/per_state": float(entropy(probs).mean()),
+        "entropy/per_state": float((entropy(probs) if per_state is None else per_state).mean()),
         "entropy/greedy_marginal": float(entropy(greedy_histogram)),
     }
 
@@ -136,20 +140,33 @@ def _action_metrics(p: np.ndarray) -> dict[str, float]:
 
 def reward_metrics(probs: np.ndarray, expected: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     """Rewards of the policy on the states: sampled actions (``rng``), greedy actions, and exact expectations."""
+    probs, expected = np.asarray(probs, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return _reward_metrics(probs, expected, rng, probs.argmax(axis=1), expected.max(axis=1), np.empty_like(probs))
+
+
+def _reward_metrics(
+    probs: np.ndarray,
+    expected: np.ndarray,
+    rng: np.random.Generator,
+    greedy: np.ndarray,
+    best: np.ndarray,
+    scratch: np.ndarray,
+) -> dict[str, float]:
+    """reward_metrics with the greedy actions and each state's best expected reward given, and an ``(n, K)``
+    ``scratch`` table to write into (it holds pi * expected, then the cumulative pi)."""
     rows = np.arange(len(probs))
+    policy_value = np.multiply(probs, expected, out=scratch).sum(axis=1)
     # One action per state drawn from its row, by inverting the row's cumulative distribution.
-    cumulative = np.cumsum(probs, axis=1)
+    cumulative = np.cumsum(probs, axis=1, out=scratch)
     uniform = rng.random(len(probs))[:, None] * cumulative[:, -1:]
     sampled = np.minimum((cumulative <= uniform).sum(axis=1), probs.shape[1] - 1)
-    greedy = probs.argmax(axis=1)
-    best = expected.max(axis=1)
-    policy_value = (probs * expected).sum(axis=1)
+    greedy_rewards = expected[rows, greedy]
     return {
         "eval/reward_stochastic": float(expected[rows, sampled].mean()),
-        "eval/reward_greedy": float(expected[rows, greedy].mean()),
+        "eval/reward_greedy": float(greedy_rewards.mean()),
         "eval/expected_reward": float(policy_value.mean()),
         "eval/regret": float((best - policy_value).mean()),
-        "eval/optimal_action_rate": float((expected[rows, greedy] == best).mean()),
+        "eval/optimal_action_rate": float((greedy_rewards == best).mean()),
     }
 
 
@@ -165,17 +182,43 @@ def all_metrics(
     probs: np.ndarray, expected: np.ndarray | None = None, rng: np.random.Generator | None = None
 ) -> dict[str, float]:
     """Every metric: entropy, action and exposure metrics, and the reward metrics when ``expected`` is given."""
+    return evaluation_metrics(probs, expected, rng)[0]
+
+
+def evaluation_metrics(
+    probs: np.ndarray,
+    expected: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    best: np.ndarray | None = None,
+) -> tuple[dict[str, float], np.ndarray]:
+    """``all_metrics`` and the marginal ``p(a)``, in one pass over the ``(n, K)`` table (an evaluation's hot path).
+
+    p(a), the greedy actions and one ``(n, K)`` scratch table (pi log pi, then pi * expected, then the cumulative
+    pi) are computed once for every metric; ``best``, each state's largest expected reward, can be given by a
+    caller that evaluates on the same states again and again. The values are those of the separate functions.
+    """
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) == 0 or probs.shape[1] < 2:
         raise ValueError(f"probs must be an (n, K) table with n >= 1 states and K >= 2 actions, got {probs.shape}")
-    # p(a) and the greedy actions once, for every metric that reads them.
-    p, greedy_histogram = marginal(probs), _greedy_histogram(probs)
-    metrics = _entropy_metrics(probs, p, greedy_histogram) | _action_metrics(p) | exposure_metrics(p, greedy_histogram)
     if expected is not None:
         expected = np.asarray(expected, dtype=np.float64)
         if expected.shape != probs.shape:
             raise ValueError(f"expected must have the shape of probs, {probs.shape}, got {expected.shape}")
         if rng is None:
             raise ValueError("reward metrics sample actions: pass rng, a np.random.Generator")
-        metrics |= reward_metrics(probs, expected, rng)
-    return metrics
+    p, greedy = marginal(probs), probs.argmax(axis=1)
+    greedy_histogram = _greedy_histogram(greedy, probs.shape[1])
+    # pi log pi with 0 log 0 = 0 (log 1 = 0 where pi = 0), as entropy() computes it, in the scratch table
+    scratch = np.where(probs > 0, probs, 1.0)
+    np.log(scratch, out=scratch)
+    scratch *= probs
+    per_state = 0.0 - scratch.sum(axis=1)
+    metrics = (
+        _entropy_metrics(probs, p, greedy_histogram, per_state)
+        | _action_metrics(p)
+        | exposure_metrics(p, greedy_histogram)
+    )
+    if expected is not None:
+        best = expected.max(axis=1) if best is None else best
+        metrics |= _reward_metrics(probs, expected, rng, greedy, best, scratch)
+    return metrics, p

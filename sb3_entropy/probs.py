@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
 
 __all__ = ["Q_POLICIES", "action_probs", "q_values", "softmax_policy"]
 
@@ -35,15 +36,19 @@ def _check_discrete(model: Any) -> int:
 
 
 def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], torch.Tensor], chunk: int) -> np.ndarray:
-    """Run ``forward`` on the policy's tensors of ``obs`` in chunks, without gradients, on the model's device."""
-    outputs = []
+    """Run ``forward`` on the policy's tensors of ``obs`` in chunks, without gradients, on the model's device;
+    the outputs as one float64 array (written in place, chunk by chunk: float32 to float64 is exact)."""
+    output = np.empty((0,))
     with torch.no_grad():
         for start in range(0, len(obs), chunk):
             batch = obs[start : start + chunk]
             # torch warns on read-only arrays (eval sets are read-only): hand it a writable copy of the chunk
             tensor, _ = model.policy.obs_to_tensor(batch if batch.flags.writeable else batch.copy())
-            outputs.append(forward(tensor).double().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.empty((0,))
+            values = forward(tensor).cpu().numpy()
+            if start == 0:
+                output = np.empty((len(obs), *values.shape[1:]), dtype=np.float64)
+            output[start : start + len(values)] = values
+    return output
 
 
 def _mean_over_quantiles(network: Any, obs: torch.Tensor) -> torch.Tensor:
@@ -141,6 +146,8 @@ def action_probs(
         probs = _forward_in_chunks(model, obs, lambda t: _fresh_episode_probs(policy, t), chunk)
     elif _is_ars_policy(policy):
         probs = _forward_in_chunks(model, obs, lambda t: _one_hot(policy(t), n_actions), chunk)
+    elif _builds_categorical_from_logits(policy):
+        probs = _forward_in_chunks(model, obs, lambda t: _probs_from_logits(policy, t), chunk)
     elif hasattr(policy, "get_distribution"):
         probs = _forward_in_chunks(model, obs, lambda t: policy.get_distribution(t).distribution.probs, chunk)
     else:
@@ -150,6 +157,32 @@ def action_probs(
             "probs_fn(model, obs) otherwise"
         )
     return _checked(probs, len(obs), n_actions, type(model).__name__)
+
+
+def _builds_categorical_from_logits(policy: Any) -> bool:
+    """Whether ``policy`` makes its distribution as SB3's ActorCriticPolicy does (A2C, PPO, TRPO, and with
+    sb3_entropy's regularisers): a Categorical over ``action_net``'s logits of the actor's features."""
+    from stable_baselines3.common.distributions import CategoricalDistribution
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from sb3_entropy.policies import MarginalEntropyMixin  # its override returns SB3's distribution unchanged
+
+    return (
+        isinstance(policy, ActorCriticPolicy)
+        and type(policy.action_dist) is CategoricalDistribution
+        and type(policy).get_distribution is ActorCriticPolicy.get_distribution
+        and type(policy)._get_action_dist_from_latent
+        in (ActorCriticPolicy._get_action_dist_from_latent, MarginalEntropyMixin._get_action_dist_from_latent)
+    )
+
+
+def _probs_from_logits(policy: Any, obs: torch.Tensor) -> torch.Tensor:
+    """The probabilities ``policy.get_distribution(obs).distribution.probs`` holds, bit for bit, computed as torch's
+    Categorical computes them (the logits less their logsumexp, then a softmax) without building the distribution
+    and checking its arguments: a sixth of an evaluation's forward pass (docs/performance.md)."""
+    features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)  # as get_distribution's super()
+    logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
+    return torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
 
 
 def _fresh_episode_probs(policy: Any, obs: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,7 @@ __all__ = [
     "parse_hp",
     "parse_net_arch",
     "train",
+    "use_foreach_optimizer",
 ]
 
 # The paper's reference code: batches of 32 transitions per update for every agent; otherwise SB3's defaults.
@@ -322,7 +323,24 @@ def build_model(spec: RunSpec, task: Any = None) -> tuple[Any, Any]:
         policy_kwargs=policy_kwargs,
         **hyperparameters,
     )  # its TensorBoard logger is set by train(), in a folder of the run's own (no SB3 "_1" suffix)
+    use_foreach_optimizer(model.policy.optimizer)
     return model, env
+
+
+def use_foreach_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    """Switch ``optimizer`` to torch's multi-tensor ("foreach") step where it was left to torch's choice.
+
+    On the CPU torch picks the per-parameter loop; the foreach step does the same arithmetic on every parameter
+    with fewer temporaries and less Python, so the parameters are bit-identical (tested for every agent's
+    optimizer: Adam, and A2C's RMSprop) and a step is faster (docs/performance.md: QR-DQN's Adam step on its 2.6
+    million parameters 22.8 -> 20.1 ms, TRPO's critic step 1.56 -> 1.20 ms). A ``foreach`` given in
+    ``optimizer_kwargs`` is kept, and so is a fused optimizer (torch's fused Adam gives different numbers).
+    """
+    if "foreach" not in optimizer.defaults:
+        return
+    for group in optimizer.param_groups:
+        if group.get("foreach") is None and not group.get("fused") and not group.get("differentiable"):
+            group["foreach"] = True
 
 
 def check_run(spec: RunSpec, task: Any = None) -> None:

@@ -18,6 +18,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -25,7 +26,8 @@ from personalization_gym import BehaviorEnv, MusicEnv, make_vec
 from sb3_entropy import EntropyCallback, action_probs, all_metrics
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, entropy
-from sb3_entropy.probs import q_values
+from sb3_entropy.policies import MarginalEntropyPolicy
+from sb3_entropy.probs import _builds_categorical_from_logits, q_values
 
 AGENTS = {
     "A2C": (A2C, {"n_steps": 32}),
@@ -75,6 +77,39 @@ def test_sb3_contrib_actor_critics(behavior: BehaviorEnv, algorithm) -> None:
         features = policy.extract_features(torch.as_tensor(obs.copy()), policy.pi_features_extractor)
         logits = policy.action_net(policy.mlp_extractor.forward_actor(features)).double()
     np.testing.assert_allclose(action_probs(model, obs), torch.softmax(logits, dim=1).numpy(), rtol=1e-6, atol=1e-9)
+
+
+class DoubledLogitsPolicy(ActorCriticPolicy):
+    """A user's policy that makes its distribution its own way: logits doubled."""
+
+    def get_distribution(self, obs):
+        features = self.extract_features(obs, self.pi_features_extractor)
+        logits = 2 * self.action_net(self.mlp_extractor.forward_actor(features))
+        return self.action_dist.proba_distribution(action_logits=logits)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "policy", "from_logits"),
+    [
+        (A2C, "MlpPolicy", True),
+        (PPO, "MlpPolicy", True),
+        (TRPO, "MlpPolicy", True),
+        (PPO, MarginalEntropyPolicy, True),
+        (MaskablePPO, "MlpPolicy", False),
+        (PPO, DoubledLogitsPolicy, False),
+    ],
+)
+def test_actor_critic_probs_are_those_of_the_policys_own_distribution_bit_for_bit(
+    behavior: BehaviorEnv, algorithm, policy, from_logits: bool
+) -> None:
+    # read from the logits (A2C, PPO, TRPO, sb3_entropy's policies) or through get_distribution (the others)
+    model = algorithm(policy, behavior, seed=0, device="cpu", n_steps=64, policy_kwargs={"net_arch": [32, 32]})
+    model.learn(128, **({"use_masking": False} if algorithm is MaskablePPO else {}))
+    assert _builds_categorical_from_logits(model.policy) is from_logits
+    obs = behavior.eval_set().obs
+    with torch.no_grad():
+        own = model.policy.get_distribution(torch.as_tensor(obs.copy())).distribution.probs.double().numpy()
+    assert np.array_equal(action_probs(model, obs, chunk=len(obs)), own)
 
 
 def test_recurrent_ppo_reads_every_state_as_a_fresh_episode(behavior: BehaviorEnv) -> None:

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from sb3_entropy.figures import DownsampledHistory
-from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini, head_size, long_tail_share
+from sb3_entropy.metrics import (
+    aggregate_diversity,
+    all_metrics,
+    entropy,
+    evaluation_metrics,
+    gini,
+    head_size,
+    long_tail_share,
+    reward_metrics,
+)
 
 TABLES = {
     # two states, three actions, a zero and a tie in the greedy choice of state 1
@@ -177,3 +186,45 @@ def test_downsampled_history_stays_bounded_and_even() -> None:
     gaps = np.diff(history.steps)
     assert len(set(gaps)) == 1 and history.steps[0] == 0  # evenly spread from the start
     assert history.stride == gaps[0] and history.steps[-1] >= 1000 - 2 * history.stride
+
+
+def _straightforward_metrics(probs: np.ndarray, expected: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
+    """The per-state entropy and reward metrics as the plain numpy formulas give them, one temporary per step
+    (the code before the one-pass evaluation: its results are what the study's results.csv holds)."""
+    logs = np.log(probs, out=np.zeros_like(probs), where=probs > 0)
+    rows = np.arange(len(probs))
+    cumulative = np.cumsum(probs, axis=1)
+    uniform = rng.random(len(probs))[:, None] * cumulative[:, -1:]
+    sampled = np.minimum((cumulative <= uniform).sum(axis=1), probs.shape[1] - 1)
+    greedy, best = probs.argmax(axis=1), expected.max(axis=1)
+    value = (probs * expected).sum(axis=1)
+    return {
+        "entropy/per_state": float((0.0 - (probs * logs).sum(axis=-1)).mean()),
+        "eval/reward_stochastic": float(expected[rows, sampled].mean()),
+        "eval/reward_greedy": float(expected[rows, greedy].mean()),
+        "eval/expected_reward": float(value.mean()),
+        "eval/regret": float((best - value).mean()),
+        "eval/optimal_action_rate": float((expected[rows, greedy] == best).mean()),
+    }
+
+
+@pytest.mark.parametrize("zeros", [False, True])
+def test_one_pass_evaluation_equals_the_straightforward_formulas_bit_for_bit(zeros: bool) -> None:
+    rng = np.random.default_rng(7)
+    logits = rng.normal(size=(3000, 40)) * 4
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    if zeros:  # rows with zeros (a collapsed float32 softmax) and one-hot rows
+        probs[:, :9] = 0.0
+        probs[::5] = np.eye(40)[rng.integers(9, 40, size=len(probs[::5]))]
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = rng.random((3000, 40))
+    expected[:, 20] = expected[:, 21]  # ties in the best action
+    straightforward = _straightforward_metrics(probs, expected, np.random.default_rng(3))
+    for best in (None, expected.max(axis=1)):
+        metrics, p = evaluation_metrics(probs, expected, np.random.default_rng(3), best)
+        assert {key: metrics[key] for key in straightforward} == straightforward  # equal, not approximately
+        assert np.array_equal(p, probs.mean(axis=0))
+        assert metrics == all_metrics(probs, expected, np.random.default_rng(3))
+    assert reward_metrics(probs, expected, np.random.default_rng(3)) == {
+        key: value for key, value in straightforward.items() if key.startswith("eval/")
+    }

@@ -25,7 +25,7 @@ from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
 from sb3_entropy.study.runner import RAY_CONNECT_SECONDS
-from sb3_entropy.training import RunSpec, parse_hp, train
+from sb3_entropy.training import RunSpec, build_model, parse_hp, train
 
 TINY_EXPERIMENT = """
 task: Personalization/Behavior-v0
@@ -339,6 +339,27 @@ def test_train_function_rejects_bad_specs() -> None:
         train(RunSpec("Personalization/Behavior-v0", "a2c", 0, 0))
     with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn', 'trpo'\]"):
         train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo", "trpo", "dqn", "qrdqn"])
+def test_foreach_optimizer_steps_give_bit_identical_parameters(algo: str) -> None:
+    spec = RunSpec("Personalization/Behavior-v0", algo, seed=3, timesteps=1, net_arch=[32, 32])
+    parameters = {}
+    for foreach in (False, True):  # torch's per-parameter loop (its CPU default), then what build_model sets
+        model, _ = build_model(spec)
+        assert [group["foreach"] for group in model.policy.optimizer.param_groups] == [True]
+        model.policy.optimizer.param_groups[0]["foreach"] = foreach
+        model.learn(320)  # 10 updates
+        parameters[foreach] = model.policy.state_dict()
+    assert parameters[False].keys() == parameters[True].keys()
+    assert all(torch.equal(parameters[False][name], parameters[True][name]) for name in parameters[False])
+    untrained = build_model(spec)[0].policy.state_dict()
+    assert any(not torch.equal(parameters[True][name], value) for name, value in untrained.items())  # they learned
+    # a foreach the user gives is kept (with the class: A2C and QR-DQN replace optimizer_kwargs given without one)
+    spec.hyperparameters = {
+        "policy_kwargs": {"optimizer_class": torch.optim.Adam, "optimizer_kwargs": {"foreach": False}}
+    }
+    assert build_model(spec)[0].policy.optimizer.param_groups[0]["foreach"] is False
 
 
 # --------------------------------------------------------------------------------------------------

@@ -82,18 +82,17 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict) -> None:
     # every entropy and action statistic the runs produce, and p(a) itself, replaced by noise
     noise = np.random.default_rng(123)
-    real_metrics = sb3_entropy.callback.all_metrics
+    real_metrics = sb3_entropy.callback.evaluation_metrics
     replaced = []
 
-    def noisy_metrics(probs, expected=None, rng=None):
-        metrics = real_metrics(probs, expected, rng)
+    def noisy_metrics(probs, expected=None, rng=None, best=None):
+        metrics, _ = real_metrics(probs, expected, rng, best)
         for key in (*ENTROPY_KEYS, *ACTION_KEYS):
             metrics[key] = float(noise.uniform(0, 10))
         replaced.append(metrics["entropy/marginal"])
-        return metrics
+        return metrics, noise.dirichlet(np.ones(probs.shape[1]))
 
-    monkeypatch.setattr(sb3_entropy.callback, "all_metrics", noisy_metrics)
-    monkeypatch.setattr(sb3_entropy.callback, "marginal", lambda probs: noise.dirichlet(np.ones(probs.shape[1])))
+    monkeypatch.setattr(sb3_entropy.callback, "evaluation_metrics", noisy_metrics)
     noisy = tune(tmp_path, "noisy", trials=8)
     assert len(replaced) > 50  # the runs went through the replaced metrics
     assert record(noisy) == record(plain)

@@ -56,6 +56,12 @@ class ExperimentResult:
     task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
 
 
+# CPU seconds of one music run of each algorithm relative to DQN's (scripts/bench_study.py, docs/performance.md).
+# Runs start dearest first: with two workers the last to finish are then short ones, not a TRPO run alone on
+# one core while the other idles. Only the order changes; every run is seeded on its own. Others count as 1.
+RUN_COST = {"trpo": 4.0, "qrdqn": 3.5, "ppo": 1.4, "a2c": 1.4, "dqn": 1.0}
+
+
 def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict[str, float]:
     """What a uniformly random policy and the oracle (best action for every state) score on an evaluation set.
 
@@ -272,7 +278,8 @@ def run_plan(
                     report(f"{experiment.name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
                 else:
                     outcomes[key] = {**saved, "resumed": True}
-    todo = [key for key in specs if key not in outcomes]  # each replaces its TensorBoard folder when it trains
+    # each replaces its TensorBoard folder when it trains; the dearest start first (see RUN_COST)
+    todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
     start = time.perf_counter()
     reported = 0
 
