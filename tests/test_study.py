@@ -396,6 +396,19 @@ def test_runs_in_the_callers_process_leave_its_torch_threads_alone(tmp_path: Pat
     assert {row["agent"] for row in result.rows} == {"a2c", "dqn"} and not result.failures
 
 
+def test_the_dearest_runs_start_first_and_the_rows_keep_the_experiments_order(tmp_path: Path) -> None:
+    experiment = tmp_path / "tiny.yml"
+    experiment.write_text(TINY_EXPERIMENT.replace("paper:", "  trpo: {learning_rate: 1.0e-3}\npaper:"))  # last
+    lines: list[str] = []
+    result = run_experiment(load_experiment(str(experiment)), seeds=2, out_dir=tmp_path, report=lines.append)
+    started = [line.split()[2] for line in lines if line.startswith("[")]
+    # TRPO (RUN_COST 4) before A2C (1.4) before DQN (1), seeds in order: the runs finish in this order with 1 worker
+    assert started == ["trpo", "trpo", "a2c", "a2c", "dqn", "dqn"], lines
+    assert [(row["agent"], row["seed"]) for row in result.rows if row["timesteps"] == 0] == [
+        ("a2c", 0), ("a2c", 1), ("dqn", 0), ("dqn", 1), ("trpo", 0), ("trpo", 1)
+    ]  # fmt: skip
+
+
 def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> None:
     experiment = tmp_path / "tiny.yml"  # A2C diverges: its logits turn NaN during training, not before
     experiment.write_text(TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1.0e+30}"))
