@@ -402,7 +402,7 @@ def test_the_dearest_runs_start_first_and_the_rows_keep_the_experiments_order(tm
     lines: list[str] = []
     result = run_experiment(load_experiment(str(experiment)), seeds=2, out_dir=tmp_path, report=lines.append)
     started = [line.split()[2] for line in lines if line.startswith("[")]
-    # TRPO (RUN_COST 4) before A2C (1.4) before DQN (1), seeds in order: the runs finish in this order with 1 worker
+    # TRPO (RUN_COST 5) before A2C (1.3) before DQN (1), seeds in order: the runs finish in this order with 1 worker
     assert started == ["trpo", "trpo", "a2c", "a2c", "dqn", "dqn"], lines
     assert [(row["agent"], row["seed"]) for row in result.rows if row["timesteps"] == 0] == [
         ("a2c", 0), ("a2c", 1), ("dqn", 0), ("dqn", 1), ("trpo", 0), ("trpo", 1)

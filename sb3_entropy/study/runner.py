@@ -59,7 +59,7 @@ class ExperimentResult:
 # CPU seconds of one music run of each algorithm relative to DQN's (scripts/bench_study.py, docs/performance.md).
 # Runs start dearest first: with two workers the last to finish are then short ones, not a TRPO run alone on
 # one core while the other idles. Only the order changes; every run is seeded on its own. Others count as 1.
-RUN_COST = {"trpo": 4.0, "qrdqn": 3.5, "ppo": 1.4, "a2c": 1.4, "dqn": 1.0}
+RUN_COST = {"trpo": 5.0, "qrdqn": 4.2, "ppo": 1.4, "a2c": 1.3, "dqn": 1.0}
 
 
 def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict[str, float]:
