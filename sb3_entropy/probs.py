@@ -211,8 +211,18 @@ def _one_hot(actions: torch.Tensor, n_actions: int) -> torch.Tensor:
 def _checked(probs: np.ndarray, n: int, n_actions: int | None, source: str) -> np.ndarray:
     if probs.ndim != 2 or len(probs) != n or (n_actions is not None and probs.shape[1] != n_actions):
         raise ValueError(f"{source} gave probabilities of shape {probs.shape}, expected ({n}, {n_actions or 'K'})")
-    if n and not np.allclose(probs.sum(axis=1), 1.0, atol=1e-5):
-        raise ValueError(
-            f"{source} gave rows that do not sum to 1 (sums from {probs.sum(1).min()} to {probs.sum(1).max()})"
+    sums = probs.sum(axis=1)  # a NaN or an infinity anywhere in a row makes its sum one too
+    not_finite = int((~np.isfinite(sums)).sum())
+    if not_finite:
+        why = (
+            "probs_fn must return finite numbers"
+            if source == "probs_fn"
+            else "the network's outputs are no longer finite numbers, so its training most likely diverged (a "
+            "smaller learning_rate, or a max_grad_norm, usually helps)"
         )
+        raise ValueError(
+            f"{source} gave action probabilities that are NaN or infinite in {not_finite} of {n} states: {why}"
+        )
+    if n and not np.allclose(sums, 1.0, atol=1e-5):
+        raise ValueError(f"{source} gave rows that do not sum to 1 (sums from {sums.min()} to {sums.max()})")
     return probs

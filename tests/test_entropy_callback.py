@@ -209,6 +209,20 @@ def test_probs_fn_is_used_and_checked(behavior: BehaviorEnv) -> None:
     assert uniform.shape == (len(obs), 7)
     with pytest.raises(ValueError, match="probs_fn gave rows that do not sum to 1"):
         action_probs(model, obs, probs_fn=lambda m, o: np.ones((len(o), 7)))
+    with_nan = np.full((len(obs), 7), 1 / 7)
+    with_nan[[3, 8], 2] = [np.nan, np.inf]
+    with pytest.raises(ValueError, match=f"probs_fn gave action probabilities that are NaN or infinite in 2 of {len(obs)} "
+                       "states: probs_fn must return finite numbers"):  # fmt: skip
+        action_probs(model, obs, probs_fn=lambda m, o: with_nan)
+
+
+def test_a_diverged_policy_is_named_not_summed(behavior: BehaviorEnv) -> None:
+    model = make_model("A2C", behavior)
+    with torch.no_grad():
+        model.policy.action_net.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"A2C gave action probabilities that are NaN or infinite in 300 of 300 states: "
+                       r"the network's outputs are no longer finite numbers, so its training most likely diverged"):  # fmt: skip
+        action_probs(model, behavior.eval_set().obs)
 
 
 def test_unsupported_models_and_inputs_raise(behavior: BehaviorEnv) -> None:

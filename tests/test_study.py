@@ -419,8 +419,9 @@ def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> No
     assert "failed runs (see the report): tiny a2c seed 0, tiny a2c seed 1 (exit status 1)" in result.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| A2C | policy optimization | every run failed |" in report
-    assert "Run a2c seed 0 failed: `ValueError: Expected parameter logits" in report
-    assert "Categorical" in (tmp_path / "out" / "tiny" / "runs" / "a2c_seed0.error.txt").read_text()
+    assert "Run a2c seed 0 failed: `ValueError: A2C gave action probabilities that are NaN or infinite in" in report
+    error_file = (tmp_path / "out" / "tiny" / "runs" / "a2c_seed0.error.txt").read_text()
+    assert "Traceback" in error_file and "training most likely diverged" in error_file
     rows = read_results(tmp_path / "out" / "tiny")
     assert {row["agent"] for row in rows} == {"dqn"} and {row["seed"] for row in rows} == {"0", "1"}
 
@@ -438,7 +439,8 @@ def test_a_study_whose_runs_all_fail_still_writes_its_report(tmp_path: Path) -> 
     report = (tmp_path / "out" / "report.md").read_text()
     assert "- **diverges** (Personalization/Behavior-v0): **every run failed** (4 runs), nothing to judge" in report
     assert "Every run failed (4 runs, wall time" in report
-    assert "- a2c seed 0, a2c seed 1, ppo seed 0, ppo seed 1: `ValueError: Expected parameter logits" in report
+    assert "- a2c seed 0, a2c seed 1: `ValueError: A2C gave action probabilities that are NaN or infinite" in report
+    assert "- ppo seed 0, ppo seed 1: `ValueError: PPO gave action probabilities that are NaN or infinite" in report
     assert "Traceback" in (tmp_path / "out" / "diverges" / "runs" / "ppo_seed1.error.txt").read_text()
     with open(tmp_path / "out" / "diverges" / "results.csv", newline="") as stream:
         assert list(csv.DictReader(stream)) == []  # the header only
