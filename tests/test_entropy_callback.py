@@ -103,7 +103,8 @@ def test_actor_critic_probs_are_those_of_the_policys_own_distribution_bit_for_bi
     behavior: BehaviorEnv, algorithm, policy, from_logits: bool
 ) -> None:
     # read from the logits (A2C, PPO, TRPO, sb3_entropy's policies) or through get_distribution (the others)
-    model = algorithm(policy, behavior, seed=0, device="cpu", n_steps=64, policy_kwargs={"net_arch": [32, 32]})
+    batch = {} if algorithm is A2C else {"batch_size": 64}  # one minibatch of the 64-step rollout
+    model = algorithm(policy, behavior, seed=0, device="cpu", n_steps=64, policy_kwargs={"net_arch": [32, 32]}, **batch)
     model.learn(128, **({"use_masking": False} if algorithm is MaskablePPO else {}))
     assert _builds_categorical_from_logits(model.policy) is from_logits
     obs = behavior.eval_set().obs
