@@ -18,9 +18,13 @@ no test is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import http.server
+import io
 import json
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -105,6 +109,37 @@ def run_script(
         cwd=PROJECT_ROOT,
         timeout=timeout,
     )
+
+
+@functools.cache
+def _script_main(name: str) -> Callable[[list[str]], int | None]:
+    return runpy.run_path(str(PROJECT_ROOT / "scripts" / name))["main"]
+
+
+def call_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``scripts/<name>`` with ``args`` as ``run_script`` runs it, but in this process: the script's own
+    ``main(args)``, from the project root, its standard output and error captured, the exit status from its return
+    value or its SystemExit (argparse's errors are 2). It saves the 2 s an interpreter takes to start and import
+    torch, so tests of what a script does with its arguments use it; each script keeps end-to-end tests through
+    ``run_script``. The scripts set torch's thread count for their runs: the caller's is restored afterwards."""
+    import torch  # only here: importing the tasks for a test must not import torch
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    threads, folder = torch.get_num_threads(), os.getcwd()
+    os.chdir(PROJECT_ROOT)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = _script_main(name)(list(args))
+            except SystemExit as exit:
+                status = exit.code
+    finally:
+        os.chdir(folder)
+        torch.set_num_threads(threads)
+    if isinstance(status, str):  # sys.exit("message"): printed, exit status 1, as Python does
+        stderr.write(status + "\n")
+        status = 1
+    return subprocess.CompletedProcess([name, *args], status or 0, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="session")

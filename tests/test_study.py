@@ -16,7 +16,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, run_script
+from conftest import PROJECT_ROOT, call_script, run_script
 from scipy import stats
 from stable_baselines3 import A2C
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -24,7 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
-from sb3_entropy.study.runner import RAY_CONNECT_SECONDS
+from sb3_entropy.study import runner
 from sb3_entropy.training import RunSpec, build_model, parse_hp, train
 
 TINY_EXPERIMENT = """
@@ -239,15 +239,16 @@ def test_seeds_in_an_experiment_file(tmp_path: Path) -> None:
             load_experiment(str(path))
 
 
-def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> None:
-    environment = {DATA_ENV_VAR: "", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATA_ENV_VAR, "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     args = ("mnist", "--quick", "--no-download", "--seeds", "1", "--out", str(tmp_path / "out"))
-    failed = run_script("reproduce.py", *args, env=environment)
+    failed = call_script("reproduce.py", *args)
     assert failed.returncode == 1
     assert "data missing for: mnist (exit status 1)" in failed.stdout
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## mnist (Personalization/MNIST-v0)\n\nNot run: its data is missing." in report
-    skipped = run_script("reproduce.py", *args, "--skip-missing", env=environment)
+    skipped = call_script("reproduce.py", *args, "--skip-missing")
     assert skipped.returncode == 0 and "data missing for: mnist" in skipped.stdout
 
 
@@ -271,7 +272,7 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path) -> No
     ],
 )  # fmt: skip
 def test_bad_command_lines(script: str, args: list[str], message: str) -> None:
-    result = run_script(script, *args, "--seeds", "1" if script == "reproduce.py" else "0")
+    result = call_script(script, *args, "--seeds", "1" if script == "reproduce.py" else "0")
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -292,7 +293,7 @@ def test_experiment_files_with_typos(tmp_path: Path, yaml_text: str, message: st
     with pytest.raises(ValueError) as error:
         load_experiment(str(path))
     assert message in str(error.value)
-    result = run_script("reproduce.py", str(path))
+    result = call_script("reproduce.py", str(path))
     assert result.returncode == 2 and message in result.stderr
 
 
@@ -375,7 +376,7 @@ def test_parallel_workers_give_the_same_results_as_one(tmp_path: Path) -> None:
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     for workers in ("1", "2"):
-        result = run_script(
+        result = call_script(
             "reproduce.py", str(experiment), "--seeds", "2", "--workers", workers, "--out", str(tmp_path / workers)
         )
         assert result.returncode == 0, result.stderr
@@ -412,7 +413,7 @@ def test_the_dearest_runs_start_first_and_the_rows_keep_the_experiments_order(tm
 def test_a_failing_run_is_reported_and_the_others_complete(tmp_path: Path) -> None:
     experiment = tmp_path / "tiny.yml"  # A2C diverges: its logits turn NaN during training, not before
     experiment.write_text(TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1.0e+30}"))
-    result = run_script(
+    result = call_script(
         "reproduce.py", str(experiment), "--seeds", "2", "--workers", "2", "--out", str(tmp_path / "out")
     )
     assert result.returncode == 1
@@ -432,7 +433,7 @@ def test_a_study_whose_runs_all_fail_still_writes_its_report(tmp_path: Path) -> 
         TINY_EXPERIMENT.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1.0e+30}")
         .replace("dqn: {learning_rate: 1.0e-3}", "ppo: {learning_rate: 1.0e+30}")
     )  # fmt: skip
-    result = run_script(
+    result = call_script(
         "reproduce.py", str(experiment), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "out")
     )
     assert result.returncode == 1, result.stderr
@@ -472,7 +473,7 @@ def test_settings_that_cannot_work_are_refused_before_any_run(tmp_path: Path, ol
     assert old in TINY_EXPERIMENT
     (tmp_path / "bad.yml").write_text(TINY_EXPERIMENT.replace(old, new))
     out = tmp_path / "out"
-    result = run_script("reproduce.py", str(tmp_path / "good.yml"), str(tmp_path / "bad.yml"), "--out", str(out))
+    result = call_script("reproduce.py", str(tmp_path / "good.yml"), str(tmp_path / "bad.yml"), "--out", str(out))
     assert result.returncode == 2, result.stderr
     assert f"error: experiment bad ({tmp_path / 'bad.yml'}): " in result.stderr and message in result.stderr
     assert not (out / "good").exists() and not (out / "bad").exists()  # nothing trained, nothing written
@@ -482,11 +483,11 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     args = (str(experiment), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "out"))
-    first = run_script("reproduce.py", *args)
+    first = call_script("reproduce.py", *args)
     assert first.returncode == 0, first.stderr
     before = read_results(tmp_path / "out" / "tiny")
     (tmp_path / "out" / "tiny" / "runs" / "dqn_seed1.json").unlink()  # as if interrupted before this run ended
-    second = run_script("reproduce.py", *args, "--resume")
+    second = call_script("reproduce.py", *args, "--resume")
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("resumed from an earlier run") == 3
     assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
@@ -505,7 +506,7 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     whole = (runs / "a2c_seed0.json").read_text()
     (runs / "a2c_seed0.json").write_text(whole[: len(whole) // 2])
     (runs / "dqn_seed0.json").write_text("")
-    fourth = run_script("reproduce.py", *args, "--resume")
+    fourth = call_script("reproduce.py", *args, "--resume")
     assert fourth.returncode == 0, fourth.stderr
     for name in ("a2c_seed0", "dqn_seed0"):
         assert f"{runs / name}.json is unreadable (JSONDecodeError: " in fourth.stdout
@@ -516,7 +517,7 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     assert "(2 of them kept from an earlier call)" in report
     assert not list(runs.glob(".*partial*"))  # no temporary file left behind
     # other settings: the saved runs do not count
-    third = run_script("reproduce.py", *args, "--resume", "--steps", "64")
+    third = call_script("reproduce.py", *args, "--resume", "--steps", "64")
     assert third.returncode == 0, third.stderr
     assert "resumed" not in third.stdout and third.stdout.count("settings changed since the saved run, rerun") == 4
 
@@ -620,9 +621,13 @@ def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
             np.testing.assert_array_equal(mine["p"], theirs["p"])
 
 
-def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(tmp_path: Path) -> None:
+def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A closed port, a port where something that is not Ray listens (ray.init alone retries it for minutes), and
-    an address that is not one: exit status 2 with the reason, nothing trained. The timeout only guards a hang."""
+    an address that is not one: exit status 2 with the reason, nothing trained. The probe of the listening port is
+    given 5 s here instead of RAY_CONNECT_SECONDS (30): the same path, a shorter wait."""
+    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 5)
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     with socket.socket() as listening, socket.socket() as closed:
@@ -631,11 +636,10 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(tmp_
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         for address, message in (
             (f"127.0.0.1:{closed.getsockname()[1]}", "no Ray cluster answers there (Connection refused"),
-            (f"127.0.0.1:{listening.getsockname()[1]}", f"no Ray cluster answered within {RAY_CONNECT_SECONDS} s"),
+            (f"127.0.0.1:{listening.getsockname()[1]}", "no Ray cluster answered within 5 s"),
             ("head-node", "give host:port (such as 10.0.0.5:6379), ray://host:port or auto"),
         ):
-            result = run_script("reproduce.py", str(experiment), "--ray-address", address, "--out",
-                                str(tmp_path / "out"), timeout=RAY_CONNECT_SECONDS + 120)  # fmt: skip
+            result = call_script("reproduce.py", str(experiment), "--ray-address", address, "--out", str(tmp_path / "out"))
             assert result.returncode == 2 and f"--ray-address {address}" in result.stderr, result.stderr
             assert message in result.stderr
             assert not (tmp_path / "out" / "tiny").exists()
@@ -655,7 +659,9 @@ def test_reproduce_runs_only_the_agents_asked_for(tmp_path: Path) -> None:
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT.replace("  dqn: {", "  ppo: {learning_rate: 1.0e-3}\n  dqn: {"))
     out = tmp_path / "out"
-    result = run_script("reproduce.py", str(experiment), "--agents", "dqn", "a2c", "--seeds", "2", "--out", str(out))
+    result = call_script(
+        "reproduce.py", str(experiment), "--agents", "dqn", "a2c", "--seeds", "2", "--workers", "1", "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     with open(out / "tiny" / "results.csv", newline="") as stream:
         runs = {(row["agent"], row["seed"]) for row in csv.DictReader(stream)}
@@ -713,7 +719,7 @@ def test_train_script_refuses_bad_settings_before_training(tmp_path: Path) -> No
             "ppo cannot be built with these settings: AssertionError: `batch_size` must be greater than 1",
         ),
     ):
-        result = run_script("train.py", "Personalization/Behavior-v0", "--timesteps", "64", *args)
+        result = call_script("train.py", "Personalization/Behavior-v0", "--timesteps", "64", *args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "done" not in result.stdout  # nothing trained
 

@@ -27,6 +27,7 @@ from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
+from sb3_entropy.study import tuning
 from sb3_entropy.study.tuning import read_tuning, tune_agents
 from sb3_entropy.training import AGENT_DEFAULTS
 
@@ -205,6 +206,34 @@ def test_an_interrupted_tuning_run_resumes_to_the_same_choice(tmp_path: Path) ->
     # the same trials, values and choice as the uninterrupted run
     assert _trial_rows(out / "long" / "trials.csv") == _trial_rows(tmp_path / "whole" / "long" / "trials.csv")
     assert _without_seconds(out / "long" / "tuned.yml") == _without_seconds(tmp_path / "whole" / "long" / "tuned.yml")
+
+
+def test_a_ctrl_c_while_a_trial_is_being_created_leaves_no_trial_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict
+) -> None:
+    """Ctrl-C can land after Optuna has stored a new trial and before the objective runs (while the sampler
+    prepares it): that trial is failed as interrupted, and the resumed run repeats the uninterrupted one."""
+    real_before_trial = tuning.TrialSeededTPESampler.before_trial
+
+    def interrupted_at_trial_3(self, study, trial) -> None:
+        if trial.number == 3:
+            raise KeyboardInterrupt
+        real_before_trial(self, study, trial)
+
+    monkeypatch.setattr(tuning.TrialSeededTPESampler, "before_trial", interrupted_at_trial_3)
+    with pytest.raises(KeyboardInterrupt):
+        tune(tmp_path, "cut", trials=8)
+    monkeypatch.setattr(tuning.TrialSeededTPESampler, "before_trial", real_before_trial)
+    resumed = tune(tmp_path, "cut", trials=8, resume=True)
+    import optuna
+
+    stored = optuna.load_study(study_name="tiny/a2c", storage=tuning.open_storage(f"sqlite:///{tmp_path / 'cut'}.db"))
+    states = [trial.state.name for trial in stored.trials]
+    assert states[3] == "FAIL" and "error" not in stored.trials[3].user_attrs and "RUNNING" not in states, states
+    # the trials and the choice of the uninterrupted run (the interrupted trial's number is taken by its rerun)
+    for agent in ("a2c", "dqn"):
+        assert [trial[1:] for trial in record(resumed)[agent][0]] == [trial[1:] for trial in record(plain)[agent][0]]
+        assert resumed[agent].best.params == plain[agent].best.params
 
 
 def _without_seconds(path: Path) -> dict:

@@ -244,7 +244,7 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
             n_startup_trials=settings.startup_trials, n_warmup_steps=settings.warmup_evaluations
         ),
     )
-    _fail_dead_local_trials(study)
+    _fail_interrupted_trials(study)
 
     def objective(trial: Any) -> float:
         trial.set_user_attr("host", socket.gethostname())
@@ -278,8 +278,17 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
         elif "error" in trial.user_attrs:
             report(f"{where} FAILED: {trial.user_attrs['error']} ({params})")
 
-    while _finished(study) < job.trials:
-        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        while _finished(study) < job.trials:
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # else a killed run's is next
+                # Optuna stores a trial before the objective starts: queued with its owner, a trial whose process
+                # stops in between is still known as this process's, and failed as interrupted, not left running
+                study.enqueue_trial({}, user_attrs=owner)
+            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
+    except KeyboardInterrupt:  # Optuna fails the trial if it came inside the objective; not before it
+        _fail_interrupted_trials(study, also_pid=owner["pid"])
+        raise
 
 
 def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any], params: dict[str, Any]) -> float:
@@ -327,15 +336,16 @@ def _finished(study: Any) -> int:
     return sum(not _interrupted(trial) for trial in trials)
 
 
-def _fail_dead_local_trials(study: Any) -> None:
-    """Mark as failed the running trials of this machine whose process is gone (a kill, a crash): interrupted.
+def _fail_interrupted_trials(study: Any, also_pid: int | None = None) -> None:
+    """Mark as failed (interrupted) the running trials of this machine whose process is gone (a kill, a crash), or
+    is ``also_pid`` (this process, interrupted).
 
     Trials of other machines are left to Optuna's heartbeat, which fails them once they stop beating.
     """
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") == host and pid is not None and not _alive(pid):
+        if trial.user_attrs.get("host") == host and pid is not None and (pid == also_pid or not _alive(pid)):
             study.tell(trial.number, state=TrialState.FAIL)
 
 
@@ -460,7 +470,7 @@ def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, A
         study = optuna.load_study(study_name=study_name(experiment, agent), storage=opened)
         settings = TuningSettings(**study.user_attrs["settings"])
         trials = [trial for trial in study.get_trials(deepcopy=True) if not _interrupted(trial)]
-        trials = [trial for trial in trials if trial.state.name != "RUNNING"]
+        trials = [trial for trial in trials if trial.state.name not in ("RUNNING", "WAITING")]
         seconds = sum(trial.user_attrs.get("seconds", 0.0) for trial in trials)
         tunings[agent] = AgentTuning(settings, trials, seconds)
     return tunings
