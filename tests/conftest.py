@@ -125,8 +125,9 @@ def call_script(name: str, *args: str) -> subprocess.CompletedProcess:
     import torch  # only here: importing the tasks for a test must not import torch
 
     stdout, stderr = io.StringIO(), io.StringIO()
-    threads, folder = torch.get_num_threads(), os.getcwd()
+    threads, folder, argv = torch.get_num_threads(), os.getcwd(), sys.argv
     os.chdir(PROJECT_ROOT)
+    sys.argv = [name, *args]  # argparse names the program after sys.argv[0], as on the command line
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
@@ -135,6 +136,7 @@ def call_script(name: str, *args: str) -> subprocess.CompletedProcess:
                 status = exit.code
     finally:
         os.chdir(folder)
+        sys.argv = argv
         torch.set_num_threads(threads)
     if isinstance(status, str):  # sys.exit("message"): printed, exit status 1, as Python does
         stderr.write(status + "\n")

@@ -1,16 +1,20 @@
 """The study and train.py on a user's own data: tasks given by files in an experiment file, and tasks from a
-user's own package (``module:Env-v0``), run as a user runs them, in fresh interpreters."""
+user's own package (``module:Env-v0``). The study of a task from the user's package runs in a fresh interpreter,
+as a user runs it: its worker processes import the package from the task's id themselves."""
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import call_script, run_script
 
 from personalization_gym import RatingsEnv, TabularEnv
 from sb3_entropy.metrics import EXPOSURE_KEYS
@@ -58,6 +62,16 @@ def user_package(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.fixture
+def user_package_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The user's package ``my_tasks`` importable in this process; imported and registered only for the test."""
+    (tmp_path / "my_tasks.py").write_text(textwrap.dedent(USER_PACKAGE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("my_tasks", None)
+    gym.registry.pop("FourUsers-v0", None)
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as stream:
         return list(csv.DictReader(stream))
@@ -88,7 +102,7 @@ def test_a_task_from_the_users_own_package_runs_in_the_study_and_train(tmp_path:
     assert "my_tasks:FourUsers-v0, 320 steps" in result.stdout and "distinct greedy" in result.stdout
 
 
-def test_ids_that_are_not_tasks_are_refused_before_training(tmp_path: Path, user_package) -> None:
+def test_ids_that_are_not_tasks_are_refused_before_training(tmp_path: Path, user_package_here) -> None:
     for task, message in (
         ("CartPole-v1", "builds gymnasium.envs.classic_control.cartpole.CartPoleEnv, which is not a "
                         "personalization_gym BanditEnv"),
@@ -97,9 +111,9 @@ def test_ids_that_are_not_tasks_are_refused_before_training(tmp_path: Path, user
     ):  # fmt: skip
         experiment = tmp_path / "bad.yml"
         experiment.write_text(EXPERIMENT.format(task=task))
-        result = run_script("reproduce.py", str(experiment), "--out", str(tmp_path / "out"), env=user_package)
+        result = call_script("reproduce.py", str(experiment), "--out", str(tmp_path / "out"))
         assert result.returncode == 2 and message in result.stderr, result.stderr
-        result = run_script("train.py", task, env=user_package)
+        result = call_script("train.py", task)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -119,7 +133,7 @@ def test_a_study_of_a_tabular_task_given_by_files_beside_the_experiment(tmp_path
     loaded = load_experiment(str(folder / "clicks.yml"))
     assert loaded.task_kwargs["features"] == str((folder / "users.npy").resolve())
     out = tmp_path / "out"
-    result = run_script("reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--out", str(out))
+    result = call_script("reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
     # the random and oracle rows, from the held-out users' exact click rates (computed here independently)
@@ -147,7 +161,9 @@ def test_a_ratings_study_reports_the_fit(tmp_path: Path) -> None:
     (tmp_path / "ratings.yml").write_text(
         EXPERIMENT.format(task="Personalization/Ratings-v0") + "task_kwargs: {ratings: ratings.csv, rank: 4}\n"
     )
-    result = run_script("reproduce.py", str(tmp_path / "ratings.yml"), "--seeds", "2", "--out", str(tmp_path / "o"))
+    result = call_script(
+        "reproduce.py", str(tmp_path / "ratings.yml"), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "o")
+    )
     assert result.returncode == 0, result.stderr
     fit = RatingsEnv(str(path), rank=4).fit_report
     assert f"Task: the task's {fit}." in (tmp_path / "o" / "report.md").read_text()

@@ -23,8 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
-from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, write_report
-from sb3_entropy.study import runner
+from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, runner, write_report
 from sb3_entropy.training import RunSpec, build_model, parse_hp, train
 
 TINY_EXPERIMENT = """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import call_script
 from scipy import stats
 from stable_baselines3 import A2C, DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -63,8 +63,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny study of three agents and three seeds through reproduce.py: its output folder."""
     folder = tmp_path_factory.mktemp("study")
     (folder / "tiny.yml").write_text(STUDY)
-    result = run_script(
-        "reproduce.py", str(folder / "tiny.yml"), "--seeds", str(len(SEEDS)), "--workers", "2", "--out", str(folder / "out")
+    result = call_script(
+        "reproduce.py", str(folder / "tiny.yml"), "--seeds", str(len(SEEDS)), "--workers", "1", "--out", str(folder / "out")
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return folder / "out"
@@ -182,7 +182,7 @@ def test_a_resumed_study_replaces_a_rerun_run_and_rewrites_the_means(study: Path
     tb = out / "tb" / "tiny"
     old_mean = {path.name for path in (tb / "mean" / "dqn").iterdir()}
     (out / "tiny" / "runs" / "dqn_seed1.json").unlink()  # as if the study was interrupted before this run ended
-    result = run_script("reproduce.py", str(study.parent / "tiny.yml"), "--seeds", "3", "--out", str(out), "--resume")
+    result = call_script("reproduce.py", str(study.parent / "tiny.yml"), "--seeds", "3", "--out", str(out), "--resume")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("resumed from an earlier run") == len(AGENTS) * len(SEEDS) - 1
     assert len(list((tb / "dqn" / "seed1").iterdir())) == 1  # one event file: the run trained again

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import runpy
 import signal
 import sqlite3
 import statistics
@@ -18,21 +17,18 @@ from pathlib import Path
 
 import matplotlib.image
 import numpy as np
+import optuna
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, run_script
+from conftest import PROJECT_ROOT, call_script, run_script
 
 import sb3_entropy.callback
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
-from sb3_entropy.study import tuning
-from sb3_entropy.study.tuning import read_tuning, tune_agents
+from sb3_entropy.study.tuning import TrialSeededTPESampler, open_storage, read_tuning, tune_agents
 from sb3_entropy.training import AGENT_DEFAULTS
-
-TUNE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "tune.py"))["main"]  # the scripts' main(), not run
-REPRODUCE_MAIN = runpy.run_path(str(PROJECT_ROOT / "scripts" / "reproduce.py"))["main"]
 
 TINY = """
 task: Personalization/Behavior-v0
@@ -144,16 +140,16 @@ def _trial_rows(path: Path) -> list[tuple]:
 
 
 def _states(database: Path, agent: str) -> list[tuple[str, bool]]:
-    """Each trial's state, and whether its process has started it (set its pid), read without Optuna."""
+    """Each trial's state, and whether its process has sampled its hyperparameters (it trains next, or trains),
+    read without Optuna."""
     if not database.is_file():
         return []
     with sqlite3.connect(database) as connection:
-        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'trial_user_attributes'").fetchone():
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'trial_params'").fetchone():
             return []  # Optuna has not made its tables yet
         rows = connection.execute(
-            "SELECT trials.state, EXISTS (SELECT 1 FROM trial_user_attributes AS a WHERE a.trial_id = trials.trial_id "
-            "AND a.key = 'pid') FROM trials JOIN studies USING (study_id) WHERE studies.study_name = ? "
-            "ORDER BY trials.number",
+            "SELECT trials.state, EXISTS (SELECT 1 FROM trial_params AS p WHERE p.trial_id = trials.trial_id) "
+            "FROM trials JOIN studies USING (study_id) WHERE studies.study_name = ? ORDER BY trials.number",
             (f"long/{agent}",),
         ).fetchall()
     return [(state, bool(started)) for state, started in rows]
@@ -169,17 +165,19 @@ def _start(tmp_path: Path, experiment: Path, *extra: str) -> subprocess.Popen:
 
 
 def _interrupt_during_a_trial(process: subprocess.Popen, database: Path, finished: int, sig: int) -> None:
-    """Send ``sig`` once ``finished`` trials are done and the next one is training."""
+    """Send ``sig`` once ``finished`` trials are done and the next one has its hyperparameters: before or during its
+    training, which takes longer than this loop's 20 ms (a Ctrl-C that comes before the training stops the trial as
+    the training starts)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         states = _states(database, "a2c")
-        if sum(state != "RUNNING" for state, _ in states) >= finished and states[-1:] == [("RUNNING", True)]:
+        done = sum(state in ("COMPLETE", "PRUNED", "FAIL") for state, _ in states)
+        if done >= finished and states[-1:] == [("RUNNING", True)]:
             break
         assert process.poll() is None, process.communicate()
         time.sleep(0.02)
     else:
         pytest.fail(f"no trial started after {finished} finished: {_states(database, 'a2c')}")
-    time.sleep(0.2)  # inside the trial's training
     os.killpg(process.pid, sig)
     process.communicate(timeout=60)
 
@@ -194,7 +192,7 @@ def test_an_interrupted_tuning_run_resumes_to_the_same_choice(tmp_path: Path) ->
     out, database = tmp_path / "cut", tmp_path / "cut" / "long" / "tuning.db"
     first = _start(tmp_path, experiment, "--out", str(out))
     _interrupt_during_a_trial(first, database, finished=1, sig=signal.SIGINT)  # Ctrl-C
-    assert first.returncode == 130
+    assert first.returncode == 130 and _states(database, "a2c")[-1] == ("FAIL", True)
     second = _start(tmp_path, experiment, "--out", str(out), "--resume")
     _interrupt_during_a_trial(second, database, finished=3, sig=signal.SIGKILL)  # a crash: no time to clean up
     assert _states(database, "a2c")[-1] == ("RUNNING", True)  # left behind by the killed process
@@ -208,28 +206,35 @@ def test_an_interrupted_tuning_run_resumes_to_the_same_choice(tmp_path: Path) ->
     assert _without_seconds(out / "long" / "tuned.yml") == _without_seconds(tmp_path / "whole" / "long" / "tuned.yml")
 
 
-def test_a_ctrl_c_while_a_trial_is_being_created_leaves_no_trial_running(
+def test_a_ctrl_c_during_optunas_writes_waits_for_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict
 ) -> None:
-    """Ctrl-C can land after Optuna has stored a new trial and before the objective runs (while the sampler
-    prepares it): that trial is failed as interrupted, and the resumed run repeats the uninterrupted one."""
-    real_before_trial = tuning.TrialSeededTPESampler.before_trial
+    """Ctrl-C (a real SIGINT) while Optuna stores a new trial, and while it stores a trial's result: the trial is
+    failed as interrupted in the first case and kept in the second, none is left running, the KeyboardInterrupt
+    is the one raised (not an error of Optuna's half-done bookkeeping), and the resumed runs repeat the
+    uninterrupted one."""
+    real_before, real_after = TrialSeededTPESampler.before_trial, TrialSeededTPESampler.after_trial
+    pending = {"before": 3, "after": 5}  # the trial numbers to interrupt at, once each
 
-    def interrupted_at_trial_3(self, study, trial) -> None:
-        if trial.number == 3:
-            raise KeyboardInterrupt
-        real_before_trial(self, study, trial)
+    def ctrl_c_at(moment: str, trial) -> None:
+        if pending.get(moment) == trial.number:
+            del pending[moment]
+            signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(tuning.TrialSeededTPESampler, "before_trial", interrupted_at_trial_3)
-    with pytest.raises(KeyboardInterrupt):
-        tune(tmp_path, "cut", trials=8)
-    monkeypatch.setattr(tuning.TrialSeededTPESampler, "before_trial", real_before_trial)
+    monkeypatch.setattr(
+        TrialSeededTPESampler, "before_trial", lambda self, s, t: (ctrl_c_at("before", t), real_before(self, s, t))
+    )
+    monkeypatch.setattr(
+        TrialSeededTPESampler, "after_trial", lambda self, s, t, *a: (real_after(self, s, t, *a), ctrl_c_at("after", t))
+    )
+    storage = open_storage(f"sqlite:///{tmp_path / 'cut'}.db")
+    for _ in pending.copy():
+        with pytest.raises(KeyboardInterrupt):
+            tune(tmp_path, "cut", trials=8, resume=(tmp_path / "cut.db").exists())
+        states = [trial.state.name for trial in optuna.load_study(study_name="tiny/a2c", storage=storage).trials]
+        assert "RUNNING" not in states, states
+    assert states[3] == "FAIL" and states[5] != "FAIL", states  # interrupted before its training; after it
     resumed = tune(tmp_path, "cut", trials=8, resume=True)
-    import optuna
-
-    stored = optuna.load_study(study_name="tiny/a2c", storage=tuning.open_storage(f"sqlite:///{tmp_path / 'cut'}.db"))
-    states = [trial.state.name for trial in stored.trials]
-    assert states[3] == "FAIL" and "error" not in stored.trials[3].user_attrs and "RUNNING" not in states, states
     # the trials and the choice of the uninterrupted run (the interrupted trial's number is taken by its rerun)
     for agent in ("a2c", "dqn"):
         assert [trial[1:] for trial in record(resumed)[agent][0]] == [trial[1:] for trial in record(plain)[agent][0]]
@@ -268,8 +273,8 @@ def tuned_tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, st
     space["dqn"]["learning_rate"] = {"type": "categorical", "choices": [1.0e-12, 2.0e-12]}
     (tmp_path / "space.yml").write_text(yaml.safe_dump(space, sort_keys=False))
     storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # any storage URL, outputs still in --out
-    tuned = run_script("tune.py", str(experiment), "--trials", "3", "--seeds", "7", "9", "--evaluations", "4",
-                       "--search-space", str(tmp_path / "space.yml"), "--storage", storage, "--out", str(tmp_path / "t"))  # fmt: skip
+    tuned = call_script("tune.py", str(experiment), "--trials", "3", "--seeds", "7", "9", "--evaluations", "4", "--workers",
+                        "1", "--search-space", str(tmp_path / "space.yml"), "--storage", storage, "--out", str(tmp_path / "t"))  # fmt: skip
     assert tuned.returncode == 0, tuned.stderr
     return experiment, tmp_path / "t" / "tiny", storage
 
@@ -306,8 +311,8 @@ def test_tune_then_reproduce_end_to_end(tmp_path: Path, tuned_tiny: tuple[Path, 
     assert tuned_experiment.tuning.seeds == [7, 9] and tuned_experiment.tuning.experiment == "tiny"
 
     # the study runs the tuned agents, on fresh seeds, and says how they were tuned
-    study = run_script("reproduce.py", str(experiment), "--hyperparams", str(folder / "tuned.yml"), "--seeds", "2",
-                       "--out", str(tmp_path / "r"))  # fmt: skip
+    study = call_script("reproduce.py", str(experiment), "--hyperparams", str(folder / "tuned.yml"), "--seeds", "2",
+                        "--workers", "1", "--out", str(tmp_path / "r"))  # fmt: skip
     assert study.returncode == 0, study.stderr
     for agent in ("a2c", "dqn"):
         saved = json.loads((tmp_path / "r" / "tiny_tuned" / "runs" / f"{agent}_seed0.json").read_text())
@@ -325,24 +330,19 @@ def test_tune_then_reproduce_end_to_end(tmp_path: Path, tuned_tiny: tuple[Path, 
     assert "The study's seeds are disjoint from the tuning seeds (7, 9)" in report
 
 
-def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(
-    tuned_tiny: tuple[Path, Path, str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tiny: tuple[Path, Path, str]) -> None:
     experiment, folder, _ = tuned_tiny
     file = folder / "tuned.yml"
-    monkeypatch.setattr(sys, "argv", ["reproduce.py"])  # argparse names the program after it
-    with pytest.raises(SystemExit) as exit_status:  # in this process: the error comes before anything trains
-        REPRODUCE_MAIN([str(experiment), "--hyperparams", str(file), "--seeds", "8"])
-    assert exit_status.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+    result = call_script("reproduce.py", str(experiment), "--hyperparams", str(file), "--seeds", "8")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
         f"reproduce.py: error: experiment tiny_tuned: its agents were tuned on seeds [7, 9] ({file}), and the "
         "study would run seeds 0-7: seed(s) [7] in both. A tuned agent must be judged on seeds it was not tuned "
         "on: tune on other seeds (tune.py --seeds), or run fewer seeds"
     )
     # the tuned file run as an experiment of its own is refused the same way
-    with pytest.raises(SystemExit):
-        REPRODUCE_MAIN([str(file), "--seeds", "10"])
-    assert "seed(s) [7, 9] in both" in capsys.readouterr().err
+    result = call_script("reproduce.py", str(file), "--seeds", "10")
+    assert result.returncode == 2 and "seed(s) [7, 9] in both" in result.stderr
     # seeds 0-6 are fresh
     experiment_tuned = with_tuned_hyperparameters(load_experiment(str(experiment)), load_experiment(str(file)))
     check_fresh_seeds(experiment_tuned, list(range(7)))
@@ -367,14 +367,10 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(
         ),
     ],
 )
-def test_bad_tune_command_lines(
-    args: list[str], message: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sys, "argv", ["tune.py"])  # argparse names the program after it
-    with pytest.raises(SystemExit) as exit_status:
-        TUNE_MAIN(args)  # in this process: argparse's error and exit status, as on the command line
-    assert exit_status.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == f"tune.py: error: {message}"
+def test_bad_tune_command_lines(args: list[str], message: str) -> None:
+    result = call_script("tune.py", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"tune.py: error: {message}"
 
 
 @pytest.mark.parametrize(
@@ -460,11 +456,11 @@ def test_bad_search_spaces_are_clear_errors(tmp_path: Path, text: str, message: 
 def test_a_bad_search_space_stops_tune_before_anything_trains(tmp_path: Path) -> None:
     path = tmp_path / "space.yml"
     path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 48]}}\n")
-    result = run_script("tune.py", "music", "--agents", "a2c", "--search-space", str(path), "--out", str(tmp_path))
+    result = call_script("tune.py", "music", "--agents", "a2c", "--search-space", str(path), "--out", str(tmp_path))
     assert result.returncode == 2 and not (tmp_path / "music").exists()
     assert result.stderr.strip().splitlines()[-1].startswith(f"tune.py: error: search space {path}: a2c.n_steps: ")
     path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 64]}}\n")
-    result = run_script("tune.py", "music", "--agents", "ppo", "--search-space", str(path), "--out", str(tmp_path))
+    result = call_script("tune.py", "music", "--agents", "ppo", "--search-space", str(path), "--out", str(tmp_path))
     assert result.stderr.strip().splitlines()[-1] == (
         "tune.py: error: the search space has no dimensions for ['ppo']; it has ['a2c']"
     )
@@ -501,27 +497,21 @@ def test_packaged_tuned_hyperparameters() -> None:
             assert entry["reward"] == max(h["reward"] for h in complete) and len(entry["history"]) == entry["trials"]
 
 
-def test_reproduce_with_the_packaged_tuned_hyperparameters(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    result = run_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "qrdqn",
-                        "--seeds", "1", "--out", str(tmp_path))  # fmt: skip
+def test_reproduce_with_the_packaged_tuned_hyperparameters(tmp_path: Path) -> None:
+    result = call_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "qrdqn",
+                         "--seeds", "1", "--out", str(tmp_path))  # fmt: skip
     assert result.returncode == 0, result.stderr
     tuned = yaml.safe_load((TUNED_DIR / "music.yml").read_text())
     saved = json.loads((tmp_path / "music_tuned" / "runs" / "qrdqn_seed0.json").read_text())
     assert saved["settings"]["hyperparameters"] == tuned["agents"]["qrdqn"]  # policy_kwargs.n_quantiles included
-    monkeypatch.setattr(sys, "argv", ["reproduce.py"])
-    with pytest.raises(SystemExit):
-        REPRODUCE_MAIN(["cifar10", "--hyperparams", "tuned", "--quick"])
-    assert "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in capsys.readouterr().err
+    result = call_script("reproduce.py", "cifar10", "--hyperparams", "tuned", "--quick")
+    assert result.returncode == 2 and "--hyperparams tuned: no tuned hyperparameters ship for cifar10" in result.stderr
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_trials_of_another_machine_are_rerun_only_once_their_heartbeat_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import optuna
-
     import sb3_entropy.study.tuning as tuning
 
     tune(tmp_path, "shared", trials=1)

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.interrupts import CtrlC
 from sb3_entropy.study.search_space import Dimension, hyperparameters_of
 from sb3_entropy.study.workers import init_worker
 from sb3_entropy.training import RunSpec, one_torch_thread, train
@@ -245,14 +246,16 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
         ),
     )
     _fail_interrupted_trials(study)
+    ctrl_c = CtrlC()  # Ctrl-C stops the training at once, but waits for Optuna's writes to the storage
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
     def objective(trial: Any) -> float:
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
+        for key, value in owner.items():  # also on a trial queued by a process that was killed
+            trial.set_user_attr(key, value)
         params = {dimension.name: dimension.suggest(trial) for dimension in job.dimensions}
         start = time.perf_counter()
         try:
-            value = _run_trial(trial, settings, job.env_kwargs, params)
+            value = _run_trial(trial, settings, job.env_kwargs, params, ctrl_c)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise
@@ -278,21 +281,21 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
         elif "error" in trial.user_attrs:
             report(f"{where} FAILED: {trial.user_attrs['error']} ({params})")
 
-    owner = {"host": socket.gethostname(), "pid": os.getpid()}
-    try:
+    with ctrl_c.handling():
         while _finished(study) < job.trials:
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # else a killed run's is next
                 # Optuna stores a trial before the objective starts: queued with its owner, a trial whose process
-                # stops in between is still known as this process's, and failed as interrupted, not left running
+                # is killed in between is known as that process's, so a resumed run fails it, not waits for it
                 study.enqueue_trial({}, user_attrs=owner)
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
-    except KeyboardInterrupt:  # Optuna fails the trial if it came inside the objective; not before it
-        _fail_interrupted_trials(study, also_pid=owner["pid"])
-        raise
+            ctrl_c.check()  # a Ctrl-C held while Optuna stored the result
 
 
-def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any], params: dict[str, Any]) -> float:
-    """Train on every tuning seed; prune on the first seed's expected reward; the mean final expected reward."""
+def _run_trial(
+    trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any], params: dict[str, Any], ctrl_c: CtrlC
+) -> float:
+    """Train on every tuning seed; prune on the first seed's expected reward; the mean final expected reward.
+    Ctrl-C stops the training, not a report to Optuna's storage."""
     chosen = hyperparameters_of(params)
     hyperparameters = {**settings.base_hyperparameters, **chosen}
     if "policy_kwargs" in chosen:
@@ -316,11 +319,12 @@ def _run_trial(trial: Any, settings: TuningSettings, env_kwargs: dict[str, Any],
         )
 
         def report(evaluation: int, reward: float) -> bool:
-            trial.report(reward, evaluation)
-            return trial.should_prune()
+            with ctrl_c.held():
+                trial.report(reward, evaluation)
+                return trial.should_prune()
 
         reporter = RewardReporter(report if index == 0 else lambda _slot, _reward: False, settings.eval_freq)
-        with one_torch_thread():
+        with one_torch_thread(), ctrl_c.stoppable():
             _, callback = train(spec, on_model=reporter.watch, callbacks=[reporter])
         if reporter.stopped_at is not None:
             trial.set_user_attr("pruned_at_step", reporter.stopped_at)
@@ -336,16 +340,15 @@ def _finished(study: Any) -> int:
     return sum(not _interrupted(trial) for trial in trials)
 
 
-def _fail_interrupted_trials(study: Any, also_pid: int | None = None) -> None:
-    """Mark as failed (interrupted) the running trials of this machine whose process is gone (a kill, a crash), or
-    is ``also_pid`` (this process, interrupted).
+def _fail_interrupted_trials(study: Any) -> None:
+    """Mark as failed (interrupted) the running trials of this machine whose process is gone (a kill, a crash).
 
     Trials of other machines are left to Optuna's heartbeat, which fails them once they stop beating.
     """
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") == host and pid is not None and (pid == also_pid or not _alive(pid)):
+        if trial.user_attrs.get("host") == host and pid is not None and not _alive(pid):
             study.tell(trial.number, state=TrialState.FAIL)
 
 
