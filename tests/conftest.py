@@ -11,9 +11,10 @@ way the package finds data, in this order:
    ``.gz`` files).
 
 The Spotify CSVs ship with the package; a ``spotify/`` folder in the data root, when there is one, is the
-independent copy they are compared with. When no test of the run needs data, none is looked for. When one
-does and the data cannot be had, the run stops at once with one message naming the three ways to provide it:
-no test is skipped.
+independent copy they are compared with. A parallel run (pytest-xdist, the default: ``-n auto`` in pyproject.toml)
+finds the data once in its main process, before its workers start; a serial run (``-n 0``) looks for it only when
+a test of the run needs it. When the data cannot be had, the run stops at once with one message naming the three
+ways to provide it: no test is skipped.
 """
 
 from __future__ import annotations
@@ -85,6 +86,37 @@ def _unavailable(reason: str) -> str:
         f"that folder at {SHARED_DATA}; or, with {DATA_ENV_VAR} unset, let the tests download it once "
         f"(about {MNIST_DOWNLOAD_MB} MB, network needed on the first run only) into {user_cache_dir()}."
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: one per core, so one torch thread each
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per core, at most 8 (each holds torch and starts processes of its own); the
+    PYTEST_XDIST_AUTO_NUM_WORKERS environment variable, when set, decides instead."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In a parallel run (pytest-xdist, the default) the workers collect the tests, not the main process, and no
+    two workers may download the data at once or each stop the run: the main process finds the data once, before
+    it starts the workers, and hands it to them in $PERSONALIZATION_GYM_DATA."""
+    if not session.config.pluginmanager.has_plugin("dsession"):  # a serial run (-n 0), or a worker
+        return
+    global DATA_ROOT
+    try:
+        DATA_ROOT = locate_test_data()
+    except TestDataUnavailable as error:
+        # pytest repeats an exit's reason this early, so the message is written once and the reason is short
+        sys.stderr.write(f"{error}\nTests that need no data run without it in one process: add -n 0.\n")
+        pytest.exit("no test data (see above)", returncode=1)
+    os.environ[DATA_ENV_VAR] = str(DATA_ROOT)
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

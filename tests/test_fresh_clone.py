@@ -1,4 +1,5 @@
 """The README's test command on a fresh clone: the tests fetch their data once, or fail once saying how to get it.
+Each test starts pytest again in a copy of the project: the module is in the slow tier.
 
 A copy of the project (no ``../shared/data`` beside it) runs a few of its own data-reading tests in a fresh
 pytest process, with no ``$PERSONALIZATION_GYM_DATA`` and an empty user cache, against a server of this test's
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import MNIST_URL_VAR, PROJECT_ROOT
 
 from personalization_gym.data import DATA_ENV_VAR
@@ -24,6 +26,8 @@ SOME_DATA_TESTS = (
     "tests/test_images.py::test_determinism",
     "tests/test_music.py::test_catalogue_and_reward_matrix_match_the_csvs",
 )
+pytestmark = pytest.mark.slow
+
 RAW_FILES = [name.split("/")[1] for name in MNIST.digests]
 
 
@@ -79,12 +83,15 @@ def test_a_fresh_clone_downloads_its_test_data_once_into_the_cache(data_root: Pa
     assert f"checksum mismatch for {victim}" in corrupted.stdout + corrupted.stderr
 
 
-def test_no_data_and_no_network_fails_once_with_one_message(tmp_path: Path, serve_folder) -> None:
+@pytest.mark.parametrize("workers", ["auto", "0"], ids=["parallel", "serial"])
+def test_no_data_and_no_network_fails_once_with_one_message(workers: str, tmp_path: Path, serve_folder) -> None:
+    """In a parallel run (the default) the main process looks for the data before its workers start; in a serial
+    one (-n 0), the collection does."""
     server = serve_folder(tmp_path)
     url = server.url
     server.close()  # nothing listens there any more: the download is refused, as with no network
     clone, cache = fresh_clone(tmp_path / "clone"), tmp_path / "cache"
-    result = run_tests(clone, cache, url, *SOME_DATA_TESTS)
+    result = run_tests(clone, cache, url, "-n", workers, *SOME_DATA_TESTS)
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert output.count("The tests need real MNIST data") == 1

@@ -77,6 +77,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+@pytest.mark.slow
 def test_a_task_from_the_users_own_package_runs_in_the_study_and_train(tmp_path: Path, user_package) -> None:
     experiment = tmp_path / "mine.yml"
     experiment.write_text(EXPERIMENT.format(task="my_tasks:FourUsers-v0"))

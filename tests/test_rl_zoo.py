@@ -1,4 +1,5 @@
-"""EntropyCallback named in an rl-baselines3-zoo hyperparameter file, trained by rl_zoo3.train as users run it."""
+"""EntropyCallback named in an rl-baselines3-zoo hyperparameter file, trained by rl_zoo3.train as users run it
+(a fresh process each: in the slow tier)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def marginal_entropy(model: PPO, states: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalize"])
 def test_rl_zoo_trains_with_the_callback_from_its_yaml(normalize: bool, tmp_path: Path) -> None:
     run = train_with_rl_zoo(tmp_path, normalize)

@@ -1,4 +1,5 @@
-"""The command-line scripts, run as a user runs them."""
+"""The command-line scripts, run as a user runs them (their refusals in this process); the benchmark scripts'
+tests are slow (``-m slow``): they check that each prints its figures."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import run_script
+from conftest import call_script, run_script
 
 from personalization_gym import DATA_ENV_VAR, OWN_DATA_TASK_IDS, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
 
@@ -51,11 +52,12 @@ def test_random_policy_offline_skips_tasks_without_local_data() -> None:
 
 
 def test_random_policy_rejects_unknown_task() -> None:
-    result = run_script("random_policy.py", "Personalization/Nope-v0")
+    result = call_script("random_policy.py", "Personalization/Nope-v0")
     assert result.returncode == 2
     assert "unknown task id(s) ['Personalization/Nope-v0']; valid:" in result.stderr
 
 
+@pytest.mark.slow
 def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
     ids = TABLE_TASKS
     result = run_script("bench_envs.py", *ids, "--steps", "200", "--repeats", "1", "--sample-size", "100")
@@ -66,6 +68,7 @@ def test_bench_envs_prints_figures_for_every_task(data_root) -> None:
         assert len(figures) == 6 and all(float(value) > 0 for value in figures)
 
 
+@pytest.mark.slow
 def test_bench_images_prints_memory_and_build_figures(data_root) -> None:
     result = run_script("bench_images.py", "Personalization/MNIST-v0", "--data-dir", str(data_root))
     assert result.returncode == 0, result.stderr
@@ -86,6 +89,7 @@ def test_ads_value_prints_the_gain_of_personalization() -> None:
         assert float(row[2].rstrip("%")) == pytest.approx(100 * ctr.mean(axis=0).max(), abs=6e-4)
 
 
+@pytest.mark.slow
 def test_bench_entropy_prints_its_figures(data_root) -> None:
     result = run_script("bench_entropy.py", "--data-dir", str(data_root), "--steps", "256", "--repeats", "1")
     assert result.returncode == 0, result.stderr
@@ -95,6 +99,7 @@ def test_bench_entropy_prints_its_figures(data_root) -> None:
         assert name in result.stdout
 
 
+@pytest.mark.slow
 def test_bench_logging_prints_three_cadences_with_identical_parameters() -> None:
     result = run_script("bench_logging.py", "--agents", "dqn", "a2c", "--steps", "640")
     assert result.returncode == 0, result.stderr
@@ -113,6 +118,7 @@ def test_bench_logging_prints_three_cadences_with_identical_parameters() -> None
     assert bad.returncode == 2 and "--agents ['sac']: music has" in bad.stderr
 
 
+@pytest.mark.slow
 def test_bench_study_splits_each_run_into_parts_that_add_up() -> None:
     result = run_script("bench_study.py", "--agents", "a2c", "dqn", "--steps", "640")
     assert result.returncode == 0, result.stderr
@@ -130,6 +136,7 @@ def test_bench_study_splits_each_run_into_parts_that_add_up() -> None:
     assert [line.split()[0] for line in lines[2:]] == ["a2c", "dqn", "all"]
 
 
+@pytest.mark.slow
 def test_bench_vec_prints_both_setups(data_root) -> None:
     result = run_script("bench_vec.py", "--data-dir", str(data_root), "--steps", "320", "--repeats", "1")
     assert result.returncode == 0, result.stderr
@@ -152,5 +159,5 @@ def test_collapse_settings_prints_both_settings_with_intervals() -> None:
         entropy = float(row[2].split()[0])
         assert 0 <= entropy <= np.log(50) + 1e-9 and "[" in row[2]  # a mean with its interval, at most log K
     assert "random policy -0.006, oracle 0.963" in result.stdout  # Music-v0's evaluation set
-    bad = run_script("collapse_settings.py", "--seeds", "1")
+    bad = call_script("collapse_settings.py", "--seeds", "1")
     assert bad.returncode == 2 and "--seeds must be >= 2 (an interval needs two)" in bad.stderr

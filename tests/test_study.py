@@ -87,7 +87,7 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     model = A2C.load(tmp_path / "models" / "a2c_seed0.zip")
     assert model.gamma == 0.9 and model.max_grad_norm == 0.4 and model.learning_rate == 1e-3
     assert (model.n_steps, model.n_envs) == (1, 32)  # the paper's n_steps=32, collected as 1 step of 32 envs
-    literal = run_script(
+    literal = call_script(
         "train.py", "Personalization/Behavior-v0", "--algo", "a2c", "--timesteps", "64", "--literal",
         "--net-arch", "16", "--save-dir", str(tmp_path / "literal"),
     )  # fmt: skip
@@ -306,9 +306,10 @@ def test_parse_hp_reads_yaml_values() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The paper's headline, at a budget CI can afford (about 1 minute on 2 cores, batched): runs in CI.
+# The paper's headline, at a budget CI can afford (about 1 minute on 2 cores, batched): in the slow tier, so in CI.
 
 
+@pytest.mark.slow
 @pytest.mark.paper
 def test_policy_optimization_ends_with_lower_entropy_than_dqn_on_music(data_root: Path, tmp_path: Path) -> None:
     experiment = load_experiment("music")
@@ -521,6 +522,7 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     assert "resumed" not in third.stdout and third.stdout.count("settings changed since the saved run, rerun") == 4
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
     experiment = tmp_path / "long.yml"
     experiment.write_text(TINY_EXPERIMENT.replace("steps: 96", "steps: 2000000"))
@@ -549,6 +551,7 @@ def test_ctrl_c_stops_every_worker(tmp_path: Path) -> None:
         pytest.fail(f"processes of the study still alive 20 s after Ctrl-C:\n{survivors.stdout}")
 
 
+@pytest.mark.slow
 def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
     experiment = tmp_path / "long.yml"
     experiment.write_text(TINY_EXPERIMENT.replace("steps: 96", "steps: 2000000"))
@@ -599,6 +602,7 @@ def _not_a_zombie(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_runs_on_a_local_ray_instance_match_local_runs(tmp_path: Path) -> None:
     import ray  # in the test extra: a missing ray fails here, it never skips
 
@@ -625,8 +629,8 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
 ) -> None:
     """A closed port, a port where something that is not Ray listens (ray.init alone retries it for minutes), and
     an address that is not one: exit status 2 with the reason, nothing trained. The probe of the listening port is
-    given 5 s here instead of RAY_CONNECT_SECONDS (30): the same path, a shorter wait."""
-    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 5)
+    given 2 s here instead of RAY_CONNECT_SECONDS (30): the same path, a shorter wait."""
+    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 2)
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     with socket.socket() as listening, socket.socket() as closed:
@@ -635,7 +639,7 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         for address, message in (
             (f"127.0.0.1:{closed.getsockname()[1]}", "no Ray cluster answers there (Connection refused"),
-            (f"127.0.0.1:{listening.getsockname()[1]}", "no Ray cluster answered within 5 s"),
+            (f"127.0.0.1:{listening.getsockname()[1]}", "no Ray cluster answered within 2 s"),
             ("head-node", "give host:port (such as 10.0.0.5:6379), ray://host:port or auto"),
         ):
             result = call_script("reproduce.py", str(experiment), "--ray-address", address, "--out", str(tmp_path / "out"))

@@ -182,6 +182,7 @@ def _interrupt_during_a_trial(process: subprocess.Popen, database: Path, finishe
     process.communicate(timeout=60)
 
 
+@pytest.mark.slow
 def test_an_interrupted_tuning_run_resumes_to_the_same_choice(tmp_path: Path) -> None:
     experiment = tmp_path / "long.yml"
     experiment.write_text(TINY.replace("steps: 320", "steps: 3200"))

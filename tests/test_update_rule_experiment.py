@@ -10,7 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import run_script
+from conftest import call_script, run_script
 from scipy import stats
 
 from personalization_gym import MusicEnv
@@ -96,6 +96,6 @@ def test_script_writes_the_figure_the_csv_and_a_table_that_agrees_with_it(tmp_pa
 def test_script_rejects_a_bad_settings_file(tmp_path: Path) -> None:
     settings = tmp_path / "bad.yml"
     settings.write_text("task: Personalization/Music-v0\nupdatez: 5\n")
-    result = run_script("update_rule.py", "--config", str(settings), "--out", str(tmp_path))
+    result = call_script("update_rule.py", "--config", str(settings), "--out", str(tmp_path))
     assert result.returncode == 2
     assert "unknown keys ['updatez'], missing keys ['batch_size'," in result.stderr
