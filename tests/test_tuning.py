@@ -229,11 +229,17 @@ def test_a_ctrl_c_during_optunas_writes_waits_for_them(
         TrialSeededTPESampler, "after_trial", lambda self, s, t, *a: (real_after(self, s, t, *a), ctrl_c_at("after", t))
     )
     storage = open_storage(f"sqlite:///{tmp_path / 'cut'}.db")
-    for _ in pending.copy():
-        with pytest.raises(KeyboardInterrupt):
-            tune(tmp_path, "cut", trials=8, resume=(tmp_path / "cut.db").exists())
-        states = [trial.state.name for trial in optuna.load_study(study_name="tiny/a2c", storage=storage).trials]
-        assert "RUNNING" not in states, states
+    # Python's own Ctrl-C handler, as in a terminal, even where this test runs with SIGINT ignored (a job started in
+    # the background by a non-interactive shell; the tuner then leaves SIGINT alone, as its pool workers do)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for _ in pending.copy():
+            with pytest.raises(KeyboardInterrupt):
+                tune(tmp_path, "cut", trials=8, resume=(tmp_path / "cut.db").exists())
+            states = [trial.state.name for trial in optuna.load_study(study_name="tiny/a2c", storage=storage).trials]
+            assert "RUNNING" not in states, states
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert states[3] == "FAIL" and states[5] != "FAIL", states  # interrupted before its training; after it
     resumed = tune(tmp_path, "cut", trials=8, resume=True)
     # the trials and the choice of the uninterrupted run (the interrupted trial's number is taken by its rerun)
