@@ -181,7 +181,12 @@ def small_frontier_music(folder: Path) -> Path:
     settings["net_arch"] = [32]
     for agent in ("a2c", "ppo"):
         settings["agents"][agent]["learning_rate"] = 1.0e-2
-    settings["frontier"]["regularizers"] = {"per_state": [0.1], "marginal": [0.1, 1.0], "l2": [1.0], "mutual_info": [0.3]}
+    settings["frontier"]["regularizers"] = {
+        "per_state": [0.1],
+        "marginal": [0.1, 1.0],
+        "l2": [1.0],
+        "mutual_info": [0.3],
+    }
     settings["quick"] = {"steps": 640, "eval_freq": 320, "n_eval": 1000}
     path = folder / "frontier_music.yml"
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -202,7 +207,11 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
             for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state", *EXPOSURE_KEYS):
                 final.setdefault(row["agent"], {}).setdefault(key, []).append(float(row[key]))
     experiment = load_experiment(str(path))
-    assert set(final) == set(experiment.agents) and len(experiment.agents) == 3 + 2 * 5 and all(len(v["entropy/marginal"]) == 2 for v in final.values())
+    assert (
+        set(final) == set(experiment.agents)
+        and len(experiment.agents) == 3 + 2 * 5
+        and all(len(v["entropy/marginal"]) == 2 for v in final.values())
+    )
 
     with open(folder / "frontier.csv", newline="") as stream:
         points = {row["agent"]: row for row in csv.DictReader(stream)}
@@ -212,7 +221,9 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
     random, oracle = expected.mean(), expected.max(axis=1).mean()  # the baselines, computed independently
     frontier_table = report.split("### Reaching DQN's marginal entropy")[0]  # the reaching table's rows start alike
     table = {
-        tuple(line.split(" | ")[:3]): line for line in frontier_table.splitlines() if line.startswith("| ") and "[" in line
+        tuple(line.split(" | ")[:3]): line
+        for line in frontier_table.splitlines()
+        if line.startswith("| ") and "[" in line
     }
     for agent, values in final.items():
         spec = experiment.agents[agent]

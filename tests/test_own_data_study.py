@@ -134,7 +134,9 @@ def test_a_study_of_a_tabular_task_given_by_files_beside_the_experiment(tmp_path
     loaded = load_experiment(str(folder / "clicks.yml"))
     assert loaded.task_kwargs["features"] == str((folder / "users.npy").resolve())
     out = tmp_path / "out"
-    result = call_script("reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(out))
+    result = call_script(
+        "reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(out)
+    )
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
     # the random and oracle rows, from the held-out users' exact click rates (computed here independently)

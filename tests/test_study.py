@@ -642,7 +642,9 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
             (f"127.0.0.1:{listening.getsockname()[1]}", "no Ray cluster answered within 2 s"),
             ("head-node", "give host:port (such as 10.0.0.5:6379), ray://host:port or auto"),
         ):
-            result = call_script("reproduce.py", str(experiment), "--ray-address", address, "--out", str(tmp_path / "out"))
+            result = call_script(
+                "reproduce.py", str(experiment), "--ray-address", address, "--out", str(tmp_path / "out")
+            )
             assert result.returncode == 2 and f"--ray-address {address}" in result.stderr, result.stderr
             assert message in result.stderr
             assert not (tmp_path / "out" / "tiny").exists()
