@@ -9,7 +9,9 @@ each tier there as the README's test command and CI run it (``python -m pytest``
 with this Python and its installed packages, the clone's own code first on the import path. It prints each
 tier's wall time and its number of tests, then the slowest tests: seconds (pytest's, set-up and tear-down
 included) and tier. Extra pytest arguments (``--pytest-args``, such as ``-n 0`` or a test file) go to every tier.
-Nothing is asserted: these are figures to read. Set ``$PERSONALIZATION_GYM_DATA`` as for the tests themselves.
+Nothing is asserted: these are figures to read. The tests find their data as they do in this checkout:
+``$PERSONALIZATION_GYM_DATA``, else this checkout's ``../shared/data`` (the clone has nothing beside it), else the
+user cache.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+DATA_ENV_VAR = "PERSONALIZATION_GYM_DATA"
 TIERS = {"fast": [], "slow": ["-m", "slow"]}  # the README's command, and the slow tier as .ci/run runs it
 
 
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(project), str(clone)], check=True)
         subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", commit], check=True)
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(clone), os.environ.get("PYTHONPATH", "")])}
+        shared = project.parent / "shared" / "data"  # the clone has nothing beside it: point it at this checkout's
+        if not environment.get(DATA_ENV_VAR) and shared.is_dir():
+            environment[DATA_ENV_VAR] = str(shared)
         where = subprocess.run([sys.executable, "-c", "import sb3_entropy; print(sb3_entropy.__file__)"],
                                cwd=clone, env=environment, capture_output=True, text=True, check=True)  # fmt: skip
         if not Path(where.stdout.strip()).is_relative_to(clone):
