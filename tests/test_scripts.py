@@ -1,13 +1,15 @@
 """The command-line scripts, run as a user runs them (their refusals in this process); the benchmark scripts'
-tests are slow (``-m slow``): they check that each prints its figures."""
+tests are slow (``-m slow``): they check that each prints its figures, bench_tests.py by running pytest again."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import call_script, run_script
+from conftest import PROJECT_ROOT, call_script, run_script
 
 from personalization_gym import DATA_ENV_VAR, OWN_DATA_TASK_IDS, TASK_IDS, AdsEnv, BehaviorEnv, MNISTEnv, MusicEnv
 
@@ -161,3 +163,25 @@ def test_collapse_settings_prints_both_settings_with_intervals() -> None:
     assert "random policy -0.006, oracle 0.963" in result.stdout  # Music-v0's evaluation set
     bad = call_script("collapse_settings.py", "--seeds", "1")
     assert bad.returncode == 2 and "--seeds must be >= 2 (an interval needs two)" in bad.stderr
+
+
+@pytest.mark.slow
+def test_bench_tests_times_each_tier_in_a_fresh_clone() -> None:
+    result = run_script("bench_tests.py", "--pytest-args", "tests/test_stats.py", "--top", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True).stdout
+    assert lines[0].startswith(f"Tests of {head[:12]} in a fresh clone")
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "", "tests/test_stats.py"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    count = sum("::" in line for line in collected.stdout.splitlines())
+    assert count >= 1 and lines[1].startswith("fast tier: ") and f" s wall, {count} tests, " in lines[1]
+    assert "(exit status 0)" in lines[1]
+    assert lines[2].startswith("slow tier: ") and " 0 tests, " in lines[2]  # test_stats.py has no slow test
+    rows = [line.split() for line in lines[5:]]
+    assert len(rows) == 2 and all(row[1] == "fast" and row[2].startswith("tests/test_stats.py::") for row in rows)
+    assert float(rows[0][0]) >= float(rows[1][0])  # the slowest first
+    bad = call_script("bench_tests.py", "--ref", "no-such-commit")
+    assert bad.returncode == 2 and "--ref no-such-commit is not a commit of the git checkout" in bad.stderr
