@@ -63,9 +63,8 @@ def user_package(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def user_package_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def user_package_here(tmp_path: Path, user_package, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The user's package ``my_tasks`` importable in this process; imported and registered only for the test."""
-    (tmp_path / "my_tasks.py").write_text(textwrap.dedent(USER_PACKAGE))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("my_tasks", None)

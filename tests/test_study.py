@@ -306,7 +306,7 @@ def test_parse_hp_reads_yaml_values() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# The paper's headline, at a budget CI can afford (about 1 minute on 2 cores, batched): in the slow tier, so in CI.
+# The paper's headline, at a budget CI can afford (about 20 s on 2 cores, batched): in the slow tier, so in CI.
 
 
 @pytest.mark.slow

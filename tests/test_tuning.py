@@ -152,7 +152,7 @@ def _states(database: Path, agent: str) -> list[tuple[str, bool]]:
             "FROM trials JOIN studies USING (study_id) WHERE studies.study_name = ? ORDER BY trials.number",
             (f"long/{agent}",),
         ).fetchall()
-    return [(state, bool(started)) for state, started in rows]
+    return [(state, bool(sampled)) for state, sampled in rows]
 
 
 def _start(tmp_path: Path, experiment: Path, *extra: str) -> subprocess.Popen:

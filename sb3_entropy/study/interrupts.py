@@ -32,18 +32,18 @@ class CtrlC:
         self._held = True
 
     @contextmanager
-    def handling(self) -> Iterator[CtrlC]:
+    def handling(self) -> Iterator[None]:
         """Take SIGINT for the block. Only in the main thread of a process with Python's own handler: a pool worker
         that ignores SIGINT (its main process handles Ctrl-C) keeps ignoring it."""
         if (
             threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
         ):
-            yield self
+            yield
             return
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
-            yield self
+            yield
         finally:
             signal.signal(signal.SIGINT, previous)
 
