@@ -27,7 +27,7 @@ from sb3_entropy.metrics import (
     evaluation_metrics,
     score,
 )
-from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
+from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs, distinct_rows
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
 
@@ -155,6 +155,8 @@ class EntropyCallback(BaseCallback):
 
         self.n_eval = n_eval
         self.eval_obs: np.ndarray | None = None
+        self._distinct_obs: np.ndarray | None = None
+        self._row_of: np.ndarray | None = None
         self.expected: np.ndarray | None = None
         self._best_rewards: np.ndarray | None = None
         self._random_and_oracle: tuple[float, float] | None = None
@@ -204,6 +206,8 @@ class EntropyCallback(BaseCallback):
             subset = np.sort(self._rng.choice(len(obs), size=int(self.n_eval), replace=False))
             obs, expected = obs[subset], None if expected is None else expected[subset]
         self.eval_obs, self.expected = obs, expected
+        # the policy is computed once per distinct state and expanded: the same table, a third of the forward passes
+        self._distinct_obs, self._row_of = distinct_rows(obs)
         # each state's best expected reward (for regret and the optimal-action rate), once for every evaluation
         self._best_rewards = None if expected is None else np.asarray(expected, dtype=np.float64).max(axis=1)
         # eval/score's baselines: a uniformly random policy and the oracle on these states
@@ -311,7 +315,7 @@ class EntropyCallback(BaseCallback):
 
     # ----------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        probs = self._probs(self.eval_obs)
+        probs = self._probs(self._distinct_obs)[self._row_of]
         metrics, p = evaluation_metrics(
             probs, self.expected, self._rng if self.expected is not None else None, self._best_rewards
         )

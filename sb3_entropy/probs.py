@@ -11,7 +11,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
-__all__ = ["Q_POLICIES", "action_probs", "q_values", "softmax_policy"]
+__all__ = ["Q_POLICIES", "action_probs", "distinct_rows", "q_values", "softmax_policy"]
 
 Q_POLICIES = ("softmax", "epsilon_greedy")
 DEFAULT_CHUNK = 2048
@@ -78,6 +78,26 @@ def q_values(model: Any, obs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndar
     if hasattr(model, "q_net"):
         return _forward_in_chunks(model, obs, model.q_net, chunk)
     raise TypeError(f"{type(model).__name__} has no Q-network (q_net or quantile_net)")
+
+
+def distinct_rows(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct states of ``obs`` in the order they first appear, and for each state the row it is in them.
+
+    ``distinct[index]`` equals ``obs`` exactly: states are compared byte for byte (so ``0.0`` and ``-0.0``, or
+    two NaNs of different payloads, stay apart), and a policy computed on the distinct states and expanded with
+    ``index`` is the one computed on every state, since each state's outputs depend on that state alone. An
+    evaluation set with repeated users (Music-v0's 10,000 hold 3,193 distinct contexts) costs a third of the work.
+    """
+    obs = np.asarray(obs)
+    if obs.ndim < 1:
+        raise ValueError(f"obs must be a batch of states of shape (n, ...), got a scalar {obs!r}")
+    rows = np.ascontiguousarray(obs.reshape(len(obs), -1))
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, sorted_index = np.unique(keys, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first, kind="stable")  # distinct rows in order of first appearance
+    rank = np.empty_like(by_appearance)
+    rank[by_appearance] = np.arange(len(by_appearance))
+    return obs[first[by_appearance]], rank[sorted_index.ravel()]
 
 
 def softmax_policy(values: np.ndarray, temperature: float) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import re
@@ -25,9 +26,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import BehaviorEnv, MusicEnv, make_vec
 from sb3_entropy import EntropyCallback, action_probs, all_metrics
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, entropy
+from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, entropy, evaluation_metrics
 from sb3_entropy.policies import MarginalEntropyPolicy
-from sb3_entropy.probs import _builds_categorical_from_logits, q_values
+from sb3_entropy.probs import _builds_categorical_from_logits, distinct_rows, q_values
 
 AGENTS = {
     "A2C": (A2C, {"n_steps": 32}),
@@ -255,6 +256,49 @@ def read_events(log_dir: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
+
+
+def test_distinct_rows_match_a_dictionary_of_the_rows_bytes() -> None:
+    rng = np.random.default_rng(3)
+    pool = rng.integers(0, 3, size=(40, 2, 3)).astype(np.float32)
+    pool[0, 0, 0], pool[1] = -0.0, pool[0]  # -0.0 and 0.0 differ in their bytes: two states, not one
+    pool[1, 0, 0] = 0.0
+    obs = pool[rng.integers(0, len(pool), size=500)]
+    distinct, index = distinct_rows(obs)
+    first_seen: dict[bytes, int] = {}
+    for row in obs:
+        first_seen.setdefault(row.tobytes(), len(first_seen))
+    assert [row.tobytes() for row in distinct] == list(first_seen)
+    assert index.tolist() == [first_seen[row.tobytes()] for row in obs]
+    assert np.array_equal(distinct[index], obs) and distinct.dtype == obs.dtype
+    with pytest.raises(ValueError, match="batch of states"):
+        distinct_rows(np.float32(1.0))
+
+
+@pytest.mark.parametrize("name", ["PPO", "DQN"])
+def test_the_callback_computes_each_distinct_state_once_and_logs_what_every_state_gives(name, music: MusicEnv) -> None:
+    """The table expanded from the distinct states gives every metric bit for bit as the table of every state."""
+    states_seen: list[int] = []
+
+    def counting(model, obs):
+        states_seen.append(len(obs))
+        return action_probs(model, obs)
+
+    callback = EntropyCallback(eval_env=music, eval_freq=10_000, probs_fn=counting, seed=4, log_figures=False)
+    model = make_model(name, music)
+    initial = copy.deepcopy(model.policy.state_dict())
+    model.learn(256, callback=callback)
+
+    distinct = len({row.tobytes() for row in callback.eval_obs})
+    assert len(callback.eval_obs) == 2000 and distinct < 1200  # the fixture's 2,000 users hold 1,102 contexts
+    assert states_seen == [1, distinct, distinct]  # the check at the start, then the evaluations at 0 and 256
+    rng = np.random.default_rng(4)
+    replay = make_model(name, music)
+    for row, weights in zip(callback.history, (initial, model.policy.state_dict()), strict=True):
+        replay.policy.load_state_dict(weights)
+        metrics, p = evaluation_metrics(action_probs(replay, callback.eval_obs), callback.expected, rng)
+        assert {key: row[key] for key in metrics} == metrics
+        assert np.array_equal(row["p"], p)
 
 
 class ActionRecorder(BaseCallback):
