@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             parser.error(str(error))
         for plan in plans:
-            result = run_plan(plan, workers=args.workers, resume=args.resume, ray_address=args.ray_address)
+            result = run_plan(
+                plan, workers=args.workers, resume=args.resume, ray_address=args.ray_address, show_progress=True
+            )
             write_outputs(result, out)
             results.append(result)
     except KeyboardInterrupt:

@@ -490,7 +490,9 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     second = call_script("reproduce.py", *args, "--resume")
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("resumed from an earlier run") == 3
-    assert [line.split("]")[0] for line in second.stdout.splitlines()[:4]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    lines = second.stdout.splitlines()
+    assert lines[0] == "tiny: 1 run to train, 3 kept from an earlier call, one at a time"
+    assert [line.split("]")[0] for line in lines[1:5]] == ["[1/4", "[2/4", "[3/4", "[4/4"]
     assert read_results(tmp_path / "out" / "tiny") == before
     # the run trained again replaced its TensorBoard folder: one folder per run, each with one complete curve
     tb = tmp_path / "out" / "tb" / "tiny"

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entropy, exposure_metrics, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
-from sb3_entropy.study.workers import init_worker
+from sb3_entropy.study.progress import RUN_COST, StepsReporter, StudyProgress
+from sb3_entropy.study.workers import init_worker, progress_sender
 from sb3_entropy.tensorboard import write_aggregate_run
 from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
 
@@ -54,12 +56,6 @@ class ExperimentResult:
     resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
     quick: bool = False
     task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
-
-
-# CPU seconds of one music run of each algorithm relative to DQN's (scripts/bench_study.py, docs/performance.md).
-# Runs start dearest first: with two workers the last to finish are then short ones, not a TRPO run alone on
-# one core while the other idles. Only the order changes; every run is seeded on its own. Others count as 1.
-RUN_COST = {"trpo": 5.0, "qrdqn": 4.2, "ppo": 1.4, "a2c": 1.3, "dqn": 1.0}
 
 
 def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict[str, float]:
@@ -116,12 +112,13 @@ def _greedy_cover_marginal(best: np.ndarray) -> np.ndarray:
     return counts / len(best)
 
 
-def _run_in_worker(spec: RunSpec) -> dict[str, Any]:
-    """One run, its failure caught: a bad hyperparameter or a crash in one run must not stop the others."""
+def _run_in_worker(spec: RunSpec, send: Callable | None = None, key: Any = None) -> dict[str, Any]:
+    """One run, its failure caught: a bad hyperparameter or a crash in one run must not stop the others. With
+    ``send``, the run's progress goes there as ``(key, timesteps)`` a few times a second."""
     start = time.perf_counter()
     try:
         with one_torch_thread():  # in a worker process or, with workers=1, in the caller's (restored after)
-            _, callback = train(spec)
+            _, callback = train(spec, callbacks=() if send is None else (StepsReporter(send, key),))
     except Exception as error:  # reported with the run (its first line; the traceback in a file); the study goes on
         first_line = (str(error).strip().splitlines() or [""])[0]
         return {
@@ -251,8 +248,10 @@ def run_plan(
     workers: int = 1,
     resume: bool = False,
     ray_address: str | None = None,
+    show_progress: bool = False,
 ) -> ExperimentResult:
-    """Train the runs of ``plan`` (see :func:`run_experiment`)."""
+    """Train the runs of ``plan`` (see :func:`run_experiment`). With ``show_progress``, a display of the whole
+    study (:class:`~sb3_entropy.study.progress.StudyProgress`) from its start, and each run's line through it."""
     experiment, specs = plan.experiment, plan.specs
     result = ExperimentResult(experiment, quick=plan.quick, baselines=plan.baselines, task_note=plan.task_note)
     if plan.missing_data is not None:
@@ -282,6 +281,10 @@ def run_plan(
     todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
     start = time.perf_counter()
     reported = 0
+    progress = None
+    if show_progress:
+        runs = {key: (spec.algo, spec.timesteps) for key, spec in specs.items()}
+        progress = StudyProgress(experiment.name, runs, len(outcomes), 1 if ray_address else workers, print_line=report)
 
     def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
         nonlocal reported
@@ -295,36 +298,33 @@ def run_plan(
         reported += 1
         name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
         if "error" in outcome:
-            report(f"{name}: FAILED: {outcome['error']}")
+            line = f"{name}: FAILED: {outcome['error']}"
         else:
             last = outcome["history"][-1]
             how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
-            report(
+            line = (
                 f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} "
                 f"nats, {last['actions/effective_number']:.1f} effective actions ({how})"
             )
+        if progress is None:
+            report(line)
+        else:
+            progress.finished(key, line, kept=bool(outcome.get("resumed")))
 
     for key in [key for key in specs if key in outcomes]:
         finish(key, outcomes[key])
-    if ray_address is not None:
-        _run_on_ray(ray_address, [(key, specs[key]) for key in todo], finish)
-    elif workers <= 1 or len(todo) <= 1:
-        for key in todo:
-            finish(key, _run_in_worker(specs[key]))
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(todo)), initializer=init_worker, initargs=(os.getpid(),)
-        )
-        try:
-            keyed = pool.imap_unordered(_keyed_run, [(key, specs[key]) for key in todo])
-            for key, outcome in keyed:
-                finish(key, outcome)
-            pool.close()
-        except BaseException:  # Ctrl-C included: stop every worker now, keep the runs already written
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+    try:
+        if ray_address is not None:
+            _run_on_ray(ray_address, [(key, specs[key]) for key in todo], finish)
+        elif workers <= 1 or len(todo) <= 1:
+            send = None if progress is None else (lambda message: progress.advanced(*message))
+            for key in todo:
+                finish(key, _run_in_worker(specs[key], send, key))
+        else:
+            _run_in_pool(workers, [(key, specs[key]) for key in todo], finish, progress)
+    finally:
+        if progress is not None:
+            progress.close()
 
     for key in specs:  # rows in a stable order, whatever order the runs finished in
         outcome = outcomes[key]
@@ -374,7 +374,45 @@ def _settings_of(spec: RunSpec) -> dict[str, Any]:
 
 def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:
     key, spec = item
-    return key, _run_in_worker(spec)
+    return key, _run_in_worker(spec, progress_sender(), key)
+
+
+def _run_in_pool(
+    workers: int,
+    items: list[tuple[tuple[str, int], RunSpec]],
+    finish: Callable[[tuple[str, int], dict[str, Any]], None],
+    progress: StudyProgress | None,
+) -> None:
+    """The runs in a pool of spawned processes; outcomes handed to ``finish`` as they arrive, and the workers'
+    progress messages to ``progress`` by a thread of this process."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue() if progress is not None else None
+    pool = context.Pool(min(workers, len(items)), initializer=init_worker, initargs=(os.getpid(), messages))
+    listening = threading.Event()
+    if messages is not None:
+        listening.set()
+        threading.Thread(target=_relay, args=(messages, progress, listening), daemon=True, name="progress").start()
+    try:
+        for key, outcome in pool.imap_unordered(_keyed_run, items):
+            finish(key, outcome)
+        pool.close()
+    except BaseException:  # Ctrl-C included: stop every worker now, keep the runs already written
+        pool.terminate()
+        raise
+    finally:
+        listening.clear()
+        pool.join()
+
+
+def _relay(messages: Any, progress: StudyProgress, listening: threading.Event) -> None:
+    """Hand the workers' ``(key, timesteps)`` messages to ``progress`` until ``listening`` is cleared."""
+    while listening.is_set():
+        try:
+            key, timesteps = messages.get(timeout=0.2)
+        except Exception:  # queue.Empty; or the queue closed as the pool ends
+            continue
+        if listening.is_set():
+            progress.advanced(key, timesteps)
 
 
 def check_ray_address(address: str, timeout: float = 10.0) -> None:
