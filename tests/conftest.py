@@ -134,7 +134,7 @@ def run_script(
     """Run ``scripts/<name>`` as a user does, in a fresh interpreter, from the project root (``timeout``: a guard
     against a hang, which fails the test)."""
     return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "scripts" / name), *args],
+        [sys.executable, str(_script_path(name)), *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -145,7 +145,12 @@ def run_script(
 
 @functools.cache
 def _script_main(name: str) -> Callable[[list[str]], int | None]:
-    return runpy.run_path(str(PROJECT_ROOT / "scripts" / name))["main"]
+    return runpy.run_path(str(_script_path(name)))["main"]
+
+
+def _script_path(name: str) -> Path:
+    """``scripts/<name>``, or ``benchmarks/<name>`` for the benchmark scripts (``bench_*.py``)."""
+    return PROJECT_ROOT / ("benchmarks" if name.startswith("bench_") else "scripts") / name
 
 
 def call_script(name: str, *args: str) -> subprocess.CompletedProcess:

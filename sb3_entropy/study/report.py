@@ -238,9 +238,12 @@ def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) ->
     """
     experiment = result.experiment
     members: dict[str, list[str]] = {}
+    everyone: dict[str, list[str]] = {}  # each family's unregularised agents, learned or not
     left_out = []
     for family, algos in FAMILIES.items():
         members[family] = []
+        everyone[family] = [a for a, settings in experiment.agents.items() if settings.algo in algos
+                            and settings.regularizer is None]  # fmt: skip
         for agent, settings in experiment.agents.items():
             if settings.algo not in algos or settings.regularizer is not None or summaries[agent] is None:
                 continue
@@ -252,6 +255,7 @@ def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) ->
     left_text = ""
     if left_out:
         left_text = f" Left out, their reward not shown above the random policy's: {', '.join(map(_label, left_out))}."
+    left_text += _lone_members(everyone["policy optimization"], everyone["Q-learning"])
     quick = "not judged: a quick run's agents are far from converged (run without --quick)"
     if not po or not ql:
         missing = "Q-learning" if po else ("policy-optimization" if ql else "policy-optimization or Q-learning")
@@ -286,6 +290,17 @@ def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) ->
         f"{len(pairs)} pairs below 0.{left_text}"
     )
     return Gap(verdict.split(":")[0], text)
+
+
+def _lone_members(po: list[str], ql: list[str]) -> str:
+    """Says so when one algorithm stands for a whole family: the verdict then speaks for that algorithm."""
+    lone = [(family, members[0]) for family, members in (("policy optimization", po), ("Q-learning", ql))
+            if len(members) == 1]  # fmt: skip
+    return "".join(
+        f" {family.capitalize()} is represented by {_label(agent)} alone: the family's mean is that one algorithm's, "
+        f"so the verdict speaks for {_label(agent)}, not for {family} at large."
+        for family, agent in lone
+    )
 
 
 def verdict_line(result: ExperimentResult) -> str:

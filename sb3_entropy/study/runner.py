@@ -31,6 +31,7 @@ from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
 
 __all__ = [
     "ExperimentResult",
+    "MissingRunsError",
     "StudyPlan",
     "evaluation_baselines",
     "plan_experiment",
@@ -41,6 +42,10 @@ __all__ = [
 
 RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before --ray-address is an error
 METRIC_KEYS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS)  # every run's history has these (reward keys: tasks only)
+
+
+class MissingRunsError(ValueError):
+    """Runs asked for without training that are not stored with the settings asked for."""
 
 
 @dataclass
@@ -249,9 +254,12 @@ def run_plan(
     resume: bool = False,
     ray_address: str | None = None,
     show_progress: bool = False,
+    train_missing: bool = True,
 ) -> ExperimentResult:
     """Train the runs of ``plan`` (see :func:`run_experiment`). With ``show_progress``, a display of the whole
-    study (:class:`~sb3_entropy.study.progress.StudyProgress`) from its start, and each run's line through it."""
+    study (:class:`~sb3_entropy.study.progress.StudyProgress`) from its start, and each run's line through it.
+    Without ``train_missing``, only stored runs are used (``resume`` must be set): a MissingRunsError names the
+    runs that are not stored with these settings, and nothing trains."""
     experiment, specs = plan.experiment, plan.specs
     result = ExperimentResult(experiment, quick=plan.quick, baselines=plan.baselines, task_note=plan.task_note)
     if plan.missing_data is not None:
@@ -279,6 +287,10 @@ def run_plan(
                     outcomes[key] = {**saved, "resumed": True}
     # each replaces its TensorBoard folder when it trains; the dearest start first (see RUN_COST)
     todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
+    if todo and not train_missing:
+        names = ", ".join(f"{agent} seed {seed}" for agent, seed in sorted(todo))
+        raise MissingRunsError(f"{experiment.name}: {len(todo)} of {len(specs)} runs are not stored in {runs_dir} "
+                               f"with these settings ({names})")  # fmt: skip
     start = time.perf_counter()
     reported = 0
     progress = None

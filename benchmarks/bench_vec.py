@@ -1,7 +1,7 @@
 """Batched against literal training: the music experiment's three agents, side by side (issue 7's goal: >= 8x).
 
-    PERSONALIZATION_GYM_DATA=../shared/data python scripts/bench_vec.py
-    python scripts/bench_vec.py --data-dir ../shared/data --steps 20000 --callback-every 100 --repeats 3
+    PERSONALIZATION_GYM_DATA=../shared/data python benchmarks/bench_vec.py
+    python benchmarks/bench_vec.py --data-dir ../shared/data --steps 20000 --callback-every 100 --repeats 3
 
 Each agent trains --steps steps with the paper's settings (net [256, 256], lr 1e-3), once as the reference code
 does (one env, 32 steps per update batch) and once batched (32 envs, one step per update batch: the same

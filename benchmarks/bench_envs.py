@@ -1,7 +1,7 @@
 """Benchmark every task: single-env reset+step time and batched sample(10_000) time.
 
-    python scripts/bench_envs.py                    # all tasks whose data is on this machine (docs/data.md)
-    python scripts/bench_envs.py --steps 20000 --repeats 7
+    python benchmarks/bench_envs.py                    # all tasks whose data is on this machine (docs/data.md)
+    python benchmarks/bench_envs.py --steps 20000 --repeats 7
 
 Prints the median over repeats of
 - reset+step in microseconds, on the bare env and through gym.make's wrappers (what SB3 sees),

@@ -1,8 +1,8 @@
 """Where a study's CPU time goes: one seed of each agent of an experiment, trained as the study trains it, with its
 CPU time split into environment, acting, update, evaluation forward pass, evaluation metrics, logging and other.
 
-    python scripts/bench_study.py                     # music: its five agents, 20,000 steps each
-    python scripts/bench_study.py music --agents dqn qrdqn --seed 1
+    python benchmarks/bench_study.py                     # music: its five agents, 20,000 steps each
+    python benchmarks/bench_study.py music --agents dqn qrdqn --seed 1
 
 Each run goes through the study's own path (``plan_experiment`` and ``training.train``: batched envs, the
 evaluation cadence, TensorBoard with HParams and the mean-run layout) in this process with one torch thread.

@@ -1,7 +1,7 @@
 """Benchmark an image task's memory and build time (issue 3's budget: MNIST adds <= 150 MB, rebuild < 3 s).
 
-    python scripts/bench_images.py                                   # MNIST-v0, data from $PERSONALIZATION_GYM_DATA
-    python scripts/bench_images.py Personalization/FashionMNIST-v0 --data-dir ../shared/data
+    python benchmarks/bench_images.py                                   # MNIST-v0, data from $PERSONALIZATION_GYM_DATA
+    python benchmarks/bench_images.py Personalization/FashionMNIST-v0 --data-dir ../shared/data
 
 Every measurement runs in a fresh Python process, so that one does not warm the next:
 - memory the task adds: resident set size (RSS) after building the task and after its eval_set(), minus the RSS

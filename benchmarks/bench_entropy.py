@@ -1,7 +1,7 @@
 """Benchmark EntropyCallback's cost on Music-v0 (issue 5's goals).
 
-    PERSONALIZATION_GYM_DATA=../shared/data python scripts/bench_entropy.py
-    python scripts/bench_entropy.py --data-dir ../shared/data --steps 20000 --repeats 3
+    PERSONALIZATION_GYM_DATA=../shared/data python benchmarks/bench_entropy.py
+    python benchmarks/bench_entropy.py --data-dir ../shared/data --steps 20000 --repeats 3
 
 1. One evaluation (probabilities of 10,000 states, every metric, TensorBoard logging) against a bare policy
    forward pass over the same states; goal: <= 1.5x.

@@ -1,8 +1,8 @@
 """How long the tests take, tier by tier, in a fresh clone: the figures behind docs/development.md's tables.
 
-    python scripts/bench_tests.py                          # both tiers of HEAD; the 30 slowest tests
-    python scripts/bench_tests.py --tiers fast --top 50
-    python scripts/bench_tests.py --tiers fast --pytest-args tests/test_stats.py    # a part of the suite
+    python benchmarks/bench_tests.py                          # both tiers of HEAD; the 30 slowest tests
+    python benchmarks/bench_tests.py --tiers fast --top 50
+    python benchmarks/bench_tests.py --tiers fast --pytest-args tests/test_stats.py    # a part of the suite
 
 Clones this repository's commit (``--ref``, default HEAD: committed work only) into a temporary folder and runs
 each tier there as the README's test command and CI run it (``python -m pytest``; ``python -m pytest -m slow``),

@@ -1,8 +1,8 @@
 """What logging costs a run: CPU time spent in SB3's logger (its dumps to TensorBoard), at SB3's own cadence and at
 the evaluation cadence that sb3_entropy's training uses.
 
-    python scripts/bench_logging.py                       # music's agents, its settings: 20,000 steps each
-    python scripts/bench_logging.py --agents dqn --steps 5000
+    python benchmarks/bench_logging.py                       # music's agents, its settings: 20,000 steps each
+    python benchmarks/bench_logging.py --agents dqn --steps 5000
 
 For each agent of the experiment (its hyperparameters, network, steps and evaluation cadence, batched as the
 study trains), three runs with the same seed: without TensorBoard; with TensorBoard and SB3's default

@@ -1,0 +1,219 @@
+"""Train stock SB3 agents on a personalization task with EntropyCallback attached.
+
+    personalization-gym train Personalization/Music-v0 --algo a2c ppo dqn --timesteps 20000 --seeds 0 1 2 \\
+        --net-arch 256,256 --lr 1e-3 --tensorboard-log runs --experiment music
+    personalization-gym train Personalization/Behavior-v0 --algo ppo --hp n_epochs=4 --hp-file my_ppo.yml
+    personalization-gym train Personalization/Music-v0 --algo a2c ppo --regularizer marginal --ent-coef 0.2
+    personalization-gym train Personalization/Tabular-v0 --env-kwargs features=users.npy rewards=rewards.npy
+    personalization-gym train my_package:MyTask-v0 --algo ppo dqn
+
+Any registered task id works, ``my_package:MyTask-v0`` included (my_package is imported first and registers it);
+--env-kwargs gives the task's arguments (values read as YAML: numbers, lists, true/false; anything else a string).
+
+By default 32 contexts are collected per environment step (personalization_gym.make_vec), which gives the same
+updates as the paper's one-env setup, several times faster; --literal runs the reference setup itself.
+Hyperparameters: the paper's batch settings (sb3_entropy.training.AGENT_DEFAULTS), then --hp-file (YAML: either
+key: value pairs for every algorithm, or a mapping algorithm -> key: value), then --hp key=value, then --lr.
+--regularizer replaces A2C's and PPO's per-state entropy term with a diversity regularizer (sb3_entropy.policies;
+per_state, marginal, l2, mutual_info) whose coefficient is --ent-coef (SB3's ent_coef).
+Prints a final table: agent, seed, evaluation reward, marginal entropy, per-state entropy, effective number of
+actions, and the exposure metrics (Gini of p(a), its long-tail share, distinct greedy items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import personalization_gym
+from personalization_gym.registration import check_task, make_task
+from sb3_entropy.atomic import output_folder
+from sb3_entropy.metrics import score
+from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.study.cli.parsing import command_parser
+from sb3_entropy.study.experiments import read_yaml
+from sb3_entropy.study.runner import evaluation_baselines, write_mean_runs
+from sb3_entropy.tensorboard import run_folder
+from sb3_entropy.training import (
+    AGENT_DEFAULTS,
+    RunSpec,
+    check_run,
+    final_row,
+    limit_threads,
+    parse_hp,
+    parse_net_arch,
+    policy_for,
+    train,
+)
+
+
+def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
+    hp: dict = {}
+    if args.hp_file:
+        path = Path(args.hp_file)
+        if not path.is_file():
+            raise ValueError(f"--hp-file {path}: file not found")
+        data = read_yaml(path, f"--hp-file {path}") or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{args.hp_file}: expected a mapping of hyperparameters, got {type(data).__name__}")
+        per_algorithm = set(data) <= set(AGENT_DEFAULTS)
+        hp |= (data.get(algo) or {}) if per_algorithm else data
+    hp |= parse_hp(args.hp)
+    if args.lr is not None:
+        hp["learning_rate"] = args.lr
+    if args.ent_coef is not None:
+        hp["ent_coef"] = args.ent_coef
+    return hp
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = command_parser(__doc__, prog)
+    parser.add_argument(
+        "env_id", help=f"a registered task: one of {', '.join(personalization_gym.TASK_IDS)}, or my_package:MyTask-v0"
+    )
+    parser.add_argument(
+        "--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+        help="the task's arguments, e.g. features=users.npy rewards=rewards.npy noise=bernoulli",
+    )  # fmt: skip
+    parser.add_argument("--algo", nargs="+", default=["ppo"], choices=sorted(AGENT_DEFAULTS))
+    parser.add_argument("--timesteps", type=int, default=20_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--net-arch", default="64,64", help="hidden layer sizes, e.g. 256,256 (default 64,64)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the algorithm's)")
+    parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
+    parser.add_argument("--hp-file", default=None, help="YAML file of hyperparameters")
+    parser.add_argument(
+        "--regularizer", default=None, choices=list(REGULARIZERS),
+        help="a2c / ppo: the entropy term becomes this diversity regularizer (default: SB3's own per-state term)",
+    )  # fmt: skip
+    parser.add_argument("--ent-coef", type=float, default=None, help="the entropy term's coefficient (SB3's ent_coef)")
+    parser.add_argument(
+        "--per-state-weight", type=float, default=0.0, help="with --regularizer: weight of a per-state term mixed in"
+    )
+    parser.add_argument(
+        "--tensorboard-log", default=None, metavar="ROOT",
+        help="TensorBoard root: runs in ROOT/EXPERIMENT/AGENT/seedN, means over seeds in ROOT/EXPERIMENT/mean/AGENT",
+    )  # fmt: skip
+    parser.add_argument(
+        "--experiment", default=None,
+        help="the experiment's name in TensorBoard (default: the task's, such as Music-v0); a rerun replaces its runs",
+    )  # fmt: skip
+    parser.add_argument("--eval-freq", type=int, default=2000, help="evaluate every this many steps (default 2000)")
+    parser.add_argument("--temperature", type=float, default=0.1, help="DQN policy: softmax(Q / temperature)")
+    parser.add_argument("--n-eval", type=int, default=None, help="evaluation-set size of the task")
+    parser.add_argument("--data-dir", default=None, help="data root for tasks that need data")
+    parser.add_argument("--literal", action="store_true", help="the reference setup: one env, one context per step")
+    parser.add_argument("--no-download", action="store_true", help="never download data")
+    parser.add_argument("--save-dir", default=None, help="save each model as SAVE_DIR/<algo>_seed<seed>.zip")
+    parser.add_argument("--progress", action="store_true", help="SB3's progress bar (needs tqdm and rich)")
+    args = parser.parse_args(argv)
+    for flag, values, minimum in (
+        ("--timesteps", [args.timesteps], 1), ("--seeds", args.seeds, 0), ("--eval-freq", [args.eval_freq], 1),
+        ("--n-eval", [] if args.n_eval is None else [args.n_eval], 1),
+    ):  # fmt: skip
+        bad = [value for value in values if value < minimum]
+        if bad:
+            parser.error(
+                f"{flag} must be {'integers' if flag == '--seeds' else 'an integer'} >= {minimum}, got {bad[0]}"
+            )
+    for flag, value in (("--temperature", args.temperature), ("--lr", args.lr)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            parser.error(f"{flag} must be a finite number > 0, got {value}")
+
+    try:
+        for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
+            if folder is not None:  # checked before training, not after it
+                output_folder(flag, folder)
+        repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
+        check_task(args.env_id)
+        experiment = args.experiment or args.env_id.split(":")[-1].split("/")[-1]
+        run_folder(".", experiment, "agent", 0)  # a name TensorBoard folders can take
+        net_arch = parse_net_arch(args.net_arch)
+        if args.per_state_weight and args.regularizer is None:
+            raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
+        for algo in args.algo:
+            policy_for(algo, args.regularizer, args.per_state_weight)
+        env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
+        env_kwargs |= parse_hp(args.env_kwargs, "--env-kwargs")
+        if args.n_eval is not None:
+            env_kwargs["n_eval"] = args.n_eval
+        # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
+        task = make_task(args.env_id, **env_kwargs)
+        if hasattr(task, "fit_report"):
+            print(f"{args.env_id}: {task.fit_report}", flush=True)
+        specs = [
+            RunSpec(
+                env_id=args.env_id,
+                algo=algo,
+                seed=seed,
+                timesteps=args.timesteps,
+                net_arch=net_arch,
+                hyperparameters=hyperparameters_for(algo, args),
+                env_kwargs=env_kwargs,
+                eval_freq=args.eval_freq,
+                temperature=args.temperature,
+                tensorboard_log=args.tensorboard_log,
+                experiment=experiment,
+                agent=algo if args.regularizer is None else f"{algo}_{args.regularizer}",
+                progress=args.progress,
+                batched=not args.literal,
+                regularizer=args.regularizer,
+                per_state_weight=args.per_state_weight,
+            )
+            for algo in args.algo
+            for seed in args.seeds
+        ]
+        for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
+            check_run(spec, task)
+        task.close()
+    except (ValueError, TypeError, OSError) as error:
+        parser.error(str(error))
+
+    limit_threads()
+    rows = []
+    baselines = None
+    histories: dict[tuple[str, int], list[dict]] = {}
+    for spec in specs:
+        model_path = Path(args.save_dir) / f"{spec.algo}_seed{spec.seed}" if args.save_dir else None
+        try:
+            _, callback = train(spec, model_path)
+        except (ValueError, personalization_gym.DataNotFoundError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        rows.append(final_row(spec, callback))
+        histories[spec.agent, spec.seed] = callback.history
+        if baselines is None:  # the same evaluation set for every run
+            baselines, n_actions = evaluation_baselines(callback.expected), callback.expected.shape[1]
+        print(f"{spec.algo} seed {spec.seed} done", flush=True)
+
+    if args.tensorboard_log is not None:
+        write_mean_runs(Path(args.tensorboard_log), experiment, histories, baselines)
+        print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log} (runs {experiment}/AGENT/seedN, means "
+              f"{experiment}/mean/AGENT)")  # fmt: skip
+
+    random, oracle = baselines["random"], baselines["oracle"]
+    print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
+    print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
+          f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
+    for row in rows:
+        normalized = score(row["expected_reward"], random, oracle)
+        entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
+        exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
+        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {normalized:>7.3f} {entropies} "
+              f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
+    oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
+    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
+          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f} {0:>6.3f} {baselines['uniform_long_tail_share']:>16.3f} "
+          f"{'-':>16}")  # fmt: skip
+    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
+          f"{math.exp(oracle_entropy):>18.2f} {baselines['oracle_gini']:>6.3f} "
+          f"{baselines['oracle_long_tail_share']:>16.3f} {baselines['oracle_aggregate_diversity']:>16.0f}")  # fmt: skip
+    if baselines["oracle_tied"] > 0:
+        print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
+              "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
+    return 0
+
