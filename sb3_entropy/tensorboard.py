@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import struct
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat, configure
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.custom_scalar import metadata as custom_scalars_metadata
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
@@ -42,12 +48,17 @@ __all__ = [
     "HParamsCallback",
     "aggregate_folder",
     "aggregate_layout",
+    "custom_scalars_summary",
+    "dashboard_url",
     "evaluation_log_interval",
     "interval_tag",
     "run_folder",
     "run_layout",
     "tensorboard_logger",
     "write_aggregate_run",
+    "write_overview_image",
+    "write_session_end",
+    "write_session_start",
 ]
 
 MEAN_RUN = "mean"  # ROOT/<experiment>/mean/<agent>: the folder of the aggregate runs
@@ -62,7 +73,12 @@ HPARAM_NAMES = {
     "regularizer": "entropy regulariser",
     "coefficient": "coefficient (ent_coef)",
     "seed": "seed",
+    "seeds": "mean over seeds",
 }
+# Every run writes the same description of these (TensorBoard reads one run's), each run's values filling its row;
+# a run without a setting (a seed run has no "seeds", DQN no coefficient) leaves that cell empty.
+HPARAM_TYPES = {"coefficient": api_pb2.DATA_TYPE_FLOAT64, "seed": api_pb2.DATA_TYPE_FLOAT64,
+                "seeds": api_pb2.DATA_TYPE_FLOAT64}  # fmt: skip
 HPARAM_METRICS = {
     "eval/expected_reward": "final expected reward",
     SCORE_KEY: "final score (0 random, 1 oracle)",
@@ -80,6 +96,18 @@ MARGIN_CHARTS = {
     "entropy/marginal": "marginal entropy H(p) [nats]",
     "entropy/per_state": "per-state entropy H(pi(.|s)) [nats]",
 }
+
+
+# Time Series colours runs by this group: an agent's seeds and its mean share one colour ("music/a2c/seed3" and
+# "music/mean/a2c" are both "a2c").
+AGENT_COLOR_GROUP = r"([^/]+)(?:/seed\d+)?$"
+
+
+def dashboard_url(port: int = 6006, host: str = "localhost", means_only: bool = True) -> str:
+    """The Time Series page of a TensorBoard server with one colour per agent and, with ``means_only``, only the
+    mean runs shown (run filter ``/mean``): one line per agent in every chart, and the study's overview image."""
+    query = {"runColorGroup": f"regex:{AGENT_COLOR_GROUP}"} | ({"runFilter": f"/{MEAN_RUN}"} if means_only else {})
+    return f"http://{host}:{port}/?{urllib.parse.urlencode(query)}#timeseries"
 
 
 def _check_name(kind: str, name: str) -> str:
@@ -181,30 +209,41 @@ class HParamsCallback(BaseCallback):
         self._writer()  # fail at the start of training, not at its end
 
     def _on_training_start(self) -> None:
-        experiment = api_pb2.Experiment(
-            hparam_infos=[
-                api_pb2.HParamInfo(name=name, display_name=HPARAM_NAMES.get(name, name), type=_data_type(value))
-                for name, value in self.hparams.items()
-            ],
-            metric_infos=[
-                api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=display)
-                for tag, display in self.metrics.items()
-            ],
-        )
-        start = plugin_data_pb2.SessionStartInfo(hparams=self.hparams)
-        writer = self._writer().file_writer
-        writer.add_summary(_hparams_summary(hparams_metadata.EXPERIMENT_TAG, experiment=experiment))
-        writer.add_summary(_hparams_summary(hparams_metadata.SESSION_START_INFO_TAG, session_start_info=start))
-        writer.flush()
+        write_session_start(self._writer().file_writer, self.hparams, self.metrics)
 
     def _on_step(self) -> bool:
         return True
 
     def _on_training_end(self) -> None:
-        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
-        writer = self._writer().file_writer
-        writer.add_summary(_hparams_summary(hparams_metadata.SESSION_END_INFO_TAG, session_end_info=end))
-        writer.flush()
+        write_session_end(self._writer().file_writer)
+
+
+def write_session_start(file_writer: Any, hparams: Mapping[str, struct_pb2.Value], metrics: Mapping[str, str]) -> None:
+    """An HParams session's start: the experiment's description (every name of :data:`HPARAM_NAMES`, then this
+    run's others) and this run's values."""
+    names = [*HPARAM_NAMES, *(name for name in hparams if name not in HPARAM_NAMES)]
+    kinds = {name: _data_type(value) for name, value in hparams.items()} | HPARAM_TYPES
+    experiment = api_pb2.Experiment(
+        hparam_infos=[
+            api_pb2.HParamInfo(
+                name=name, display_name=HPARAM_NAMES.get(name, name), type=kinds.get(name, api_pb2.DATA_TYPE_STRING)
+            )
+            for name in names
+        ],
+        metric_infos=[
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in metrics.items()
+        ],
+    )
+    start = plugin_data_pb2.SessionStartInfo(hparams=hparams)
+    file_writer.add_summary(_hparams_summary(hparams_metadata.EXPERIMENT_TAG, experiment=experiment))
+    file_writer.add_summary(_hparams_summary(hparams_metadata.SESSION_START_INFO_TAG, session_start_info=start))
+    file_writer.flush()
+
+
+def write_session_end(file_writer: Any) -> None:
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
+    file_writer.add_summary(_hparams_summary(hparams_metadata.SESSION_END_INFO_TAG, session_end_info=end))
+    file_writer.flush()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -226,21 +265,28 @@ def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
     }
 
 
-def _margin_category(experiment: str, tag: str) -> str:
-    return f"{experiment}: {MARGIN_CHARTS[tag]}, mean over seeds with {LEVEL:.0%} t-interval"
+def _margin_category(experiment: str) -> str:
+    return f"{experiment}: each agent's mean over seeds with its {LEVEL:.0%} t-interval (one band per agent)"
 
 
-def aggregate_layout(experiment: str, agent: str, tags: Sequence[str], bounds: bool) -> dict[str, Any]:
-    """The Custom Scalars charts of one aggregate run: multiline charts of every agent's mean (one line per mean
-    run), and, with ``bounds``, this agent's margin charts (mean with its 95 % t-interval as a band)."""
+def aggregate_layout(experiment: str, tags: Sequence[str], banded: Sequence[str]) -> dict[str, Any]:
+    """The Custom Scalars charts of an experiment's mean runs: multiline charts of every agent's mean (one line per
+    mean run), then one margin chart per quantity of :data:`MARGIN_CHARTS` holding the band of every agent in
+    ``banded`` (those with two seeds or more), on one y-axis. Every mean run writes this same layout, which
+    TensorBoard merges into one (it drops charts that are equal)."""
     layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
-    for tag in MARGIN_CHARTS:
-        if bounds and tag in tags:
-            value = interval_tag(experiment, agent, tag)
-            layout[_margin_category(experiment, tag)] = {
-                f"{experiment}/{agent}": ["Margin", [value, f"{value}/lower", f"{value}/upper"]]
-            }
+    if banded:
+        layout[_margin_category(experiment)] = {
+            title: ["Margin", [_band(experiment, agent, tag) for agent in banded]]
+            for tag, title in MARGIN_CHARTS.items()
+            if tag in tags
+        }
     return layout
+
+
+def _band(experiment: str, agent: str, tag: str) -> list[str]:
+    value = interval_tag(experiment, agent, tag)
+    return [value, f"{value}/lower", f"{value}/upper"]
 
 
 def run_layout(experiment: str) -> dict[str, Any]:
@@ -248,9 +294,34 @@ def run_layout(experiment: str) -> dict[str, Any]:
     (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
     and a seed run's name comes first), then EntropyCallback's own charts of every run."""
     tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, SCORE_KEY]
-    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
-    layout |= {_margin_category(experiment, tag): {} for tag in MARGIN_CHARTS}
+    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags), _margin_category(experiment): {}}
     return layout | CUSTOM_SCALARS_LAYOUT
+
+
+def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) -> Summary:
+    """A Custom Scalars layout as TensorBoard reads it, from ``{category: {chart title: [kind, content]}}``: kind
+    ``"Multiline"`` with a list of tag patterns, or ``"Margin"`` with a list of ``[value, lower, upper]`` tag
+    triples, one series each (torch's ``add_custom_scalars`` takes one series per margin chart)."""
+    categories = []
+    for title, charts in layout.items():
+        protos = []
+        for chart_title, (kind, content) in charts.items():
+            if kind == "Margin":
+                series = [layout_pb2.MarginChartContent.Series(value=v, lower=lo, upper=up) for v, lo, up in content]
+                protos.append(layout_pb2.Chart(title=chart_title, margin=layout_pb2.MarginChartContent(series=series)))
+            else:
+                multiline = layout_pb2.MultilineChartContent(tag=list(content))
+                protos.append(layout_pb2.Chart(title=chart_title, multiline=multiline))
+        categories.append(layout_pb2.Category(title=title, chart=protos))
+    tensor = TensorProto(
+        dtype="DT_STRING",
+        string_val=[layout_pb2.Layout(category=categories).SerializeToString()],
+        tensor_shape=TensorShapeProto(),
+    )
+    plugin = SummaryMetadata.PluginData(plugin_name=custom_scalars_metadata.PLUGIN_NAME)
+    metadata = SummaryMetadata(plugin_data=plugin)
+    tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG
+    return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
 
 
 def write_aggregate_run(
@@ -259,13 +330,19 @@ def write_aggregate_run(
     agent: str,
     histories: Sequence[Sequence[Mapping[str, Any]]],
     baselines: Mapping[str, float] | None = None,
+    hparams: Mapping[str, Any] | None = None,
+    banded: Sequence[str] | None = None,
 ) -> Path:
     """Write ``root/<experiment>/mean/<agent>``: at every evaluation step all seeds reached, the mean over the seeds'
-    ``histories`` (EntropyCallback.history of each seed) of every scalar, as ``mean/<tag>``, and with two seeds or
-    more the Student-t 95 % interval's bounds (``interval/<experiment>/<agent>/<tag>/lower`` and ``/upper``).
+    ``histories`` (EntropyCallback.history of each seed) of every scalar, under the seed runs' own tags (so the
+    Scalars and Time Series pages draw the mean runs beside the seeds, and a run filter ``mean`` leaves one line
+    per agent) and as ``mean/<tag>``; with two seeds or more also the Student-t 95 % interval, as
+    ``interval/<experiment>/<agent>/<tag>`` with ``/lower`` and ``/upper``.
 
     ``baselines`` (``random`` and ``oracle`` expected rewards of the evaluation set) add the score,
-    ``eval/score``, as EntropyCallback logs it. The folder is replaced.
+    ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table (with
+    ``seeds``, the number of seeds averaged). ``banded``: every agent of the experiment whose band the margin
+    charts draw (default: this one, if it has two seeds). The folder is replaced.
     """
     from sb3_entropy.study.stats import t_band  # scipy: imported where used
 
@@ -286,23 +363,49 @@ def write_aggregate_run(
         table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
         tags.append(SCORE_KEY)
     bounds = len(histories) >= 2
+    banded = list(banded) if banded is not None else ([agent] if bounds else [])
     folder = aggregate_folder(root, experiment, agent)
     if folder.is_dir():
         shutil.rmtree(folder)
     writer = SummaryWriter(str(folder))
     try:
-        writer.add_custom_scalars(aggregate_layout(experiment, agent, tags, bounds))
+        writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded)))
         writer.add_text("about", f"mean over {len(histories)} seeds of {experiment}/{agent}" + (
             f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
         ), 0)  # fmt: skip
+        if hparams is not None:
+            values = {str(k): _hparam_value(k, v) for k, v in {**hparams, "seeds": len(histories)}.items()}
+            write_session_start(writer.file_writer, values, HPARAM_METRICS)
         for tag in tags:
             mean, lower, upper = t_band(table[tag], LEVEL)
             for column, step in enumerate(steps):
+                writer.add_scalar(tag, mean[column], step)
                 writer.add_scalar(f"{MEAN_RUN}/{tag}", mean[column], step)
                 if bounds:
                     writer.add_scalar(interval_tag(experiment, agent, tag), mean[column], step)
                     writer.add_scalar(interval_tag(experiment, agent, tag) + "/lower", lower[column], step)
                     writer.add_scalar(interval_tag(experiment, agent, tag) + "/upper", upper[column], step)
+        if hparams is not None:
+            write_session_end(writer.file_writer)
+    finally:
+        writer.close()
+    return folder
+
+
+def write_overview_image(root: str | os.PathLike[str], experiment: str, png: str | os.PathLike[str], step: int) -> Path:
+    """The experiment's overview figure (a PNG file) as the image ``study/overview`` of the run
+    ``root/<experiment>/mean``, the picture of the whole study in the Images and Time Series pages. Earlier
+    event files of that run are replaced (the mean runs' own folders below it are left alone)."""
+    folder = Path(root) / _check_name("experiment", experiment) / MEAN_RUN
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("events.out.tfevents.*"):
+        old.unlink()
+    data = Path(png).read_bytes()
+    width, height = struct.unpack(">II", data[16:24])  # the PNG header's IHDR chunk
+    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=data)
+    writer = SummaryWriter(str(folder))
+    try:
+        writer.file_writer.add_summary(Summary(value=[Summary.Value(tag="study/overview", image=image)]), int(step))
     finally:
         writer.close()
     return folder

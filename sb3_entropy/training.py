@@ -1,4 +1,4 @@
-"""Train a stock SB3 agent on a task with EntropyCallback attached: the logic behind scripts/train.py."""
+"""Train a stock SB3 agent on a task with EntropyCallback attached: the logic behind personalization-gym train."""
 
 from __future__ import annotations
 
@@ -440,19 +440,30 @@ def figure_every(timesteps: int, eval_freq: int) -> int:
     return max(1, math.ceil(timesteps / eval_freq / 10))
 
 
-def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:
-    """What the HParams dashboard shows of a run: experiment, agent, algorithm, regulariser and its coefficient
-    (``per_state`` with SB3's own entropy term, ``none`` for agents without one, coefficient 0) and seed."""
+def agent_hparams(
+    experiment: str, agent: str, algo: str, regularizer: str | None, coefficient: float
+) -> dict[str, Any]:
+    """What the HParams dashboard shows of an agent: experiment, agent, algorithm, its entropy regulariser
+    (``per_state`` for SB3's own term, ``none`` for agents without one) and, where there is a term, its coefficient
+    (an agent without one shows no coefficient rather than a 0 it does not have)."""
     # TRPO carries SB3's ent_coef attribute but no entropy term in its update: only A2C and PPO have one
-    has_term = spec.algo in REGULARIZABLE
-    ent_coef = float(getattr(model, "ent_coef", 0.0)) if has_term else 0.0
-    return {
-        "experiment": spec.experiment,
-        "agent": spec.agent or spec.algo,
-        "algo": spec.algo,
-        "regularizer": spec.regularizer or ("per_state" if has_term else "none"),
-        "coefficient": ent_coef,
-        "seed": spec.seed,
+    has_term = algo in REGULARIZABLE
+    hparams: dict[str, Any] = {
+        "experiment": experiment,
+        "agent": agent,
+        "algo": algo,
+        "regularizer": regularizer or ("per_state" if has_term else "none"),
+    }
+    if has_term:
+        hparams["coefficient"] = float(coefficient)
+    return hparams
+
+
+def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:
+    """:func:`agent_hparams` of a run (its coefficient as the model holds it) and its seed."""
+    ent_coef = float(getattr(model, "ent_coef", 0.0))
+    return agent_hparams(spec.experiment, spec.agent or spec.algo, spec.algo, spec.regularizer, ent_coef) | {
+        "seed": spec.seed
     }
 
 

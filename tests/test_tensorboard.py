@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,16 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
     runs = [f"tiny/{agent}/seed{seed}" for agent in AGENTS for seed in SEEDS]
     means = [f"tiny/mean/{agent}" for agent in AGENTS]
     server.wait_for(lambda s: sorted(s.get("/data/plugin/scalars/tags")) == sorted(runs + means))
-    assert sorted(server.get("/data/runs")) == sorted(runs + means)  # no SB3 "_1" suffix, nothing else
+    # no SB3 "_1" suffix; tiny/mean holds the study's overview picture
+    assert sorted(server.get("/data/runs")) == sorted([*runs, *means, "tiny/mean"])
+    images = server.get("/data/plugin/images/tags")
+    assert images["tiny/mean"] == {"study/overview": images["tiny/mean"]["study/overview"]}
+    (picture,) = server.get("/data/plugin/images/images", run="tiny/mean", tag="study/overview")
+    assert picture["step"] == 128
+    png = (study / "tiny" / "overview.png").read_bytes()
+    with urllib.request.urlopen(f"{server.base}/data/plugin/images/individualImage?{picture['query']}") as answer:
+        served = answer.read()
+    assert served == png  # the figure the study wrote, byte for byte
 
     # every seed run logs every callback scalar, eval/score included, as (reward - random) / (oracle - random)
     tags = server.get("/data/plugin/scalars/tags")
@@ -102,24 +112,21 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
             half = t * values.std(axis=0, ddof=1) / math.sqrt(len(SEEDS))
             served = {
                 name: server.get("/data/plugin/scalars/scalars", run=f"tiny/mean/{agent}", tag=name)
-                for name in (f"mean/{tag}", interval_tag("tiny", agent, tag), *(
+                for name in (tag, f"mean/{tag}", interval_tag("tiny", agent, tag), *(
                     f"{interval_tag('tiny', agent, tag)}/{bound}" for bound in ("lower", "upper")))
             }  # fmt: skip
-            for name, reference in zip(served, (mean, mean, mean - half, mean + half), strict=True):
+            for name, reference in zip(served, (mean, mean, mean, mean - half, mean + half), strict=True):
                 assert [point[1] for point in served[name]] == [0, 32, 64, 96, 128], name
                 got = np.array([point[2] for point in served[name]])
                 np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5, err_msg=f"{agent} {name}")
 
-    # Custom Scalars: the agents' means first, one line per mean run; then one margin chart per agent
+    # Custom Scalars: the agents' means first, one line per mean run; then one margin chart per quantity with every
+    # agent's band
     layout = server.get("/data/plugin/custom_scalars/layout")
     titles = [category["title"] for category in layout["category"]]
     assert titles[0] == "Agents' means over seeds (one line per agent)"
-    assert titles[1:4] == [
-        "tiny: expected reward, mean over seeds with 95% t-interval",
-        "tiny: marginal entropy H(p) [nats], mean over seeds with 95% t-interval",
-        "tiny: per-state entropy H(pi(.|s)) [nats], mean over seeds with 95% t-interval",
-    ]
-    assert titles[4:] == ["Policy entropy", "Exposure", "Reward"]  # every run's own charts
+    assert titles[1] == "tiny: each agent's mean over seeds with its 95% t-interval (one band per agent)"
+    assert titles[2:] == ["Policy entropy", "Exposure", "Reward"]  # every run's own charts
     charts = {category["title"]: category["chart"] for category in layout["category"]}
     means_chart = next(c for c in charts[titles[0]] if c["title"].startswith("marginal entropy H(p) [nats]"))
     (pattern,) = means_chart["multiline"]["tag"]
@@ -127,26 +134,31 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
         answer = server.get("/data/plugin/custom_scalars/scalars", run=run, tag=pattern)
         assert list(answer["tag_to_events"]) == (["mean/entropy/marginal"] if run in means else []), run
     assert len(charts[titles[0]]) == len(CALLBACK_TAGS)  # one chart per scalar, none lost to a shared title
-    margin = charts["tiny: marginal entropy H(p) [nats], mean over seeds with 95% t-interval"]
-    assert sorted(chart["title"] for chart in margin) == [f"tiny/{agent}" for agent in AGENTS]
-    for chart in margin:
-        agent = chart["title"].split("/")[1]
-        (series,) = chart["margin"]["series"]
-        value = interval_tag("tiny", agent, "entropy/marginal")
-        assert series == {"value": value, "lower": f"{value}/lower", "upper": f"{value}/upper"}
-        # the dashboard asks each run for the three tags as one regular expression, then draws a run that has all
-        # three: only this agent's mean run has them
-        wanted = [series["value"], series["lower"], series["upper"]]
-        pattern = "|".join(f"({re.escape(tag)})" for tag in wanted)
-        for run in runs + means:
-            answer = server.get("/data/plugin/custom_scalars/scalars", run=run, tag=pattern)
-            has = [tag in answer["tag_to_events"] for tag in wanted]
-            assert has == [run == f"tiny/mean/{agent}"] * 3, run
+    margin = charts[titles[1]]
+    assert [chart["title"] for chart in margin] == [
+        "expected reward", "marginal entropy H(p) [nats]", "per-state entropy H(pi(.|s)) [nats]"
+    ]  # fmt: skip
+    for chart, tag in zip(margin, ("eval/expected_reward", "entropy/marginal", "entropy/per_state"), strict=True):
+        bands = chart["margin"]["series"]
+        assert bands == [
+            {"value": value, "lower": f"{value}/lower", "upper": f"{value}/upper"}
+            for value in (interval_tag("tiny", agent, tag) for agent in AGENTS)
+        ]
+        # the dashboard asks each run for a series' three tags as one regular expression, then draws a run that has
+        # all three: only that agent's mean run has them
+        for agent, series in zip(AGENTS, bands, strict=True):
+            wanted = [series["value"], series["lower"], series["upper"]]
+            pattern = "|".join(f"({re.escape(tag)})" for tag in wanted)
+            for run in runs + means:
+                answer = server.get("/data/plugin/custom_scalars/scalars", run=run, tag=pattern)
+                has = [tag in answer["tag_to_events"] for tag in wanted]
+                assert has == [run == f"tiny/mean/{agent}"] * 3, run
 
-    # HParams: each seed run is a session with its settings, and its final values as metrics
+    # HParams: each seed run and each mean run is a session with its settings, and its final values as metrics; an
+    # agent without an entropy term shows no coefficient
     experiment = server.post("/data/plugin/hparams/experiment", {"experimentName": ""})
     assert {info["name"] for info in experiment["hparamInfos"]} == {
-        "experiment", "agent", "algo", "regularizer", "coefficient", "seed"
+        "experiment", "agent", "algo", "regularizer", "coefficient", "seed", "seeds"
     }  # fmt: skip
     assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(HPARAM_METRICS)
     groups = server.post(
@@ -154,25 +166,23 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
         {"experimentName": "", "allowedStatuses": SESSION_STATUSES, "colParams": [], "startIndex": 0, "sliceSize": 100},
     )
     sessions = {group["name"]: group for group in groups["sessionGroups"]}
-    assert sorted(sessions) == sorted(runs)  # the mean runs are not sessions
+    assert sorted(sessions) == sorted(runs + means)
     settings = {
-        "a2c": ("a2c", "per_state", 0.0),
-        "dqn": ("dqn", "none", 0.0),
-        "ppo_marginal": ("ppo", "marginal", 0.05),
+        "a2c": {"algo": "a2c", "regularizer": "per_state", "coefficient": 0.0},
+        "dqn": {"algo": "dqn", "regularizer": "none"},
+        "ppo_marginal": {"algo": "ppo", "regularizer": "marginal", "coefficient": 0.05},
     }
     for agent in AGENTS:
-        for seed in SEEDS:
-            session = sessions[f"tiny/{agent}/seed{seed}"]
-            algo, regularizer, coefficient = settings[agent]
-            assert session["hparams"] == {
-                "experiment": "tiny", "agent": agent, "algo": algo, "regularizer": regularizer,
-                "coefficient": coefficient, "seed": float(seed),
-            }  # fmt: skip
+        for run, own in [(f"tiny/{agent}/seed{seed}", {"seed": float(seed)}) for seed in SEEDS] + [
+            (f"tiny/mean/{agent}", {"seeds": float(len(SEEDS))})
+        ]:
+            session = sessions[run]
+            assert session["hparams"] == {"experiment": "tiny", "agent": agent, **settings[agent], **own}
             assert session["sessions"][0]["status"] == "STATUS_SUCCESS"
             metrics = {value["name"]["tag"]: value for value in session["metricValues"]}
             assert set(metrics) == set(HPARAM_METRICS)
             for tag, value in metrics.items():
-                steps, values = scalars(root / "tiny" / agent / f"seed{seed}", tag)
+                steps, values = scalars(root / run, tag)
                 assert (value["trainingStep"], value["value"]) == (steps[-1], values[-1])  # the final value
 
 
@@ -366,17 +376,17 @@ def test_the_distribution_picture_is_labelled_and_shows_the_bars() -> None:
 
 def test_run_hparams_name_the_entropy_term_each_algorithm_has() -> None:
     """A2C and PPO have SB3's per-state entropy term (coefficient ent_coef); TRPO carries an ent_coef attribute
-    but no such term, and DQN has none."""
+    but no such term, and DQN has none: neither shows a coefficient."""
     for algo, hyperparameters, expected in (
         ("a2c", {"ent_coef": 0.02}, ("per_state", 0.02)),
         ("ppo", {}, ("per_state", 0.0)),
-        ("trpo", {}, ("none", 0.0)),
-        ("dqn", {}, ("none", 0.0)),
+        ("trpo", {}, ("none", None)),
+        ("dqn", {}, ("none", None)),
     ):
         spec = RunSpec("Personalization/Behavior-v0", algo, 4, 1, net_arch=[8], env_kwargs=TASK_KWARGS,
                        hyperparameters=hyperparameters, experiment="exp")  # fmt: skip
         model, _ = build_model(spec)
+        coefficient = {} if expected[1] is None else {"coefficient": expected[1]}  # none without a term
         assert run_hparams(spec, model) == {
-            "experiment": "exp", "agent": algo, "algo": algo, "regularizer": expected[0],
-            "coefficient": expected[1], "seed": 4,
+            "experiment": "exp", "agent": algo, "algo": algo, "regularizer": expected[0], **coefficient, "seed": 4,
         }  # fmt: skip

@@ -1,6 +1,6 @@
 """Studies: the paper's experiments and the diversity-reward frontier, over agents and seeds.
 
-The logic behind scripts/reproduce.py, a module per concern:
+The logic behind personalization-gym reproduce, a module per concern:
 
 - :mod:`~sb3_entropy.study.experiments`: experiment files (YAML), their agents and frontier grids, checked;
 - :mod:`~sb3_entropy.study.runner`: training every agent with every seed, locally in worker processes or on Ray;

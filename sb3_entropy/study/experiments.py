@@ -18,7 +18,7 @@ else; any other name gives its algorithm with ``algo:``. Besides the algorithm's
       ppo: {learning_rate: 1.0e-3}
       ppo_marginal: {algo: ppo, regularizer: marginal, ent_coef: 0.2, learning_rate: 1.0e-3}
 
-``tuning`` (written by ``scripts/tune.py`` in the files it writes, ``tuned.yml``) records how the agents'
+``tuning`` (written by ``personalization-gym tune`` in the files it writes, ``tuned.yml``) records how the agents'
 hyperparameters were chosen: for each tuned agent, the values chosen, the trials run, the budget and the tuning
 seeds, so that a study can refuse to judge a tuned agent on the seeds it was tuned on.
 
@@ -382,11 +382,13 @@ def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tunin
 
 
 def with_tuned_hyperparameters(experiment: Experiment, tuned: Experiment) -> Experiment:
-    """``experiment`` with the hyperparameters of the agents ``tuned`` (a file tune.py wrote) tuned, renamed
-    ``<name>_tuned``; its other agents keep their settings."""
+    """``experiment`` with the hyperparameters of the agents ``tuned`` (a file personalization-gym tune wrote) tuned,
+    renamed ``<name>_tuned``; its other agents keep their settings."""
     where = f"--hyperparams {tuned.tuning.path if tuned.tuning else tuned.name}"
     if tuned.tuning is None:
-        raise ValueError(f"{where}: the file has no tuning section; give a tuned.yml that scripts/tune.py wrote")
+        raise ValueError(
+            f"{where}: the file has no tuning section; give a tuned.yml that personalization-gym tune wrote"
+        )
     if (tuned.task, tuned.net_arch, tuned.task_kwargs) != (
         experiment.task,
         experiment.net_arch,
@@ -415,8 +417,8 @@ def check_fresh_seeds(experiment: Experiment, seeds: list[int]) -> None:
         raise ValueError(
             f"experiment {experiment.name}: its agents were tuned on seeds {experiment.tuning.seeds} "
             f"({experiment.tuning.path}), and the study would run seeds {_seed_range(seeds)}: seed(s) {overlap} in "
-            "both. A tuned agent must be judged on seeds it was not tuned on: tune on other seeds (tune.py --seeds), "
-            "or run fewer seeds"
+            "both. A tuned agent must be judged on seeds it was not tuned on: tune on other seeds "
+            "(personalization-gym tune --seeds), or run fewer seeds"
         )
 
 

@@ -10,6 +10,7 @@ from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
 from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
 from sb3_entropy.study.results import write_results_csv
 from sb3_entropy.study.runner import ExperimentResult
+from sb3_entropy.tensorboard import write_overview_image
 
 __all__ = ["FRONTIER_COLUMNS", "write_outputs"]
 
@@ -22,7 +23,8 @@ FRONTIER_COLUMNS = (
 def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     """``results.csv`` and the PNG figures of one experiment in ``out_dir/<name>/``.
 
-    ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training);
+    ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training), also
+    written to the study's TensorBoard root as the image ``study/overview`` of the run ``<name>/mean``;
     ``reward.png`` and ``entropy.png`` the learning curves; ``distribution_<agent>.png`` p(a) over training.
 
     Curves and action distributions are drawn for the agents the experiment file lists; a frontier's variants
@@ -42,6 +44,8 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     curves_figure(result, "entropy/marginal", "marginal entropy H(p) [nats]", folder / "entropy.png", listed)
     if frontier is None:
         overview_figure(result, folder / "overview.png", listed)
+        last_step = max(history[-1]["timesteps"] for history in result.histories.values())
+        write_overview_image(out_dir / "tb", result.experiment.name, folder / "overview.png", last_step)
     if frontier is not None:
         points = frontier_points(result)
         frontier_figure(result, points, result.baselines, folder / "frontier.png")

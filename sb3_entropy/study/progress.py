@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 __all__ = ["RUN_COST", "StepsReporter", "StudyProgress", "clock"]
 
-# CPU seconds of one music run of each algorithm relative to DQN's (scripts/bench_study.py, docs/performance.md).
+# CPU seconds of one music run of each algorithm relative to DQN's (benchmarks/bench_study.py, docs/performance.md).
 # Runs start dearest first, so that the last to finish are short ones; the progress display weighs runs by it.
 # Other algorithms count as 1.
 RUN_COST = {"trpo": 5.0, "qrdqn": 4.2, "ppo": 1.4, "a2c": 1.3, "dqn": 1.0}

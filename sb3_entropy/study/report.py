@@ -61,8 +61,8 @@ def tuning_paragraph(experiment: Experiment) -> str:
     untuned = [_label(agent) for agent in experiment.agents if agent not in tuning.agents]
     untuned_text = f" Not tuned (the experiment file's settings): {', '.join(untuned)}." if untuned else ""
     return (
-        f"Hyperparameters tuned for reward alone by scripts/tune.py (Optuna: TPE sampler, median pruner), from "
-        f"{_shown_path(tuning.path)}. Each trial's value was the mean final exact expected reward over the tuning "
+        "Hyperparameters tuned for reward alone by personalization-gym tune (Optuna: TPE sampler, median pruner), "
+        f"from {_shown_path(tuning.path)}. Each trial's value was the mean final exact expected reward over the tuning "
         f"seeds, and the pruner saw only the first seed's expected reward: no entropy reached the tuner. "
         f"{'; '.join(parts)}."
         f"{untuned_text} The study's seeds are disjoint from the tuning seeds ({', '.join(map(str, tuning.seeds))}).\n"

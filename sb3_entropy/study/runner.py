@@ -27,7 +27,7 @@ from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.progress import RUN_COST, StepsReporter, StudyProgress
 from sb3_entropy.study.workers import init_worker, progress_sender
 from sb3_entropy.tensorboard import write_aggregate_run
-from sb3_entropy.training import RunSpec, check_run, one_torch_thread, train
+from sb3_entropy.training import RunSpec, agent_hparams, check_run, one_torch_thread, train
 
 __all__ = [
     "ExperimentResult",
@@ -354,7 +354,11 @@ def run_plan(
         }  # fmt: skip
         for row in history:
             result.rows.append(described | row)
-    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines)
+    hparams = {
+        name: agent_hparams(experiment.name, name, agent.algo, agent.regularizer, agent.coefficient)
+        for name, agent in experiment.agents.items()
+    }
+    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, hparams)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -364,13 +368,19 @@ def write_mean_runs(
     experiment: str,
     histories: dict[tuple[str, int], list[dict[str, Any]]],
     baselines: dict[str, float] | None = None,
+    hparams: dict[str, dict[str, Any]] | None = None,
 ) -> list[Path]:
     """One TensorBoard run per agent, ``root/<experiment>/mean/<agent>``: its mean over the seeds that finished,
-    with 95 % t-interval bounds (:func:`sb3_entropy.tensorboard.write_aggregate_run`)."""
+    with 95 % t-interval bounds (:func:`sb3_entropy.tensorboard.write_aggregate_run`), and an HParams row from
+    ``hparams[agent]`` when given. The margin charts draw the band of every agent with two seeds or more."""
     by_agent: dict[str, list[list[dict[str, Any]]]] = {}
     for (agent, _), history in histories.items():
         by_agent.setdefault(agent, []).append(history)
-    return [write_aggregate_run(root, experiment, agent, seeds, baselines or None) for agent, seeds in by_agent.items()]
+    banded = [agent for agent, seeds in by_agent.items() if len(seeds) >= 2]
+    return [
+        write_aggregate_run(root, experiment, agent, seeds, baselines or None, (hparams or {}).get(agent), banded)
+        for agent, seeds in by_agent.items()
+    ]
 
 
 def _settings_of(spec: RunSpec) -> dict[str, Any]:

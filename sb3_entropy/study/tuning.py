@@ -1,4 +1,4 @@
-"""Tuning an experiment's agents for reward alone, with Optuna: the logic behind scripts/tune.py.
+"""Tuning an experiment's agents for reward alone, with Optuna: the logic behind personalization-gym tune.
 
 Each agent gets its own Optuna study, ``<experiment>/<agent>``, in one storage (SQLite in the output folder by
 default, or any storage URL Optuna's ``RDBStorage`` takes, so that several machines can tune one study). A

@@ -107,11 +107,11 @@ def write_tuning_outputs(
     """``tuned.yml``, ``trials.csv`` and ``tuning.png`` in ``folder``, each written whole or not at all."""
     folder.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# Hyperparameters of experiment {experiment.name} tuned for reward alone by scripts/tune.py (Optuna):\n"
+        f"# Hyperparameters of experiment {experiment.name} tuned for reward alone (Optuna) by:\n"
         f"#   {command}\n"
-        "# An experiment file: reproduce.py EXPERIMENT --hyperparams THIS_FILE runs the study with the tuned agents\n"
-        "# (on seeds other than the tuning seeds). 'tuning' records, per agent, the values chosen, the budget, the\n"
-        "# tuning seeds and every trial.\n"
+        "# An experiment file: personalization-gym reproduce EXPERIMENT --hyperparams THIS_FILE runs the study with\n"
+        "# the tuned agents (on seeds other than the tuning seeds). 'tuning' records, per agent, the values chosen,\n"
+        "# the budget, the tuning seeds and every trial.\n"
     )
     tuned = folder / "tuned.yml"
     write_text_atomically(

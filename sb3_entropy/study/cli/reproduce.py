@@ -38,6 +38,7 @@ from sb3_entropy.study import available_experiments, load_experiment, write_outp
 from sb3_entropy.study.cli.parsing import TOOL, command_parser
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.runner import MissingRunsError, connect_ray, plan_experiment, run_plan
+from sb3_entropy.tensorboard import dashboard_url
 from sb3_entropy.training import limit_threads
 
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
         if result.histories
     ]
     if figures:
-        print(f"Figures: {', '.join(map(str, figures))}. The dashboard: tensorboard --logdir {out / 'tb'}")
+        print(f"Figures: {', '.join(map(str, figures))}.")
+        print(f"The dashboard: tensorboard --logdir {out / 'tb'}, then open {dashboard_url()} (each agent's mean "
+              "over seeds, one colour per agent; clear the run filter to see every seed)")  # fmt: skip
     return status
 

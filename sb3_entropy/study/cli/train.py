@@ -45,6 +45,7 @@ from sb3_entropy.training import (
     parse_hp,
     parse_net_arch,
     policy_for,
+    run_hparams,
     train,
 )
 
@@ -177,21 +178,23 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     rows = []
     baselines = None
     histories: dict[tuple[str, int], list[dict]] = {}
+    hparams: dict[str, dict] = {}  # each agent's settings, for its mean run's HParams row
     for spec in specs:
         model_path = Path(args.save_dir) / f"{spec.algo}_seed{spec.seed}" if args.save_dir else None
         try:
-            _, callback = train(spec, model_path)
+            model, callback = train(spec, model_path)
         except (ValueError, personalization_gym.DataNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         rows.append(final_row(spec, callback))
         histories[spec.agent, spec.seed] = callback.history
+        hparams[spec.agent] = {k: v for k, v in run_hparams(spec, model).items() if k != "seed"}
         if baselines is None:  # the same evaluation set for every run
             baselines, n_actions = evaluation_baselines(callback.expected), callback.expected.shape[1]
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
     if args.tensorboard_log is not None:
-        write_mean_runs(Path(args.tensorboard_log), experiment, histories, baselines)
+        write_mean_runs(Path(args.tensorboard_log), experiment, histories, baselines, hparams)
         print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log} (runs {experiment}/AGENT/seedN, means "
               f"{experiment}/mean/AGENT)")  # fmt: skip
 
