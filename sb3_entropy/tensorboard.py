@@ -103,10 +103,18 @@ MARGIN_CHARTS = {
 AGENT_COLOR_GROUP = r"([^/]+)(?:/seed\d+)?$"
 
 
+# The tags the dashboard link opens on: the paper's metric, reward and score, the recommender field's Gini, and the
+# study's overview picture (clear the tag filter for every tag).
+DASHBOARD_TAGS = ("entropy/marginal", "eval/expected_reward", "eval/score", "exposure/gini", "study/overview")
+
+
 def dashboard_url(port: int = 6006, host: str = "localhost", means_only: bool = True) -> str:
-    """The Time Series page of a TensorBoard server with one colour per agent and, with ``means_only``, only the
-    mean runs shown (run filter ``/mean``): one line per agent in every chart, and the study's overview image."""
-    query = {"runColorGroup": f"regex:{AGENT_COLOR_GROUP}"} | ({"runFilter": f"/{MEAN_RUN}"} if means_only else {})
+    """The Time Series page of a TensorBoard server with one colour per agent, the tags of :data:`DASHBOARD_TAGS`
+    and, with ``means_only``, only the mean runs (run filter ``/mean``): one line per agent in every chart."""
+    query = {
+        "runColorGroup": f"regex:{AGENT_COLOR_GROUP}",
+        "tagFilter": f"^({'|'.join(DASHBOARD_TAGS)})$",
+    } | ({"runFilter": f"/{MEAN_RUN}"} if means_only else {})
     return f"http://{host}:{port}/?{urllib.parse.urlencode(query)}#timeseries"
 
 
@@ -270,18 +278,18 @@ def _margin_category(experiment: str) -> str:
 
 
 def aggregate_layout(experiment: str, tags: Sequence[str], banded: Sequence[str]) -> dict[str, Any]:
-    """The Custom Scalars charts of an experiment's mean runs: multiline charts of every agent's mean (one line per
-    mean run), then one margin chart per quantity of :data:`MARGIN_CHARTS` holding the band of every agent in
-    ``banded`` (those with two seeds or more), on one y-axis. Every mean run writes this same layout, which
+    """The Custom Scalars charts of an experiment's mean runs: one margin chart per quantity of :data:`MARGIN_CHARTS`
+    holding the band of every agent in ``banded`` (those with two seeds or more) on one y-axis, then multiline
+    charts of every agent's mean (one line per mean run). Every mean run writes this same layout, which
     TensorBoard merges into one (it drops charts that are equal)."""
-    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags)}
+    layout: dict[str, Any] = {}
     if banded:
         layout[_margin_category(experiment)] = {
             title: ["Margin", [_band(experiment, agent, tag) for agent in banded]]
             for tag, title in MARGIN_CHARTS.items()
             if tag in tags
         }
-    return layout
+    return layout | {MEANS_CATEGORY: _means_charts(tags)}
 
 
 def _band(experiment: str, agent: str, tag: str) -> list[str]:
@@ -290,11 +298,12 @@ def _band(experiment: str, agent: str, tag: str) -> list[str]:
 
 
 def run_layout(experiment: str) -> dict[str, Any]:
-    """The Custom Scalars layout of a run that will have mean runs beside it: the categories of the means first
+    """The Custom Scalars layout of a run that will have mean runs beside it: the categories of the means first (the
+    bands, then the lines)
     (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
     and a seed run's name comes first), then EntropyCallback's own charts of every run."""
     tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, SCORE_KEY]
-    layout: dict[str, Any] = {MEANS_CATEGORY: _means_charts(tags), _margin_category(experiment): {}}
+    layout: dict[str, Any] = {_margin_category(experiment): {}, MEANS_CATEGORY: _means_charts(tags)}
     return layout | CUSTOM_SCALARS_LAYOUT
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from sb3_entropy.study import load_experiment
 from sb3_entropy.tensorboard import (
     HPARAM_METRICS,
     HParamsCallback,
+    dashboard_url,
     evaluation_log_interval,
     interval_tag,
     run_folder,
@@ -120,21 +122,21 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
                 got = np.array([point[2] for point in served[name]])
                 np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5, err_msg=f"{agent} {name}")
 
-    # Custom Scalars: the agents' means first, one line per mean run; then one margin chart per quantity with every
-    # agent's band
+    # Custom Scalars: one margin chart per quantity with every agent's band first, then the means, one line per mean
+    # run
     layout = server.get("/data/plugin/custom_scalars/layout")
     titles = [category["title"] for category in layout["category"]]
-    assert titles[0] == "Agents' means over seeds (one line per agent)"
-    assert titles[1] == "tiny: each agent's mean over seeds with its 95% t-interval (one band per agent)"
+    assert titles[0] == "tiny: each agent's mean over seeds with its 95% t-interval (one band per agent)"
+    assert titles[1] == "Agents' means over seeds (one line per agent)"
     assert titles[2:] == ["Policy entropy", "Exposure", "Reward"]  # every run's own charts
     charts = {category["title"]: category["chart"] for category in layout["category"]}
-    means_chart = next(c for c in charts[titles[0]] if c["title"].startswith("marginal entropy H(p) [nats]"))
+    means_chart = next(c for c in charts[titles[1]] if c["title"].startswith("marginal entropy H(p) [nats]"))
     (pattern,) = means_chart["multiline"]["tag"]
     for run in runs + means:  # the pattern the chart fetches, per run, as the dashboard asks for it
         answer = server.get("/data/plugin/custom_scalars/scalars", run=run, tag=pattern)
         assert list(answer["tag_to_events"]) == (["mean/entropy/marginal"] if run in means else []), run
-    assert len(charts[titles[0]]) == len(CALLBACK_TAGS)  # one chart per scalar, none lost to a shared title
-    margin = charts[titles[1]]
+    assert len(charts[titles[1]]) == len(CALLBACK_TAGS)  # one chart per scalar, none lost to a shared title
+    margin = charts[titles[0]]
     assert [chart["title"] for chart in margin] == [
         "expected reward", "marginal entropy H(p) [nats]", "per-state entropy H(pi(.|s)) [nats]"
     ]  # fmt: skip
@@ -390,3 +392,20 @@ def test_run_hparams_name_the_entropy_term_each_algorithm_has() -> None:
         assert run_hparams(spec, model) == {
             "experiment": "exp", "agent": algo, "algo": algo, "regularizer": expected[0], **coefficient, "seed": 4,
         }  # fmt: skip
+
+
+def test_the_dashboard_link_shows_the_means_in_one_colour_per_agent() -> None:
+    url = urllib.parse.urlsplit(dashboard_url(port=6123))
+    assert (url.scheme, url.netloc, url.fragment) == ("http", "localhost:6123", "timeseries")
+    query = dict(urllib.parse.parse_qsl(url.query))
+    assert set(query) == {"runColorGroup", "runFilter", "tagFilter"}
+    runs = ["music/a2c/seed0", "music/a2c/seed12", "music/mean/a2c", "music/qrdqn/seed3", "music/mean/qrdqn"]
+    shown = [run for run in runs if re.search(query["runFilter"], run)]
+    assert shown == ["music/mean/a2c", "music/mean/qrdqn"]
+    group = re.compile(query["runColorGroup"].removeprefix("regex:"))
+    assert [group.search(run).group(1) for run in runs] == ["a2c", "a2c", "a2c", "qrdqn", "qrdqn"]
+    tags = [*CALLBACK_TAGS, "study/overview", "actions/distribution", "train/loss", "eval/expected_reward_x"]
+    assert sorted(tag for tag in tags if re.search(query["tagFilter"], tag)) == [
+        "entropy/marginal", "eval/expected_reward", "eval/score", "exposure/gini", "study/overview"
+    ]  # fmt: skip
+    assert "runFilter" not in dashboard_url(means_only=False)
