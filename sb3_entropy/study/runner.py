@@ -25,7 +25,7 @@ from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entrop
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.progress import RUN_COST, StepsReporter, StudyProgress
-from sb3_entropy.study.workers import init_worker, progress_sender
+from sb3_entropy.study.workers import check_main_is_guarded, init_worker, progress_sender
 from sb3_entropy.tensorboard import write_aggregate_run
 from sb3_entropy.training import RunSpec, agent_hparams, check_run, one_torch_thread, train
 
@@ -407,6 +407,7 @@ def _run_in_pool(
 ) -> None:
     """The runs in a pool of spawned processes; outcomes handed to ``finish`` as they arrive, and the workers'
     progress messages to ``progress`` by a thread of this process."""
+    check_main_is_guarded()
     context = multiprocessing.get_context("spawn")
     messages = context.Queue() if progress is not None else None
     pool = context.Pool(min(workers, len(items)), initializer=init_worker, initargs=(os.getpid(), messages))

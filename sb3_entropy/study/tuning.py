@@ -35,7 +35,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.interrupts import CtrlC
 from sb3_entropy.study.search_space import Dimension, hyperparameters_of
-from sb3_entropy.study.workers import init_worker
+from sb3_entropy.study.workers import check_main_is_guarded, init_worker
 from sb3_entropy.training import RunSpec, one_torch_thread, train
 
 __all__ = [
@@ -450,6 +450,7 @@ def tune_agents(
             with one_torch_thread():
                 _tune_agent(job)
     else:
+        check_main_is_guarded()
         pool = multiprocessing.get_context("spawn").Pool(
             min(workers, len(jobs)), initializer=init_worker, initargs=(os.getpid(),)
         )
