@@ -181,6 +181,17 @@ def call_script(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([name, *args], status or 0, stdout.getvalue(), stderr.getvalue())
 
 
+def tiny_experiment(steps: int = 96) -> str:
+    """An experiment file's text: A2C and DQN on a small Behavior-v0 (6 items, 200 evaluation users), a [16]
+    network, an evaluation every 32 steps; a run trains in about a second."""
+    return (
+        "task: Personalization/Behavior-v0\n"
+        "task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}\n"
+        f"net_arch: [16]\nsteps: {steps}\neval_freq: 32\n"
+        "agents:\n  a2c: {learning_rate: 1.0e-3}\n  dqn: {learning_rate: 1.0e-3}\n"
+    )
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """The real data root (it holds MNIST/raw/), found before the first test ran."""

@@ -13,22 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT, call_script
+from conftest import PROJECT_ROOT, call_script, tiny_experiment
 
 from personalization_gym import TASK_IDS
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.cli import COMMANDS, main
 
-TINY = """
-task: Personalization/Behavior-v0
-task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
-net_arch: [16]
-steps: 96
-eval_freq: 32
-agents:
-  a2c: {learning_rate: 1.0e-3}
-  dqn: {learning_rate: 1.0e-3}
-"""
+TINY = tiny_experiment(steps=96)
 
 
 def tool(*args: str) -> tuple[int, str, str]:

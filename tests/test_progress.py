@@ -8,20 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import tiny_experiment
 
 from sb3_entropy.study import load_experiment, runner
 from sb3_entropy.study.progress import RUN_COST, StudyProgress, clock
 
-TINY = """
-task: Personalization/Behavior-v0
-task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
-net_arch: [16]
-steps: 320
-eval_freq: 32
-agents:
-  a2c: {learning_rate: 1.0e-3}
-  dqn: {learning_rate: 1.0e-3}
-"""
+TINY = tiny_experiment(steps=320)
 
 
 class Recorded(StudyProgress):

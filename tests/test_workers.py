@@ -11,19 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import tiny_experiment
 
 from sb3_entropy.study.workers import _inside_main_guard
 
-TINY = """
-task: Personalization/Behavior-v0
-task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
-net_arch: [16]
-steps: 64
-eval_freq: 32
-agents:
-  a2c: {learning_rate: 1.0e-3}
-  dqn: {learning_rate: 1.0e-3}
-"""
+TINY = tiny_experiment(steps=64)
 
 STUDY = """\
 from pathlib import Path

@@ -30,7 +30,7 @@ commands:
 {chr(10).join(f"  {name:<10} {words}" for name, (_, words) in COMMANDS.items())}
 
 examples:
-  {TOOL} reproduce music --agents a2c ppo dqn   # the paper's finding, its three agents: ~3 minutes on 2 cores
+  {TOOL} reproduce music --agents a2c ppo dqn   # the paper's finding, its three agents (132 CPU s)
   {TOOL} reproduce music                        # with TRPO and QR-DQN too
   {TOOL} list                                   # the tasks and experiments that ship
   {TOOL} train Personalization/Music-v0 --algo ppo dqn --timesteps 20000 --tensorboard-log runs

@@ -1,7 +1,7 @@
 """Reproduce the paper's experiments, with more seeds than the paper used.
 
-    personalization-gym reproduce music --agents a2c ppo dqn    # the paper's three agents, 5 seeds: ~3 min on 2 cores
-    personalization-gym reproduce music                         # with TRPO and QR-DQN too: ~11 min on 2 cores
+    personalization-gym reproduce music --agents a2c ppo dqn    # the paper's three agents, 5 seeds: 132 CPU s
+    personalization-gym reproduce music                         # with TRPO and QR-DQN too: 461 CPU s
     personalization-gym report music --agents a2c ppo dqn       # the report and figures again, from the stored runs
     personalization-gym reproduce sample --agents a2c dqn --seeds 10   # the paper's two agents only, more seeds
     personalization-gym reproduce music mnist --seeds 5 --out results
