@@ -59,7 +59,8 @@ class _Bar(tqdm):
 class StudyProgress:
     """The progress of one experiment's runs: share of the work done, runs done, elapsed and time left.
 
-    ``runs`` maps each run's key to ``(algo, timesteps)``; ``kept`` runs (from an earlier call, ``--resume``) are
+    ``runs`` maps each run's key to ``(algo, timesteps)``; ``workers`` is None for runs on a Ray cluster;
+    ``kept`` runs (from an earlier call, ``--resume``) are
     passed to :meth:`finished` with ``kept=True`` and left out of the time-left estimate. On a terminal
     (``stream.isatty()``) a tqdm bar shows the whole study and the finished runs' lines are written above it;
     otherwise every finished run's line ends with the runs done, the elapsed time and the time left, and nothing
@@ -71,7 +72,7 @@ class StudyProgress:
         name: str,
         runs: dict[Hashable, tuple[str, int]],
         kept: int,
-        workers: int,
+        workers: int | None,
         stream: TextIO | None = None,
         print_line: Callable[[str], None] = print,
     ) -> None:
@@ -96,7 +97,10 @@ class StudyProgress:
         )
         todo = len(runs) - kept
         kept_words = f", {kept} kept from an earlier call" if kept else ""
-        where = "one at a time" if workers <= 1 or todo <= 1 else f"{min(workers, todo)} at a time"
+        if workers is None:
+            where = "as Ray tasks"
+        else:
+            where = "one at a time" if workers <= 1 or todo <= 1 else f"{min(workers, todo)} at a time"
         self._say(f"{name}: {todo} run{'' if todo == 1 else 's'} to train{kept_words}, {where}")
         self._refresh()
 

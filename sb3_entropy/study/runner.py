@@ -296,7 +296,8 @@ def run_plan(
     progress = None
     if show_progress:
         runs = {key: (spec.algo, spec.timesteps) for key, spec in specs.items()}
-        progress = StudyProgress(experiment.name, runs, len(outcomes), 1 if ray_address else workers, print_line=report)
+        where = None if ray_address is not None else workers
+        progress = StudyProgress(experiment.name, runs, len(outcomes), where, print_line=report)
 
     def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
         nonlocal reported
