@@ -24,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, runner, write_report
+from sb3_entropy.tensorboard import dashboard_url
 from sb3_entropy.training import RunSpec, build_model, parse_hp, train
 
 TINY_EXPERIMENT = """
@@ -121,14 +122,16 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
         image = matplotlib.image.imread(folder / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     tb = tmp_path / "out" / "tb" / "tiny"
-    assert sorted(str(p.relative_to(tb)) for p in tb.glob("*/*")) == [
+    assert sorted(str(p.relative_to(tb)) for p in tb.glob("*/*") if p.is_dir()) == [
         "a2c/seed0", "a2c/seed1", "dqn/seed0", "dqn/seed1", "mean/a2c", "mean/dqn"
     ]  # fmt: skip
-    # the printed summary ends with where the figures are and the command that opens the dashboard
-    assert result.stdout.rstrip().splitlines()[-1] == (
-        f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}. The dashboard: tensorboard --logdir "
-        f"{tmp_path / 'out' / 'tb'}"
-    )
+    assert len(list((tb / "mean").glob("events.out.tfevents.*"))) == 1  # the overview picture's run
+    # the printed summary ends with where the figures are and the command and link that open the dashboard
+    assert result.stdout.rstrip().splitlines()[-2:] == [
+        f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}.",
+        f"The dashboard: tensorboard --logdir {tmp_path / 'out' / 'tb'}, then open {dashboard_url()} (each agent's "
+        "mean over seeds, one colour per agent; clear the run filter to see every seed)",
+    ]
 
     # the report opens with the verdict, then the table; every number is recomputed from results.csv
     report = (tmp_path / "out" / "report.md").read_text()

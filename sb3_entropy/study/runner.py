@@ -267,24 +267,7 @@ def run_plan(
         return result
     runs_dir = plan.out_dir / experiment.name / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
-    if resume:  # a finished run counts only if it ran with the same settings
-        for key, spec in specs.items():
-            path = runs_dir / f"{key[0]}_seed{key[1]}.json"
-            if path.is_file():
-                try:
-                    saved = json.loads(path.read_text())
-                    saved["history"][-1]
-                except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
-                    report(f"{experiment.name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: "
-                           f"{error}), rerun")  # fmt: skip
-                    continue
-                if saved.get("settings") != _settings_of(spec):
-                    report(f"{experiment.name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
-                elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
-                    report(f"{experiment.name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
-                else:
-                    outcomes[key] = {**saved, "resumed": True}
+    outcomes = _stored_outcomes(experiment.name, specs, runs_dir, report) if resume else {}
     # each replaces its TensorBoard folder when it trains; the dearest start first (see RUN_COST)
     todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
     if todo and not train_missing:
@@ -302,23 +285,10 @@ def run_plan(
     def finish(key: tuple[str, int], outcome: dict[str, Any]) -> None:
         nonlocal reported
         outcomes[key] = outcome
-        if "history" in outcome and not outcome.get("resumed"):
-            saved = {**outcome, "settings": _settings_of(specs[key])}
-            write_text_atomically(runs_dir / f"{key[0]}_seed{key[1]}.json", json.dumps(saved))
-            (runs_dir / f"{key[0]}_seed{key[1]}.error.txt").unlink(missing_ok=True)  # an earlier call's failure
-        if "traceback" in outcome:
-            write_text_atomically(runs_dir / f"{key[0]}_seed{key[1]}.error.txt", outcome["traceback"])
+        if not outcome.get("resumed"):
+            _store_outcome(runs_dir, key, specs[key], outcome)
         reported += 1
-        name = f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}"
-        if "error" in outcome:
-            line = f"{name}: FAILED: {outcome['error']}"
-        else:
-            last = outcome["history"][-1]
-            how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
-            line = (
-                f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} "
-                f"nats, {last['actions/effective_number']:.1f} effective actions ({how})"
-            )
+        line = _run_line(f"[{reported}/{len(specs)}] {experiment.name} {key[0]} seed {key[1]}", outcome)
         if progress is None:
             report(line)
         else:
@@ -339,7 +309,70 @@ def run_plan(
         if progress is not None:
             progress.close()
 
-    for key in specs:  # rows in a stable order, whatever order the runs finished in
+    _collect(result, specs, outcomes)
+    hparams = {
+        name: agent_hparams(experiment.name, name, agent.algo, agent.regularizer, agent.coefficient)
+        for name, agent in experiment.agents.items()
+    }
+    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, hparams)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _store_outcome(runs_dir: Path, key: tuple[str, int], spec: RunSpec, outcome: dict[str, Any]) -> None:
+    """A finished run's history, with the settings it ran with (``--resume`` compares them), or its traceback."""
+    stem = f"{key[0]}_seed{key[1]}"  # agent names may hold dots (a frontier's a2c_marginal_0.05): no with_suffix
+    if "history" in outcome:
+        write_text_atomically(runs_dir / f"{stem}.json", json.dumps({**outcome, "settings": _settings_of(spec)}))
+        (runs_dir / f"{stem}.error.txt").unlink(missing_ok=True)  # an earlier call's failure
+    if "traceback" in outcome:
+        write_text_atomically(runs_dir / f"{stem}.error.txt", outcome["traceback"])
+
+
+def _run_line(name: str, outcome: dict[str, Any]) -> str:
+    """The line printed when a run is over: its final reward, H(p) and effective actions, or why it failed."""
+    if "error" in outcome:
+        return f"{name}: FAILED: {outcome['error']}"
+    last = outcome["history"][-1]
+    how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
+    return (
+        f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} nats, "
+        f"{last['actions/effective_number']:.1f} effective actions ({how})"
+    )
+
+
+def _stored_outcomes(
+    name: str, specs: dict[tuple[str, int], RunSpec], runs_dir: Path, report: Callable[[str], None]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The runs stored in ``runs_dir`` that ran with the same settings as their spec (``--resume``); each one that
+    cannot be used is reported, with why, and trains again."""
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    for key, spec in specs.items():
+        path = runs_dir / f"{key[0]}_seed{key[1]}.json"
+        if not path.is_file():
+            continue
+        try:
+            saved = json.loads(path.read_text())
+            saved["history"][-1]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
+            report(f"{name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: {error}), rerun")
+            continue
+        if saved.get("settings") != _settings_of(spec):
+            report(f"{name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
+        elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
+            report(f"{name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
+        else:
+            outcomes[key] = {**saved, "resumed": True}
+    return outcomes
+
+
+def _collect(
+    result: ExperimentResult, specs: dict[tuple[str, int], RunSpec], outcomes: dict[tuple[str, int], dict[str, Any]]
+) -> None:
+    """Every run's outcome into ``result``: its failure, or its history and one row per evaluation, in the specs'
+    order whatever order the runs finished in."""
+    experiment = result.experiment
+    for key in specs:
         outcome = outcomes[key]
         if "error" in outcome:
             result.failures[key] = outcome["error"]
@@ -355,13 +388,6 @@ def run_plan(
         }  # fmt: skip
         for row in history:
             result.rows.append(described | row)
-    hparams = {
-        name: agent_hparams(experiment.name, name, agent.algo, agent.regularizer, agent.coefficient)
-        for name, agent in experiment.agents.items()
-    }
-    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, hparams)
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def write_mean_runs(

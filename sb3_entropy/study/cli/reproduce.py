@@ -27,6 +27,7 @@ is missing are reported as such, and make the exit status non-zero unless --skip
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -83,8 +84,8 @@ RERENDER = (
 )
 
 
-def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool = False) -> int:
-    """``reproduce`` (or, with ``rerender``, ``report``: the same arguments, from the stored runs alone)."""
+def _parser(prog: str | None, rerender: bool = False) -> argparse.ArgumentParser:
+    """reproduce's (and report's) command line."""
     parser = command_parser(__doc__, prog, RERENDER if rerender else None)
     parser.add_argument(
         "experiments", nargs="+", metavar="EXPERIMENT", help=f"{available_experiments()}, all, or a .yml path"
@@ -116,6 +117,12 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
     parser.add_argument("--ray-address", default=None, help="run on a Ray cluster: its address, or auto")
     parser.add_argument("--resume", action="store_true", help="reuse the runs already finished in --out")
     parser.add_argument("--skip-missing", action="store_true", help="exit 0 even if some experiment's data is missing")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool = False) -> int:
+    """``reproduce`` (or, with ``rerender``, ``report``: the same arguments, from the stored runs alone)."""
+    parser = _parser(prog, rerender)
     args = parser.parse_args(argv)
     for flag, value in (("--seeds", args.seeds), ("--workers", args.workers), ("--steps", args.steps)):
         if value is not None and value < 1:

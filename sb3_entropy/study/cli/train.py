@@ -69,7 +69,8 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
     return hp
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    """train's command line."""
     parser = command_parser(__doc__, prog)
     parser.add_argument(
         "env_id", help=f"a registered task: one of {', '.join(personalization_gym.TASK_IDS)}, or my_package:MyTask-v0"
@@ -109,6 +110,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--no-download", action="store_true", help="never download data")
     parser.add_argument("--save-dir", default=None, help="save each model as SAVE_DIR/<algo>_seed<seed>.zip")
     parser.add_argument("--progress", action="store_true", help="SB3's progress bar (needs tqdm and rich)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     for flag, values, minimum in (
         ("--timesteps", [args.timesteps], 1), ("--seeds", args.seeds, 0), ("--eval-freq", [args.eval_freq], 1),

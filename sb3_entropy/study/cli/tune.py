@@ -19,6 +19,7 @@ tuning.png (reward per trial).
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import sys
@@ -39,7 +40,8 @@ from sb3_entropy.study.tuning_outputs import write_tuning_outputs
 from sb3_entropy.training import limit_threads
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    """tune's command line."""
     parser = command_parser(__doc__, prog)
     parser.add_argument("experiment", metavar="EXPERIMENT", help=f"{available_experiments()} or a .yml path")
     parser.add_argument("--agents", nargs="+", default=None, metavar="AGENT", help="agents to tune (default: all)")
@@ -63,6 +65,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data root for tasks that need data")
     parser.add_argument("--no-download", action="store_true", help="never download data")
     parser.add_argument("--literal", action="store_true", help="the reference setup: one env (default: 32 in a batch)")
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
 
     for flag, value, minimum in (
