@@ -113,9 +113,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = _parser(prog)
-    args = parser.parse_args(argv)
+def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Counts, seeds and rates out of range are refused, naming the flag."""
     for flag, values, minimum in (
         ("--timesteps", [args.timesteps], 1), ("--seeds", args.seeds, 0), ("--eval-freq", [args.eval_freq], 1),
         ("--n-eval", [] if args.n_eval is None else [args.n_eval], 1),
@@ -129,54 +128,90 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if value is not None and not (math.isfinite(value) and value > 0):
             parser.error(f"{flag} must be a finite number > 0, got {value}")
 
+
+def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
+    """The experiment name and every run's spec, with the task built and each model made once: bad settings
+    or data raise here, before anything trains."""
+    for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
+        if folder is not None:  # checked before training, not after it
+            output_folder(flag, folder)
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
+    check_task(args.env_id)
+    experiment = args.experiment or args.env_id.split(":")[-1].split("/")[-1]
+    run_folder(".", experiment, "agent", 0)  # a name TensorBoard folders can take
+    net_arch = parse_net_arch(args.net_arch)
+    if args.per_state_weight and args.regularizer is None:
+        raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
+    for algo in args.algo:
+        policy_for(algo, args.regularizer, args.per_state_weight)
+    env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
+    env_kwargs |= parse_hp(args.env_kwargs, "--env-kwargs")
+    if args.n_eval is not None:
+        env_kwargs["n_eval"] = args.n_eval
+    # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
+    task = make_task(args.env_id, **env_kwargs)
+    if hasattr(task, "fit_report"):
+        print(f"{args.env_id}: {task.fit_report}", flush=True)
+    specs = [
+        RunSpec(
+            env_id=args.env_id,
+            algo=algo,
+            seed=seed,
+            timesteps=args.timesteps,
+            net_arch=net_arch,
+            hyperparameters=hyperparameters_for(algo, args),
+            env_kwargs=env_kwargs,
+            eval_freq=args.eval_freq,
+            temperature=args.temperature,
+            tensorboard_log=args.tensorboard_log,
+            experiment=experiment,
+            agent=algo if args.regularizer is None else f"{algo}_{args.regularizer}",
+            progress=args.progress,
+            batched=not args.literal,
+            regularizer=args.regularizer,
+            per_state_weight=args.per_state_weight,
+        )
+        for algo in args.algo
+        for seed in args.seeds
+    ]
+    for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
+        check_run(spec, task)
+    task.close()
+    return experiment, specs
+
+
+def _print_table(args: argparse.Namespace, rows: list[dict], baselines: dict[str, float], n_actions: int) -> None:
+    """The final table: every run's final values, then the random policy's and the oracle's."""
+    random, oracle = baselines["random"], baselines["oracle"]
+    print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
+    print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
+          f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
+    for row in rows:
+        normalized = score(row["expected_reward"], random, oracle)
+        entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
+        exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
+        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {normalized:>7.3f} {entropies} "
+              f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
+    oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
+    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
+          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f} {0:>6.3f} {baselines['uniform_long_tail_share']:>16.3f} "
+          f"{'-':>16}")  # fmt: skip
+    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
+          f"{math.exp(oracle_entropy):>18.2f} {baselines['oracle_gini']:>6.3f} "
+          f"{baselines['oracle_long_tail_share']:>16.3f} {baselines['oracle_aggregate_diversity']:>16.0f}")  # fmt: skip
+    if baselines["oracle_tied"] > 0:
+        print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
+              "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    _check_numbers(parser, args)
     try:
-        for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
-            if folder is not None:  # checked before training, not after it
-                output_folder(flag, folder)
-        repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
-        if repeated:
-            raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
-        check_task(args.env_id)
-        experiment = args.experiment or args.env_id.split(":")[-1].split("/")[-1]
-        run_folder(".", experiment, "agent", 0)  # a name TensorBoard folders can take
-        net_arch = parse_net_arch(args.net_arch)
-        if args.per_state_weight and args.regularizer is None:
-            raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
-        for algo in args.algo:
-            policy_for(algo, args.regularizer, args.per_state_weight)
-        env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
-        env_kwargs |= parse_hp(args.env_kwargs, "--env-kwargs")
-        if args.n_eval is not None:
-            env_kwargs["n_eval"] = args.n_eval
-        # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
-        task = make_task(args.env_id, **env_kwargs)
-        if hasattr(task, "fit_report"):
-            print(f"{args.env_id}: {task.fit_report}", flush=True)
-        specs = [
-            RunSpec(
-                env_id=args.env_id,
-                algo=algo,
-                seed=seed,
-                timesteps=args.timesteps,
-                net_arch=net_arch,
-                hyperparameters=hyperparameters_for(algo, args),
-                env_kwargs=env_kwargs,
-                eval_freq=args.eval_freq,
-                temperature=args.temperature,
-                tensorboard_log=args.tensorboard_log,
-                experiment=experiment,
-                agent=algo if args.regularizer is None else f"{algo}_{args.regularizer}",
-                progress=args.progress,
-                batched=not args.literal,
-                regularizer=args.regularizer,
-                per_state_weight=args.per_state_weight,
-            )
-            for algo in args.algo
-            for seed in args.seeds
-        ]
-        for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
-            check_run(spec, task)
-        task.close()
+        experiment, specs = _plan(args)
     except (ValueError, TypeError, OSError) as error:
         parser.error(str(error))
 
@@ -204,25 +239,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log} (runs {experiment}/AGENT/seedN, means "
               f"{experiment}/mean/AGENT)")  # fmt: skip
 
-    random, oracle = baselines["random"], baselines["oracle"]
-    print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
-    print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
-          f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
-    for row in rows:
-        normalized = score(row["expected_reward"], random, oracle)
-        entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
-        exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
-        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {normalized:>7.3f} {entropies} "
-              f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
-    oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
-    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
-          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f} {0:>6.3f} {baselines['uniform_long_tail_share']:>16.3f} "
-          f"{'-':>16}")  # fmt: skip
-    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
-          f"{math.exp(oracle_entropy):>18.2f} {baselines['oracle_gini']:>6.3f} "
-          f"{baselines['oracle_long_tail_share']:>16.3f} {baselines['oracle_aggregate_diversity']:>16.0f}")  # fmt: skip
-    if baselines["oracle_tied"] > 0:
-        print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
-              "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
+    _print_table(args, rows, baselines, n_actions)
     return 0
 

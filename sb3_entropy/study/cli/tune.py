@@ -31,7 +31,7 @@ import gymnasium as gym
 import personalization_gym
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.cli.parsing import TOOL, command_parser
-from sb3_entropy.study.experiments import experiment_file, read_yaml
+from sb3_entropy.study.experiments import Experiment, experiment_file, read_yaml
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
@@ -68,6 +68,29 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict]:
+    """The experiment, the agents to tune, their search space and the experiment file's own text; a ValueError
+    for an experiment or agents that cannot be tuned."""
+    experiment = load_experiment(args.experiment)
+    if experiment.frontier is not None:
+        raise ValueError(f"{experiment.name} is a frontier study: tune the experiment it extends instead")
+    agents = args.agents or list(experiment.agents)
+    unknown = [agent for agent in agents if agent not in experiment.agents]
+    if unknown:
+        raise ValueError(
+            f"--agents: experiment {experiment.name} has no agent {unknown}; valid: {list(experiment.agents)}"
+        )
+    regularized = [agent for agent in agents if experiment.agents[agent].regularizer is not None]
+    if regularized:
+        raise ValueError(f"--agents: {regularized} are regularised variants; tune the stock agents")
+    space = load_search_space(args.search_space, batched=not args.literal)
+    missing = sorted({experiment.agents[agent].algo for agent in agents} - set(space))
+    if missing:
+        raise ValueError(f"the search space has no dimensions for {missing}; it has {list(space)}")
+    source = read_yaml(experiment_file(args.experiment), f"experiment {experiment.name}")
+    return experiment, agents, space, source
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = _parser(prog)
     args = parser.parse_args(argv)
@@ -82,23 +105,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
     try:
-        experiment = load_experiment(args.experiment)
-        if experiment.frontier is not None:
-            raise ValueError(f"{experiment.name} is a frontier study: tune the experiment it extends instead")
-        agents = args.agents or list(experiment.agents)
-        unknown = [agent for agent in agents if agent not in experiment.agents]
-        if unknown:
-            raise ValueError(
-                f"--agents: experiment {experiment.name} has no agent {unknown}; valid: {list(experiment.agents)}"
-            )
-        regularized = [agent for agent in agents if experiment.agents[agent].regularizer is not None]
-        if regularized:
-            raise ValueError(f"--agents: {regularized} are regularised variants; tune the stock agents")
-        space = load_search_space(args.search_space, batched=not args.literal)
-        missing = sorted({experiment.agents[agent].algo for agent in agents} - set(space))
-        if missing:
-            raise ValueError(f"the search space has no dimensions for {missing}; it has {list(space)}")
-        source = read_yaml(experiment_file(args.experiment), f"experiment {experiment.name}")
+        experiment, agents, space, source = _chosen(args)
     except ValueError as error:
         parser.error(str(error))
 
