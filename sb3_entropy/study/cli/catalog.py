@@ -10,9 +10,7 @@ personalization-gym tune NAME. "tuned" marks the experiments whose tuned hyperpa
 
 from __future__ import annotations
 
-import importlib
-
-from personalization_gym.registration import _TASKS, OWN_DATA_TASK_IDS
+from personalization_gym.registration import OWN_DATA_TASK_IDS, TASK_IDS, task_class
 from sb3_entropy.study.cli.parsing import command_parser
 from sb3_entropy.study.experiments import TUNED_DIR, available_experiments, load_experiment
 
@@ -30,9 +28,8 @@ DATA = {
 def task_lines() -> list[str]:
     """One line per task: its id, what data it needs, and the first line of its docstring."""
     lines = []
-    for env_id, entry_point in _TASKS.items():
-        module, _, name = entry_point.partition(":")
-        summary = (getattr(importlib.import_module(module), name).__doc__ or "").strip().split("\n")[0]
+    for env_id in TASK_IDS:
+        summary = (task_class(env_id).__doc__ or "").strip().split("\n")[0]
         data = DATA.get(env_id, "your own data" if env_id in OWN_DATA_TASK_IDS else "downloaded by torchvision")
         lines.append(f"  {env_id:<34} {data:<30} {summary}")
     return lines
