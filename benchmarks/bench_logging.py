@@ -30,8 +30,8 @@ from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.runner import plan_experiment
+from sb3_entropy.study.runs import RunSpec, build_model, figure_every, limit_threads
 from sb3_entropy.tensorboard import evaluation_log_interval, tensorboard_logger
-from sb3_entropy.training import RunSpec, build_model, figure_every, limit_threads
 
 
 def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:

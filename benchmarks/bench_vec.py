@@ -25,7 +25,7 @@ import time
 import torch
 
 import personalization_gym
-from sb3_entropy.training import RunSpec, train
+from sb3_entropy.study.runs import RunSpec, train
 
 AGENTS = ("a2c", "ppo", "dqn")
 

@@ -24,12 +24,12 @@ and treat a collapse with a diversity regulariser in place of SB3's per-state en
     model = PPO(MarginalEntropyPolicy, env, ent_coef=0.3)  # ent_coef now weighs H(p), the entropy across users
 """
 
+from sb3_entropy.agents import paper_agent
 from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, EntropyCallback
 from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini, long_tail_share, marginal
 from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyMultiInputPolicy, MarginalEntropyPolicy
 from sb3_entropy.probs import action_probs, q_values
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.training import paper_agent
 
 __all__ = [
     "CUSTOM_SCALARS_LAYOUT",

@@ -14,11 +14,12 @@ own scalars at the evaluation cadence rather than once per episode.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import shutil
-import struct
 import urllib.parse
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
-from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, SCORE_KEY, score
+from sb3_entropy.metrics import SCORE_KEY
 
 __all__ = [
     "HPARAM_METRICS",
@@ -47,22 +47,19 @@ __all__ = [
     "MEAN_RUN",
     "HParamsCallback",
     "aggregate_folder",
-    "aggregate_layout",
     "custom_scalars_summary",
     "dashboard_url",
     "evaluation_log_interval",
+    "hparam_value",
     "interval_tag",
+    "means_folder",
     "run_folder",
-    "run_layout",
     "tensorboard_logger",
-    "write_aggregate_run",
-    "write_overview_image",
     "write_session_end",
     "write_session_start",
 ]
 
 MEAN_RUN = "mean"  # ROOT/<experiment>/mean/<agent>: the folder of the aggregate runs
-LEVEL = 0.95
 
 # The HParams dashboard: every run's settings (hyperparameters) and its final values (metrics: the last value of
 # each tag, logged by EntropyCallback at the end of training), with the names a reader sees.
@@ -88,13 +85,6 @@ HPARAM_METRICS = {
     "exposure/gini": "final Gini of p(a)",
     "exposure/long_tail_share": "final long-tail share of p(a)",
     "exposure/aggregate_diversity": "final aggregate diversity (distinct greedy items)",
-}
-# Margin charts of the aggregate runs: for each of these quantities a category with one chart per agent, its mean
-# over seeds drawn with the 95 % band.
-MARGIN_CHARTS = {
-    "eval/expected_reward": "expected reward",
-    "entropy/marginal": "marginal entropy H(p) [nats]",
-    "entropy/per_state": "per-state entropy H(pi(.|s)) [nats]",
 }
 
 
@@ -131,9 +121,14 @@ def run_folder(root: str | os.PathLike[str], experiment: str, agent: str, seed: 
     return Path(root) / _check_name("experiment", experiment) / _check_name("agent", agent) / f"seed{int(seed)}"
 
 
+def means_folder(root: str | os.PathLike[str], experiment: str) -> Path:
+    """``root/<experiment>/mean``: the folder of an experiment's mean runs, itself the run of its overview picture."""
+    return Path(root) / _check_name("experiment", experiment) / MEAN_RUN
+
+
 def aggregate_folder(root: str | os.PathLike[str], experiment: str, agent: str) -> Path:
     """``root/<experiment>/mean/<agent>``: the TensorBoard folder of an agent's mean over seeds."""
-    return Path(root) / _check_name("experiment", experiment) / MEAN_RUN / _check_name("agent", agent)
+    return means_folder(root, experiment) / _check_name("agent", agent)
 
 
 def tensorboard_logger(folder: str | os.PathLike[str], formats: Sequence[str] = ("tensorboard",)) -> Logger:
@@ -167,7 +162,7 @@ def _hparams_summary(tag: str, **content: Any) -> Summary:
     return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
-def _hparam_value(name: str, value: Any) -> struct_pb2.Value:
+def hparam_value(name: str, value: Any) -> struct_pb2.Value:
     if isinstance(value, (bool, np.bool_)):
         return struct_pb2.Value(bool_value=bool(value))
     if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
@@ -198,7 +193,7 @@ class HParamsCallback(BaseCallback):
         super().__init__(verbose=verbose)
         if not isinstance(hparams, Mapping) or not hparams:
             raise ValueError(f"hparams must be a non-empty mapping of name -> value, got {hparams!r}")
-        self.hparams = {str(name): _hparam_value(name, value) for name, value in hparams.items()}
+        self.hparams = {str(name): hparam_value(name, value) for name, value in hparams.items()}
         self.metrics = dict(HPARAM_METRICS if metrics is None else metrics)
         if not self.metrics:
             raise ValueError("metrics must name at least one scalar tag, the HParams dashboard's metric")
@@ -261,52 +256,6 @@ def interval_tag(experiment: str, agent: str, tag: str) -> str:
     return f"interval/{experiment}/{agent}/{tag}"
 
 
-MEANS_CATEGORY = "Agents' means over seeds (one line per agent)"
-
-
-def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
-    # a chart's title names its one tag; a chart of several tags (sampled and greedy reward) gives no title to either
-    titles = {ts[0]: title for charts in CUSTOM_SCALARS_CHARTS.values() for title, ts in charts.items() if len(ts) == 1}
-    return {
-        f"{titles.get(tag, tag)}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
-        for tag in tags
-    }
-
-
-def _margin_category(experiment: str) -> str:
-    return f"{experiment}: each agent's mean over seeds with its {LEVEL:.0%} t-interval (one band per agent)"
-
-
-def aggregate_layout(experiment: str, tags: Sequence[str], banded: Sequence[str]) -> dict[str, Any]:
-    """The Custom Scalars charts of an experiment's mean runs: one margin chart per quantity of :data:`MARGIN_CHARTS`
-    holding the band of every agent in ``banded`` (those with two seeds or more) on one y-axis, then multiline
-    charts of every agent's mean (one line per mean run). Every mean run writes this same layout, which
-    TensorBoard merges into one (it drops charts that are equal)."""
-    layout: dict[str, Any] = {}
-    if banded:
-        layout[_margin_category(experiment)] = {
-            title: ["Margin", [_band(experiment, agent, tag) for agent in banded]]
-            for tag, title in MARGIN_CHARTS.items()
-            if tag in tags
-        }
-    return layout | {MEANS_CATEGORY: _means_charts(tags)}
-
-
-def _band(experiment: str, agent: str, tag: str) -> list[str]:
-    value = interval_tag(experiment, agent, tag)
-    return [value, f"{value}/lower", f"{value}/upper"]
-
-
-def run_layout(experiment: str) -> dict[str, Any]:
-    """The Custom Scalars layout of a run that will have mean runs beside it: the categories of the means first (the
-    bands, then the lines)
-    (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
-    and a seed run's name comes first), then EntropyCallback's own charts of every run."""
-    tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, SCORE_KEY]
-    layout: dict[str, Any] = {_margin_category(experiment): {}, MEANS_CATEGORY: _means_charts(tags)}
-    return layout | CUSTOM_SCALARS_LAYOUT
-
-
 def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) -> Summary:
     """A Custom Scalars layout as TensorBoard reads it, from ``{category: {chart title: [kind, content]}}``: kind
     ``"Multiline"`` with a list of tag patterns, or ``"Margin"`` with a list of ``[value, lower, upper]`` tag
@@ -333,88 +282,20 @@ def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) ->
     return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
 
 
-def write_aggregate_run(
-    root: str | os.PathLike[str],
-    experiment: str,
-    agent: str,
-    histories: Sequence[Sequence[Mapping[str, Any]]],
-    baselines: Mapping[str, float] | None = None,
-    hparams: Mapping[str, Any] | None = None,
-    banded: Sequence[str] | None = None,
-) -> Path:
-    """Write ``root/<experiment>/mean/<agent>``: at every evaluation step all seeds reached, the mean over the seeds'
-    ``histories`` (EntropyCallback.history of each seed) of every scalar, under the seed runs' own tags (so the
-    Scalars and Time Series pages draw the mean runs beside the seeds, and a run filter ``mean`` leaves one line
-    per agent) and as ``mean/<tag>``; with two seeds or more also the Student-t 95 % interval, as
-    ``interval/<experiment>/<agent>/<tag>`` with ``/lower`` and ``/upper``.
-
-    ``baselines`` (``random`` and ``oracle`` expected rewards of the evaluation set) add the score,
-    ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table (with
-    ``seeds``, the number of seeds averaged). ``banded``: every agent of the experiment whose band the margin
-    charts draw (default: this one, if it has two seeds). The folder is replaced.
-    """
-    from sb3_entropy.study.stats import t_band  # scipy: imported where used
-
-    if not histories or any(not history for history in histories):
-        raise ValueError(f"{experiment}/{agent}: every seed needs an evaluation history to average")
-    steps = sorted(set.intersection(*({int(row["timesteps"]) for row in history} for history in histories)))
-    tags = [
-        tag
-        for tag, value in histories[0][0].items()
-        if tag not in ("timesteps", "p") and isinstance(value, (int, float, np.integer, np.floating))
-    ]
-    table = {tag: np.empty((len(histories), len(steps))) for tag in tags}
-    for seed, history in enumerate(histories):
-        by_step = {int(row["timesteps"]): row for row in history}
-        for tag in tags:
-            table[tag][seed] = [by_step[step][tag] for step in steps]
-    if baselines is not None and "eval/expected_reward" in table:
-        table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
-        tags.append(SCORE_KEY)
-    bounds = len(histories) >= 2
-    banded = list(banded) if banded is not None else ([agent] if bounds else [])
-    folder = aggregate_folder(root, experiment, agent)
-    if folder.is_dir():
-        shutil.rmtree(folder)
-    writer = SummaryWriter(str(folder))
-    try:
-        writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded)))
-        writer.add_text("about", f"mean over {len(histories)} seeds of {experiment}/{agent}" + (
-            f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
-        ), 0)  # fmt: skip
-        if hparams is not None:
-            values = {str(k): _hparam_value(k, v) for k, v in {**hparams, "seeds": len(histories)}.items()}
-            write_session_start(writer.file_writer, values, HPARAM_METRICS)
-        for tag in tags:
-            mean, lower, upper = t_band(table[tag], LEVEL)
-            for column, step in enumerate(steps):
-                writer.add_scalar(tag, mean[column], step)
-                writer.add_scalar(f"{MEAN_RUN}/{tag}", mean[column], step)
-                if bounds:
-                    writer.add_scalar(interval_tag(experiment, agent, tag), mean[column], step)
-                    writer.add_scalar(interval_tag(experiment, agent, tag) + "/lower", lower[column], step)
-                    writer.add_scalar(interval_tag(experiment, agent, tag) + "/upper", upper[column], step)
-        if hparams is not None:
-            write_session_end(writer.file_writer)
-    finally:
-        writer.close()
-    return folder
 
 
-def write_overview_image(root: str | os.PathLike[str], experiment: str, png: str | os.PathLike[str], step: int) -> Path:
-    """The experiment's overview figure (a PNG file) as the image ``study/overview`` of the run
-    ``root/<experiment>/mean``, the picture of the whole study in the Images and Time Series pages. Earlier
-    event files of that run are replaced (the mean runs' own folders below it are left alone)."""
-    folder = Path(root) / _check_name("experiment", experiment) / MEAN_RUN
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("events.out.tfevents.*"):
-        old.unlink()
-    data = Path(png).read_bytes()
-    width, height = struct.unpack(">II", data[16:24])  # the PNG header's IHDR chunk
-    image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=data)
-    writer = SummaryWriter(str(folder))
-    try:
-        writer.file_writer.add_summary(Summary(value=[Summary.Value(tag="study/overview", image=image)]), int(step))
-    finally:
-        writer.close()
-    return folder
+# Moved to the study (the mean runs average seeds, with scipy's t quantiles): still importable from here, with a
+# DeprecationWarning that says where they went.
+_MOVED_TO_STUDY = ("LEVEL", "MARGIN_CHARTS", "MEANS_CATEGORY", "aggregate_layout", "run_layout", "write_aggregate_run",
+                   "write_overview_image")  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:  # a deprecation bridge: the one place here that may import the study
+    if name not in _MOVED_TO_STUDY:
+        raise AttributeError(f"module 'sb3_entropy.tensorboard' has no attribute {name!r}")
+    warnings.warn(
+        f"sb3_entropy.tensorboard.{name} moved to sb3_entropy.study.mean_runs: import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module("sb3_entropy.study.mean_runs"), name)

@@ -21,9 +21,10 @@ import gymnasium as gym
 
 from personalization_gym.registration import make_task
 from sb3_entropy import EntropyCallback, paper_agent
+from sb3_entropy.agents import algorithm_class
 from sb3_entropy.study import mean_interval
 from sb3_entropy.study.runner import evaluation_baselines
-from sb3_entropy.training import algorithm_class, limit_threads
+from sb3_entropy.study.runs import limit_threads
 
 
 def final_values(model, steps: int) -> dict[str, float]:

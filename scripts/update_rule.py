@@ -6,7 +6,7 @@
 Trains linear and [256, 256] networks on Music-v0 with plain SGD, each with a policy gradient and with
 Q-learning from the same initial weights, and records after every few updates the share of the update's
 change of the outputs that landed on actions nobody in the batch took, the marginal entropy H(p) and the
-expected reward on the evaluation users (sb3_entropy.update_rule_experiment). Writes OUT/update_rule.png and
+expected reward on the evaluation users (sb3_entropy.study.update_rule). Writes OUT/update_rule.png and
 OUT/update_rule.csv (a row per run and logged update) and prints a table: mean and 95 % Student-t interval
 over seeds, with the random policy's and the oracle's reward.
 """
@@ -27,7 +27,7 @@ import yaml
 
 import personalization_gym  # noqa: F401  (registers the tasks)
 from sb3_entropy.study.runner import evaluation_baselines
-from sb3_entropy.update_rule_experiment import (
+from sb3_entropy.study.update_rule import (
     RULE_LABELS,
     RULES,
     run_update_rule,

@@ -48,7 +48,7 @@ def test_the_wheel_holds_every_file_of_the_packages_and_the_console_script(wheel
             "personalization_gym/assets/spotify/LICENSE", "sb3_entropy/study/cli/__init__.py"} <= shipped  # fmt: skip
     (entry_points,) = [name for name in shipped if name.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[console_scripts]\npersonalization-gym = sb3_entropy.study.cli:main" in text
+    assert "[console_scripts]\npersonalization-gym = sb3_entropy.__main__:main" in text
 
 
 def test_twine_accepts_the_metadata(wheel: Path) -> None:

@@ -17,11 +17,11 @@ from torch.distributions import Categorical
 
 import personalization_gym
 from sb3_entropy import action_probs
+from sb3_entropy.agents import AGENT_DEFAULTS, batched_hyperparameters
 from sb3_entropy.maskable import MaskableMarginalEntropyPolicy
 from sb3_entropy.metrics import all_metrics
 from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyPolicy
 from sb3_entropy.regularizers import REGULARIZERS, check_regularizer
-from sb3_entropy.training import AGENT_DEFAULTS, batched_hyperparameters
 
 SMALL_TASK = {"n_actions": 6, "state_dim": 4, "n_eval": 300}
 

@@ -24,8 +24,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, runner, write_report
+from sb3_entropy.study.cli.parsing import parse_hp
+from sb3_entropy.study.runs import RunSpec, build_model, train
 from sb3_entropy.tensorboard import dashboard_url
-from sb3_entropy.training import RunSpec, build_model, parse_hp, train
 
 TINY_EXPERIMENT = """
 task: Personalization/Behavior-v0
@@ -737,7 +738,7 @@ def test_train_script_refuses_bad_settings_before_training(tmp_path: Path) -> No
 @pytest.mark.parametrize("algo", ["dqn", "qrdqn"])
 def test_a_marginal_entropy_policy_on_q_learning_says_what_is_wrong(algo: str) -> None:
     from sb3_entropy import MarginalEntropyPolicy
-    from sb3_entropy.training import algorithm_class
+    from sb3_entropy.agents import algorithm_class
 
     with pytest.raises(TypeError, match=r"MarginalEntropyPolicy is an actor-critic policy: .* Use it with A2C or PPO"):
         algorithm_class(algo)(MarginalEntropyPolicy, BehaviorEnv(n_eval=10), device="cpu")

@@ -24,6 +24,7 @@ from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory, action_colors
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import load_experiment
+from sb3_entropy.study.runs import RunSpec, build_model, run_hparams, train
 from sb3_entropy.tensorboard import (
     HPARAM_METRICS,
     HParamsCallback,
@@ -33,7 +34,6 @@ from sb3_entropy.tensorboard import (
     run_folder,
     tensorboard_logger,
 )
-from sb3_entropy.training import RunSpec, build_model, run_hparams, train
 
 TASK_KWARGS = {"n_actions": 6, "state_dim": 4, "n_eval": 200}
 STUDY = """

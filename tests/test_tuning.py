@@ -23,12 +23,12 @@ import yaml
 from conftest import PROJECT_ROOT, call_script, run_script
 
 import sb3_entropy.callback
+from sb3_entropy.agents import AGENT_DEFAULTS
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
 from sb3_entropy.study.tuning import TrialSeededTPESampler, open_storage, read_tuning, tune_agents
-from sb3_entropy.training import AGENT_DEFAULTS
 
 TINY = """
 task: Personalization/Behavior-v0

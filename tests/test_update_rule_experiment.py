@@ -1,4 +1,4 @@
-"""The update-rule experiment (sb3_entropy.update_rule_experiment) and scripts/update_rule.py."""
+"""The update-rule experiment (sb3_entropy.study.update_rule) and scripts/update_rule.py."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from scipy import stats
 
 from personalization_gym import MusicEnv
 from sb3_entropy.metrics import entropy
+from sb3_entropy.study.update_rule import run_update_rule
 from sb3_entropy.update_rule import mlp
-from sb3_entropy.update_rule_experiment import run_update_rule
 
 
 @pytest.fixture(scope="module")

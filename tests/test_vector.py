@@ -10,7 +10,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import personalization_gym
 from personalization_gym import BanditVecEnv, BehaviorEnv, make_vec
-from sb3_entropy.training import AGENT_DEFAULTS, RunSpec, batched_hyperparameters, train
+from sb3_entropy.agents import AGENT_DEFAULTS, batched_hyperparameters
+from sb3_entropy.study.runs import RunSpec, train
 
 
 def test_step_conventions() -> None:

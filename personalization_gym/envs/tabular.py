@@ -342,7 +342,13 @@ class DigitsEnv(ClassificationEnv):
         task_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        from sklearn.datasets import load_digits  # bundled with scikit-learn: read from its package, offline
+        try:
+            from sklearn.datasets import load_digits  # bundled with scikit-learn: read from its package, offline
+        except ImportError:
+            raise ImportError(
+                "Personalization/Digits-v0 reads scikit-learn's bundled digits: pip install "
+                "\"personalization-gym[study]\" (or scikit-learn)"
+            ) from None
 
         digits = load_digits()
         super().__init__(

@@ -11,6 +11,18 @@ The logic behind personalization-gym reproduce, a module per concern:
 - :mod:`~sb3_entropy.study.outputs`: what is written to each experiment's folder.
 """
 
+import importlib.util
+
+# The study's own dependencies (the study extra): one clear message instead of the first failing import.
+STUDY_MODULES = {"scipy": "scipy", "sb3_contrib": "sb3-contrib", "optuna": "optuna", "sklearn": "scikit-learn",
+                 "tqdm": "tqdm"}  # fmt: skip
+_missing = [package for module, package in STUDY_MODULES.items() if importlib.util.find_spec(module) is None]
+if _missing:
+    raise ImportError(
+        f"sb3_entropy.study (studies, tuning, reports, the personalization-gym command) needs the study extra: "
+        f"pip install \"personalization-gym[study]\" (missing: {', '.join(_missing)})"
+    )
+
 from sb3_entropy.study.experiments import (
     EXPERIMENTS_DIR,
     Agent,

@@ -42,9 +42,9 @@ from typing import Any
 import yaml
 
 from personalization_gym.registration import check_task, task_class
+from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.tensorboard import MEAN_RUN
-from sb3_entropy.training import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
 
 __all__ = [
     "EXPERIMENTS_DIR",

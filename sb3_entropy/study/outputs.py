@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sb3_entropy.atomic import atomic_path
 from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
+from sb3_entropy.study.mean_runs import write_overview_image
 from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
 from sb3_entropy.study.results import write_results_csv
 from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.tensorboard import write_overview_image
 
 __all__ = ["FRONTIER_COLUMNS", "write_outputs"]
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sb3_entropy.agents import ON_POLICY, Q_LEARNING
 from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
@@ -14,7 +15,6 @@ from sb3_entropy.study.results import final_values, finished_seeds
 from sb3_entropy.study.results import three_decimals as _fixed
 from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import Interval, contrast_interval, mean_interval, welch_interval
-from sb3_entropy.training import ON_POLICY, Q_LEARNING
 
 __all__ = [
     "AgentSummary",

@@ -24,10 +24,10 @@ from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, entropy, exposure_metrics, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 from sb3_entropy.study.experiments import Experiment
+from sb3_entropy.study.mean_runs import write_mean_runs
 from sb3_entropy.study.progress import RUN_COST, StepsReporter, StudyProgress
+from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run, one_torch_thread, train
 from sb3_entropy.study.workers import check_main_is_guarded, init_worker, progress_sender
-from sb3_entropy.tensorboard import write_aggregate_run
-from sb3_entropy.training import RunSpec, agent_hparams, check_run, one_torch_thread, train
 
 __all__ = [
     "ExperimentResult",
@@ -37,7 +37,6 @@ __all__ = [
     "plan_experiment",
     "run_experiment",
     "run_plan",
-    "write_mean_runs",
 ]
 
 RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before --ray-address is an error
@@ -388,26 +387,6 @@ def _collect(
         }  # fmt: skip
         for row in history:
             result.rows.append(described | row)
-
-
-def write_mean_runs(
-    root: Path,
-    experiment: str,
-    histories: dict[tuple[str, int], list[dict[str, Any]]],
-    baselines: dict[str, float] | None = None,
-    hparams: dict[str, dict[str, Any]] | None = None,
-) -> list[Path]:
-    """One TensorBoard run per agent, ``root/<experiment>/mean/<agent>``: its mean over the seeds that finished,
-    with 95 % t-interval bounds (:func:`sb3_entropy.tensorboard.write_aggregate_run`), and an HParams row from
-    ``hparams[agent]`` when given. The margin charts draw the band of every agent with two seeds or more."""
-    by_agent: dict[str, list[list[dict[str, Any]]]] = {}
-    for (agent, _), history in histories.items():
-        by_agent.setdefault(agent, []).append(history)
-    banded = [agent for agent, seeds in by_agent.items() if len(seeds) >= 2]
-    return [
-        write_aggregate_run(root, experiment, agent, seeds, baselines or None, (hparams or {}).get(agent), banded)
-        for agent, seeds in by_agent.items()
-    ]
 
 
 def _settings_of(spec: RunSpec) -> dict[str, Any]:

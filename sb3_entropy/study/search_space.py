@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from sb3_entropy.training import (
+from sb3_entropy.agents import (
     AGENT_DEFAULTS,
     BATCH,
     algorithm_class,

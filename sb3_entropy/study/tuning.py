@@ -34,9 +34,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.interrupts import CtrlC
+from sb3_entropy.study.runs import RunSpec, one_torch_thread, train
 from sb3_entropy.study.search_space import Dimension, hyperparameters_of
 from sb3_entropy.study.workers import check_main_is_guarded, init_worker
-from sb3_entropy.training import RunSpec, one_torch_thread, train
 
 __all__ = [
     "OBJECTIVE",

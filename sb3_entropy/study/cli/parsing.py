@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import Any
 
-__all__ = ["TOOL", "command_parser"]
+import yaml
+
+__all__ = ["TOOL", "command_parser", "parse_hp", "parse_net_arch"]
 
 TOOL = "personalization-gym"  # the console script; python -m sb3_entropy is the same tool
 
@@ -19,3 +23,39 @@ def command_parser(doc: str, prog: str | None = None, description: str | None = 
         epilog="examples:\n" + rest.strip("\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
+    """``["learning_rate=1e-3", "gamma=0.9"]`` -> a dict; values are read as YAML (numbers, lists, booleans).
+
+    A number in exponent notation without a dot (``1e-3``), which YAML 1.1 reads as text, is read as the number
+    it is on a command line. Any other value YAML reads as a string stays a string (a file name such as
+    ``users.npy``).
+    """
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{flag} takes key=value, got {item!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"{flag} {item!r}: cannot read the value: {error}") from None
+        if isinstance(parsed, str) and _EXPONENT_NUMBER.fullmatch(parsed.strip()):
+            parsed = float(parsed)
+        result[key.strip()] = parsed
+    return result
+
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_net_arch(text: str) -> list[int]:
+    """``"256,256"`` -> ``[256, 256]``."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"net_arch takes comma-separated layer sizes such as 256,256, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"net_arch layer sizes must be >= 1, got {text!r}")
+    return sizes

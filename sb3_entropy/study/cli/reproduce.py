@@ -39,8 +39,8 @@ from sb3_entropy.study import available_experiments, load_experiment, write_outp
 from sb3_entropy.study.cli.parsing import TOOL, command_parser
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.runner import MissingRunsError, connect_ray, plan_experiment, run_plan
+from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.tensorboard import dashboard_url
-from sb3_entropy.training import limit_threads
 
 
 def tuned(experiment: Experiment, files: list[str]) -> Experiment:
