@@ -34,6 +34,7 @@ from sb3_entropy.study.update_rule import (
     summary_rows,
     update_rule_figure,
 )
+from sb3_entropy.study.yaml_files import load_yaml
 
 CSV_COLUMNS = ("network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward")
 SETTINGS = ("task", "task_kwargs", "updates", "batch_size", "log_every", "temperature", "seeds", "networks")
@@ -45,7 +46,7 @@ def load_settings(path: str | None) -> dict:
         if path
         else resources.files("sb3_entropy").joinpath("configs/update_rule.yml").read_text()
     )
-    settings = yaml.safe_load(text)
+    settings = load_yaml(text)  # a key written twice is an error
     unknown, missing = set(settings) - set(SETTINGS), set(SETTINGS) - set(settings)
     if unknown or missing:
         raise ValueError(

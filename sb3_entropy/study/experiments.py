@@ -39,11 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.study.yaml_files import read_yaml
 from sb3_entropy.tensorboard import MEAN_RUN
 
 __all__ = [
@@ -256,14 +255,6 @@ def experiment_file(name: str) -> Path:
     elif not path.is_file():
         raise ValueError(f"experiment file {path} not found")
     return path
-
-
-def read_yaml(path: Path, where: str) -> Any:
-    """A YAML file's contents; a syntax error is a ValueError naming ``where``, with the line and column."""
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{where}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
 def load_experiment(name: str) -> Experiment:

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sb3_entropy.agents import (
     AGENT_DEFAULTS,
     BATCH,
@@ -33,6 +31,7 @@ from sb3_entropy.agents import (
     check_hyperparameter_names,
     check_hyperparameters,
 )
+from sb3_entropy.study.yaml_files import read_yaml
 
 __all__ = ["DEFAULT_SEARCH_SPACE", "Dimension", "hyperparameters_of", "load_search_space"]
 
@@ -84,10 +83,7 @@ def load_search_space(path: str | Path | None = None, batched: bool = True) -> d
     where = f"search space {path}"
     if not path.is_file():
         raise ValueError(f"{where}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{where}: not valid YAML: {error}") from None
+    data = read_yaml(path, where)
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{where}: must map algorithms ({list(AGENT_DEFAULTS)}) to their dimensions, got {data!r}")
     space = {}

@@ -31,13 +31,14 @@ import gymnasium as gym
 import personalization_gym
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.cli.parsing import TOOL, command_parser
-from sb3_entropy.study.experiments import Experiment, experiment_file, read_yaml
+from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, tune_agents
 from sb3_entropy.study.tuning_outputs import write_tuning_outputs
+from sb3_entropy.study.yaml_files import read_yaml
 
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:
