@@ -13,6 +13,7 @@ from sb3_entropy.study import load_experiment
 from sb3_entropy.study.report import report_section, verdict_line
 from sb3_entropy.study.runner import ExperimentResult, evaluation_baselines
 from sb3_entropy.study.stats import mean_interval
+from sb3_entropy.study.verdict import entropy_gap
 
 FIVE_AGENTS = """
 task: Personalization/Behavior-v0
@@ -223,3 +224,25 @@ def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: P
     assert "| oracle | - | 0.900 | 1 | - | - | 0.500 | 0.062 | 2 | - | - |" in section
     assert f"| random policy | - | 0.100 | 0 | {math.log(K):.3f} | {K} | 0.000 | 0.800 | - | - | - |" in section
     assert "A reference, not a bound" in section
+
+
+def test_the_rule_alone_judges_from_intervals_without_the_markdown(tmp_path: Path) -> None:
+    """sb3_entropy.study.verdict: the families' members, the agents left out, the contrast and the pairs, by hand."""
+    finals = {agent: learned(1.8) for agent in ("a2c", "ppo")} | {"trpo": [(0.1, 3.0)] * 3}  # TRPO at random
+    finals |= {"dqn": learned(3.3), "qrdqn": learned(3.0)}
+    result = made_result(tmp_path, finals)
+    gap = entropy_gap(result, {"a2c": True, "ppo": True, "trpo": False, "dqn": True, "qrdqn": True})
+    assert gap.members == {"policy optimization": ["a2c", "ppo"], "Q-learning": ["dqn", "qrdqn"]}
+    assert gap.everyone == {"policy optimization": ["a2c", "ppo", "trpo"], "Q-learning": ["dqn", "qrdqn"]}
+    assert gap.left_out == ["trpo"] and gap.verdict == "reproduced"
+    po = [np.array(spread(1.8)), np.array(spread(1.8))]
+    ql = [np.array(spread(3.3)), np.array(spread(3.0))]
+    # the contrast: mean of the PO means minus mean of the QL means, Welch-Satterthwaite over the four samples
+    variance = sum(np.var(x, ddof=1) / 3 / 4 for x in po + ql)
+    dof = variance**2 / sum((np.var(x, ddof=1) / 3 / 4) ** 2 / 2 for x in po + ql)
+    half = stats.t.ppf(0.975, dof) * math.sqrt(variance)
+    assert gap.contrast.estimate == pytest.approx(1.8 - 3.15)
+    assert (gap.contrast.low, gap.contrast.high) == pytest.approx((1.8 - 3.15 - half, 1.8 - 3.15 + half))
+    assert [(p, q) for p, q, _ in gap.pairs] == [("a2c", "dqn"), ("a2c", "qrdqn"), ("ppo", "dqn"), ("ppo", "qrdqn")]
+    failed = entropy_gap(result, {"a2c": None, "ppo": None, "trpo": None, "dqn": True, "qrdqn": True})
+    assert failed.contrast is None and failed.outcome.startswith("not applicable: it needs finished runs of a policy")

@@ -6,15 +6,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from sb3_entropy.agents import ON_POLICY, Q_LEARNING
+from sb3_entropy.agents import Q_LEARNING
 from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
 from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
+from sb3_entropy.study.results import seed_words as _seed_words
 from sb3_entropy.study.results import three_decimals as _fixed
 from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import Interval, contrast_interval, mean_interval, welch_interval
+from sb3_entropy.study.stats import Interval, mean_interval
+from sb3_entropy.study.verdict import FAMILIES, entropy_gap
 
 __all__ = [
     "AgentSummary",
@@ -27,7 +29,6 @@ __all__ = [
     "write_report",
 ]
 
-FAMILIES = {"policy optimization": ON_POLICY, "Q-learning": Q_LEARNING}
 FLAG = "(not above random)"
 
 
@@ -228,68 +229,28 @@ def _compared_to_zero(interval: Interval) -> str:
 
 
 def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) -> Gap:
-    """The two families' final marginal entropies compared, then each pair of algorithms.
-
-    Agents that have not been shown to learn (reward interval down to the random policy's) are left out: their
-    entropy is that of an untrained policy. The family contrast is the mean over policy-optimization
-    algorithms of their mean H(p) minus the same over Q-learning algorithms, with a Welch-Satterthwaite interval;
-    the paper's finding is reproduced when it lies below 0, contradicted when above, and otherwise not
-    established with the seeds at hand. Pairs of algorithms get Welch intervals.
-    """
-    experiment = result.experiment
-    members: dict[str, list[str]] = {}
-    everyone: dict[str, list[str]] = {}  # each family's unregularised agents, learned or not
-    left_out = []
-    for family, algos in FAMILIES.items():
-        members[family] = []
-        everyone[family] = [a for a, settings in experiment.agents.items() if settings.algo in algos
-                            and settings.regularizer is None]  # fmt: skip
-        for agent, settings in experiment.agents.items():
-            if settings.algo not in algos or settings.regularizer is not None or summaries[agent] is None:
-                continue
-            if summaries[agent].near_random:
-                left_out.append(agent)
-            else:
-                members[family].append(agent)
-    po, ql = members["policy optimization"], members["Q-learning"]
+    """The entropy-gap rule's outcome (:mod:`sb3_entropy.study.verdict`) in words: the family contrast, then each
+    pair of algorithms, the agents left out and any family that one algorithm stands for."""
+    learned = {agent: None if summary is None else not summary.near_random for agent, summary in summaries.items()}
+    gap = entropy_gap(result, learned)
     left_text = ""
-    if left_out:
-        left_text = f" Left out, their reward not shown above the random policy's: {', '.join(map(_label, left_out))}."
-    left_text += _lone_members(everyone["policy optimization"], everyone["Q-learning"])
-    quick = "not judged: a quick run's agents are far from converged (run without --quick)"
-    if not po or not ql:
-        missing = "Q-learning" if po else ("policy-optimization" if ql else "policy-optimization or Q-learning")
-        if result.quick:
-            verdict = quick
-        elif left_out:
-            verdict = f"not established: no {missing} agent has been shown to learn"
-        else:
-            verdict = f"not applicable: it needs finished runs of a {missing} agent"
-        return Gap(verdict.split(":")[0], f"the paper's finding is {verdict}.{left_text}")
-    entropy = {agent: final_values(result, agent, "entropy/marginal") for agent in po + ql}
-    contrast = contrast_interval([entropy[a] for a in po], [entropy[a] for a in ql])
-    seed_words = _seed_words(contrast.n)
-    if result.quick:
-        verdict = quick
-    elif contrast.n < 2:
-        verdict = "not established with 1 seed: one seed gives no interval (run more seeds)"
-    elif contrast.high < 0:
-        verdict = "reproduced: the interval lies below 0"
-    elif contrast.low > 0:
-        verdict = "contradicted: the interval lies above 0, the opposite of the paper's finding"
-    else:
-        verdict = f"not established with {seed_words}: the interval includes 0"
-    pairs = [(p, q, welch_interval(entropy[p], entropy[q])) for p in po for q in ql]
-    pair_text = "; ".join(f"{_label(p)} - {_label(q)} {d.signed} ({_compared_to_zero(d)})" for p, q, d in pairs)
-    below = sum(d.high < 0 for _, _, d in pairs)
+    if gap.left_out:
+        names = ", ".join(map(_label, gap.left_out))
+        left_text = f" Left out, their reward not shown above the random policy's: {names}."
+    left_text += _lone_members(gap.everyone["policy optimization"], gap.everyone["Q-learning"])
+    if gap.contrast is None:
+        return Gap(gap.verdict, f"the paper's finding is {gap.outcome}.{left_text}")
+    po, ql = gap.members["policy optimization"], gap.members["Q-learning"]
+    pair_text = "; ".join(f"{_label(p)} - {_label(q)} {d.signed} ({_compared_to_zero(d)})" for p, q, d in gap.pairs)
+    below = sum(d.high < 0 for _, _, d in gap.pairs)
     text = (
         f"policy optimization ({', '.join(map(_label, po))}) minus Q-learning ({', '.join(map(_label, ql))}), the "
-        f"mean over each family's algorithms of their final marginal entropy: {contrast.signed} nats (95 % "
-        f"Welch-Satterthwaite interval, {seed_words}); the paper's finding that policy optimization ends with lower "
-        f"marginal entropy than Q-learning is {verdict}. Per pair of algorithms (Welch): {pair_text}; {below} of "
-        f"{len(pairs)} pairs below 0.{left_text}"
+        f"mean over each family's algorithms of their final marginal entropy: {gap.contrast.signed} nats (95 % "
+        f"Welch-Satterthwaite interval, {_seed_words(gap.contrast.n)}); the paper's finding that policy optimization "
+        f"ends with lower marginal entropy than Q-learning is {gap.outcome}. Per pair of algorithms (Welch): "
+        f"{pair_text}; {below} of {len(gap.pairs)} pairs below 0.{left_text}"
     )
-    return Gap(verdict.split(":")[0], text)
+    return Gap(gap.verdict, text)
 
 
 def _lone_members(po: list[str], ql: list[str]) -> str:
@@ -385,10 +346,6 @@ def _every_run_failed(result: ExperimentResult) -> str:
 def _times(result: ExperimentResult) -> str:
     kept = f" ({result.resumed_runs} of them kept from an earlier call)" if result.resumed_runs else ""
     return f"wall time {result.seconds:.0f} s, training {result.run_seconds:.0f} s summed over the runs{kept}"
-
-
-def _seed_words(seeds: int) -> str:
-    return f"{seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def _scale(result: ExperimentResult) -> tuple[int, int, int]:

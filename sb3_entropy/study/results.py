@@ -11,7 +11,15 @@ from sb3_entropy.atomic import atomic_path
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study.runner import ExperimentResult
 
-__all__ = ["RESULT_COLUMNS", "agent_label", "final_values", "finished_seeds", "three_decimals", "write_results_csv"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "agent_label",
+    "final_values",
+    "finished_seeds",
+    "seed_words",
+    "three_decimals",
+    "write_results_csv",
+]
 
 AGENT_COLUMNS = ("experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed")
 RESULT_COLUMNS = (*AGENT_COLUMNS, "timesteps", *ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS)
@@ -26,6 +34,11 @@ def three_decimals(value: float) -> str:
     """Three decimals, without the "-0.000" of a value that is zero up to round-off (a random policy's mean)."""
     text = f"{value:.3f}"
     return "0.000" if text == "-0.000" else text
+
+
+def seed_words(seeds: int) -> str:
+    """``1`` -> ``1 seed``, ``5`` -> ``5 seeds``."""
+    return f"{seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def finished_seeds(result: ExperimentResult, agent: str) -> list[int]:
