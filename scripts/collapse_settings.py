@@ -22,8 +22,8 @@ import gymnasium as gym
 from personalization_gym.registration import make_task
 from sb3_entropy import EntropyCallback, paper_agent
 from sb3_entropy.agents import algorithm_class
+from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import mean_interval
-from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.study.runs import limit_threads
 
 

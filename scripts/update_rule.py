@@ -26,7 +26,7 @@ import torch
 import yaml
 
 import personalization_gym  # noqa: F401  (registers the tasks)
-from sb3_entropy.study.runner import evaluation_baselines
+from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study.update_rule import (
     RULE_LABELS,
     RULES,

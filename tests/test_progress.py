@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_experiment
 
-from sb3_entropy.study import load_experiment, runner
+from sb3_entropy.study import executors, load_experiment, runner
 from sb3_entropy.study.progress import RUN_COST, StudyProgress, clock
 
 TINY = tiny_experiment(steps=320)
@@ -88,7 +88,7 @@ def test_workers_report_their_steps_to_the_parent_while_they_train(tmp_path: Pat
     runs = {key: (spec.algo, spec.timesteps) for key, spec in plan.specs.items()}
     progress = Recorded("tiny", runs, 0, 2, stream=io.StringIO(), print_line=lines.append)
     outcomes = {}
-    runner._run_in_pool(2, list(plan.specs.items()), outcomes.__setitem__, progress)
+    executors.run_in_pool(2, list(plan.specs.items()), outcomes.__setitem__, progress)
     assert set(outcomes) == set(plan.specs) and all("history" in outcome for outcome in outcomes.values())
     assert {key for key, _ in progress.messages} == set(plan.specs)  # every run, from its worker process
     assert all(0 < steps <= 320 for _, steps in progress.messages)

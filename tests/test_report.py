@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.report import report_section, verdict_line
-from sb3_entropy.study.runner import ExperimentResult, evaluation_baselines
+from sb3_entropy.study.runner import ExperimentResult
 from sb3_entropy.study.stats import mean_interval
 from sb3_entropy.study.verdict import entropy_gap
 

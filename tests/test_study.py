@@ -23,7 +23,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
-from sb3_entropy.study import Agent, available_experiments, load_experiment, run_experiment, runner, write_report
+from sb3_entropy.study import (
+    Agent,
+    available_experiments,
+    executors,
+    load_experiment,
+    run_experiment,
+    write_report,
+)
 from sb3_entropy.study.cli.parsing import parse_hp
 from sb3_entropy.study.runs import RunSpec, build_model, train
 from sb3_entropy.tensorboard import dashboard_url
@@ -636,7 +643,7 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
     """A closed port, a port where something that is not Ray listens (ray.init alone retries it for minutes), and
     an address that is not one: exit status 2 with the reason, nothing trained. The probe of the listening port is
     given 2 s here instead of RAY_CONNECT_SECONDS (30): the same path, a shorter wait."""
-    monkeypatch.setattr(runner, "RAY_CONNECT_SECONDS", 2)
+    monkeypatch.setattr(executors, "RAY_CONNECT_SECONDS", 2)
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     with socket.socket() as listening, socket.socket() as closed:

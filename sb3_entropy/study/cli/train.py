@@ -31,10 +31,11 @@ import personalization_gym
 from personalization_gym.registration import check_task, make_task
 from sb3_entropy.agents import AGENT_DEFAULTS, policy_for
 from sb3_entropy.atomic import output_folder
+from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import score
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.cli.parsing import command_parser, parse_hp, parse_net_arch
-from sb3_entropy.study.runner import evaluation_baselines, write_mean_runs
+from sb3_entropy.study.mean_runs import write_mean_runs
 from sb3_entropy.study.runs import RunSpec, check_run, final_row, limit_threads, run_hparams, train
 from sb3_entropy.study.yaml_files import read_yaml
 from sb3_entropy.tensorboard import run_folder

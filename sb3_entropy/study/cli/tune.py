@@ -29,11 +29,11 @@ from pathlib import Path
 import gymnasium as gym
 
 import personalization_gym
+from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.cli.parsing import TOOL, command_parser
 from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
-from sb3_entropy.study.runner import evaluation_baselines
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, tune_agents
