@@ -183,3 +183,17 @@ def test_the_tasks_and_the_callback_work_without_the_study_extra(tmp_path: Path)
         "personalization-gym: sb3_entropy.study (studies, tuning, reports, the personalization-gym command) needs the "
         'study extra: pip install "personalization-gym[study]" (missing: scipy, sb3-contrib, optuna, scikit-learn, tqdm)'
     )
+
+
+def test_the_layout_tree_in_the_docs_names_every_module() -> None:
+    text = (PROJECT_ROOT / "docs" / "development.md").read_text()
+    tree = text.split("```\npersonalization_gym/")[1].split("```")[0]
+    listed, folder = set(), "personalization_gym/"
+    for line in ("personalization_gym/" + tree).splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.endswith("/") and not line.startswith(" "):
+            folder = name
+        elif name.endswith(".py"):
+            listed.add(folder + name)
+    modules = {str(path.relative_to(PROJECT_ROOT)) for path in module_files(PROJECT_ROOT).values()}
+    assert listed == modules, f"missing: {sorted(modules - listed)}; gone: {sorted(listed - modules)}"
