@@ -122,20 +122,8 @@ def write_aggregate_run(
     """
     if not histories or any(not history for history in histories):
         raise ValueError(f"{experiment}/{agent}: every seed needs an evaluation history to average")
-    steps = sorted(set.intersection(*({int(row["timesteps"]) for row in history} for history in histories)))
-    tags = [
-        tag
-        for tag, value in histories[0][0].items()
-        if tag not in ("timesteps", "p") and isinstance(value, (int, float, np.integer, np.floating))
-    ]
-    table = {tag: np.empty((len(histories), len(steps))) for tag in tags}
-    for seed, history in enumerate(histories):
-        by_step = {int(row["timesteps"]): row for row in history}
-        for tag in tags:
-            table[tag][seed] = [by_step[step][tag] for step in steps]
-    if baselines is not None and "eval/expected_reward" in table:
-        table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
-        tags.append(SCORE_KEY)
+    steps, table = _seeds_by_step(histories, baselines)
+    tags = list(table)
     bounds = len(histories) >= 2
     banded = list(banded) if banded is not None else ([agent] if bounds else [])
     folder = aggregate_folder(root, experiment, agent)
@@ -164,6 +152,27 @@ def write_aggregate_run(
     finally:
         writer.close()
     return folder
+
+
+def _seeds_by_step(
+    histories: Sequence[Sequence[Mapping[str, Any]]], baselines: Mapping[str, float] | None
+) -> tuple[list[int], dict[str, np.ndarray]]:
+    """The evaluation steps every seed reached, and for each scalar tag a ``(seeds, steps)`` table of its values
+    (with the score computed from the expected reward when ``baselines`` are given)."""
+    steps = sorted(set.intersection(*({int(row["timesteps"]) for row in history} for history in histories)))
+    tags = [
+        tag
+        for tag, value in histories[0][0].items()
+        if tag not in ("timesteps", "p") and isinstance(value, (int, float, np.integer, np.floating))
+    ]
+    table = {tag: np.empty((len(histories), len(steps))) for tag in tags}
+    for seed, history in enumerate(histories):
+        by_step = {int(row["timesteps"]): row for row in history}
+        for tag in tags:
+            table[tag][seed] = [by_step[step][tag] for step in steps]
+    if baselines is not None and "eval/expected_reward" in table:
+        table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
+    return steps, table
 
 
 def write_overview_image(root: str | os.PathLike[str], experiment: str, png: str | os.PathLike[str], step: int) -> Path:

@@ -103,7 +103,29 @@ def plan_experiment(
     if hasattr(env.unwrapped, "fit_report"):
         plan.task_note = f"the task's {env.unwrapped.fit_report}"
         report(f"{experiment.name}: {plan.task_note}")
-    plan.specs = {
+    plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal)
+    try:
+        for (name, seed), spec in plan.specs.items():
+            if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
+                try:
+                    check_run(spec, env.unwrapped)
+                except ValueError as error:
+                    raise ValueError(f"{where}: agents.{name}: {error}") from None
+    finally:
+        env.close()
+    return plan
+
+
+def _specs(
+    experiment: Experiment,
+    seeds: int,
+    settings: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    out_dir: Path,
+    literal: bool,
+) -> dict[tuple[str, int], RunSpec]:
+    """Every run of the plan: each agent with each seed, at the budget and evaluation cadence of ``settings``."""
+    return {
         (name, seed): RunSpec(
             env_id=experiment.task,
             algo=agent.algo,
@@ -123,16 +145,6 @@ def plan_experiment(
         for name, agent in experiment.agents.items()
         for seed in range(seeds)
     }
-    try:
-        for (name, seed), spec in plan.specs.items():
-            if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
-                try:
-                    check_run(spec, env.unwrapped)
-                except ValueError as error:
-                    raise ValueError(f"{where}: agents.{name}: {error}") from None
-    finally:
-        env.close()
-    return plan
 
 
 def run_experiment(
@@ -183,12 +195,7 @@ def run_plan(
     runs_dir = plan.out_dir / experiment.name / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     outcomes = stored_outcomes(experiment.name, specs, runs_dir, report) if resume else {}
-    # each replaces its TensorBoard folder when it trains; the dearest start first (see RUN_COST)
-    todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
-    if todo and not train_missing:
-        names = ", ".join(f"{agent} seed {seed}" for agent, seed in sorted(todo))
-        raise MissingRunsError(f"{experiment.name}: {len(todo)} of {len(specs)} runs are not stored in {runs_dir} "
-                               f"with these settings ({names})")  # fmt: skip
+    todo = _to_train(plan, outcomes, runs_dir, train_missing)
     start = time.perf_counter()
     reported = 0
     progress = None
@@ -218,13 +225,31 @@ def run_plan(
             progress.close()
 
     _collect(result, specs, outcomes)
-    hparams = {
+    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, _hparams(experiment))
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _to_train(
+    plan: StudyPlan, outcomes: dict[tuple[str, int], dict[str, Any]], runs_dir: Path, train_missing: bool
+) -> list[tuple[str, int]]:
+    """The runs not stored, dearest first (see RUN_COST; each replaces its TensorBoard folder when it trains); a
+    MissingRunsError naming them when nothing may train."""
+    specs = plan.specs
+    todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
+    if todo and not train_missing:
+        names = ", ".join(f"{agent} seed {seed}" for agent, seed in sorted(todo))
+        raise MissingRunsError(f"{plan.experiment.name}: {len(todo)} of {len(specs)} runs are not stored in "
+                               f"{runs_dir} with these settings ({names})")  # fmt: skip
+    return todo
+
+
+def _hparams(experiment: Experiment) -> dict[str, dict[str, Any]]:
+    """Each agent's HParams settings, for its mean run's row."""
+    return {
         name: agent_hparams(experiment.name, name, agent.algo, agent.regularizer, agent.coefficient)
         for name, agent in experiment.agents.items()
     }
-    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, hparams)
-    result.seconds = time.perf_counter() - start
-    return result
 
 
 def _run_line(name: str, outcome: dict[str, Any]) -> str:
