@@ -120,6 +120,43 @@ def _parser(prog: str | None, rerender: bool = False) -> argparse.ArgumentParser
     return parser
 
 
+def _experiments(args: argparse.Namespace) -> list[Experiment]:
+    """The experiments named on the command line, with their tuned hyperparameters and only the agents asked for;
+    a ValueError for one that cannot run as asked (a tuned agent on its tuning seeds among them)."""
+    names = available_experiments() if args.experiments == ["all"] else args.experiments
+    experiments = [load_experiment(name) for name in names]
+    if args.hyperparams is not None:
+        experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]
+    if args.agents is not None:
+        experiments = [only_agents(experiment, args.agents) for experiment in experiments]
+    for experiment in experiments:  # a tuned agent is judged on seeds it was not tuned on
+        check_fresh_seeds(experiment, list(range(args.seeds or experiment.seeds)))
+    return experiments
+
+
+def _summary(args: argparse.Namespace, results: list, out: Path) -> int:
+    """The lines after the report (failed runs, missing data, the figures, the dashboard); the exit status."""
+    status = 0
+    failed = [f"{r.experiment.name} {agent} seed {seed}" for r in results for (agent, seed) in r.failures]
+    if failed:
+        print(f"failed runs (see the report): {', '.join(failed)} (exit status 1)")
+        status = 1
+    missing = [result.experiment.name for result in results if result.missing_data is not None]
+    if missing:
+        print(f"data missing for: {', '.join(missing)}" + ("" if args.skip_missing else " (exit status 1)"))
+        status = status or (0 if args.skip_missing else 1)
+    figures = [
+        out / result.experiment.name / ("frontier.png" if result.experiment.frontier else "overview.png")
+        for result in results
+        if result.histories
+    ]
+    if figures:
+        print(f"Figures: {', '.join(map(str, figures))}.")
+        print(f"The dashboard: tensorboard --logdir {out / 'tb'}, then open {dashboard_url()} (each agent's mean "
+              "over seeds, one colour per agent; clear the run filter to see every seed)")  # fmt: skip
+    return status
+
+
 def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool = False) -> int:
     """``reproduce`` (or, with ``rerender``, ``report``: the same arguments, from the stored runs alone)."""
     parser = _parser(prog, rerender)
@@ -135,15 +172,8 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
             connect_ray(args.ray_address)
         except (ValueError, ImportError) as error:
             parser.error(str(error))
-    names = available_experiments() if args.experiments == ["all"] else args.experiments
     try:
-        experiments = [load_experiment(name) for name in names]
-        if args.hyperparams is not None:
-            experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]
-        if args.agents is not None:
-            experiments = [only_agents(experiment, args.agents) for experiment in experiments]
-        for experiment in experiments:  # a tuned agent is judged on seeds it was not tuned on
-            check_fresh_seeds(experiment, list(range(args.seeds or experiment.seeds)))
+        experiments = _experiments(args)
     except ValueError as error:
         parser.error(str(error))
 
@@ -180,23 +210,6 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
         return 130
     report = write_report(results, out / "report.md", quick=args.quick)
     print(f"\n{report.read_text()}\nwritten to {out}/ in {time.perf_counter() - start:.0f} s")
-    status = 0
-    failed = [f"{r.experiment.name} {agent} seed {seed}" for r in results for (agent, seed) in r.failures]
-    if failed:
-        print(f"failed runs (see the report): {', '.join(failed)} (exit status 1)")
-        status = 1
-    missing = [result.experiment.name for result in results if result.missing_data is not None]
-    if missing:
-        print(f"data missing for: {', '.join(missing)}" + ("" if args.skip_missing else " (exit status 1)"))
-        status = status or (0 if args.skip_missing else 1)
-    figures = [
-        out / result.experiment.name / ("frontier.png" if result.experiment.frontier else "overview.png")
-        for result in results
-        if result.histories
-    ]
-    if figures:
-        print(f"Figures: {', '.join(map(str, figures))}.")
-        print(f"The dashboard: tensorboard --logdir {out / 'tb'}, then open {dashboard_url()} (each agent's mean "
-              "over seeds, one colour per agent; clear the run filter to see every seed)")  # fmt: skip
+    status = _summary(args, results, out)
     return status
 

@@ -92,6 +92,21 @@ def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict
     return experiment, agents, space, source
 
 
+def _print_tunings(tunings: dict) -> None:
+    """One line per agent: its trials (pruned, failed), the best mean reward and the hyperparameters chosen."""
+    print(f"{'agent':<8} {'trials':>6} {'pruned':>6} {'failed':>6} {'reward':>8}  chosen")
+    for agent, tuning in tunings.items():
+        best = tuning.best
+        chosen = (
+            ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+            if best
+            else "-"
+        )
+        reward = f"{best.value:.4f}" if best else "-"
+        counts = f"{len(tuning.trials):>6} {tuning.count('PRUNED'):>6} {tuning.count('FAIL'):>6}"
+        print(f"{agent:<8} {counts} {reward:>8}  {chosen}")
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = _parser(prog)
     args = parser.parse_args(argv)
@@ -149,17 +164,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     random, oracle = three_decimals(baselines["random"]), three_decimals(baselines["oracle"])
     print(f"\n{experiment.name}: tuned for the final expected reward (random policy {random}, oracle {oracle}); "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
-    print(f"{'agent':<8} {'trials':>6} {'pruned':>6} {'failed':>6} {'reward':>8}  chosen")
-    for agent, tuning in tunings.items():
-        best = tuning.best
-        chosen = (
-            ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-            if best
-            else "-"
-        )
-        reward = f"{best.value:.4f}" if best else "-"
-        counts = f"{len(tuning.trials):>6} {tuning.count('PRUNED'):>6} {tuning.count('FAIL'):>6}"
-        print(f"{agent:<8} {counts} {reward:>8}  {chosen}")
+    _print_tunings(tunings)
     print(f"\nWritten: {', '.join(map(str, paths))}")
     print(f"Next, the study on fresh seeds: personalization-gym reproduce {args.experiment} --hyperparams {paths[0]}")
     return 0
