@@ -417,10 +417,24 @@ def tune_agents(
         )
         for agent in agents
     }
+    _open_studies(settings, storage, resume)
+    # the costly algorithms first, so that with fewer workers than agents the cheap ones fill in at the end
+    agents = sorted(agents, key=lambda agent: settings[agent].algo not in COSTLY)
+    jobs = []
+    for index, agent in enumerate(agents):  # workers beyond one per agent join the studies in turn
+        copies = max(1, workers // len(agents) + (index < workers % len(agents)))
+        jobs += [_Job(settings[agent], search_space[settings[agent].algo], env_kwargs, storage, trials)] * copies
+    _run_jobs(jobs, workers)
+    return read_tuning(experiment.name, list(settings), storage)
+
+
+def _open_studies(settings: dict[str, TuningSettings], storage: str, resume: bool) -> None:
+    """Create each agent's Optuna study in ``storage``, or, with ``resume``, check that an existing one ran with the
+    same settings; a ValueError otherwise."""
     opened = open_storage(storage)
     existing = set(optuna.study.get_all_study_names(opened))
-    for agent, agent_settings in settings.items():
-        name = study_name(experiment.name, agent)
+    for agent_settings in settings.values():
+        name = study_name(agent_settings.experiment, agent_settings.agent)
         if name not in existing:
             study = optuna.create_study(study_name=name, storage=opened, direction="maximize")
             study.set_user_attr("settings", agent_settings.as_json())
@@ -438,32 +452,27 @@ def tune_agents(
                 f"{', '.join(f'{saved.get(key)!r}' for key in changed)}); resume it with the same ones, or start a new "
                 "one in another --out or --storage"
             )
-    jobs = []
-    # the costly algorithms first, so that with fewer workers than agents the cheap ones fill in at the end
-    agents = sorted(agents, key=lambda agent: settings[agent].algo not in COSTLY)
-    for index, agent in enumerate(agents):  # workers beyond one per agent join the studies in turn
-        copies = max(1, workers // len(agents) + (index < workers % len(agents)))
-        job = _Job(settings[agent], search_space[settings[agent].algo], env_kwargs, storage, trials)
-        jobs += [job] * copies
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> None:
+    """Each job (an agent's study to fill) in this process with one worker, else in a pool of spawned workers."""
     if len(jobs) == 1 or workers <= 1:
         for job in jobs:
             with one_torch_thread():
                 _tune_agent(job)
-    else:
-        check_main_is_guarded()
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(jobs)), initializer=init_worker, initargs=(os.getpid(),)
-        )
-        try:
-            for _ in pool.imap_unordered(_run_job, jobs):
-                pass
-            pool.close()
-        except BaseException:  # Ctrl-C included: stop every worker now; finished trials are in the storage
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    return read_tuning(experiment.name, list(settings), storage)
+        return
+    check_main_is_guarded()
+    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(jobs)), initializer=init_worker,
+                                                     initargs=(os.getpid(),))  # fmt: skip
+    try:
+        for _ in pool.imap_unordered(_run_job, jobs):
+            pass
+        pool.close()
+    except BaseException:  # Ctrl-C included: stop every worker now; finished trials are in the storage
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, AgentTuning]:
