@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sb3_entropy.agents import Q_LEARNING
 from sb3_entropy.atomic import write_text_atomically
@@ -173,32 +174,7 @@ def report_section(result: ExperimentResult) -> str:
             f"{_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
         )
     if result.baselines:
-        lines += [
-            f"| random policy | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
-            f"{n_actions} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - | - | - |",
-            f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
-            f"{' | '.join(_oracle_diversity(result.baselines))} | {_exposure_columns(result.baselines, 'oracle')} | "
-            "- | - |",
-        ]
-        q_learners = any(agent.algo in Q_LEARNING for agent in experiment.agents.values())
-        exact_q = result.baselines.get("exact_q")
-        if q_learners and exact_q is not None:
-            temperature = f"{result.baselines['temperature']:g}"
-            exact = Interval(exact_q, math.nan, math.nan, 1)
-            lines.append(
-                f"| exact Q, softmax(Q / {temperature}) | Q-learning's reference | {_fixed(exact_q)} | "
-                f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
-                f"{math.exp(result.baselines['exact_q_entropy']):.3f} | "
-                f"{_exposure_columns(result.baselines, 'exact_q')} | - | - |"
-            )
-        if "oracle_entropy" in result.baselines:
-            lines.append(f"\n{_oracle_note(result.baselines)}")
-        if q_learners and exact_q is not None:
-            lines.append(
-                f"\nexact Q: a Q-learner whose Q-values are the expected rewards themselves, read as DQN and QR-DQN "
-                f"are, softmax(Q / {temperature}). A reference, not a bound: a learned Q with wider gaps between "
-                f"actions than the true ones is read more greedily and can score more."
-            )
+        lines += _baseline_rows(result, n_actions)
     if any(summary is not None and summary.near_random for summary in summaries.values()):
         lines.append(
             f"\n{FLAG}: the agent's reward interval reaches down to the random policy's reward, so it has not been "
@@ -208,6 +184,38 @@ def report_section(result: ExperimentResult) -> str:
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}` (traceback: {_error_file(result, agent, seed)})")
     lines += ["", f"Entropy gap: {_gap(result, summaries).text}", ""]
     return "\n".join(lines)
+
+
+def _baseline_rows(result: ExperimentResult, n_actions: int) -> list[str]:
+    """The table's rows of the random policy, the oracle and (with Q-learners) the exact-Q learner, and the notes
+    that explain the last two."""
+    lines = [
+        f"| random policy | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
+        f"{n_actions} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - | - | - |",
+        f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
+        f"{' | '.join(_oracle_diversity(result.baselines))} | {_exposure_columns(result.baselines, 'oracle')} | "
+        "- | - |",
+    ]
+    q_learners = any(agent.algo in Q_LEARNING for agent in result.experiment.agents.values())
+    exact_q = result.baselines.get("exact_q")
+    if q_learners and exact_q is not None:
+        temperature = f"{result.baselines['temperature']:g}"
+        exact = Interval(exact_q, math.nan, math.nan, 1)
+        lines.append(
+            f"| exact Q, softmax(Q / {temperature}) | Q-learning's reference | {_fixed(exact_q)} | "
+            f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
+            f"{math.exp(result.baselines['exact_q_entropy']):.3f} | "
+            f"{_exposure_columns(result.baselines, 'exact_q')} | - | - |"
+        )
+    if "oracle_entropy" in result.baselines:
+        lines.append(f"\n{_oracle_note(result.baselines)}")
+    if q_learners and exact_q is not None:
+        lines.append(
+            f"\nexact Q: a Q-learner whose Q-values are the expected rewards themselves, read as DQN and QR-DQN "
+            f"are, softmax(Q / {temperature}). A reference, not a bound: a learned Q with wider gaps between "
+            f"actions than the true ones is read more greedily and can score more."
+        )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -468,7 +476,16 @@ def frontier_section(result: ExperimentResult) -> str:
             "Quick run: the agents are far from converged, so no verdict is drawn; run without --quick.",
             "",
         ]
-    lines += [
+    lines += _reach_table(result, points, reference_point, reference, seed_words)
+    return "\n".join([*lines, ""])
+
+
+def _reach_table(
+    result: ExperimentResult, points: list, reference_point: Any, reference: str, seed_words: str
+) -> list[str]:
+    """For each regularised agent, the smallest coefficient that reaches the reference's H(p), what it costs in
+    reward, and one sentence each (none for a quick run)."""
+    lines = [
         f"{reference} ends at H(p) = {reference_point.marginal} nats with reward {reference_point.reward}. For each "
         f"regularized agent, the smallest coefficient whose mean H(p) is at least {reference}'s; differences are "
         "Welch 95 % intervals.\n",
@@ -504,7 +521,7 @@ def frontier_section(result: ExperimentResult) -> str:
             for base in already
         ]
         lines += [f"- {_reach_sentence(reach, reference, seed_words)}" for reach in reaches]
-    return "\n".join([*lines, ""])
+    return lines
 
 
 def _reach_sentence(reach: Reach, reference: str, seeds: str) -> str:
