@@ -185,74 +185,14 @@ def frontier_figure(
     n_actions = len(next(iter(result.histories.values()))[0]["p"])
     seeds = len({seed for _, seed in result.histories})
     figure, axes = plt.subplots(len(bases), 2, figsize=(13, 4.6 * len(bases)), squeeze=False, sharex=True)
-
-    floor = _reward_floor(points, reference, baselines)
-    off_scale: dict = {}  # axes -> how many off-scale labels it has, to stack them
-
-    def draw(ax, point: FrontierPoint, y: str, **style) -> bool:
-        """Draw a point with its intervals; False when it is off the zoomed reward scale (marked at the edge)."""
-        value = getattr(point, y)
-        if y == "reward" and value.estimate < floor:  # off the zoomed scale: a mark at the edge with its value
-            off_scale[ax] = off_scale.get(ax, 0) + 1
-            ax.plot(point.marginal.estimate, floor, marker="v", color=style.get("color"), clip_on=False)
-            ax.annotate(
-                f"{value.estimate:.2f} (off scale)", (point.marginal.estimate, floor), textcoords="offset points",
-                xytext=(-6, 8 * off_scale[ax]), fontsize=6, color=style.get("color"), ha="right",
-            )  # fmt: skip
-            return False
-        ax.errorbar(
-            point.marginal.estimate, value.estimate,
-            xerr=_half_widths(point.marginal), yerr=_half_widths(value), capsize=2, linewidth=1, **style,
-        )  # fmt: skip
-        return True
-
+    panel = _FrontierPanel(_reward_floor(points, reference, baselines))
     for row, base in enumerate(bases):
         reward_ax, per_state_ax = axes[row]
         for (curve_base, regularizer), curve in by_curve.items():
-            if curve_base != base:
-                continue
-            color = REGULARIZER_COLORS.get(regularizer, "tab:gray")
-            for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
-                ax.plot(
-                    [p.marginal.estimate for p in curve], [getattr(p, y).estimate for p in curve],
-                    color=color, linewidth=1, alpha=0.6,
-                )  # fmt: skip
-                for point in curve:
-                    if point.regularizer is None:
-                        continue
-                    if not draw(ax, point, y, fmt="o", color=color, markersize=4):
-                        continue
-                    ax.annotate(
-                        f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),
-                        textcoords="offset points", xytext=(3, 3), fontsize=6, color=color,
-                    )  # fmt: skip
-            reward_ax.plot([], [], color=color, marker="o", markersize=4, label=regularizer)
+            if curve_base == base:
+                panel.curve(reward_ax, per_state_ax, regularizer, curve)
         unregularised = next((p for p in points if p.agent == base), None)
-        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
-            if unregularised is not None:
-                draw(
-                    ax, unregularised, y, fmt="s", color="black", markersize=7, label=f"{base.upper()}, no regularizer"
-                )
-            if reference is not None:
-                draw(ax, reference, y, fmt="*", color="black", markersize=12, label=agent_label(reference.agent))
-            ax.axvline(math.log(n_actions), color="grey", linestyle=":", linewidth=1)
-            ax.grid(alpha=0.3)
-        if "oracle" in baselines:
-            reward_ax.axhline(baselines["oracle"], color="grey", linestyle="--", linewidth=1, label="oracle")
-        if math.isfinite(floor):
-            reward_ax.set_ylim(bottom=floor)
-        low, high = per_state_ax.get_xlim()
-        per_state_ax.plot(
-            [0, high], [0, high], color="grey", linewidth=0.8, linestyle="--", label="per-state = marginal"
-        )
-        per_state_ax.set_xlim(low, high)
-        per_state_ax.set_ylim(bottom=0)
-        reward_ax.set_ylabel("final expected reward")
-        per_state_ax.set_ylabel("final mean per-state entropy H(pi(.|s)) [nats]")
-        reward_ax.set_title(f"{base.upper()}: reward against diversity across users", fontsize=10)
-        per_state_ax.set_title(f"{base.upper()}: how random each user's recommendation is", fontsize=10)
-        reward_ax.legend(fontsize=7, loc="lower left", title="regularizer (point labels: ent_coef)", title_fontsize=7)
-        per_state_ax.legend(fontsize=7, loc="upper left", handles=per_state_ax.get_legend_handles_labels()[0][-3:])
+        panel.references(reward_ax, per_state_ax, base, unregularised, reference, baselines, n_actions)
     for ax in axes[-1]:
         ax.set_xlabel(f"final marginal entropy H(p) [nats] (dotted: log K = {math.log(n_actions):.2f})")
     random_text = f"random policy {baselines['random']:.3f}, " if "random" in baselines else ""
@@ -266,6 +206,81 @@ def frontier_figure(
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100)
     plt.close(figure)
+
+
+class _FrontierPanel:
+    """Draws one row of the frontier figure (reward, and per-state entropy, against H(p)), with rewards below
+    ``floor`` marked at the edge of the zoomed scale."""
+
+    def __init__(self, floor: float) -> None:
+        self.floor = floor
+        self.off_scale: dict = {}  # axes -> how many off-scale labels it has, to stack them
+
+    def draw(self, ax, point: FrontierPoint, y: str, **style) -> bool:
+        """Draw a point with its intervals; False when it is off the zoomed reward scale (marked at the edge)."""
+        value = getattr(point, y)
+        if y == "reward" and value.estimate < self.floor:  # off the zoomed scale: a mark at the edge with its value
+            self.off_scale[ax] = self.off_scale.get(ax, 0) + 1
+            ax.plot(point.marginal.estimate, self.floor, marker="v", color=style.get("color"), clip_on=False)
+            ax.annotate(
+                f"{value.estimate:.2f} (off scale)", (point.marginal.estimate, self.floor), textcoords="offset points",
+                xytext=(-6, 8 * self.off_scale[ax]), fontsize=6, color=style.get("color"), ha="right",
+            )  # fmt: skip
+            return False
+        ax.errorbar(
+            point.marginal.estimate, value.estimate,
+            xerr=_half_widths(point.marginal), yerr=_half_widths(value), capsize=2, linewidth=1, **style,
+        )  # fmt: skip
+        return True
+
+    def curve(self, reward_ax, per_state_ax, regularizer: str, curve: list[FrontierPoint]) -> None:
+        """One regulariser's coefficients, joined in increasing order, each point labelled with its coefficient."""
+        color = REGULARIZER_COLORS.get(regularizer, "tab:gray")
+        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+            ax.plot(
+                [p.marginal.estimate for p in curve], [getattr(p, y).estimate for p in curve],
+                color=color, linewidth=1, alpha=0.6,
+            )  # fmt: skip
+            for point in curve:
+                if point.regularizer is None:
+                    continue
+                if not self.draw(ax, point, y, fmt="o", color=color, markersize=4):
+                    continue
+                ax.annotate(
+                    f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),
+                    textcoords="offset points", xytext=(3, 3), fontsize=6, color=color,
+                )  # fmt: skip
+        reward_ax.plot([], [], color=color, marker="o", markersize=4, label=regularizer)
+
+    def references(
+        self, reward_ax, per_state_ax, base: str, unregularised, reference, baselines: dict[str, float], n_actions: int
+    ) -> None:
+        """The unregularised agent, the reference, log K, the oracle's reward, the axes' labels and legends."""
+        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+            if unregularised is not None:
+                self.draw(
+                    ax, unregularised, y, fmt="s", color="black", markersize=7, label=f"{base.upper()}, no regularizer"
+                )
+            if reference is not None:
+                self.draw(ax, reference, y, fmt="*", color="black", markersize=12, label=agent_label(reference.agent))
+            ax.axvline(math.log(n_actions), color="grey", linestyle=":", linewidth=1)
+            ax.grid(alpha=0.3)
+        if "oracle" in baselines:
+            reward_ax.axhline(baselines["oracle"], color="grey", linestyle="--", linewidth=1, label="oracle")
+        if math.isfinite(self.floor):
+            reward_ax.set_ylim(bottom=self.floor)
+        low, high = per_state_ax.get_xlim()
+        per_state_ax.plot(
+            [0, high], [0, high], color="grey", linewidth=0.8, linestyle="--", label="per-state = marginal"
+        )
+        per_state_ax.set_xlim(low, high)
+        per_state_ax.set_ylim(bottom=0)
+        reward_ax.set_ylabel("final expected reward")
+        per_state_ax.set_ylabel("final mean per-state entropy H(pi(.|s)) [nats]")
+        reward_ax.set_title(f"{base.upper()}: reward against diversity across users", fontsize=10)
+        per_state_ax.set_title(f"{base.upper()}: how random each user's recommendation is", fontsize=10)
+        reward_ax.legend(fontsize=7, loc="lower left", title="regularizer (point labels: ent_coef)", title_fontsize=7)
+        per_state_ax.legend(fontsize=7, loc="upper left", handles=per_state_ax.get_legend_handles_labels()[0][-3:])
 
 
 def _reward_floor(points: list[FrontierPoint], reference: FrontierPoint | None, baselines: dict[str, float]) -> float:
