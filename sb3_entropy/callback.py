@@ -179,7 +179,7 @@ class EntropyCallback(BaseCallback):
         self._figure_step: int | None = None
         self._total_steps: int | None = None
         self._final = False  # the evaluation at the end of training: its picture is logged whatever figure_every
-        # The Custom Scalars charts the run writes at its start (sb3_entropy.training puts the means' charts first).
+        # The Custom Scalars charts the run writes at its start (sb3_entropy.study.runs puts the means' charts first).
         self.custom_scalars_layout: dict[str, Any] = CUSTOM_SCALARS_LAYOUT
 
     def _use_states(self, obs: Any, expected: Any) -> None:

@@ -5,11 +5,14 @@ work without the study extra (scipy, sb3-contrib, Optuna, scikit-learn, tqdm, Ra
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import PROJECT_ROOT
 
 PACKAGES = ("personalization_gym", "sb3_entropy")
@@ -197,3 +200,23 @@ def test_the_layout_tree_in_the_docs_names_every_module() -> None:
             listed.add(folder + name)
     modules = {str(path.relative_to(PROJECT_ROOT)) for path in module_files(PROJECT_ROOT).values()}
     assert listed == modules, f"missing: {sorted(modules - listed)}; gone: {sorted(listed - modules)}"
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("sb3_entropy.training", "paper_agent", "sb3_entropy.agents"),
+        ("sb3_entropy.training", "AGENT_DEFAULTS", "sb3_entropy.agents"),
+        ("sb3_entropy.training", "RunSpec", "sb3_entropy.study.runs"),
+        ("sb3_entropy.training", "parse_hp", "sb3_entropy.study.cli.parsing"),
+        ("sb3_entropy.tensorboard", "write_aggregate_run", "sb3_entropy.study.mean_runs"),
+        ("sb3_entropy.update_rule_experiment", "run_update_rule", "sb3_entropy.study.update_rule"),
+    ],
+)
+def test_moved_names_still_import_from_where_they_were_with_a_deprecation(old: str, name: str, new: str) -> None:
+    module = importlib.import_module(old)
+    with pytest.warns(DeprecationWarning, match=rf"^{re.escape(old)}\.{name} moved to {re.escape(new)}: import it from"):
+        moved = getattr(module, name)
+    assert moved is getattr(importlib.import_module(new), name)
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        module.no_such_name  # noqa: B018

@@ -12,7 +12,7 @@ Any registered task id works, ``my_package:MyTask-v0`` included (my_package is i
 
 By default 32 contexts are collected per environment step (personalization_gym.make_vec), which gives the same
 updates as the paper's one-env setup, several times faster; --literal runs the reference setup itself.
-Hyperparameters: the paper's batch settings (sb3_entropy.training.AGENT_DEFAULTS), then --hp-file (YAML: either
+Hyperparameters: the paper's batch settings (sb3_entropy.agents.AGENT_DEFAULTS), then --hp-file (YAML: either
 key: value pairs for every algorithm, or a mapping algorithm -> key: value), then --hp key=value, then --lr.
 --regularizer replaces A2C's and PPO's per-state entropy term with a diversity regularizer (sb3_entropy.policies;
 per_state, marginal, l2, mutual_info) whose coefficient is --ent-coef (SB3's ent_coef).
