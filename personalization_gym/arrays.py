@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from personalization_gym.checks import is_number_text
+
 __all__ = ["ARRAY_SUFFIXES", "as_array", "check_finite", "check_table", "held_out_count", "read_array"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
@@ -44,7 +46,7 @@ def read_array(path: str | os.PathLike[str], name: str) -> np.ndarray:
 def _read_csv(path: Path, name: str) -> np.ndarray:
     with open(path, newline="") as stream:
         rows = [row for row in csv.reader(stream) if row]
-    if rows and not all(_is_number(cell) for cell in rows[0]):
+    if rows and not all(is_number_text(cell) for cell in rows[0]):
         rows = rows[1:]  # a header
     if not rows:
         raise ValueError(f"{name}: {path} has no rows of numbers")
@@ -54,21 +56,13 @@ def _read_csv(path: Path, name: str) -> np.ndarray:
         if len(row) != width:
             raise ValueError(f"{name}: {path}: data row {line} has {len(row)} columns, the first has {width}")
         for column, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number_text(cell):
                 raise ValueError(f"{name}: {path}: data row {line}, column {column}: {cell!r} is not a number")
         values.append([float(cell) for cell in row])
     array = np.array(values)
     integral = all("." not in cell and "e" not in cell.lower() for row in rows for cell in row)
     # Whole numbers stay integers (labels, ids); anything with a decimal point is float64.
     return array.astype(np.int64) if integral and np.isfinite(array).all() else array
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def as_array(value: Any, name: str) -> np.ndarray:

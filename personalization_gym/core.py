@@ -16,6 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from personalization_gym.checks import check_integer
+
 __all__ = ["BanditEnv", "Batch", "validate_int"]
 
 
@@ -58,13 +60,7 @@ class Batch:
         )
 
 
-def validate_int(name: str, value: Any, minimum: int) -> int:
-    """Return ``value`` as an int if it is an integer >= minimum, else raise a ValueError saying so."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
+validate_int = check_integer  # the name the tasks have used (personalization_gym.checks)
 
 
 class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):

@@ -20,6 +20,8 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
+from personalization_gym.checks import check_bool
+
 __all__ = [
     "DATA_ENV_VAR",
     "DataIntegrityError",
@@ -97,8 +99,7 @@ def verify_files(folder: Path, digests: Mapping[str, str], name: str, algorithm:
 
 def validate_download_arguments(download: object, url: object) -> None:
     """``download`` must be a bool and ``url`` None or an http(s) URL."""
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be True or False, got {download!r}")
+    check_bool("download", download, TypeError)
     if url is not None and (not isinstance(url, str) or urllib.parse.urlparse(url).scheme not in ("http", "https")):
         raise ValueError(f"download URL must be an http:// or https:// URL, got {url!r}")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from personalization_gym.checks import check_bool
 from personalization_gym.data import (
     DataIntegrityError,
     DataNotFoundError,
@@ -158,8 +159,7 @@ def load_image_dataset(
     ``system_dirs`` replaces ``dataset.system_dirs``.
     """
     validate_download_arguments(download, download_url)
-    if not isinstance(verify, bool):
-        raise TypeError(f"verify must be True or False, got {verify!r}")
+    check_bool("verify", verify, TypeError)
     system_dirs = dataset.system_dirs if system_dirs is None else system_dirs
     folder = find_dataset_folder(dataset.folder, data_dir, marker=next(iter(dataset.digests)))
     if folder is None:

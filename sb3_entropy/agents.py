@@ -17,6 +17,7 @@ import torch
 from stable_baselines3.common.vec_env import VecMonitor
 
 import personalization_gym
+from personalization_gym.checks import is_number_text
 from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
@@ -201,15 +202,6 @@ def _kind_words(option: Any) -> str:
     if origin is collections.abc.Callable:
         return "a schedule, a function of the remaining progress (not settable from YAML)"
     return str(option)
-
-
-def is_number_text(text: str) -> bool:
-    """Whether ``text`` reads as a number (``1e-3``, which YAML 1.1 leaves as a string)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def policy_for(algo: str, regularizer: str | None, per_state_weight: float = 0.0) -> tuple[str | type, dict[str, Any]]:

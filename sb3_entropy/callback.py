@@ -16,6 +16,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
+from personalization_gym.checks import check_bool, check_integer, is_number
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.metrics import (
@@ -122,23 +123,20 @@ class EntropyCallback(BaseCallback):
             raise ValueError("pass at most one of eval_env (a personalization_gym task) and eval_obs (an array)")
         if eval_env_kwargs is not None and not isinstance(eval_env, str):
             raise ValueError("eval_env_kwargs are the arguments of a task given by id: pass eval_env='<env id>' too")
-        if n_eval is not None and (isinstance(n_eval, bool) or not isinstance(n_eval, (int, np.integer)) or n_eval < 1):
-            raise ValueError(f"n_eval must be an integer >= 1, got {n_eval!r}")
+        if n_eval is not None:
+            check_integer("n_eval", n_eval, 1)
         for name, value in (("eval_freq", eval_freq), ("figure_every", figure_every)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-                raise ValueError(f"{name} must be an integer > 0, got {value!r}")
-        if min_entropy is not None and not (_is_number(min_entropy) and 0.0 <= min_entropy <= 1.0):
+            check_integer(name, value, 1)
+        if min_entropy is not None and not (is_number(min_entropy) and 0.0 <= min_entropy <= 1.0):
             raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {min_entropy!r}")
         if q_policy not in Q_POLICIES:
             raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
-        if not (_is_number(temperature) and math.isfinite(temperature) and temperature > 0):
+        if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         for name, value in (("log_figures", log_figures), ("stop_on_collapse", stop_on_collapse)):
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {value!r}")
+            check_bool(name, value)
         for name, value in (("seed", seed), ("verbose", verbose)):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+            check_integer(name, value, 0)
         if probs_fn is not None and not callable(probs_fn):
             raise ValueError(
                 f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {probs_fn!r}"
@@ -410,10 +408,6 @@ class EntropyCallback(BaseCallback):
             for row in self.history:
                 writer.writerow([row["timesteps"], *(repr(row[k]) for k in metric_keys), *map(repr, row["p"].tolist())])
         return path
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _make_task(env_id: str, task_kwargs: dict[str, Any]) -> Any:

@@ -403,9 +403,9 @@ def test_collapse_alarm_warns_or_stops(music: MusicEnv) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"eval_freq": 0}, ValueError, r"eval_freq must be an integer > 0, got 0"),
-        ({"eval_freq": -5}, ValueError, r"eval_freq must be an integer > 0, got -5"),
-        ({"eval_freq": 10.5}, ValueError, r"eval_freq must be an integer > 0, got 10.5"),
+        ({"eval_freq": 0}, ValueError, r"eval_freq must be an integer >= 1, got 0"),
+        ({"eval_freq": -5}, ValueError, r"eval_freq must be an integer >= 1, got -5"),
+        ({"eval_freq": 10.5}, ValueError, r"eval_freq must be an integer >= 1, got 10.5 \(float\)"),
         ({"n_eval": 0}, ValueError, r"n_eval must be an integer >= 1, got 0"),
         ({"n_eval": 2001}, ValueError, r"n_eval must be an integer in \[1, 2000\] \(the states available\), got 2001"),
         ({"min_entropy": 2.0}, ValueError, r"min_entropy is a normalized entropy: a number in \[0, 1\], got 2.0"),

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from personalization_gym.checks import check_bool
 from personalization_gym.core import BanditEnv, Batch, validate_int
 
 __all__ = ["REWARD_MODES", "AdsEnv", "click_probability"]
@@ -171,8 +172,7 @@ class AdsEnv(BanditEnv):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         self.reward_mode = reward_mode
-        if not isinstance(normalize, bool):
-            raise ValueError(f"normalize must be True or False, got {normalize!r}")
+        check_bool("normalize", normalize)
         self.normalize = normalize
 
         self.gamma = self.task_rng.normal(0.0, 1.0, size=(self.n_products, self.latent_dim))

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from personalization_gym.arrays import check_finite, held_out_count
+from personalization_gym.checks import check_bool
 from personalization_gym.core import validate_int
 from personalization_gym.envs.tabular import TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
@@ -186,8 +187,7 @@ class RatingsEnv(TabularEnv):
         self.n_iter = validate_int("n_iter", n_iter, minimum=1)
         if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not (math.isfinite(reg) and reg > 0):
             raise ValueError(f"reg must be a finite number > 0, got {reg!r}")
-        if not isinstance(keep_observed, bool):
-            raise ValueError(f"keep_observed must be True or False, got {keep_observed!r}")
+        check_bool("keep_observed", keep_observed)
         self.reg, self.keep_observed = float(reg), keep_observed
         if len(values) < 2:
             raise ValueError(f"ratings: {len(values)} rating(s): the fit needs at least 2 (one to hold out)")

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from personalization_gym.checks import is_integer, is_number_text
 from personalization_gym.registration import check_task, task_class
-from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, is_number_text, policy_for
+from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.yaml_files import read_yaml
 from sb3_entropy.tensorboard import MEAN_RUN
@@ -169,10 +170,6 @@ def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tupl
         raise ValueError(f"{where}: missing key(s) {missing}")
 
 
-def _is_integer(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
 def _yaml_hint(value: Any) -> str:
     """A note for a number YAML read as text (``1e3``, which YAML 1.1 reads as a string)."""
     return " (YAML reads 1e3 as text: write 1000)" if isinstance(value, str) and is_number_text(value) else ""
@@ -283,19 +280,19 @@ def load_experiment(name: str) -> Experiment:
             raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
         agents |= variants
     net_arch = data["net_arch"]
-    if not isinstance(net_arch, list) or not net_arch or not all(_is_integer(size, 1) for size in net_arch):
+    if not isinstance(net_arch, list) or not net_arch or not all((is_integer(size) and size >= 1) for size in net_arch):
         raise ValueError(f"{where}: net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got "
                          f"{net_arch!r}")  # fmt: skip
     for key in ("steps", "eval_freq"):
-        if not _is_integer(data[key], 1):
+        if not (is_integer(data[key]) and data[key] >= 1):
             raise ValueError(f"{where}: {key} must be an integer >= 1, got {data[key]!r}{_yaml_hint(data[key])}")
     quick = data.get("quick") or {}
     _check_keys(f"{where}: quick", quick, QUICK_KEYS)
     for key, value in quick.items():
-        if not _is_integer(value, 1):
+        if not (is_integer(value) and value >= 1):
             raise ValueError(f"{where}: quick.{key} must be an integer >= 1, got {value!r}{_yaml_hint(value)}")
     seeds = data.get("seeds", DEFAULT_SEEDS)
-    if not _is_integer(seeds, 2):
+    if not (is_integer(seeds) and seeds >= 2):
         raise ValueError(f"{where}: seeds must be an integer >= 2 (an interval needs two), got {seeds!r}")
     paper = data.get("paper") or {}
     _check_keys(f"{where}: paper", paper, tuple(agents))
