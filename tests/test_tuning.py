@@ -259,9 +259,9 @@ def _without_seconds(path: Path) -> dict:
 
 def test_resume_checks_the_settings_and_a_new_run_refuses_an_existing_study(tmp_path: Path) -> None:
     tune(tmp_path, "store", trials=2)
-    with pytest.raises(ValueError, match=r"a tuning study 'tiny/a2c' already exists in .*store\.db: pass --resume"):
+    with pytest.raises(ValueError, match=r"a tuning study 'tiny/a2c' already exists in .*store\.db: resume it to go on"):
         tune(tmp_path, "store", trials=3)
-    message = r"--resume: the tuning study 'tiny/a2c' in .* was run with other settings \(sampler_seed: 0\)"
+    message = r"^the tuning study 'tiny/a2c' in .* was run with other settings \(sampler_seed: 0\)"
     with pytest.raises(ValueError, match=message):
         tune(tmp_path, "store", trials=3, seed=5, resume=True)
     more = tune(tmp_path, "store", trials=3, resume=True)
@@ -563,3 +563,32 @@ def test_more_workers_than_agents_share_a_study(tmp_path: Path) -> None:
     # two processes ran trials of the one study, each until 4 had finished: 4 or 5 in all, each run once
     assert 4 <= len(trials) <= 5 and len({t.user_attrs["pid"] for t in trials}) == 2
     assert sorted(t.number for t in trials) == list(range(len(trials)))
+
+
+def test_the_tune_command_names_the_flags_for_a_study_that_exists(tmp_path: Path) -> None:
+    """The library says what is wrong with the study (sb3_entropy.study.tuning); the command adds its flags."""
+    args = (str(tiny(tmp_path)), "--agents", "dqn", "--trials", "1", "--steps", "64", "--seeds", "1000",
+            "--evaluations", "2", "--workers", "1", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert call_script("tune.py", *args).returncode == 0
+    again = call_script("tune.py", *args)
+    assert again.returncode == 2
+    last = again.stderr.strip().splitlines()[-1]
+    assert last.startswith("tune.py: error: a tuning study 'tiny/dqn' already exists in sqlite:///")
+    assert last.endswith(
+        ": resume it to go on with it, or tune into another storage (--resume goes on with a study; --out or "
+        "--storage chooses another storage)"
+    )
+
+
+def test_a_hyperparams_file_without_a_tuning_section_is_named_by_the_flag(tmp_path: Path) -> None:
+    experiment = tiny(tmp_path)
+    plain = tmp_path / "plain.yml"
+    plain.write_text(TINY)
+    result = call_script("reproduce.py", str(experiment), "--hyperparams", str(plain), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "reproduce.py: error: --hyperparams: tuned file plain: the file has no tuning section; give a tuned.yml that "
+        "personalization-gym tune wrote"
+    )
+    with pytest.raises(ValueError, match=r"^tuned file plain: the file has no tuning section"):  # the library's words
+        with_tuned_hyperparameters(load_experiment(str(experiment)), load_experiment(str(plain)))

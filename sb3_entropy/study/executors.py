@@ -54,7 +54,7 @@ def execute(
         run_in_pool(workers, items, finish, progress)
 
 
-RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before --ray-address is an error
+RAY_CONNECT_SECONDS = 30  # how long a Ray cluster may take to answer before its address is an error
 
 
 def run_in_worker(spec: RunSpec, send: Callable | None = None, key: Any = None) -> dict[str, Any]:
@@ -127,12 +127,12 @@ def check_ray_address(address: str, timeout: float = 10.0) -> None:
         return
     host, separator, port = address.removeprefix("ray://").rpartition(":")
     if not separator or not host or not port.isdigit():
-        raise ValueError(f"--ray-address {address}: give host:port (such as 10.0.0.5:6379), ray://host:port or auto")
+        raise ValueError(f"Ray address {address}: give host:port (such as 10.0.0.5:6379), ray://host:port or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as error:
         raise ValueError(
-            f"--ray-address {address}: no Ray cluster answers there ({error.strerror or error}, waited at most "
+            f"Ray address {address}: no Ray cluster answers there ({error.strerror or error}, waited at most "
             f"{timeout:g} s); start one with `ray start --head` and give the address it prints, or use auto"
         ) from None
 
@@ -156,12 +156,12 @@ def connect_ray(address: str) -> None:
         )
     except subprocess.TimeoutExpired:
         raise ValueError(
-            f"--ray-address {address}: no Ray cluster answered within {RAY_CONNECT_SECONDS} s (something listens "
+            f"Ray address {address}: no Ray cluster answered within {RAY_CONNECT_SECONDS} s (something listens "
             "there, but not Ray's GCS server); give the address `ray start --head` printed, or auto"
         ) from None
     if tried.returncode != 0:
         last = [line for line in tried.stderr.splitlines() if line.strip()][-1:] or ["(no message)"]
-        raise ValueError(f"--ray-address {address}: cannot connect: {last[0]}")
+        raise ValueError(f"Ray address {address}: cannot connect: {last[0]}")
     ray.init(address=address, log_to_driver=False)
 
 

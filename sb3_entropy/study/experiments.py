@@ -372,7 +372,7 @@ def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tunin
 def with_tuned_hyperparameters(experiment: Experiment, tuned: Experiment) -> Experiment:
     """``experiment`` with the hyperparameters of the agents ``tuned`` (a file personalization-gym tune wrote) tuned,
     renamed ``<name>_tuned``; its other agents keep their settings."""
-    where = f"--hyperparams {tuned.tuning.path if tuned.tuning else tuned.name}"
+    where = f"tuned file {tuned.tuning.path if tuned.tuning else tuned.name}"
     if tuned.tuning is None:
         raise ValueError(
             f"{where}: the file has no tuning section; give a tuned.yml that personalization-gym tune wrote"

@@ -428,6 +428,10 @@ def tune_agents(
     return read_tuning(experiment.name, list(settings), storage)
 
 
+class StudyExistsError(ValueError):
+    """A tuning study of the same name is in the storage already: not resumed, or run with other settings."""
+
+
 def _open_studies(settings: dict[str, TuningSettings], storage: str, resume: bool) -> None:
     """Create each agent's Optuna study in ``storage``, or, with ``resume``, check that an existing one ran with the
     same settings; a ValueError otherwise."""
@@ -440,17 +444,17 @@ def _open_studies(settings: dict[str, TuningSettings], storage: str, resume: boo
             study.set_user_attr("settings", agent_settings.as_json())
             continue
         if not resume:
-            raise ValueError(
-                f"a tuning study {name!r} already exists in {storage}: pass --resume to go on with it, or choose "
-                "another --out or --storage"
+            raise StudyExistsError(
+                f"a tuning study {name!r} already exists in {storage}: resume it to go on with it, or tune into "
+                "another storage"
             )
         saved = optuna.load_study(study_name=name, storage=opened).user_attrs.get("settings", {})
         changed = sorted(key for key, value in agent_settings.as_json().items() if saved.get(key) != value)
         if changed:
-            raise ValueError(
-                f"--resume: the tuning study {name!r} in {storage} was run with other settings ({', '.join(changed)}: "
+            raise StudyExistsError(
+                f"the tuning study {name!r} in {storage} was run with other settings ({', '.join(changed)}: "
                 f"{', '.join(f'{saved.get(key)!r}' for key in changed)}); resume it with the same ones, or start a new "
-                "one in another --out or --storage"
+                "one in another storage"
             )
 
 

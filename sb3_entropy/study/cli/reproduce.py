@@ -53,17 +53,25 @@ def tuned(experiment: Experiment, files: list[str]) -> Experiment:
                 f"--hyperparams tuned: no tuned hyperparameters ship for {experiment.name}; they do for {shipped}. "
                 "Tune it: personalization-gym tune " + experiment.name
             )
-        return with_tuned_hyperparameters(experiment, load_experiment(str(path)))
+        return _with_tuned(experiment, load_experiment(str(path)))
     try:
         candidates = [load_experiment(file) for file in files]
     except ValueError as error:
         raise ValueError(f"--hyperparams: {error}") from None
     for candidate in candidates:
         if candidate.tuning is not None and candidate.tuning.experiment == experiment.name:
-            return with_tuned_hyperparameters(experiment, candidate)
+            return _with_tuned(experiment, candidate)
     if len(candidates) == 1:  # says why it does not fit
-        return with_tuned_hyperparameters(experiment, candidates[0])
+        return _with_tuned(experiment, candidates[0])
     raise ValueError(f"--hyperparams: none of {files} was tuned on experiment {experiment.name}")
+
+
+def _with_tuned(experiment: Experiment, candidate: Experiment) -> Experiment:
+    """:func:`with_tuned_hyperparameters`, its errors named after the flag that gave the file."""
+    try:
+        return with_tuned_hyperparameters(experiment, candidate)
+    except ValueError as error:
+        raise ValueError(f"--hyperparams: {error}") from None
 
 
 def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
@@ -171,7 +179,7 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
         try:
             connect_ray(args.ray_address)
         except (ValueError, ImportError) as error:
-            parser.error(str(error))
+            parser.error(f"--ray-address: {error}")
     try:
         experiments = _experiments(args)
     except ValueError as error:

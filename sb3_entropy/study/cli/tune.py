@@ -36,7 +36,7 @@ from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
-from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, tune_agents
+from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, StudyExistsError, tune_agents
 from sb3_entropy.study.tuning_outputs import write_tuning_outputs
 from sb3_entropy.study.yaml_files import read_yaml
 
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             env_kwargs=env_kwargs, evaluations=args.evaluations, sampler_seed=args.sampler_seed,
             startup_trials=args.startup_trials, batched=not args.literal, workers=args.workers, resume=args.resume,
         )  # fmt: skip
+    except StudyExistsError as error:
+        parser.error(f"{error} (--resume goes on with a study; --out or --storage chooses another storage)")
     except ValueError as error:
         parser.error(str(error))
     except KeyboardInterrupt:
