@@ -17,7 +17,7 @@ import torch
 from stable_baselines3.common.vec_env import VecMonitor
 
 import personalization_gym
-from personalization_gym.checks import is_number_text
+from personalization_gym.checks import is_integer, is_number, is_number_text
 from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
@@ -166,9 +166,9 @@ def _is_kind(option: Any, value: Any) -> bool:
     if option is bool:
         return isinstance(value, bool)
     if option is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return is_integer(value)
     if option is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        return is_number(value) and math.isfinite(value)
     if option is str:
         return isinstance(value, str)
     if option is dict or origin is dict:

@@ -83,7 +83,7 @@ def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], 
 def run_in_pool(
     workers: int,
     items: list[tuple[tuple[str, int], RunSpec]],
-    finish: Callable[[tuple[str, int], dict[str, Any]], None],
+    finish: Finish,
     progress: StudyProgress | None,
 ) -> None:
     """The runs in a pool of spawned processes; outcomes handed to ``finish`` as they arrive, and the workers'
@@ -165,7 +165,7 @@ def connect_ray(address: str) -> None:
     ray.init(address=address, log_to_driver=False)
 
 
-def run_on_ray(address: str, items: list, finish: Callable[[tuple[str, int], dict[str, Any]], None]) -> None:
+def run_on_ray(address: str, items: list[tuple[tuple[str, int], RunSpec]], finish: Finish) -> None:
     """Each run a Ray task of one CPU; outcomes handed to ``finish`` as they arrive."""
     import ray
 
