@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from personalization_gym.checks import is_number_text
+from personalization_gym.checks import check_number, is_number_text
 
 __all__ = ["ARRAY_SUFFIXES", "as_array", "check_finite", "check_table", "held_out_count", "read_array"]
 
@@ -104,8 +104,5 @@ def check_table(array: np.ndarray, name: str, rows: str, columns: str, min_colum
 
 def held_out_count(fraction: Any, n: int, name: str = "eval_fraction") -> int:
     """How many of ``n`` users a held-out fraction takes (rounded, at least 1), or a ValueError."""
-    if isinstance(fraction, (bool, np.bool_)) or not isinstance(fraction, (int, float, np.floating)):
-        raise ValueError(f"{name} must be a number in (0, 1), got {fraction!r}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"{name} must be a number in (0, 1), got {fraction}")
+    fraction = check_number(name, fraction, above=0, below=1)
     return max(1, math.floor(fraction * n + 0.5))

@@ -5,12 +5,24 @@ above uses the same rules."""
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_bool", "check_integer", "is_bool", "is_integer", "is_number", "is_number_text"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_integer",
+    "check_number",
+    "check_numbers",
+    "is_bool",
+    "is_integer",
+    "is_number",
+    "is_number_text",
+]
 
 
 def is_bool(value: Any) -> bool:
@@ -37,13 +49,65 @@ def is_number_text(text: str) -> bool:
     return True
 
 
-def check_integer(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int if it is an integer >= ``minimum``, else a ValueError naming ``name`` and what was given."""
+def check_integer(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int if it is an integer (>= ``minimum`` when given), else a ValueError naming ``name``."""
+    what = "an integer" if minimum is None else f"an integer >= {minimum}"
     if not is_integer(value):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}")
     return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> float:
+    """``value`` as a float if it is a finite real number within the bounds given, else a ValueError naming
+    ``name``, the valid range and what was given. Python's and numpy's numbers pass; text and bools do not."""
+    low, high = (above, at_least), (below, at_most)
+    if None not in low or None not in high:
+        raise TypeError("give at most one lower bound (above, at_least) and one upper bound (below, at_most)")
+    ok = is_number(value) and math.isfinite(value)
+    ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+    ok = ok and (below is None or value < below) and (at_most is None or value <= at_most)
+    if not ok:
+        shown = str(value) if is_number(value) else repr(value)
+        raise ValueError(f"{name} must be {_number_range(above, at_least, below, at_most)}, got {shown}")
+    return float(value)
+
+
+def _number_range(above: float | None, at_least: float | None, below: float | None, at_most: float | None) -> str:
+    """``a finite number > 0``, ``a number in [0, 1)``: the words of check_number's errors."""
+    lower = above if above is not None else at_least
+    upper = below if below is not None else at_most
+    if lower is not None and upper is not None:
+        return f"a number in {'(' if above is not None else '['}{lower:g}, {upper:g}{')' if below is not None else ']'}"
+    if lower is not None:
+        return f"a finite number {'>' if above is not None else '>='} {lower:g}"
+    if upper is not None:
+        return f"a finite number {'<' if below is not None else '<='} {upper:g}"
+    return "a finite number"
+
+
+def check_numbers(name: str, value: Any, length: int) -> tuple[Any, ...]:
+    """``value`` as a tuple if it is a list or tuple of ``length`` numbers (text is not one), else a ValueError."""
+    if not isinstance(value, (list, tuple)) or len(value) != length or not all(map(is_number, value)):
+        raise ValueError(f"{name} must be a list or tuple of {length} numbers, got {value!r}")
+    return tuple(value)
+
+
+def check_choice(name: str, value: Any, valid: Collection[Any]) -> Any:
+    """``value`` if it is one of ``valid`` (compared by equality, so text is never a number), else a ValueError
+    that lists the valid values as ``valid`` shows them."""
+    if not any(type(value) is type(choice) and value == choice for choice in valid):
+        raise ValueError(f"{name} must be one of {valid!r}, got {value!r}")
+    return value
 
 
 def check_bool(name: str, value: Any, error: type[Exception] = ValueError) -> bool:

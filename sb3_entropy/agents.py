@@ -90,7 +90,7 @@ def algorithm_class(name: str) -> type:
             import sb3_contrib
         except ImportError:
             raise ImportError(
-                f"{name} is sb3-contrib's: pip install sb3-contrib (or \"personalization-gym[study]\")"
+                f'{name} is sb3-contrib\'s: pip install sb3-contrib (or "personalization-gym[study]")'
             ) from None
 
         return getattr(sb3_contrib, name.upper())

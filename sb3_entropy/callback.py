@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import re
 import warnings
@@ -16,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
-from personalization_gym.checks import check_bool, check_integer, is_number
+from personalization_gym.checks import check_bool, check_choice, check_integer, check_number, is_number
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.metrics import (
@@ -129,10 +128,8 @@ class EntropyCallback(BaseCallback):
             check_integer(name, value, 1)
         if min_entropy is not None and not (is_number(min_entropy) and 0.0 <= min_entropy <= 1.0):
             raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {min_entropy!r}")
-        if q_policy not in Q_POLICIES:
-            raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
-        if not (is_number(temperature) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        check_choice("q_policy", q_policy, Q_POLICIES)
+        check_number("temperature", temperature, above=0)
         for name, value in (("log_figures", log_figures), ("stop_on_collapse", stop_on_collapse)):
             check_bool(name, value)
         for name, value in (("seed", seed), ("verbose", verbose)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
+
+from personalization_gym.checks import check_choice, check_number
 
 __all__ = ["Q_POLICIES", "action_probs", "distinct_rows", "q_values", "softmax_policy"]
 
@@ -145,17 +146,10 @@ def action_probs(
             f"model's observation space, got an array of shape {obs.shape}"
         )
     if _is_q_model(model):
-        if q_policy not in Q_POLICIES:
-            raise ValueError(f"q_policy must be one of {Q_POLICIES}, got {q_policy!r}")
+        check_choice("q_policy", q_policy, Q_POLICIES)
         values = q_values(model, obs, chunk)
         if q_policy == "softmax":
-            if (
-                isinstance(temperature, bool)
-                or not isinstance(temperature, (int, float))
-                or not 0 < temperature < math.inf
-            ):
-                raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
-            probs = softmax_policy(values, float(temperature))
+            probs = softmax_policy(values, check_number("temperature", temperature, above=0))
         else:
             epsilon = float(model.exploration_rate)
             probs = np.full(values.shape, epsilon / n_actions)

@@ -13,11 +13,12 @@ receive no gradient).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch.distributions import Categorical
+
+from personalization_gym.checks import check_number
 
 __all__ = ["REGULARIZERS", "check_regularizer", "l2", "marginal", "mutual_info", "per_state"]
 
@@ -80,13 +81,10 @@ def check_regularizer(regularizer: object, per_state_weight: object = 0.0) -> tu
     """Validate a regulariser name and the weight of a per-state term mixed into it; ValueError says why."""
     if not isinstance(regularizer, str) or regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; valid: {list(REGULARIZERS)}")
-    if isinstance(per_state_weight, bool) or not isinstance(per_state_weight, (int, float)):
-        raise ValueError(f"per_state_weight must be a real number, got {per_state_weight!r}")
-    if not math.isfinite(per_state_weight):
-        raise ValueError(f"per_state_weight must be finite, got {per_state_weight!r}")
+    weight = check_number("per_state_weight", per_state_weight)
     if regularizer == "per_state" and per_state_weight != 0:
         raise ValueError(
             "per_state_weight mixes a per-state term into a marginal regularizer (marginal, l2, mutual_info); with "
             "regularizer='per_state' scale the term with ent_coef instead"
         )
-    return regularizer, float(per_state_weight)
+    return regularizer, weight

@@ -39,6 +39,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
+from personalization_gym.checks import check_integer
 from sb3_entropy.metrics import SCORE_KEY
 
 __all__ = [
@@ -148,11 +149,10 @@ def evaluation_log_interval(model: BaseAlgorithm, eval_freq: int) -> int:
     rollouts, PPO 1, DQN 4 episodes) dump up to 8 times per step of 32 parallel one-step users. Fewer dumps change
     no value: each dumped scalar is what SB3 computes at that step.
     """
-    if isinstance(eval_freq, bool) or not isinstance(eval_freq, (int, np.integer)) or eval_freq < 1:
-        raise ValueError(f"eval_freq must be an integer >= 1, got {eval_freq!r}")
+    eval_freq = check_integer("eval_freq", eval_freq, 1)
     if isinstance(model, OnPolicyAlgorithm):
         return max(1, math.ceil(eval_freq / (model.n_steps * model.n_envs)))
-    return int(eval_freq)
+    return eval_freq
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -280,8 +280,6 @@ def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) ->
     metadata = SummaryMetadata(plugin_data=plugin)
     tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG
     return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
-
-
 
 
 # Moved to the study (the mean runs average seeds, with scipy's t quantiles): still importable from here, with a

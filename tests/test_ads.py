@@ -199,9 +199,9 @@ def test_determinism() -> None:
     [
         ({"reward_mode": "clicks"}, r"reward_mode must be one of \('click', 'ctr'\), got 'clicks'"),
         ({"normalize": "yes"}, r"normalize must be True or False, got 'yes'"),
-        ({"sigma_mu": -1.0}, r"sigma_mu must be a number in \[0.0, inf\), got -1.0"),
-        ({"sigma_omega": "0.1"}, r"sigma_omega must be a number in \[0.0, inf\), got '0.1'"),
-        ({"stay_organic": 1.0}, r"stay_organic must be a number in \[0.0, 1.0\), got 1.0"),
+        ({"sigma_mu": -1.0}, r"sigma_mu must be a finite number >= 0, got -1.0"),
+        ({"sigma_omega": "0.1"}, r"sigma_omega must be a finite number >= 0, got '0.1'"),
+        ({"stay_organic": 1.0}, r"stay_organic must be a number in \[0, 1\), got 1.0"),
         ({"n_flips": 26}, r"n_flips must be at most n_products // 2 = 25, got 26"),
         ({"n_products": 1}, r"n_products must be an integer >= 2, got 1"),
         ({"latent_dim": 0}, r"latent_dim must be an integer >= 1, got 0"),

@@ -8,7 +8,17 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from personalization_gym.checks import check_bool, check_integer, is_bool, is_integer, is_number, is_number_text
+from personalization_gym.checks import (
+    check_bool,
+    check_choice,
+    check_integer,
+    check_number,
+    check_numbers,
+    is_bool,
+    is_integer,
+    is_number,
+    is_number_text,
+)
 
 CASES = [  # value, is an integer, is a number, is a boolean
     (3, True, True, False),
@@ -55,3 +65,56 @@ def test_check_bool() -> None:
         check_bool("normalize", 1)
     with pytest.raises(TypeError, match=r"^download must be True or False, got 'yes'$"):
         check_bool("download", "yes", TypeError)
+
+
+def test_check_integer_without_a_minimum() -> None:
+    assert check_integer("low", -4) == -4
+    with pytest.raises(ValueError, match=r"^low must be an integer, got 0.5 \(float\)$"):
+        check_integer("low", 0.5)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "message"),
+    [
+        ({"above": 0}, 0, "temperature must be a finite number > 0, got 0"),
+        ({"above": 0}, float("inf"), "temperature must be a finite number > 0, got inf"),
+        ({"at_least": 0}, np.float64(-0.5), "temperature must be a finite number >= 0, got -0.5"),
+        ({"above": 0, "below": 1}, 1, "temperature must be a number in (0, 1), got 1"),
+        ({"at_least": 0, "at_most": 0.5}, 0.75, "temperature must be a number in [0, 0.5], got 0.75"),
+        ({"below": 2}, 2.0, "temperature must be a finite number < 2, got 2.0"),
+        ({}, float("nan"), "temperature must be a finite number, got nan"),
+        ({}, "0.1", "temperature must be a finite number, got '0.1'"),
+        ({}, True, "temperature must be a finite number, got True"),
+        ({}, None, "temperature must be a finite number, got None"),
+    ],
+)
+def test_check_number_names_the_range(bounds, value, message) -> None:
+    with pytest.raises(ValueError) as error:
+        check_number("temperature", value, **bounds)
+    assert str(error.value) == message
+
+
+def test_check_number_returns_a_float_within_bounds() -> None:
+    for value in (0.1, np.float32(0.5), Fraction(1, 4), 1):
+        checked = check_number("x", value, above=0, at_most=1)
+        assert type(checked) is float and checked == float(value)
+    assert check_number("x", 0, at_least=0) == 0.0 and check_number("x", -1e300) == -1e300
+    with pytest.raises(TypeError, match="at most one lower bound"):
+        check_number("x", 1, above=0, at_least=0)
+
+
+def test_check_choice_compares_values_and_types() -> None:
+    assert check_choice("noise", "none", ["none", "gaussian"]) == "none"
+    with pytest.raises(ValueError, match=r"^noise must be one of \['none', 'gaussian'\], got 'Gaussian'$"):
+        check_choice("noise", "Gaussian", ["none", "gaussian"])
+    with pytest.raises(ValueError, match=r"^rule must be one of \(1, 2\), got True$"):
+        check_choice("rule", True, (1, 2))  # True == 1, but a bool is not the integer asked for
+    with pytest.raises(ValueError, match=r"^rule must be one of \('a',\), got \['a'\]$"):
+        check_choice("rule", ["a"], ("a",))
+
+
+def test_check_numbers() -> None:
+    assert check_numbers("pair", [0.1, np.float32(0.5)], 2) == (0.1, np.float32(0.5))
+    for bad in ("01", (0.1,), ("0.1", 0.2), 0.1, (0.1, True)):
+        with pytest.raises(ValueError, match=r"^pair must be a list or tuple of 2 numbers, got "):
+            check_numbers("pair", bad, 2)

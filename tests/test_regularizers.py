@@ -102,9 +102,9 @@ def test_masked_actions_add_nothing_and_get_no_nan_gradient() -> None:
     [
         ("maginal", 0.0, "unknown regularizer 'maginal'; valid: ['per_state', 'marginal', 'l2', 'mutual_info']"),
         (None, 0.0, "unknown regularizer None; valid:"),
-        ("marginal", float("nan"), "per_state_weight must be finite, got nan"),
-        ("marginal", "0.5", "per_state_weight must be a real number, got '0.5'"),
-        ("marginal", True, "per_state_weight must be a real number, got True"),
+        ("marginal", float("nan"), "per_state_weight must be a finite number, got nan"),
+        ("marginal", "0.5", "per_state_weight must be a finite number, got '0.5'"),
+        ("marginal", True, "per_state_weight must be a finite number, got True"),
         ("per_state", 0.5, "with regularizer='per_state' scale the term with ent_coef instead"),
     ],
 )  # fmt: skip

@@ -347,7 +347,7 @@ def test_policy_optimization_ends_with_lower_entropy_than_dqn_on_music(data_root
 
 
 def test_train_function_rejects_bad_specs() -> None:
-    with pytest.raises(ValueError, match="timesteps must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="timesteps must be an integer >= 1, got 0"):
         train(RunSpec("Personalization/Behavior-v0", "a2c", 0, 0))
     with pytest.raises(ValueError, match=r"unknown algorithm 'sac'; valid: \['a2c', 'dqn', 'ppo', 'qrdqn', 'trpo'\]"):
         train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
@@ -471,7 +471,7 @@ BAD_SETTINGS = [
     ("dqn: {learning_rate: 1.0e-3}", "dqn: {train_freq: [32, steps]}", "agents.dqn: dqn: train_freq must be an integer or a pair [integer, step or episode], got [32, 'steps']"),
     ("dqn: {learning_rate: 1.0e-3}", "dqn: {policy_kwargs: {n_layers: 2}}", "agents.dqn: dqn cannot be built with these settings: TypeError: DQNPolicy.__init__() got an unexpected keyword argument 'n_layers'"),
     ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: high, entropy: 1.0}", "paper.a2c.reward must be a finite number, got 'high'"),
-    ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: 0.5, entropy: -1.0}", "paper.a2c.entropy must be a number >= 0 (nats), got -1.0"),
+    ("a2c: {reward: 0.5, entropy: 1.0}", "a2c: {reward: 0.5, entropy: -1.0}", "paper.a2c.entropy (nats) must be a finite number >= 0, got -1.0"),
     ("n_eval: 200}", "n_eval: -200}", "task Personalization/Behavior-v0, task_kwargs {'n_actions': 6, 'state_dim': 4, 'n_eval': -200}: n_eval must be an integer >= 1, got -200"),
     ("n_eval: 200}", "n_evals: 200}", "got an unexpected keyword argument 'n_evals'"),
 ]  # fmt: skip

@@ -61,7 +61,7 @@ def test_a_linear_q_learner_moves_only_taken_actions_and_a_policy_gradient_moves
     [
         ({"rule": "sarsa"}, r"rule must be one of \('policy_gradient', 'q_learning'\), got 'sarsa'"),
         ({"updates": 0}, r"updates must be an integer >= 1, got 0"),
-        ({"lr": 0.0}, r"lr must be > 0, got 0.0"),
+        ({"lr": 0.0}, r"lr must be a finite number > 0, got 0.0"),
     ],
 )
 def test_bad_arguments(music: MusicEnv, kwargs, message) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
-
 import numpy as np
 from gymnasium import spaces
 
-from personalization_gym.checks import check_bool
+from personalization_gym.checks import check_bool, check_choice, check_number
 from personalization_gym.core import BanditEnv, Batch, validate_int
 
 __all__ = ["REWARD_MODES", "AdsEnv", "click_probability"]
@@ -35,18 +32,6 @@ def click_probability(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
     z *= 5.0
     z -= 6.0
     return _sigmoid_inplace(z)
-
-
-def _real(name: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float if it is a real number in the interval, else a ValueError naming the interval."""
-    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if ok:
-        value = float(value)
-        ok = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
-    if not ok:
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-    return value
 
 
 def _flipped_rows(gamma: np.ndarray, n_flips: int) -> np.ndarray:
@@ -162,15 +147,14 @@ class AdsEnv(BanditEnv):
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         self.n_products = validate_int("n_products", n_products, minimum=2)
         self.latent_dim = validate_int("latent_dim", latent_dim, minimum=1)
-        self.sigma_mu = _real("sigma_mu", sigma_mu, 0.0, np.inf, high_open=True)
-        self.sigma_omega_initial = _real("sigma_omega_initial", sigma_omega_initial, 0.0, np.inf, high_open=True)
-        self.sigma_omega = _real("sigma_omega", sigma_omega, 0.0, np.inf, high_open=True)
-        self.stay_organic = _real("stay_organic", stay_organic, 0.0, 1.0, high_open=True)
+        self.sigma_mu = check_number("sigma_mu", sigma_mu, at_least=0)
+        self.sigma_omega_initial = check_number("sigma_omega_initial", sigma_omega_initial, at_least=0)
+        self.sigma_omega = check_number("sigma_omega", sigma_omega, at_least=0)
+        self.stay_organic = check_number("stay_organic", stay_organic, at_least=0, below=1)
         self.n_flips = validate_int("n_flips", n_flips, minimum=0)
         if self.n_flips > self.n_products // 2:
             raise ValueError(f"n_flips must be at most n_products // 2 = {self.n_products // 2}, got {n_flips}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        check_choice("reward_mode", reward_mode, REWARD_MODES)
         self.reward_mode = reward_mode
         check_bool("normalize", normalize)
         self.normalize = normalize

@@ -7,6 +7,7 @@ import os
 import numpy as np
 from gymnasium import spaces
 
+from personalization_gym.checks import check_choice
 from personalization_gym.core import BanditEnv, Batch, validate_int
 from personalization_gym.image_data import CIFAR10, CIFAR100, FASHION_MNIST, MNIST, ImageDataset, load_image_dataset
 
@@ -33,9 +34,7 @@ class ImageClassificationEnv(BanditEnv):
         task_seed: int = 0,
         render_mode: str | None = None,
     ) -> None:
-        if obs_shape not in OBS_SHAPES:
-            raise ValueError(f"obs_shape must be one of {OBS_SHAPES}, got {obs_shape!r}")
-        self.obs_shape = obs_shape
+        self.obs_shape = check_choice("obs_shape", obs_shape, OBS_SHAPES)
         # Shared read-only uint8 arrays: only the contexts handed out are converted to float32.
         self.data = load_image_dataset(self.DATASET, data_dir, download, verify, download_url, self.SYSTEM_DIRS)
         n_test = len(self.data.test_labels)

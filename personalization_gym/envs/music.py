@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from personalization_gym.checks import check_number, is_number
 from personalization_gym.core import BanditEnv, Batch
 from personalization_gym.data import find_dataset_folder, verify_files
 
@@ -80,10 +79,9 @@ def _read_tracks(path: Path) -> tuple[list[str], np.ndarray]:
 
 
 def _liked_fraction_range(value: Any) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"liked_fraction must be a pair (low, high) of numbers, got {value!r}") from None
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(map(is_number, value)):
+        raise ValueError(f"liked_fraction must be a pair (low, high) of numbers, got {value!r}")
+    low, high = float(value[0]), float(value[1])
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"liked_fraction must satisfy 0 <= low < high <= 1, got ({low}, {high})")
     return low, high
@@ -161,11 +159,8 @@ class MusicEnv(BanditEnv):
     ) -> None:
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
         self.liked_fraction = _liked_fraction_range(liked_fraction)
-        if isinstance(reward_threshold, (bool, np.bool_)) or not isinstance(reward_threshold, numbers.Real):
-            raise ValueError(f"reward_threshold must be a finite number >= 0, got {reward_threshold!r}")
-        if not (math.isfinite(reward_threshold) and reward_threshold >= 0):  # inf: every reward 0, no task left
-            raise ValueError(f"reward_threshold must be a finite number >= 0, got {reward_threshold}")
-        self.reward_threshold = float(reward_threshold)
+        # inf would make every reward 0: no task left
+        self.reward_threshold = check_number("reward_threshold", reward_threshold, at_least=0)
 
         folder = find_dataset_folder("spotify", data_dir, marker="spotify_genres.csv") or PACKAGED_SPOTIFY
         verify_files(folder, SPOTIFY_SHA256, "spotify")

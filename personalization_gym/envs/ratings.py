@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from personalization_gym.arrays import check_finite, held_out_count
-from personalization_gym.checks import check_bool
+from personalization_gym.checks import check_bool, check_number
 from personalization_gym.core import validate_int
 from personalization_gym.envs.tabular import TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
@@ -165,8 +164,7 @@ class RatingsEnv(TabularEnv):
         self.item_ids, item_index = _index(item_column, items, "item")
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         # The completed matrix is dense (float64): refuse a table whose matrix would not fit, before fitting it.
-        if isinstance(max_matrix_gb, bool) or not isinstance(max_matrix_gb, (int, float)) or not max_matrix_gb > 0:
-            raise ValueError(f"max_matrix_gb must be a number > 0 (GiB), got {max_matrix_gb!r}")
+        check_number("max_matrix_gb", max_matrix_gb, above=0)
         matrix_gb = n_users * n_items * 8 / 2**30
         if matrix_gb > max_matrix_gb:
             raise ValueError(
@@ -185,10 +183,8 @@ class RatingsEnv(TabularEnv):
             )
         self.rank = validate_int("rank", rank, minimum=1)
         self.n_iter = validate_int("n_iter", n_iter, minimum=1)
-        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not (math.isfinite(reg) and reg > 0):
-            raise ValueError(f"reg must be a finite number > 0, got {reg!r}")
-        check_bool("keep_observed", keep_observed)
-        self.reg, self.keep_observed = float(reg), keep_observed
+        self.reg = check_number("reg", reg, above=0)
+        self.keep_observed = check_bool("keep_observed", keep_observed)
         if len(values) < 2:
             raise ValueError(f"ratings: {len(values)} rating(s): the fit needs at least 2 (one to hold out)")
         n_checked = held_out_count(check_fraction, len(values), "check_fraction")

@@ -3,14 +3,13 @@ and Digits-v0 (scikit-learn's bundled handwritten digits)."""
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
 
 from personalization_gym.arrays import as_array, check_finite, check_table, held_out_count
+from personalization_gym.checks import check_choice, check_number
 from personalization_gym.core import BanditEnv, Batch, validate_int
 
 __all__ = ["NOISES", "ClassificationEnv", "DigitsEnv", "TabularEnv", "classification_rewards"]
@@ -161,18 +160,15 @@ class TabularEnv(BanditEnv):
 
 
 def _check_noise(noise: Any, noise_sd: Any, rewards: np.ndarray) -> tuple[str, float | None]:
-    if noise not in NOISES:
-        raise ValueError(f"noise must be one of {list(NOISES)}, got {noise!r}")
+    check_choice("noise", noise, list(NOISES))
     if noise != "gaussian":
         if noise_sd is not None:
             raise ValueError(f"noise_sd is the Gaussian noise's standard deviation: give it with noise='gaussian' "
                              f"only, got noise={noise!r} and noise_sd={noise_sd!r}")  # fmt: skip
-    elif (
-        isinstance(noise_sd, (bool, np.bool_))
-        or not isinstance(noise_sd, numbers.Real)
-        or not (math.isfinite(noise_sd) and noise_sd > 0)
-    ):
-        raise ValueError(f"noise='gaussian' needs noise_sd, a finite number > 0, got {noise_sd!r}")
+    elif noise_sd is None:
+        raise ValueError("noise='gaussian' needs noise_sd, a finite number > 0, got None")
+    else:
+        check_number("noise_sd", noise_sd, above=0)
     if noise == "bernoulli":
         outside = (rewards < 0) | (rewards > 1)
         if outside.any():
@@ -347,7 +343,7 @@ class DigitsEnv(ClassificationEnv):
         except ImportError:
             raise ImportError(
                 "Personalization/Digits-v0 reads scikit-learn's bundled digits: pip install "
-                "\"personalization-gym[study]\" (or scikit-learn)"
+                '"personalization-gym[study]" (or scikit-learn)'
             ) from None
 
         digits = load_digits()

@@ -20,7 +20,7 @@ _missing = [package for module, package in STUDY_MODULES.items() if importlib.ut
 if _missing:
     raise ImportError(
         f"sb3_entropy.study (studies, tuning, reports, the personalization-gym command) needs the study extra: "
-        f"pip install \"personalization-gym[study]\" (missing: {', '.join(_missing)})"
+        f'pip install "personalization-gym[study]" (missing: {", ".join(_missing)})'
     )
 
 from sb3_entropy.study.experiments import (

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personalization_gym.checks import is_integer, is_number_text
+from personalization_gym.checks import check_number, is_integer, is_number, is_number_text
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
@@ -78,28 +80,88 @@ FRONTIER_KEYS = ("agents", "reference", "regularizers")
 VARIANT_KEYS = ("algo", "per_state_weight", "regularizer")  # an agent's keys that are not hyperparameters
 
 
+@contextmanager
+def _within(where: str) -> Iterator[None]:
+    """Re-raise a ValueError raised inside with ``where`` (the file and key the value was read from) in front."""
+    try:
+        yield
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
 @dataclass
 class Agent:
-    """One agent of a study: an algorithm, its hyperparameters and, optionally, a diversity regulariser."""
+    """One agent of a study: an algorithm, its hyperparameters and, optionally, a diversity regulariser. Checks
+    itself: an unknown algorithm, a hyperparameter of the wrong kind or a regulariser the algorithm cannot take is
+    a ValueError."""
 
     algo: str
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     regularizer: str | None = None
     per_state_weight: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.algo not in AGENT_DEFAULTS:
+            raise ValueError(f"unknown algo {self.algo!r}; valid: {list(AGENT_DEFAULTS)}")
+        _, regularized = policy_for(self.algo, self.regularizer, self.per_state_weight)
+        check_hyperparameters(self.algo, self.hyperparameters)
+        self.regularizer = regularized.get("regularizer")
+        self.per_state_weight = regularized.get("per_state_weight", 0.0)
+
     @property
     def coefficient(self) -> float:
         """The regulariser's coefficient: SB3's ``ent_coef`` (0, SB3's default, when not set)."""
         return float(self.hyperparameters.get("ent_coef", 0.0))
 
+    @classmethod
+    def from_settings(cls, where: str, name: Any, settings: Any) -> Agent:
+        """The agent an experiment file's ``agents.<name>`` describes: its algorithm is ``algo`` or its name."""
+        if not isinstance(name, str) or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
+            raise ValueError(f"{where}: agent name {name!r} must be letters, digits, '_', '-' or '.' (it names files)")
+        if name == MEAN_RUN:
+            raise ValueError(
+                f"{where}: agent name {name!r} is the TensorBoard folder of the means over seeds: rename it"
+            )
+        if settings is not None and not isinstance(settings, dict):
+            raise ValueError(f"{where}.{name} must be a mapping of the agent's settings, got {settings!r}")
+        settings = dict(settings or {})
+        if "algo" not in settings and name not in AGENT_DEFAULTS:
+            raise ValueError(
+                f"{where}: unknown agent {name!r}: name an agent after its algorithm ({list(AGENT_DEFAULTS)}) or give "
+                "its algorithm with algo:"
+            )
+        algo = settings.pop("algo", name)
+        regularizer, per_state_weight = settings.pop("regularizer", None), settings.pop("per_state_weight", 0.0)
+        with _within(f"{where}.{name}"):
+            return cls(algo, settings, regularizer, per_state_weight)
+
 
 @dataclass
 class Frontier:
-    """A diversity-reward frontier: regularised variants of ``agents`` against the ``reference`` agent."""
+    """A diversity-reward frontier: regularised variants of ``agents`` against the ``reference`` agent. Checks
+    itself: ``agents`` a non-empty list, each regulariser's coefficients an increasing list of numbers > 0."""
 
     reference: str
     agents: list[str]
     regularizers: dict[str, list[float]]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.agents, list) or not self.agents:
+            raise ValueError(f"agents must be a non-empty list of agent names, got {self.agents!r}")
+        _check_keys("regularizers", self.regularizers, tuple(REGULARIZERS))
+        for regularizer, coefficients in self.regularizers.items():
+            if (
+                not isinstance(coefficients, list)
+                or not coefficients
+                or not all(is_number(c) and math.isfinite(c) and c > 0 for c in coefficients)
+                or sorted(set(coefficients)) != coefficients
+            ):
+                raise ValueError(
+                    f"regularizers.{regularizer} must be an increasing list of coefficients > 0 (0 is the "
+                    f"unregularised agent itself), got {coefficients!r}"
+                )
+        self.agents = list(self.agents)
+        self.regularizers = {reg: [float(c) for c in cs] for reg, cs in self.regularizers.items()}
 
     def variants(self) -> dict[str, tuple[str, str, float]]:
         """Variant name -> (the agent it regularises, regularizer, coefficient), in grid order."""
@@ -110,10 +172,30 @@ class Frontier:
             for coefficient in coefficients
         }
 
+    @classmethod
+    def from_mapping(cls, where: str, data: Any, agents: dict[str, Agent]) -> Frontier:
+        """An experiment file's ``frontier``, checked against the file's ``agents``."""
+        _check_keys(where, data, FRONTIER_KEYS, required=FRONTIER_KEYS)
+        with _within(where):
+            frontier = cls(data["reference"], data["agents"], data["regularizers"])
+        if frontier.reference not in agents:
+            raise ValueError(f"{where}: reference {frontier.reference!r} is not one of the agents {list(agents)}")
+        valid = [n for n, a in agents.items() if a.algo in REGULARIZABLE and a.regularizer is None]
+        for name in frontier.agents:
+            if name not in valid:
+                raise ValueError(f"{where}: cannot regularise {name!r}; valid: unregularised agents {valid}")
+            if agents[name].coefficient != 0:
+                raise ValueError(
+                    f"{where}: agent {name} sets ent_coef={agents[name].coefficient:g}, but it is the frontier's "
+                    "point at coefficient 0: leave ent_coef out (the grid sets it for each variant)"
+                )
+        return frontier
+
 
 @dataclass(frozen=True)
 class TunedAgent:
-    """How one agent's hyperparameters were chosen: the values, the trials run, the budget, the tuning seeds."""
+    """How one agent's hyperparameters were chosen: the values, the trials run, the budget, the tuning seeds.
+    Checks itself: counts are integers >= 0, the seeds a non-empty tuple of integers >= 0."""
 
     chosen: dict[str, Any]  # by search-space name (policy_kwargs.x for a policy argument)
     trials: int  # finished trials: complete, pruned and failed
@@ -124,6 +206,35 @@ class TunedAgent:
     reward: float | None  # the chosen trial's objective, its mean final expected reward over the tuning seeds
     seconds: float | None = None  # the trials' run time, summed
 
+    def __post_init__(self) -> None:
+        counts = [self.trials, self.pruned, self.failed, self.steps]
+        if not all(is_integer(count) and count >= 0 for count in counts):
+            raise ValueError(f"trials, pruned, failed and steps must be integers >= 0, got {counts}")
+        if (
+            not isinstance(self.seeds, tuple)
+            or not self.seeds
+            or not all(is_integer(seed) and seed >= 0 for seed in self.seeds)
+        ):
+            raise ValueError(f"seeds must be a non-empty list of integers >= 0 (the tuning seeds), got {self.seeds!r}")
+        if not isinstance(self.chosen, dict):
+            raise ValueError(f"chosen must map hyperparameters to the values chosen, got {self.chosen!r}")
+        for name, value in (("reward", self.reward), ("seconds", self.seconds)):
+            if value is not None:
+                check_number(name, value)
+
+    @classmethod
+    def from_mapping(cls, where: str, entry: Any) -> TunedAgent:
+        """One agent of a tuned file's ``tuning.agents``."""
+        _check_keys(where, entry, TUNED_AGENT_KEYS, required=("chosen", "trials", "pruned", "failed", "steps", "seeds"))
+        seeds = tuple(entry["seeds"]) if isinstance(entry["seeds"], list) else entry["seeds"]
+        reward, seconds = entry.get("reward"), entry.get("seconds")
+        with _within(where):
+            return cls(
+                entry["chosen"], entry["trials"], entry["pruned"], entry["failed"], entry["steps"], seeds,
+                reward if reward is None or not is_number(reward) else float(reward),
+                seconds if seconds is None or not is_number(seconds) else float(seconds),
+            )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Tuning:
@@ -133,13 +244,31 @@ class Tuning:
     path: str  # the file it was read from
     agents: dict[str, TunedAgent]
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.experiment, str):
+            raise ValueError(f"experiment must be the name of the experiment tuned, got {self.experiment!r}")
+
     @property
     def seeds(self) -> list[int]:
         return sorted({seed for agent in self.agents.values() for seed in agent.seeds})
 
+    @classmethod
+    def from_mapping(cls, where: str, data: Any, agents: dict[str, Agent], path: str) -> Tuning:
+        """An experiment file's ``tuning``, checked against the file's ``agents``."""
+        _check_keys(where, data, TUNING_KEYS, required=("agents", "experiment"))
+        _check_keys(f"{where}: agents", data["agents"], tuple(agents))
+        tuned = {
+            agent: TunedAgent.from_mapping(f"{where}: agents.{agent}", entry) for agent, entry in data["agents"].items()
+        }
+        with _within(where):
+            return cls(data["experiment"], path, tuned)
+
 
 @dataclass
 class Experiment:
+    """What a study trains: a task, a network, a budget, the agents. Checks its own values (a ValueError that
+    names the experiment); :meth:`from_mapping` reads an experiment file's mapping into one."""
+
     name: str
     task: str
     net_arch: list[int]
@@ -153,6 +282,94 @@ class Experiment:
     seeds: int = DEFAULT_SEEDS  # the default number of seeds per agent
     tuning: Tuning | None = None
     path: str = ""  # the file it was read from
+
+    @property
+    def where(self) -> str:
+        """How errors name the experiment: its name and file."""
+        return f"experiment {self.name}" + (f" ({self.path})" if self.path else "")
+
+    def __post_init__(self) -> None:
+        with _within(self.where):
+            check_task(self.task)
+            if (
+                not isinstance(self.net_arch, list)
+                or not self.net_arch
+                or not all(is_integer(size) and size >= 1 for size in self.net_arch)
+            ):
+                raise ValueError(f"net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got "
+                                 f"{self.net_arch!r}")  # fmt: skip
+            self.steps, self.eval_freq = _count("steps", self.steps), _count("eval_freq", self.eval_freq)
+            _check_keys("quick", self.quick, QUICK_KEYS)
+            self.quick = {key: _count(f"quick.{key}", value) for key, value in self.quick.items()}
+            if not (is_integer(self.seeds) and self.seeds >= 2):
+                raise ValueError(f"seeds must be an integer >= 2 (an interval needs two), got {self.seeds!r}")
+            self.paper = {agent: _paper_values(f"paper.{agent}", values) for agent, values in self.paper.items()}
+            if not isinstance(self.agents, dict) or not self.agents:
+                raise ValueError("agents must be a mapping of agent names to their settings")
+        self.net_arch = list(self.net_arch)
+
+    @classmethod
+    def from_mapping(cls, data: Any, path: Path) -> Experiment:
+        """The experiment an experiment file's mapping describes; relative data files are read from its folder."""
+        where = f"experiment {path.stem} ({path})"
+        _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
+        with _within(where):
+            check_task(data["task"])  # before the data files, which the task names
+        task_kwargs = data.get("task_kwargs") or {}
+        if not isinstance(task_kwargs, dict):
+            raise ValueError(f"{where}: task_kwargs must be a mapping of the task's arguments, got {task_kwargs!r}")
+        if not isinstance(data["agents"], dict) or not data["agents"]:
+            raise ValueError(f"{where}: agents must be a mapping of agent names to their settings")
+        agents = {name: Agent.from_settings(f"{where}: agents", name, value) for name, value in data["agents"].items()}
+        frontier = Frontier.from_mapping(f"{where}: frontier", data["frontier"], agents) if "frontier" in data else None
+        agents |= _variants(where, frontier, agents)
+        paper = data.get("paper") or {}
+        _check_keys(f"{where}: paper", paper, tuple(agents))
+        tuning = data.get("tuning")
+        return cls(
+            name=path.stem,
+            task=data["task"],
+            net_arch=data["net_arch"],
+            steps=data["steps"],
+            eval_freq=data["eval_freq"],
+            agents=agents,
+            task_kwargs=_with_data_files(task_kwargs, data["task"], path.parent, where),
+            paper=paper,
+            quick=data.get("quick") or {},
+            frontier=frontier,
+            seeds=data.get("seeds", DEFAULT_SEEDS),
+            tuning=None if tuning is None else Tuning.from_mapping(f"{where}: tuning", tuning, agents, str(path)),
+            path=str(path),
+        )
+
+
+def _count(name: str, value: Any) -> int:
+    """An integer >= 1 (steps, eval_freq), with a word on YAML's ``1e3``, which it reads as text."""
+    if not (is_integer(value) and value >= 1):
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}{_yaml_hint(value)}")
+    return int(value)
+
+
+def _paper_values(where: str, values: Any) -> dict[str, float]:
+    """A published agent's ``reward`` (a finite number) and ``entropy`` (a number >= 0, nats)."""
+    _check_keys(where, values, ("entropy", "reward"))
+    for key, value in values.items():
+        if key == "entropy":
+            check_number(f"{where}.{key} (nats)", value, at_least=0)
+        else:
+            check_number(f"{where}.{key}", value)
+    return {key: float(value) for key, value in values.items()}
+
+
+def _variants(where: str, frontier: Frontier | None, agents: dict[str, Agent]) -> dict[str, Agent]:
+    """The frontier's variants (none without one); a ValueError when one's name is an agent's."""
+    if frontier is None:
+        return {}
+    variants = frontier_agents(frontier, agents)
+    clashes = sorted(set(variants) & set(agents))
+    if clashes:
+        raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
+    return variants
 
 
 def available_experiments() -> list[str]:
@@ -173,65 +390,6 @@ def _check_keys(where: str, mapping: Any, valid: tuple[str, ...], required: tupl
 def _yaml_hint(value: Any) -> str:
     """A note for a number YAML read as text (``1e3``, which YAML 1.1 reads as a string)."""
     return " (YAML reads 1e3 as text: write 1000)" if isinstance(value, str) and is_number_text(value) else ""
-
-
-def _agent(where: str, name: str, settings: Any) -> Agent:
-    settings = dict(settings or {})
-    if not isinstance(name, str) or not name.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        raise ValueError(f"{where}: agent name {name!r} must be letters, digits, '_', '-' or '.' (it names files)")
-    if name == MEAN_RUN:
-        raise ValueError(f"{where}: agent name {name!r} is the TensorBoard folder of the means over seeds: rename it")
-    if "algo" in settings:
-        algo = settings.pop("algo")
-        if algo not in AGENT_DEFAULTS:
-            raise ValueError(f"{where}.{name}: unknown algo {algo!r}; valid: {list(AGENT_DEFAULTS)}")
-    elif name in AGENT_DEFAULTS:
-        algo = name
-    else:
-        raise ValueError(
-            f"{where}: unknown agent {name!r}: name an agent after its algorithm ({list(AGENT_DEFAULTS)}) or give "
-            "its algorithm with algo:"
-        )
-    regularizer = settings.pop("regularizer", None)
-    per_state_weight = settings.pop("per_state_weight", 0.0)
-    try:
-        _, regularized = policy_for(algo, regularizer, per_state_weight)
-        check_hyperparameters(algo, settings)
-    except ValueError as error:
-        raise ValueError(f"{where}.{name}: {error}") from None
-    return Agent(algo, settings, regularized.get("regularizer"), regularized.get("per_state_weight", 0.0))
-
-
-def _frontier(where: str, data: Any, agents: dict[str, Agent]) -> Frontier:
-    _check_keys(where, data, FRONTIER_KEYS, required=FRONTIER_KEYS)
-    reference, names, grid = data["reference"], data["agents"], data["regularizers"]
-    if reference not in agents:
-        raise ValueError(f"{where}: reference {reference!r} is not one of the agents {list(agents)}")
-    if not isinstance(names, list) or not names:
-        raise ValueError(f"{where}: agents must be a non-empty list of agent names, got {names!r}")
-    for name in names:
-        if name not in agents or agents[name].algo not in REGULARIZABLE or agents[name].regularizer is not None:
-            valid = [n for n, a in agents.items() if a.algo in REGULARIZABLE and a.regularizer is None]
-            raise ValueError(f"{where}: cannot regularise {name!r}; valid: unregularised agents {valid}")
-        if agents[name].coefficient != 0:
-            raise ValueError(
-                f"{where}: agent {name} sets ent_coef={agents[name].coefficient:g}, but it is the frontier's point "
-                "at coefficient 0: leave ent_coef out (the grid sets it for each variant)"
-            )
-    _check_keys(f"{where}: regularizers", grid, tuple(REGULARIZERS))
-    for regularizer, coefficients in grid.items():
-        if (
-            not isinstance(coefficients, list)
-            or not coefficients
-            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in coefficients)
-            or not all(math.isfinite(c) and c > 0 for c in coefficients)
-            or sorted(set(coefficients)) != coefficients
-        ):
-            raise ValueError(
-                f"{where}: regularizers.{regularizer} must be an increasing list of coefficients > 0 (0 is the "
-                f"unregularised agent itself), got {coefficients!r}"
-            )
-    return Frontier(reference, list(names), {reg: [float(c) for c in cs] for reg, cs in grid.items()})
 
 
 def frontier_agents(frontier: Frontier, agents: dict[str, Agent]) -> dict[str, Agent]:
@@ -257,72 +415,7 @@ def experiment_file(name: str) -> Path:
 def load_experiment(name: str) -> Experiment:
     """A packaged experiment by name (see :func:`available_experiments`) or a YAML file by path."""
     path = experiment_file(name)
-    data = read_yaml(path, f"experiment {path.stem} ({path})")
-    where = f"experiment {path.stem} ({path})"
-    _check_keys(where, data, EXPERIMENT_KEYS, required=("task", "net_arch", "steps", "eval_freq", "agents"))
-    try:
-        check_task(data["task"])
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
-    task_kwargs = data.get("task_kwargs") or {}
-    if not isinstance(task_kwargs, dict):
-        raise ValueError(f"{where}: task_kwargs must be a mapping of the task's arguments, got {task_kwargs!r}")
-    task_kwargs = _with_data_files(task_kwargs, data["task"], path.parent, where)
-    if not isinstance(data["agents"], dict) or not data["agents"]:
-        raise ValueError(f"{where}: agents must be a mapping of agent names to their settings")
-    agents = {name: _agent(f"{where}: agents", name, settings) for name, settings in data["agents"].items()}
-    frontier = None
-    if "frontier" in data:
-        frontier = _frontier(f"{where}: frontier", data["frontier"], agents)
-        variants = frontier_agents(frontier, agents)
-        clashes = sorted(set(variants) & set(agents))
-        if clashes:
-            raise ValueError(f"{where}: agents {clashes} clash with the names of the frontier's variants")
-        agents |= variants
-    net_arch = data["net_arch"]
-    if not isinstance(net_arch, list) or not net_arch or not all((is_integer(size) and size >= 1) for size in net_arch):
-        raise ValueError(f"{where}: net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got "
-                         f"{net_arch!r}")  # fmt: skip
-    for key in ("steps", "eval_freq"):
-        if not (is_integer(data[key]) and data[key] >= 1):
-            raise ValueError(f"{where}: {key} must be an integer >= 1, got {data[key]!r}{_yaml_hint(data[key])}")
-    quick = data.get("quick") or {}
-    _check_keys(f"{where}: quick", quick, QUICK_KEYS)
-    for key, value in quick.items():
-        if not (is_integer(value) and value >= 1):
-            raise ValueError(f"{where}: quick.{key} must be an integer >= 1, got {value!r}{_yaml_hint(value)}")
-    seeds = data.get("seeds", DEFAULT_SEEDS)
-    if not (is_integer(seeds) and seeds >= 2):
-        raise ValueError(f"{where}: seeds must be an integer >= 2 (an interval needs two), got {seeds!r}")
-    paper = data.get("paper") or {}
-    _check_keys(f"{where}: paper", paper, tuple(agents))
-    for agent, values in paper.items():
-        _check_keys(f"{where}: paper.{agent}", values, ("entropy", "reward"))
-        for key, value in values.items():
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not math.isfinite(value)
-                or (key == "entropy" and value < 0)
-            ):
-                valid = "a number >= 0 (nats)" if key == "entropy" else "a finite number"
-                raise ValueError(f"{where}: paper.{agent}.{key} must be {valid}, got {value!r}")
-    tuning = _tuning(f"{where}: tuning", data["tuning"], agents, str(path)) if "tuning" in data else None
-    return Experiment(
-        name=path.stem,
-        task=data["task"],
-        net_arch=list(net_arch),
-        steps=data["steps"],
-        eval_freq=data["eval_freq"],
-        agents=agents,
-        task_kwargs=task_kwargs,
-        paper={agent: {key: float(value) for key, value in values.items()} for agent, values in paper.items()},
-        quick=dict(quick),
-        frontier=frontier,
-        seeds=seeds,
-        tuning=tuning,
-        path=str(path),
-    )
+    return Experiment.from_mapping(read_yaml(path, f"experiment {path.stem} ({path})"), path)
 
 
 def _with_data_files(task_kwargs: dict[str, Any], task: str, folder: Path, where: str) -> dict[str, Any]:
@@ -340,33 +433,6 @@ def _with_data_files(task_kwargs: dict[str, Any], task: str, folder: Path, where
                              f"experiment file's folder, {folder})")  # fmt: skip
         task_kwargs[name] = str(file.resolve())
     return task_kwargs
-
-
-def _tuning(where: str, data: Any, agents: dict[str, Agent], path: str) -> Tuning:
-    _check_keys(where, data, TUNING_KEYS, required=("agents", "experiment"))
-    if not isinstance(data["experiment"], str):
-        raise ValueError(f"{where}: experiment must be the name of the experiment tuned, got {data['experiment']!r}")
-    _check_keys(f"{where}: agents", data["agents"], tuple(agents))
-    tuned = {}
-    for agent, entry in data["agents"].items():
-        here = f"{where}: agents.{agent}"
-        _check_keys(here, entry, TUNED_AGENT_KEYS, required=("chosen", "trials", "pruned", "failed", "steps", "seeds"))
-        counts = [entry[key] for key in ("trials", "pruned", "failed", "steps")]
-        if any(isinstance(count, bool) or not isinstance(count, int) or count < 0 for count in counts):
-            raise ValueError(f"{here}: trials, pruned, failed and steps must be integers >= 0, got {counts}")
-        seeds = entry["seeds"]
-        if not isinstance(seeds, list) or not seeds or not all(type(seed) is int and seed >= 0 for seed in seeds):
-            raise ValueError(
-                f"{here}: seeds must be a non-empty list of integers >= 0 (the tuning seeds), got {seeds!r}"
-            )
-        if not isinstance(entry["chosen"], dict):
-            raise ValueError(f"{here}: chosen must map hyperparameters to the values chosen, got {entry['chosen']!r}")
-        reward, seconds = entry.get("reward"), entry.get("seconds")
-        tuned[agent] = TunedAgent(
-            dict(entry["chosen"]), *counts, tuple(seeds), None if reward is None else float(reward),
-            None if seconds is None else float(seconds),
-        )  # fmt: skip
-    return Tuning(data["experiment"], path, tuned)
 
 
 def with_tuned_hyperparameters(experiment: Experiment, tuned: Experiment) -> Experiment:

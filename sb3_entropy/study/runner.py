@@ -286,5 +286,3 @@ def _collect(
         }  # fmt: skip
         for row in history:
             result.rows.append(described | row)
-
-

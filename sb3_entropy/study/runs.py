@@ -4,7 +4,6 @@ attached and its TensorBoard run in the study's layout."""
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from personalization_gym.checks import check_integer
 from sb3_entropy.agents import REGULARIZABLE, make_agent
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.study.mean_runs import run_layout
@@ -72,8 +72,7 @@ def check_run(spec: RunSpec, task: Any = None) -> None:
     """Build ``spec``'s model once, without training, so that settings which cannot work (a network, a batch
     size, a policy argument the constructor refuses) fail before any run starts: a ValueError with the cause.
     ``task``: the spec's task, already built (a Ratings-v0 fit or a dataset is then not made again); left open."""
-    if isinstance(spec.timesteps, bool) or not isinstance(spec.timesteps, numbers.Integral) or spec.timesteps < 1:
-        raise ValueError(f"timesteps must be an integer >= 1, got {spec.timesteps!r}")
+    check_integer("timesteps", spec.timesteps, 1)
     try:
         _, env = build_model(spec, task)  # checks the hyperparameters first
     except ValueError:
@@ -96,8 +95,7 @@ def train(
     to instrument them). ``callbacks`` run after EntropyCallback, so they see each of its evaluations as soon as
     it is made.
     """
-    if spec.timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {spec.timesteps}")
+    check_integer("timesteps", spec.timesteps, 1)
     model, env = build_model(spec)
     callback = EntropyCallback(
         eval_env=env,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from personalization_gym.checks import check_choice, check_integer, check_number
 from personalization_gym.core import BanditEnv
 from sb3_entropy.metrics import entropy, marginal
 from sb3_entropy.study.plots import _pyplot
@@ -73,13 +74,10 @@ def run_update_rule(
     ``seed`` fixes the initial network (the same for both rules and a given ``hidden``) and the users and
     actions drawn, each from its own generator.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    check_choice("rule", rule, RULES)
     for name, value in (("updates", updates), ("batch_size", batch_size), ("log_every", log_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+        check_integer(name, value, 1)
+    check_number("lr", lr, above=0)
     n_inputs, n_actions = int(np.prod(task.observation_space.shape)), int(task.action_space.n)
     network = mlp(n_inputs, list(hidden), n_actions, torch.Generator().manual_seed(seed))
     optimizer = torch.optim.SGD(network.parameters(), lr=lr)

@@ -59,7 +59,7 @@ def check_main_is_guarded() -> None:
     if not _inside_main_guard(tree, frame.f_lineno):
         raise RuntimeError(
             f"{path}, line {frame.f_lineno}: a study runs its runs in worker processes, each of which runs this script "
-            "again; put the code that starts it under `if __name__ == \"__main__\":` (or pass workers=1)"
+            'again; put the code that starts it under `if __name__ == "__main__":` (or pass workers=1)'
         )
 
 

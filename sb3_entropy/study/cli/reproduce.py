@@ -220,4 +220,3 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
     print(f"\n{report.read_text()}\nwritten to {out}/ in {time.perf_counter() - start:.0f} s")
     status = _summary(args, results, out)
     return status
-

@@ -232,4 +232,3 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     _print_table(args, rows, baselines, n_actions)
     return 0
-

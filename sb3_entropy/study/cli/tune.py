@@ -170,4 +170,3 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"\nWritten: {', '.join(map(str, paths))}")
     print(f"Next, the study on fresh seeds: personalization-gym reproduce {args.experiment} --hyperparams {paths[0]}")
     return 0
-
