@@ -17,7 +17,6 @@ __all__ = [
     "check_choice",
     "check_integer",
     "check_number",
-    "check_numbers",
     "is_bool",
     "is_integer",
     "is_number",
@@ -93,13 +92,6 @@ def _number_range(above: float | None, at_least: float | None, below: float | No
     if upper is not None:
         return f"a finite number {'<' if below is not None else '<='} {upper:g}"
     return "a finite number"
-
-
-def check_numbers(name: str, value: Any, length: int) -> tuple[Any, ...]:
-    """``value`` as a tuple if it is a list or tuple of ``length`` numbers (text is not one), else a ValueError."""
-    if not isinstance(value, (list, tuple)) or len(value) != length or not all(map(is_number, value)):
-        raise ValueError(f"{name} must be a list or tuple of {length} numbers, got {value!r}")
-    return tuple(value)
 
 
 def check_choice(name: str, value: Any, valid: Collection[Any]) -> Any:

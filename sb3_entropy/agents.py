@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections.abc
 import inspect
 import math
-import numbers
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -17,7 +16,7 @@ import torch
 from stable_baselines3.common.vec_env import VecMonitor
 
 import personalization_gym
-from personalization_gym.checks import is_integer, is_number, is_number_text
+from personalization_gym.checks import is_bool, is_integer, is_number, is_number_text
 from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
@@ -144,7 +143,7 @@ def check_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> None:
                 f"{name}: {key} must be {' or '.join(_kind_words(option) for option in options)}, got {value!r}{hint}"
             )
         number = value[0] if key == "train_freq" and isinstance(value, (list, tuple)) else value
-        if key in HYPERPARAMETER_RANGES and isinstance(number, numbers.Real) and not isinstance(number, bool):
+        if key in HYPERPARAMETER_RANGES and is_number(number):
             within, words = HYPERPARAMETER_RANGES[key]
             if not within(number):
                 raise ValueError(f"{name}: {key} must be {words}, got {value!r}")
@@ -164,7 +163,7 @@ def _is_kind(option: Any, value: Any) -> bool:
     if option is type(None):
         return value is None
     if option is bool:
-        return isinstance(value, bool)
+        return is_bool(value)
     if option is int:
         return is_integer(value)
     if option is float:

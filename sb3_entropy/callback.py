@@ -122,33 +122,16 @@ class EntropyCallback(BaseCallback):
             raise ValueError("pass at most one of eval_env (a personalization_gym task) and eval_obs (an array)")
         if eval_env_kwargs is not None and not isinstance(eval_env, str):
             raise ValueError("eval_env_kwargs are the arguments of a task given by id: pass eval_env='<env id>' too")
-        if n_eval is not None:
-            check_integer("n_eval", n_eval, 1)
-        for name, value in (("eval_freq", eval_freq), ("figure_every", figure_every)):
-            check_integer(name, value, 1)
-        if min_entropy is not None and not (is_number(min_entropy) and 0.0 <= min_entropy <= 1.0):
-            raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {min_entropy!r}")
-        check_choice("q_policy", q_policy, Q_POLICIES)
-        check_number("temperature", temperature, above=0)
-        for name, value in (("log_figures", log_figures), ("stop_on_collapse", stop_on_collapse)):
-            check_bool(name, value)
-        for name, value in (("seed", seed), ("verbose", verbose)):
-            check_integer(name, value, 0)
-        if probs_fn is not None and not callable(probs_fn):
-            raise ValueError(
-                f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {probs_fn!r}"
-            )
         if eval_env_kwargs is not None and not isinstance(eval_env_kwargs, dict):
             raise ValueError(f"eval_env_kwargs must be a dict of the task's arguments, got {eval_env_kwargs!r}")
-        if stop_on_collapse and min_entropy is None:
-            raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
-        self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
+        self.eval_freq, self.figure_every, self.n_eval = eval_freq, figure_every, n_eval
         self.temperature, self.q_policy, self.probs_fn = temperature, q_policy, probs_fn
         self.log_figures, self.min_entropy, self.stop_on_collapse = log_figures, min_entropy, stop_on_collapse
         self.seed = seed
+        self._check_settings()
+        self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
         self._rng = np.random.default_rng(seed)
 
-        self.n_eval = n_eval
         self.eval_obs: np.ndarray | None = None
         self._distinct_obs: np.ndarray | None = None
         self._row_of: np.ndarray | None = None
@@ -176,6 +159,27 @@ class EntropyCallback(BaseCallback):
         self._final = False  # the evaluation at the end of training: its picture is logged whatever figure_every
         # The Custom Scalars charts the run writes at its start (sb3_entropy.study.runs puts the means' charts first).
         self.custom_scalars_layout: dict[str, Any] = CUSTOM_SCALARS_LAYOUT
+
+    def _check_settings(self) -> None:
+        """Refuse settings of the wrong kind or out of range: a ValueError that names the argument."""
+        if self.n_eval is not None:
+            check_integer("n_eval", self.n_eval, 1)
+        check_integer("eval_freq", self.eval_freq, 1)
+        check_integer("figure_every", self.figure_every, 1)
+        if self.min_entropy is not None and not (is_number(self.min_entropy) and 0.0 <= self.min_entropy <= 1.0):
+            raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {self.min_entropy!r}")
+        check_choice("q_policy", self.q_policy, Q_POLICIES)
+        check_number("temperature", self.temperature, above=0)
+        check_bool("log_figures", self.log_figures)
+        check_bool("stop_on_collapse", self.stop_on_collapse)
+        check_integer("seed", self.seed, 0)
+        check_integer("verbose", self.verbose, 0)
+        if self.probs_fn is not None and not callable(self.probs_fn):
+            raise ValueError(
+                f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {self.probs_fn!r}"
+            )
+        if self.stop_on_collapse and self.min_entropy is None:
+            raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
 
     def _use_states(self, obs: Any, expected: Any) -> None:
         """Check the evaluation states (before any forward pass) and keep them, or a fixed subset of them."""

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from google.protobuf import struct_pb2
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -39,7 +38,7 @@ from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
-from personalization_gym.checks import check_integer
+from personalization_gym.checks import check_integer, is_bool, is_number
 from sb3_entropy.metrics import SCORE_KEY
 
 __all__ = [
@@ -163,9 +162,9 @@ def _hparams_summary(tag: str, **content: Any) -> Summary:
 
 
 def hparam_value(name: str, value: Any) -> struct_pb2.Value:
-    if isinstance(value, (bool, np.bool_)):
+    if is_bool(value):
         return struct_pb2.Value(bool_value=bool(value))
-    if isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value):
+    if is_number(value) and math.isfinite(value):
         return struct_pb2.Value(number_value=float(value))
     if isinstance(value, str):
         return struct_pb2.Value(string_value=value)

@@ -13,7 +13,6 @@ from personalization_gym.checks import (
     check_choice,
     check_integer,
     check_number,
-    check_numbers,
     is_bool,
     is_integer,
     is_number,
@@ -111,10 +110,3 @@ def test_check_choice_compares_values_and_types() -> None:
         check_choice("rule", True, (1, 2))  # True == 1, but a bool is not the integer asked for
     with pytest.raises(ValueError, match=r"^rule must be one of \('a',\), got \['a'\]$"):
         check_choice("rule", ["a"], ("a",))
-
-
-def test_check_numbers() -> None:
-    assert check_numbers("pair", [0.1, np.float32(0.5)], 2) == (0.1, np.float32(0.5))
-    for bad in ("01", (0.1,), ("0.1", 0.2), 0.1, (0.1, True)):
-        with pytest.raises(ValueError, match=r"^pair must be a list or tuple of 2 numbers, got "):
-            check_numbers("pair", bad, 2)

@@ -37,7 +37,9 @@ def test_the_console_script_and_python_m_are_the_same_tool() -> None:
     script = shutil.which("personalization-gym")
     assert script is not None, "pip install -e . installs the console script personalization-gym"
     by_script = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
-    by_module = subprocess.run([sys.executable, "-m", "sb3_entropy", "--help"], capture_output=True, text=True, timeout=120)
+    by_module = subprocess.run(
+        [sys.executable, "-m", "sb3_entropy", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert by_script.returncode == by_module.returncode == 0
     assert by_script.stdout == by_module.stdout
     assert all(f"  {command} " in by_script.stdout for command in COMMANDS)
@@ -93,7 +95,9 @@ def test_report_writes_the_same_report_again_from_the_stored_runs(tmp_path: Path
     assert "runs to train" not in printed  # nothing trained
     assert sorted(p.name for p in (out / "tiny" / "runs").iterdir()) == runs
     assert (out / "tiny" / "results.csv").read_bytes() == results and (out / "tiny" / "overview.png").is_file()
-    times = re.compile(r"wall time \d+ s, training \d+ s summed over the runs( \(4 of them kept from an earlier call\))?")
+    times = re.compile(
+        r"wall time \d+ s, training \d+ s summed over the runs( \(4 of them kept from an earlier call\))?"
+    )
     assert times.sub("TIMES", (out / "report.md").read_text()) == times.sub("TIMES", first_report)
 
     (out / "tiny" / "runs" / "dqn_seed1.json").unlink()

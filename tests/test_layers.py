@@ -215,7 +215,9 @@ def test_the_layout_tree_in_the_docs_names_every_module() -> None:
 )
 def test_moved_names_still_import_from_where_they_were_with_a_deprecation(old: str, name: str, new: str) -> None:
     module = importlib.import_module(old)
-    with pytest.warns(DeprecationWarning, match=rf"^{re.escape(old)}\.{name} moved to {re.escape(new)}: import it from"):
+    with pytest.warns(
+        DeprecationWarning, match=rf"^{re.escape(old)}\.{name} moved to {re.escape(new)}: import it from"
+    ):
         moved = getattr(module, name)
     assert moved is getattr(importlib.import_module(new), name)
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):

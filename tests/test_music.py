@@ -146,6 +146,12 @@ def test_liked_fraction_and_threshold_arguments(data_root: Path, reference) -> N
         ({"liked_fraction": (0.1, 1.5)}, r"0 <= low < high <= 1"),
         ({"liked_fraction": 0.2}, r"liked_fraction must be a pair \(low, high\) of numbers, got 0.2"),
         ({"liked_fraction": ("a", "b")}, r"liked_fraction must be a pair"),
+        ({"liked_fraction": "01"}, r"liked_fraction must be a pair \(low, high\) of numbers, got '01'"),
+        (
+            {"liked_fraction": ("0.05", "0.25")},
+            r"liked_fraction must be a pair \(low, high\) of numbers, got \('0.05', '0.25'\)",
+        ),
+        ({"liked_fraction": (0.05, 0.25, 0.5)}, r"liked_fraction must be a pair"),
         ({"reward_threshold": -0.1}, r"reward_threshold must be a finite number >= 0, got -0.1"),
         ({"reward_threshold": float("inf")}, r"reward_threshold must be a finite number >= 0, got inf"),
         ({"reward_threshold": "0.1"}, r"reward_threshold must be a finite number >= 0, got '0.1'"),

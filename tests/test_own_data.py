@@ -334,6 +334,11 @@ def test_bad_labels_and_ratings_are_named() -> None:
     assert "check_fraction must be a number in (0, 1), got 1.5" in _error(
         RatingsEnv, (users, items, values), check_fraction=1.5
     )
+    assert "max_matrix_gb must be a finite number > 0, got '4'" in _error(
+        RatingsEnv, (users, items, values), max_matrix_gb="4"
+    )
+    # numpy's numbers are numbers for every argument (one rule: personalization_gym.checks)
+    assert RatingsEnv((users, items, values), max_matrix_gb=np.float32(4.0), reg=np.float64(0.1)).reg == 0.1
     assert "check_fraction 0.9 holds out all 4 ratings" in _error(
         RatingsEnv, (users, items, values), check_fraction=0.9
     )

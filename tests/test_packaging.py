@@ -77,7 +77,9 @@ def test_the_installed_wheel_runs_the_study_from_any_folder(wheel: Path, tmp_pat
     results = (elsewhere / "out" / "music" / "results.csv").read_bytes()
     (elsewhere / "out" / "report.md").unlink()
     run(tool, "report", *study, cwd=elsewhere, env=env)
-    assert (elsewhere / "out" / "report.md").is_file() and (elsewhere / "out" / "music" / "results.csv").read_bytes() == results
+    assert (elsewhere / "out" / "report.md").is_file() and (
+        elsewhere / "out" / "music" / "results.csv"
+    ).read_bytes() == results
 
     tuned = run(tool, "tune", "music", "--agents", "dqn", "--trials", "1", "--steps", "320", "--seeds", "1000",
                 "--out", "tuning", cwd=elsewhere, env=env)  # fmt: skip

@@ -40,7 +40,10 @@ def test_share_done_weighs_each_run_by_its_agents_cost_and_its_steps() -> None:
     assert lines == ["demo: 3 runs to train, 2 at a time"]
     StudyProgress("on_ray", runs, kept=0, workers=None, stream=io.StringIO(), print_line=lines.append).close()
     StudyProgress("few", runs, kept=2, workers=4, stream=io.StringIO(), print_line=lines.append).close()
-    assert lines[1:] == ["on_ray: 3 runs to train, as Ray tasks", "few: 1 run to train, 2 kept from an earlier call, one at a time"]
+    assert lines[1:] == [
+        "on_ray: 3 runs to train, as Ray tasks",
+        "few: 1 run to train, 2 kept from an earlier call, one at a time",
+    ]
     progress.advanced(("trpo", 0), 150)
     assert progress.share_done() == pytest.approx(RUN_COST["trpo"] * 150 / total, rel=1e-12)
     progress.advanced(("a2c", 0), 10_000)  # a report past the run's steps counts the run whole, no more

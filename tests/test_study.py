@@ -658,7 +658,9 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
             result = call_script(
                 "reproduce.py", str(experiment), "--ray-address", address, "--out", str(tmp_path / "out")
             )
-            assert result.returncode == 2 and f"error: --ray-address: Ray address {address}: " in result.stderr, result.stderr
+            assert result.returncode == 2 and f"error: --ray-address: Ray address {address}: " in result.stderr, (
+                result.stderr
+            )
             assert message in result.stderr
             assert not (tmp_path / "out" / "tiny").exists()
 

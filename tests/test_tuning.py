@@ -259,7 +259,9 @@ def _without_seconds(path: Path) -> dict:
 
 def test_resume_checks_the_settings_and_a_new_run_refuses_an_existing_study(tmp_path: Path) -> None:
     tune(tmp_path, "store", trials=2)
-    with pytest.raises(ValueError, match=r"a tuning study 'tiny/a2c' already exists in .*store\.db: resume it to go on"):
+    with pytest.raises(
+        ValueError, match=r"a tuning study 'tiny/a2c' already exists in .*store\.db: resume it to go on"
+    ):
         tune(tmp_path, "store", trials=3)
     message = r"^the tuning study 'tiny/a2c' in .* was run with other settings \(sampler_seed: 0\)"
     with pytest.raises(ValueError, match=message):

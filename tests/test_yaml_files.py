@@ -30,7 +30,7 @@ def test_a_key_written_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as caught:
         read_yaml(path, f"experiment study ({path})")
     message = str(caught.value)
-    assert message.startswith(f"experiment study ({path}): not valid YAML: while constructing a mapping in \"{path}\"")
+    assert message.startswith(f'experiment study ({path}): not valid YAML: while constructing a mapping in "{path}"')
     assert "found the key 'seeds' a second time (first on line 1); write each key once" in message
     assert f'in "{path}", line 3, column 1' in message
 

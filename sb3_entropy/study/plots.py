@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -300,6 +301,50 @@ def _half_widths(interval) -> list[list[float]] | None:
     return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
 
 
+def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float]) -> None:
+    """One agent's panel of :func:`tuning_figure`."""
+    color = AGENT_COLORS.get(tuning.settings.algo, "tab:blue")
+    states = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
+    for trial in tuning.trials:
+        states[trial.state.name].append(trial)
+    values = [(t.number, t.value) for t in states["COMPLETE"] + states["PRUNED"] if t.value is not None]
+    low = min([baselines.get("random", 0.0), *(v for _, v in values)]) if values or baselines else 0.0
+    high = max([baselines.get("oracle", 1.0), *(v for _, v in values)]) if values or baselines else 1.0
+    margin = 0.05 * (high - low or 1.0)
+    axes.scatter([t.number for t in states["COMPLETE"]], [t.value for t in states["COMPLETE"]], color=color,
+                 zorder=3, label="complete: mean final reward")  # fmt: skip
+    pruned = [t for t in states["PRUNED"] if t.value is not None]
+    axes.scatter([t.number for t in pruned], [t.value for t in pruned], facecolors="none", edgecolors=color,
+                 zorder=3, label="pruned: reward when stopped")  # fmt: skip
+    if states["FAIL"]:
+        axes.scatter([t.number for t in states["FAIL"]], [low - margin / 2] * len(states["FAIL"]), marker="x",
+                     color="black", zorder=3, label="failed")  # fmt: skip
+    complete = sorted(states["COMPLETE"], key=lambda t: t.number)
+    if complete:
+        best_so_far = np.maximum.accumulate([t.value for t in complete])
+        axes.step([t.number for t in complete], best_so_far, where="post", color=color, alpha=0.6,
+                  label="best so far")  # fmt: skip
+    if tuning.best is not None:
+        axes.scatter([tuning.best.number], [tuning.best.value], marker="*", s=220, color="gold",
+                     edgecolors="black", zorder=4, label="the trial chosen")  # fmt: skip
+    for key, style, name in (("oracle", "--", "oracle"), ("random", ":", "random policy")):
+        if key in baselines:
+            axes.axhline(
+                baselines[key], color="grey", linestyle=style, label=f"{name} {three_decimals(baselines[key])}"
+            )
+    axes.set_ylim(low - margin, high + margin)
+    settings = tuning.settings
+    chosen = f", chose trial {tuning.best.number}" if tuning.best is not None else ", none complete"
+    axes.set_title(
+        f"{agent_label(agent)}: {len(tuning.trials)} trials of {step_label(settings.steps)} steps\n"
+        f"on {len(settings.seeds)} seed(s), {tuning.count('PRUNED')} pruned{chosen}",
+        fontsize=10,
+    )
+    axes.set_xlabel("trial")
+    axes.set_ylabel("expected reward")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+
+
 def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], path: Path) -> None:
     """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines.
 
@@ -314,46 +359,7 @@ def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], p
     for axes in grid.flat[len(tunings) :]:
         axes.set_visible(False)
     for axes, (agent, tuning) in zip(grid.flat[: len(tunings)], tunings.items(), strict=True):
-        color = AGENT_COLORS.get(tuning.settings.algo, "tab:blue")
-        states = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
-        for trial in tuning.trials:
-            states[trial.state.name].append(trial)
-        values = [(t.number, t.value) for t in states["COMPLETE"] + states["PRUNED"] if t.value is not None]
-        low = min([baselines.get("random", 0.0), *(v for _, v in values)]) if values or baselines else 0.0
-        high = max([baselines.get("oracle", 1.0), *(v for _, v in values)]) if values or baselines else 1.0
-        margin = 0.05 * (high - low or 1.0)
-        axes.scatter([t.number for t in states["COMPLETE"]], [t.value for t in states["COMPLETE"]], color=color,
-                     zorder=3, label="complete: mean final reward")  # fmt: skip
-        pruned = [t for t in states["PRUNED"] if t.value is not None]
-        axes.scatter([t.number for t in pruned], [t.value for t in pruned], facecolors="none", edgecolors=color,
-                     zorder=3, label="pruned: reward when stopped")  # fmt: skip
-        if states["FAIL"]:
-            axes.scatter([t.number for t in states["FAIL"]], [low - margin / 2] * len(states["FAIL"]), marker="x",
-                         color="black", zorder=3, label="failed")  # fmt: skip
-        complete = sorted(states["COMPLETE"], key=lambda t: t.number)
-        if complete:
-            best_so_far = np.maximum.accumulate([t.value for t in complete])
-            axes.step([t.number for t in complete], best_so_far, where="post", color=color, alpha=0.6,
-                      label="best so far")  # fmt: skip
-        if tuning.best is not None:
-            axes.scatter([tuning.best.number], [tuning.best.value], marker="*", s=220, color="gold",
-                         edgecolors="black", zorder=4, label="the trial chosen")  # fmt: skip
-        for key, style, name in (("oracle", "--", "oracle"), ("random", ":", "random policy")):
-            if key in baselines:
-                axes.axhline(
-                    baselines[key], color="grey", linestyle=style, label=f"{name} {three_decimals(baselines[key])}"
-                )
-        axes.set_ylim(low - margin, high + margin)
-        settings = tuning.settings
-        chosen = f", chose trial {tuning.best.number}" if tuning.best is not None else ", none complete"
-        axes.set_title(
-            f"{agent_label(agent)}: {len(tuning.trials)} trials of {step_label(settings.steps)} steps\n"
-            f"on {len(settings.seeds)} seed(s), {tuning.count('PRUNED')} pruned{chosen}",
-            fontsize=10,
-        )
-        axes.set_xlabel("trial")
-        axes.set_ylabel("expected reward")
-        axes.xaxis.get_major_locator().set_params(integer=True)
+        _tuning_panel(axes, agent, tuning, baselines)
     legend = {}  # one legend for every panel, below them
     for axes in grid.flat[: len(tunings)]:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):

@@ -18,11 +18,11 @@ and off-policy ``train_freq`` stay multiples of the 32 users per step.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from personalization_gym.checks import check_integer, check_number, is_bool
 from sb3_entropy.agents import (
     AGENT_DEFAULTS,
     BATCH,
@@ -121,15 +121,12 @@ def _dimension(where: str, algo: str, name: Any, spec: Any, batched: bool) -> Di
         dimension = Dimension(name, kind, choices=tuple(choices))
         values = choices
     else:
-        number = int if kind == "int" else (int, float)
         low, high, log = spec.get("low"), spec.get("high"), spec.get("log", False)
         for bound, value in (("low", low), ("high", high)):
-            if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
-                what = "an integer" if kind == "int" else "a finite number"
-                raise ValueError(f"{where}: {bound} must be {what}, got {value!r}")
+            (check_integer if kind == "int" else check_number)(f"{where}: {bound}", value)
         if not low < high:
             raise ValueError(f"{where}: low must be below high, got low={low!r}, high={high!r}")
-        if not isinstance(log, bool):
+        if not is_bool(log):
             raise ValueError(f"{where}: log must be true or false, got {log!r}")
         if log and low <= 0:
             raise ValueError(f"{where}: a log scale needs low > 0, got low={low!r}")

@@ -87,34 +87,17 @@ def run_update_rule(
     eval_rewards = np.asarray(eval_set.expected)
     run = UpdateRuleRun(rule, list(hidden), lr, seed, [], [], [], [])
 
-    def record(done: int, change: torch.Tensor | None, taken: np.ndarray | None, outputs: torch.Tensor) -> None:
-        probs = _policy(outputs, rule, temperature).numpy()
-        run.updates.append(done)
-        run.marginal_entropy.append(float(entropy(marginal(probs))))
-        run.expected_reward.append(float((probs * eval_rewards).sum(axis=1).mean()))
-        if change is None:
-            run.untaken_share.append(float("nan"))
-            return
-        magnitude = change.abs().sum(dim=0).numpy()  # per action, over the evaluation states
-        untaken = np.ones(n_actions, dtype=bool)
-        untaken[taken] = False
-        run.untaken_share.append(float(magnitude[untaken].sum() / magnitude.sum()))
-
     def logged(done: int) -> bool:
         return done % log_every == 0 or done == updates
 
     with torch.no_grad():
         before = network(eval_states)
-    record(0, None, None, before)
+    _record(run, 0, before, eval_rewards, temperature)
     for done in range(1, updates + 1):
         batch = task.sample(batch_size, users)
         states = torch.tensor(batch.obs.reshape(batch_size, -1), dtype=torch.float64)
         outputs = network(states)
-        probs = _policy(outputs.detach(), rule, temperature).numpy()
-        cumulative = probs.cumsum(axis=1)
-        actions = np.minimum(
-            (cumulative < users.random(batch_size)[:, None] * cumulative[:, -1:]).sum(axis=1), n_actions - 1
-        )
+        actions = _draw_actions(_policy(outputs.detach(), rule, temperature).numpy(), users)
         rewards = torch.tensor(batch.expected[np.arange(batch_size), actions])
         optimizer.zero_grad()
         _loss(outputs, torch.tensor(actions), rewards, rule).backward()
@@ -122,12 +105,43 @@ def run_update_rule(
         if logged(done):
             with torch.no_grad():
                 after = network(eval_states)
-            record(done, after - before, actions, after)
+            _record(run, done, after, eval_rewards, temperature, after - before, actions)
             before = after
         elif logged(done + 1):
             with torch.no_grad():
                 before = network(eval_states)  # the outputs just before the next logged update
     return run
+
+
+def _draw_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One action per row of ``probs``, drawn by inverting each row's cumulative sum with one uniform draw."""
+    cumulative = probs.cumsum(axis=1)
+    drawn = (cumulative < rng.random(len(probs))[:, None] * cumulative[:, -1:]).sum(axis=1)
+    return np.minimum(drawn, probs.shape[1] - 1)
+
+
+def _record(
+    run: UpdateRuleRun,
+    done: int,
+    outputs: torch.Tensor,
+    eval_rewards: np.ndarray,
+    temperature: float,
+    change: torch.Tensor | None = None,
+    taken: np.ndarray | None = None,
+) -> None:
+    """Append the evaluation after ``done`` updates to ``run``: H(p), the expected reward and, from the change of
+    the outputs since the last record, the share of it that fell on actions the batch did not take."""
+    probs = _policy(outputs, run.rule, temperature).numpy()
+    run.updates.append(done)
+    run.marginal_entropy.append(float(entropy(marginal(probs))))
+    run.expected_reward.append(float((probs * eval_rewards).sum(axis=1).mean()))
+    if change is None:
+        run.untaken_share.append(float("nan"))
+        return
+    magnitude = change.abs().sum(dim=0).numpy()  # per action, over the evaluation states
+    untaken = np.ones(len(magnitude), dtype=bool)
+    untaken[taken] = False
+    run.untaken_share.append(float(magnitude[untaken].sum() / magnitude.sum()))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -107,10 +108,8 @@ def _print_tunings(tunings: dict) -> None:
         print(f"{agent:<8} {counts} {reward:>8}  {chosen}")
 
 
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = _parser(prog)
-    args = parser.parse_args(argv)
-
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse counts out of range and repeated seeds: exit 2 naming the flag."""
     for flag, value, minimum in (
         ("--trials", args.trials, 1), ("--steps", args.steps, 1), ("--evaluations", args.evaluations, 1),
         ("--workers", args.workers, 1), ("--sampler-seed", args.sampler_seed, 0),
@@ -120,6 +119,24 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             parser.error(f"{flag} must be an integer >= {minimum}, got {value}")
     if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
+
+
+def _task_data(experiment: Experiment, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, float]]:
+    """The task's arguments with its data found (downloaded unless --no-download), and its reward baselines."""
+    env_kwargs = dict(experiment.task_kwargs) | personalization_gym.data_kwargs(
+        experiment.task, args.data_dir, download=False if args.no_download else None
+    )
+    env = gym.make(experiment.task, **env_kwargs)
+    baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    env.close()
+    return env_kwargs, baselines
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+
+    _check_flags(parser, args)
     try:
         experiment, agents, space, source = _chosen(args)
     except ValueError as error:
@@ -129,16 +146,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     folder = Path(args.out) / experiment.name
     folder.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(folder / 'tuning.db').resolve()}"
-    env_kwargs = dict(experiment.task_kwargs) | personalization_gym.data_kwargs(
-        experiment.task, args.data_dir, download=False if args.no_download else None
-    )
     try:  # find (or download) the data once, here, rather than in every trial
-        env = gym.make(experiment.task, **env_kwargs)
+        env_kwargs, baselines = _task_data(experiment, args)
     except personalization_gym.DataNotFoundError as error:
         print(f"error: {experiment.name}: {error}", file=sys.stderr)
         return 2
-    baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
-    env.close()
 
     start = time.perf_counter()
     steps = args.steps or experiment.steps
