@@ -17,6 +17,7 @@ __all__ = [
     "check_choice",
     "check_integer",
     "check_number",
+    "in_context",
     "is_bool",
     "is_integer",
     "is_number",
@@ -107,3 +108,13 @@ def check_bool(name: str, value: Any, error: type[Exception] = ValueError) -> bo
     if not is_bool(value):
         raise error(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def in_context(where: str, error: Exception) -> ValueError:
+    """``error``'s message with ``where`` (the file, key or argument it concerns) in front, as a ValueError of
+    ``error``'s own class when it is one, so that a caller can still tell the kind of error apart."""
+    kind = type(error) if isinstance(error, ValueError) else ValueError
+    try:
+        return kind(f"{where}: {error}")
+    except TypeError:  # a class whose constructor takes other arguments
+        return ValueError(f"{where}: {error}")

@@ -27,6 +27,7 @@ __all__ = [
     "ON_POLICY",
     "Q_LEARNING",
     "REGULARIZABLE",
+    "NotWholeBatchesError",
     "algorithm_class",
     "batched_hyperparameters",
     "check_hyperparameter_names",
@@ -55,6 +56,10 @@ REGULARIZABLE = ("a2c", "ppo")
 BATCH = 32
 
 
+class NotWholeBatchesError(ValueError):
+    """A rollout length or training frequency that the batched setup cannot collect in whole batches."""
+
+
 def batched_hyperparameters(name: str, hyperparameters: dict[str, Any], n_envs: int = BATCH) -> dict[str, Any]:
     """The same updates collected as 1 step of ``n_envs`` environments instead of ``n_envs`` steps of one.
 
@@ -72,9 +77,9 @@ def batched_hyperparameters(name: str, hyperparameters: dict[str, Any], n_envs: 
                 return hyperparameters  # (n, "episode"): 32 envs finish 32 one-step episodes per step already
             value = value[0]
     if value % n_envs:
-        raise ValueError(
+        raise NotWholeBatchesError(
             f"{name}: {key}={value} is not a multiple of {n_envs}, so it cannot be collected in batches of "
-            f"{n_envs} envs; use the literal setup (--literal) or a multiple of {n_envs}"
+            f"{n_envs} envs; use the literal setup (batched=False: one user per step) or a multiple of {n_envs}"
         )
     hyperparameters[key] = value // n_envs
     return hyperparameters

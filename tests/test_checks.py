@@ -13,6 +13,7 @@ from personalization_gym.checks import (
     check_choice,
     check_integer,
     check_number,
+    in_context,
     is_bool,
     is_integer,
     is_number,
@@ -110,3 +111,20 @@ def test_check_choice_compares_values_and_types() -> None:
         check_choice("rule", True, (1, 2))  # True == 1, but a bool is not the integer asked for
     with pytest.raises(ValueError, match=r"^rule must be one of \('a',\), got \['a'\]$"):
         check_choice("rule", ["a"], ("a",))
+
+
+def test_in_context_keeps_the_kind_of_error() -> None:
+    class OddError(ValueError):
+        pass
+
+    class TwoArgumentError(ValueError):
+        def __init__(self, first: str, second: str) -> None:
+            super().__init__(first, second)
+
+    error = in_context("experiment x (x.yml): agents.a2c", OddError("n_steps=48 is not a multiple of 32"))
+    assert (
+        type(error) is OddError and str(error) == "experiment x (x.yml): agents.a2c: n_steps=48 is not a multiple of 32"
+    )
+    assert type(in_context("where", KeyError("k"))) is ValueError
+    wrapped = in_context("where", TwoArgumentError("a", "b"))
+    assert type(wrapped) is ValueError and str(wrapped) == "where: ('a', 'b')"

@@ -347,7 +347,8 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
     assert result.stderr.strip().splitlines()[-1] == (
         f"reproduce.py: error: experiment tiny_tuned: its agents were tuned on seeds [7, 9] ({file}), and the "
         "study would run seeds 0-7: seed(s) [7] in both. A tuned agent must be judged on seeds it was not tuned "
-        "on: tune on other seeds (personalization-gym tune --seeds), or run fewer seeds"
+        "on: tune on other seeds, or run fewer seeds (personalization-gym tune --seeds chooses the tuning seeds, "
+        "reproduce --seeds how many seeds a study runs)"
     )
     # the tuned file run as an experiment of its own is refused the same way
     result = call_script("reproduce.py", str(file), "--seeds", "10")

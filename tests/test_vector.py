@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import call_script
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 import personalization_gym
 from personalization_gym import BanditVecEnv, BehaviorEnv, make_vec
-from sb3_entropy.agents import AGENT_DEFAULTS, batched_hyperparameters
+from sb3_entropy.agents import AGENT_DEFAULTS, NotWholeBatchesError, batched_hyperparameters
 from sb3_entropy.study.runs import RunSpec, train
 
 
@@ -144,8 +145,12 @@ def test_batched_hyperparameters() -> None:
     assert batched_hyperparameters("a2c", {"n_steps": 64}) == {"n_steps": 2}
     assert batched_hyperparameters("dqn", {"train_freq": (32, "step")}) == {"train_freq": 1}
     assert batched_hyperparameters("dqn", {"train_freq": (4, "episode")}) == {"train_freq": (4, "episode")}
-    with pytest.raises(ValueError, match=r"ppo: n_steps=48 is not a multiple of 32.*--literal"):
+    with pytest.raises(NotWholeBatchesError, match=r"ppo: n_steps=48 is not a multiple of 32.*\(batched=False: one"):
         batched_hyperparameters("ppo", {"n_steps": 48})
+    # the command line names its flag
+    result = call_script("train.py", "Personalization/Behavior-v0", "--algo", "ppo", "--hp", "n_steps=48")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("or a multiple of 32 (--literal trains the literal setup)"), result.stderr
 
 
 def test_batched_and_literal_training_agree_within_seed_noise(data_root) -> None:

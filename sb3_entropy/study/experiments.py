@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personalization_gym.checks import check_number, is_integer, is_number, is_number_text
+from personalization_gym.checks import check_number, in_context, is_integer, is_number, is_number_text
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
@@ -56,6 +56,7 @@ __all__ = [
     "Frontier",
     "TunedAgent",
     "Tuning",
+    "TuningSeedsError",
     "available_experiments",
     "check_fresh_seeds",
     "experiment_file",
@@ -86,7 +87,7 @@ def _within(where: str) -> Iterator[None]:
     try:
         yield
     except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+        raise in_context(where, error) from None
 
 
 @dataclass
@@ -462,17 +463,20 @@ def with_tuned_hyperparameters(experiment: Experiment, tuned: Experiment) -> Exp
     return dataclasses.replace(experiment, name=f"{experiment.name}_tuned", agents=agents, tuning=tuned.tuning)
 
 
+class TuningSeedsError(ValueError):
+    """A study that would judge tuned agents on seeds they were tuned on."""
+
+
 def check_fresh_seeds(experiment: Experiment, seeds: list[int]) -> None:
     """Refuse to judge tuned agents on a seed they were tuned on: a ValueError naming both sets of seeds."""
     if experiment.tuning is None:
         return
     overlap = sorted(set(seeds) & set(experiment.tuning.seeds))
     if overlap:
-        raise ValueError(
+        raise TuningSeedsError(
             f"experiment {experiment.name}: its agents were tuned on seeds {experiment.tuning.seeds} "
             f"({experiment.tuning.path}), and the study would run seeds {_seed_range(seeds)}: seed(s) {overlap} in "
-            "both. A tuned agent must be judged on seeds it was not tuned on: tune on other seeds "
-            "(personalization-gym tune --seeds), or run fewer seeds"
+            "both. A tuned agent must be judged on seeds it was not tuned on: tune on other seeds, or run fewer seeds"
         )
 
 

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 import personalization_gym
+from personalization_gym.checks import in_context
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study.executors import connect_ray, execute  # noqa: F401  (connect_ray: importable from here)
 from sb3_entropy.study.experiments import Experiment
@@ -110,7 +111,7 @@ def plan_experiment(
                 try:
                     check_run(spec, env.unwrapped)
                 except ValueError as error:
-                    raise ValueError(f"{where}: agents.{name}: {error}") from None
+                    raise in_context(f"{where}: agents.{name}", error) from None
     finally:
         env.close()
     return plan

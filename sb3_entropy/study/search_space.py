@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from personalization_gym.checks import check_integer, check_number, is_bool
+from personalization_gym.checks import check_integer, check_number, in_context, is_bool
 from sb3_entropy.agents import (
     AGENT_DEFAULTS,
     BATCH,
@@ -139,13 +139,13 @@ def _dimension(where: str, algo: str, name: Any, spec: Any, batched: bool) -> Di
             try:
                 check_hyperparameters(algo, {name: value})
             except ValueError as error:
-                raise ValueError(f"{where}: {error}") from None
+                raise in_context(where, error) from None
     if batched and name in ("n_steps", "train_freq"):  # collected as steps of BATCH users: multiples of BATCH
         for value in values:
             try:
                 batched_hyperparameters(algo, {**AGENT_DEFAULTS[algo], name: value})
             except (ValueError, TypeError) as error:
-                raise ValueError(f"{where}: {error}") from None
+                raise in_context(where, error) from None
         if kind == "int":
             raise ValueError(
                 f"{where}: an int range gives values that are not multiples of {BATCH}; list the values as a "

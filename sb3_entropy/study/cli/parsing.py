@@ -8,9 +8,24 @@ from typing import Any
 
 import yaml
 
-__all__ = ["TOOL", "command_parser", "parse_hp", "parse_net_arch"]
+from sb3_entropy.agents import NotWholeBatchesError
+from sb3_entropy.study.experiments import TuningSeedsError
+
+__all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch"]
 
 TOOL = "personalization-gym"  # the console script; python -m sb3_entropy is the same tool
+
+# The library's errors name values; on the command line, these kinds of error also name the flags that answer them.
+FLAG_HINTS: dict[type[Exception], str] = {
+    NotWholeBatchesError: "--literal trains the literal setup",
+    TuningSeedsError: f"{TOOL} tune --seeds chooses the tuning seeds, reproduce --seeds how many seeds a study runs",
+}
+
+
+def in_flags(error: Exception) -> str:
+    """A library error as the command line says it: its message, then the flags that answer it, if any."""
+    hints = [hint for kind, hint in FLAG_HINTS.items() if isinstance(error, kind)]
+    return f"{error} ({'; '.join(hints)})" if hints else str(error)
 
 
 def command_parser(doc: str, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:

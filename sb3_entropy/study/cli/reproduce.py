@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
-from sb3_entropy.study.cli.parsing import TOOL, command_parser
+from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.runner import MissingRunsError, connect_ray, plan_experiment, run_plan
 from sb3_entropy.study.runs import limit_threads
@@ -183,13 +183,13 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
     try:
         experiments = _experiments(args)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(in_flags(error))
 
     limit_threads()
     try:
         out = output_folder("--out", args.out)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(in_flags(error))
     start = time.perf_counter()
     results = []
     try:
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
                 for experiment in experiments
             ]  # fmt: skip
         except ValueError as error:
-            parser.error(str(error))
+            parser.error(in_flags(error))
         for plan in plans:
             try:
                 result = run_plan(

@@ -34,7 +34,7 @@ from sb3_entropy.atomic import output_folder
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import score
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.study.cli.parsing import command_parser, parse_hp, parse_net_arch
+from sb3_entropy.study.cli.parsing import command_parser, in_flags, parse_hp, parse_net_arch
 from sb3_entropy.study.mean_runs import write_mean_runs
 from sb3_entropy.study.runs import RunSpec, check_run, final_row, limit_threads, run_hparams, train
 from sb3_entropy.study.yaml_files import read_yaml
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         experiment, specs = _plan(args)
     except (ValueError, TypeError, OSError) as error:
-        parser.error(str(error))
+        parser.error(in_flags(error))
 
     limit_threads()
     rows = []

@@ -32,7 +32,7 @@ import gymnasium as gym
 import personalization_gym
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
-from sb3_entropy.study.cli.parsing import TOOL, command_parser
+from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags
 from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runs import limit_threads
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     try:
         experiment, agents, space, source = _chosen(args)
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(in_flags(error))
 
     limit_threads()
     folder = Path(args.out) / experiment.name
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except StudyExistsError as error:
         parser.error(f"{error} (--resume goes on with a study; --out or --storage chooses another storage)")
     except ValueError as error:
-        parser.error(str(error))
+        parser.error(in_flags(error))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept in {storage}; --resume goes on from there", file=sys.stderr)
         return 130
