@@ -751,3 +751,43 @@ def test_a_marginal_entropy_policy_on_q_learning_says_what_is_wrong(algo: str) -
 
     with pytest.raises(TypeError, match=r"MarginalEntropyPolicy is an actor-critic policy: .* Use it with A2C or PPO"):
         algorithm_class(algo)(MarginalEntropyPolicy, BehaviorEnv(n_eval=10), device="cpu")
+
+
+def test_experiment_dataclasses_check_themselves() -> None:
+    from sb3_entropy.study.experiments import Experiment, Frontier, TunedAgent
+
+    with pytest.raises(ValueError, match=r"^unknown algo 'sac'; valid: \['a2c', "):
+        Agent("sac")
+    with pytest.raises(ValueError, match=r"^a regularizer applies to \['a2c', 'ppo'\] .*, not dqn$"):
+        Agent("dqn", {}, "marginal")
+    with pytest.raises(ValueError, match=r"^a2c: learning_rate must be a finite number or a schedule"):
+        Agent("a2c", {"learning_rate": "fast"})
+    assert Agent("ppo", {}, "l2", 0.5).per_state_weight == 0.5 and Agent("ppo").regularizer is None
+    base = {"name": "mine", "task": "Personalization/Behavior-v0", "net_arch": [16], "steps": 64, "eval_freq": 32}
+    built = Experiment(**base, agents={"a2c": Agent("a2c")})
+    assert (built.seeds, built.quick, built.where) == (3, {}, "experiment mine")
+    for change, message in [
+        ({"steps": 0}, r"^experiment mine: steps must be an integer >= 1, got 0$"),
+        ({"eval_freq": "3e1"}, r"^experiment mine: eval_freq must be an integer >= 1, got '3e1' \(YAML reads 1e3"),
+        ({"net_arch": (16,)}, r"^experiment mine: net_arch must be a list of layer sizes"),
+        ({"seeds": 1}, r"^experiment mine: seeds must be an integer >= 2 \(an interval needs two\), got 1$"),
+        ({"quick": {"step": 5}}, r"^experiment mine: quick: unknown key\(s\) \['step'\]"),
+        ({"paper": {"a2c": {"entropy": -1}}}, r"^experiment mine: paper.a2c.entropy \(nats\) must be a finite num"),
+        ({"task": "Personalization/Nope-v0"}, r"^experiment mine: unknown task 'Personalization/Nope-v0'"),
+        (
+            {"path": "mine.yml", "steps": True},
+            r"^experiment mine \(mine.yml\): steps must be an integer >= 1, got True",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Experiment(**(base | change), agents={"a2c": Agent("a2c")})
+    with pytest.raises(ValueError, match=r"^agents must be a non-empty list of agent names, got \[\]$"):
+        Frontier("dqn", [], {"marginal": [0.1]})
+    with pytest.raises(ValueError, match=r"^regularizers.l2 must be an increasing list of coefficients > 0"):
+        Frontier("dqn", ["a2c"], {"l2": [1.0, 0.5]})
+    with pytest.raises(
+        ValueError, match=r"^trials, pruned, failed and steps must be integers >= 0, got \[-1, 0, 0, 10\]"
+    ):
+        TunedAgent({}, -1, 0, 0, 10, (1,), None)
+    with pytest.raises(ValueError, match=r"^seeds must be a non-empty list of integers >= 0 \(the tuning seeds\)"):
+        TunedAgent({}, 1, 0, 0, 10, (), None)
