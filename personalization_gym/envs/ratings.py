@@ -74,6 +74,31 @@ def _ids(texts: list[str]) -> np.ndarray:
         return np.array(texts)
 
 
+def _check_table(
+    user_ids: np.ndarray, item_ids: np.ndarray, user_index: np.ndarray, item_index: np.ndarray, max_matrix_gb: Any
+) -> None:
+    """Refuse a table whose dense matrix would not fit in ``max_matrix_gb``, or that rates a pair twice."""
+    n_users, n_items = len(user_ids), len(item_ids)
+    # The completed matrix is dense (float64): refuse a table whose matrix would not fit, before fitting it.
+    check_number("max_matrix_gb", max_matrix_gb, above=0)
+    matrix_gb = n_users * n_items * 8 / 2**30
+    if matrix_gb > max_matrix_gb:
+        raise ValueError(
+            f"ratings: {n_users:,} users x {n_items:,} items make a dense reward matrix of {matrix_gb:.1f} GiB, "
+            f"more than max_matrix_gb={max_matrix_gb:g}; keep the most active users and items, or raise "
+            "max_matrix_gb if the memory is there"
+        )
+    pairs = user_index * n_items + item_index
+    unique_pairs, counts = np.unique(pairs, return_counts=True)
+    if (counts > 1).any():
+        pair = int(unique_pairs[counts > 1][0])
+        raise ValueError(
+            f"ratings: {int((counts > 1).sum())} (user, item) pair(s) are rated more than once, e.g. user "
+            f"{user_ids[pair // n_items].tolist()!r} and item {item_ids[pair % n_items].tolist()!r}; "
+            "keep one rating each"
+        )
+
+
 class RatingsEnv(TabularEnv):
     """A rating table as a personalization task: low-rank completion, user factors as context.
 
@@ -162,25 +187,8 @@ class RatingsEnv(TabularEnv):
         user_column, item_column, values = self._read(ratings, columns)
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
+        _check_table(self.user_ids, self.item_ids, user_index, item_index, max_matrix_gb)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
-        # The completed matrix is dense (float64): refuse a table whose matrix would not fit, before fitting it.
-        check_number("max_matrix_gb", max_matrix_gb, above=0)
-        matrix_gb = n_users * n_items * 8 / 2**30
-        if matrix_gb > max_matrix_gb:
-            raise ValueError(
-                f"ratings: {n_users:,} users x {n_items:,} items make a dense reward matrix of {matrix_gb:.1f} GiB, "
-                f"more than max_matrix_gb={max_matrix_gb:g}; keep the most active users and items, or raise "
-                "max_matrix_gb if the memory is there"
-            )
-        pairs = user_index * n_items + item_index
-        unique_pairs, counts = np.unique(pairs, return_counts=True)
-        if (counts > 1).any():
-            pair = int(unique_pairs[counts > 1][0])
-            raise ValueError(
-                f"ratings: {int((counts > 1).sum())} (user, item) pair(s) are rated more than once, e.g. user "
-                f"{self.user_ids[pair // n_items].tolist()!r} and item {self.item_ids[pair % n_items].tolist()!r}; "
-                "keep one rating each"
-            )
         self.rank = validate_int("rank", rank, minimum=1)
         self.n_iter = validate_int("n_iter", n_iter, minimum=1)
         self.reg = check_number("reg", reg, above=0)

@@ -68,6 +68,7 @@ def plan_experiment(
     experiment: Experiment,
     seeds: int,
     out_dir: Path,
+    *,
     quick: bool = False,
     steps: int | None = None,
     data_dir: str | None = None,
@@ -152,6 +153,7 @@ def run_experiment(
     experiment: Experiment,
     seeds: int,
     out_dir: Path,
+    *,
     quick: bool = False,
     steps: int | None = None,
     data_dir: str | None = None,
@@ -171,13 +173,17 @@ def run_experiment(
     ValueError before any run (:func:`plan_experiment`, which a caller with several experiments calls for all of
     them first, then :func:`run_plan` for each).
     """
-    plan = plan_experiment(experiment, seeds, out_dir, quick, steps, data_dir, download, literal, report)
-    return run_plan(plan, report, workers, resume, ray_address)
+    plan = plan_experiment(
+        experiment, seeds, out_dir, quick=quick, steps=steps, data_dir=data_dir, download=download, literal=literal,
+        report=report,
+    )  # fmt: skip
+    return run_plan(plan, report, workers=workers, resume=resume, ray_address=ray_address)
 
 
 def run_plan(
     plan: StudyPlan,
     report: Callable[[str], None] = print,
+    *,
     workers: int = 1,
     resume: bool = False,
     ray_address: str | None = None,

@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None, prog: str | None = None, rerender: bool 
         try:  # every experiment's task and models are built once before any run trains: bad settings fail here
             plans = [
                 plan_experiment(
-                    experiment, args.seeds or experiment.seeds, out, args.quick, args.steps, args.data_dir,
-                    download=not args.no_download, literal=args.literal,
+                    experiment, args.seeds or experiment.seeds, out, quick=args.quick, steps=args.steps,
+                    data_dir=args.data_dir, download=not args.no_download, literal=args.literal,
                 )
                 for experiment in experiments
             ]  # fmt: skip
