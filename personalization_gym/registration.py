@@ -28,6 +28,7 @@ _TASKS = {
     "Personalization/Tabular-v0": "personalization_gym.envs.tabular:TabularEnv",
     "Personalization/Classification-v0": "personalization_gym.envs.tabular:ClassificationEnv",
     "Personalization/Ratings-v0": "personalization_gym.envs.ratings:RatingsEnv",
+    "Personalization/MovieLens-v0": "personalization_gym.envs.movielens:MovieLensEnv",
 }
 TASK_IDS = tuple(_TASKS)
 # The tasks built from a user's own data: they need arguments (features=..., rewards=..., ratings=...).

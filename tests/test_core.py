@@ -328,7 +328,7 @@ def test_every_task_is_registered_in_the_personalization_namespace() -> None:
     registered = {env_id for env_id in gym.registry if env_id.startswith("Personalization/")}
     assert registered == set(personalization_gym.TASK_IDS)
     names = ("Music", "Behavior", "Ads", "MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "Digits", "Tabular",
-             "Classification", "Ratings")  # fmt: skip
+             "Classification", "Ratings", "MovieLens")  # fmt: skip
     assert {f"Personalization/{name}-v0" for name in names} == registered
 
 

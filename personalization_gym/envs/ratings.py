@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import os
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,64 +12,9 @@ from personalization_gym.checks import check_bool, check_number
 from personalization_gym.core import validate_int
 from personalization_gym.envs.tabular import TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
+from personalization_gym.rating_files import DEFAULT_COLUMNS, read_ratings
 
 __all__ = ["RatingsEnv", "read_ratings"]
-
-DEFAULT_COLUMNS = ("user", "item", "rating")
-
-
-def read_ratings(path: str | os.PathLike[str], columns: tuple[str, str, str] = DEFAULT_COLUMNS) -> tuple:
-    """``(users, items, ratings)`` from a CSV file whose header names the three ``columns`` (other columns, such as
-    a timestamp, are ignored), or from a headerless CSV of exactly three columns in that order."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ratings: file {path} not found")
-    with open(path, newline="") as stream:
-        rows = [row for row in csv.reader(stream) if row]
-    if not rows:
-        raise ValueError(f"ratings: {path} is empty")
-    try:
-        float(rows[0][-1])
-        header = None
-    except ValueError:
-        header, rows = rows[0], rows[1:]
-    if header is None:
-        if len(rows[0]) != 3:
-            raise ValueError(
-                f"ratings: {path} has no header and {len(rows[0])} columns: a headerless file holds exactly three "
-                f"({', '.join(columns)}); or give a header naming {list(columns)}"
-            )
-        positions = [0, 1, 2]
-    else:
-        missing = [name for name in columns if name not in header]
-        if missing:
-            raise ValueError(
-                f"ratings: {path}'s header {header} lacks column(s) {missing}; name the user, item and rating columns "
-                f"with columns=(user, item, rating), now {tuple(columns)}"
-            )
-        positions = [header.index(name) for name in columns]
-    users, items, values = [], [], []
-    for line, row in enumerate(rows, start=2 if header else 1):
-        if len(row) <= max(positions):
-            raise ValueError(
-                f"ratings: {path}, line {line}: {len(row)} columns, expected at least {max(positions) + 1}"
-            )
-        user, item, value = (row[p].strip() for p in positions)
-        try:
-            values.append(float(value))
-        except ValueError:
-            raise ValueError(f"ratings: {path}, line {line}: rating {value!r} is not a number") from None
-        users.append(user)
-        items.append(item)
-    return _ids(users), _ids(items), np.array(values)
-
-
-def _ids(texts: list[str]) -> np.ndarray:
-    """Ids read from a file: integers when every one is an integer (so that 10 sorts after 9), else strings."""
-    try:
-        return np.array([int(text) for text in texts], dtype=np.int64)
-    except ValueError:
-        return np.array(texts)
 
 
 def _check_table(
@@ -142,11 +85,16 @@ class RatingsEnv(TabularEnv):
     print(env.unwrapped.fit_report)
     ```
 
-    * ``ratings``: a CSV file with a header naming ``columns`` (default ``user,item,rating``; other columns are
-      ignored) or without a header and exactly those three columns; or a tuple of three arrays
-      ``(users, items, ratings)``. Each (user, item) pair is rated at most once; ratings must be finite.
-    * ``columns``: the header's names of the user, item and rating columns (``("userId", "movieId", "rating")``
-      for MovieLens).
+    * ``ratings``: a rating file, or a tuple of three arrays ``(users, items, ratings)``. The file is read as it
+      is in any of :data:`personalization_gym.rating_files.RATINGS_FORMATS`: MovieLens-100K's ``u.data``,
+      MovieLens-1M/10M's ``ratings.dat``, MovieLens-latest's ``ratings.csv``, RecBole's atomic ``.inter``, or a
+      CSV with a header naming ``columns`` (other columns are ignored) or without a header and exactly those
+      three columns (a first row whose last field is not a number is a header). Each (user, item) pair is rated
+      at most once; ratings must be finite.
+    * ``columns``: the header's names of the user, item and rating columns (default ``user,item,rating``; left at
+      the default, MovieLens's ``userId,movieId,rating`` and RecBole's ``user_id,item_id,rating`` are found too).
+    * ``ratings_format``: ``"auto"`` (default: detected from the file's first line) or one of
+      ``RATINGS_FORMATS``: ``"csv"``, ``"movielens-100k"``, ``"movielens-dat"``, ``"recbole"``.
     * ``users``, ``items``: the ids of every user and item. A rating of another id is an error, and so is an id
       without ratings. Default: the ids that occur in the ratings, sorted.
     * ``rank`` (default 10), ``reg`` (default 0.1), ``n_iter`` (ALS sweeps, default 30).
@@ -160,7 +108,9 @@ class RatingsEnv(TabularEnv):
 
     ## Version History
 
-    * v0: Initial version.
+    * v0: Initial version. MovieLens's and RecBole's files read as they are, and ``ratings_format``, added
+      without a version bump: every file that loaded before gives the same task (except that a UTF-8 byte-order
+      mark is no longer read into the first user's id).
     """
 
     FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("ratings",)
@@ -183,8 +133,9 @@ class RatingsEnv(TabularEnv):
         n_eval: int | None = None,
         task_seed: int = 0,
         render_mode: str | None = None,
+        ratings_format: str = "auto",
     ) -> None:
-        user_column, item_column, values = self._read(ratings, columns)
+        user_column, item_column, values = self._read(ratings, columns, ratings_format)
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
         _check_table(self.user_ids, self.item_ids, user_index, item_index, max_matrix_gb)
@@ -219,16 +170,16 @@ class RatingsEnv(TabularEnv):
         )
 
     @staticmethod
-    def _read(ratings: Any, columns: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _read(ratings: Any, columns: Any, ratings_format: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not (isinstance(columns, (tuple, list)) and len(columns) == 3 and all(isinstance(c, str) for c in columns)):
             raise ValueError(f"columns must name the user, item and rating columns, three strings, got {columns!r}")
         if isinstance(ratings, (str, os.PathLike)):
-            users, items, values = read_ratings(ratings, tuple(columns))
+            users, items, values = read_ratings(ratings, tuple(columns), ratings_format)
         elif isinstance(ratings, (tuple, list)) and len(ratings) == 3:
             users, items, values = (np.asarray(column) for column in ratings)
         else:
             raise ValueError(
-                "ratings must be a CSV file (user, item, rating) or a tuple of three arrays (users, items, ratings), "
+                "ratings must be a rating file (a path) or a tuple of three arrays (users, items, ratings), "
                 f"got {type(ratings).__name__}"
             )
         shapes = [np.shape(column) for column in (users, items, values)]

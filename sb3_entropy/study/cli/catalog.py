@@ -22,6 +22,7 @@ DATA = {
     "Personalization/Behavior-v0": "generated, no data",
     "Personalization/Ads-v0": "generated, no data",
     "Personalization/Digits-v0": "scikit-learn's bundled digits",
+    "Personalization/MovieLens-v0": "MovieLens from GroupLens (yours)",
 }
 
 

@@ -1,0 +1,154 @@
+"""Rating files as researchers have them: MovieLens's own formats, RecBole's atomic files, and plain CSV.
+
+A file's format is detected from its first line (or named): ``::`` between fields is MovieLens-1M/10M's
+``ratings.dat``; tabs with a header of ``name:type`` fields is RecBole's ``.inter``; tabs between numbers is
+MovieLens-100K's ``u.data``; anything else is read as CSV, where MovieLens-latest's ``ratings.csv`` (header
+``userId,movieId,rating,timestamp``) is recognised by its header. Files are read as UTF-8, a byte-order mark
+included.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from personalization_gym.checks import check_choice, is_number_text
+
+__all__ = ["DEFAULT_COLUMNS", "MOVIELENS_COLUMNS", "RATINGS_FORMATS", "detect_ratings_format", "read_ratings"]
+
+DEFAULT_COLUMNS = ("user", "item", "rating")
+MOVIELENS_COLUMNS = ("userId", "movieId", "rating")  # MovieLens-latest's ratings.csv (and 20M, 25M, 32M)
+RECBOLE_COLUMNS = ("user_id", "item_id", "rating")  # RecBole's atomic .inter files
+RATINGS_FORMATS = {
+    "csv": "comma-separated; a header naming the user, item and rating columns (MovieLens-latest's ratings.csv "
+    "among them), or no header and exactly those three columns",
+    "movielens-100k": "MovieLens-100K's u.data: user, item, rating, timestamp, tab-separated, no header",
+    "movielens-dat": "MovieLens-1M's and 10M's ratings.dat: user::item::rating::timestamp, no header",
+    "recbole": "RecBole's atomic .inter: tab-separated, a header of name:type fields (user_id:token, "
+    "item_id:token, rating:float, ...)",
+}
+
+
+def read_ratings(
+    path: str | os.PathLike[str], columns: tuple[str, str, str] = DEFAULT_COLUMNS, ratings_format: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(users, items, ratings)`` from a rating file in one of :data:`RATINGS_FORMATS`, detected from its first
+    line when ``ratings_format`` is ``"auto"``. ``columns`` names the user, item and rating columns of a file with
+    a header (other columns, such as a timestamp, are ignored); left at its default it also finds MovieLens's and
+    RecBole's names. Ids are integers when every one is an integer, else strings."""
+    path = Path(path)
+    lines = _lines(path)
+    if ratings_format == "auto":
+        ratings_format = detect_ratings_format(path, lines[0][1])
+    else:
+        check_choice("ratings_format", ratings_format, ("auto", *RATINGS_FORMATS))
+    header, rows = _split(path, lines, ratings_format)
+    positions = _positions(path, header, columns, len(rows[0][1]) if rows else 0, ratings_format)
+    if not rows:
+        raise ValueError(f"ratings: {path} has a header and no ratings")
+    for number, row in rows:
+        if len(row) <= max(positions):
+            raise ValueError(f"ratings: {path}, line {number}: {len(row)} columns, expected at least "
+                             f"{max(positions) + 1}")  # fmt: skip
+    users, items, texts = ([row[p].strip() for _, row in rows] for p in positions)
+    return _ids(users), _ids(items), _numbers(path, texts, [number for number, _ in rows])
+
+
+def detect_ratings_format(path: str | os.PathLike[str], first_line: str) -> str:
+    """The format of a rating file whose first non-empty line is ``first_line``; a ValueError for a tab-separated
+    line that is neither MovieLens-100K's nor RecBole's."""
+    if "::" in first_line:
+        return "movielens-dat"
+    if "\t" not in first_line:
+        return "csv"
+    fields = first_line.split("\t")
+    if all(":" in field for field in fields):
+        return "recbole"
+    if all(is_number_text(field) for field in fields):
+        return "movielens-100k"
+    raise ValueError(
+        f"ratings: {path} is tab-separated, but its first line {first_line!r} is neither a RecBole header "
+        "(name:type fields) nor a row of numbers (MovieLens-100K's u.data); name the format with ratings_format "
+        f"(one of {list(RATINGS_FORMATS)}) or write the file as CSV"
+    )
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-empty lines with their numbers (from 1), read as UTF-8 with or without a byte-order mark."""
+    if path.is_dir():
+        raise ValueError(f"ratings: {path} is a folder; give the rating file in it")
+    if not path.is_file():
+        raise FileNotFoundError(f"ratings: file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"ratings: {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                         "UTF-8") from None  # fmt: skip
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise ValueError(f"ratings: {path} is empty")
+    return lines
+
+
+def _split(path: Path, lines: list[tuple[int, str]], ratings_format: str) -> tuple[list[str] | None, list]:
+    """The header's names (None without one) and the numbered rows of fields, as the format splits them."""
+    if ratings_format == "csv":
+        rows = [(number, row) for (number, _), row in zip(lines, csv.reader(line for _, line in lines), strict=True)]
+        # The rule for a header: a first row whose last field does not read as a number (a rating would).
+        if is_number_text(rows[0][1][-1]):
+            return None, rows
+        return [name.strip() for name in rows[0][1]], rows[1:]
+    separator = "::" if ratings_format == "movielens-dat" else "\t"
+    rows = [(number, line.split(separator)) for number, line in lines]
+    if ratings_format == "recbole":
+        header = [field.partition(":")[0].strip() for field in rows[0][1]]
+        return header, rows[1:]
+    return None, rows
+
+
+def _positions(
+    path: Path, header: list[str] | None, columns: tuple[str, str, str], width: int, ratings_format: str
+) -> list[int]:
+    """Where the user, item and rating columns are: named by the header, or the first three without one."""
+    if header is None:
+        if ratings_format == "csv" and width != 3:
+            raise ValueError(
+                f"ratings: {path} has no header and {width} columns: a headerless file holds exactly three "
+                f"({', '.join(columns)}); or give a header naming {list(columns)}"
+            )
+        if width not in (3, 4):
+            raise ValueError(f"ratings: {path} has {width} fields per line; {RATINGS_FORMATS[ratings_format]}")
+        return [0, 1, 2]
+    if tuple(columns) == DEFAULT_COLUMNS:
+        for known in (MOVIELENS_COLUMNS, RECBOLE_COLUMNS):
+            if all(name in header for name in known) and not all(name in header for name in columns):
+                columns = known
+    missing = [name for name in columns if name not in header]
+    if missing:
+        raise ValueError(
+            f"ratings: {path}'s header {header} lacks column(s) {missing}; name the user, item and rating columns "
+            f"with columns=(user, item, rating), now {tuple(columns)}"
+        )
+    return [header.index(name) for name in columns]
+
+
+def _numbers(path: Path, texts: list[str], line_numbers: list[int]) -> np.ndarray:
+    """The ratings as floats, or a ValueError naming the first line whose rating is not a number."""
+    try:
+        return np.array(texts, dtype=np.float64)
+    except ValueError:
+        for number, text in zip(line_numbers, texts, strict=True):
+            if not is_number_text(text):
+                raise ValueError(f"ratings: {path}, line {number}: rating {text!r} is not a number") from None
+        raise
+
+
+def _ids(texts: list[str]) -> np.ndarray:
+    """Ids read from a file: integers when every one is an integer (so that 10 sorts after 9), else strings."""
+    try:
+        return np.array([int(text) for text in texts], dtype=np.int64)
+    except ValueError:
+        return np.array(texts)
