@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sb3_entropy.study.progress import StepsReporter, StudyProgress
+from sb3_entropy.study.provenance import run_environment
 from sb3_entropy.study.runs import RunSpec, one_torch_thread, train
 from sb3_entropy.study.workers import check_main_is_guarded, init_worker, progress_sender
 
@@ -72,7 +73,7 @@ def run_in_worker(spec: RunSpec, send: Callable | None = None, key: Any = None) 
             "seconds": time.perf_counter() - start,
         }
     history = [{**row, "p": row["p"].tolist()} for row in callback.history]
-    return {"history": history, "seconds": time.perf_counter() - start}
+    return {"history": history, "seconds": time.perf_counter() - start, "environment": run_environment()}
 
 
 def _keyed_run(item: tuple[tuple[str, int], RunSpec]) -> tuple[tuple[str, int], dict[str, Any]]:

@@ -1,11 +1,14 @@
-"""What a study writes for each experiment: results.csv, its figures and, for a frontier, frontier.csv."""
+"""What a study writes for each experiment: results.csv, environment.json, its figures and, for a frontier,
+frontier.csv."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
-from sb3_entropy.atomic import atomic_path
+from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.study.frontier import FINAL_KEYS, frontier_points, reaching
 from sb3_entropy.study.mean_runs import write_overview_image
 from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
@@ -21,7 +24,8 @@ FRONTIER_COLUMNS = (
 
 
 def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
-    """``results.csv`` and the PNG figures of one experiment in ``out_dir/<name>/``.
+    """``results.csv``, ``environment.json`` (where each run trained) and the PNG figures of one experiment in
+    ``out_dir/<name>/``.
 
     ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training), also
     written to the study's TensorBoard root as the image ``study/overview`` of the run ``<name>/mean``;
@@ -36,6 +40,7 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     write_results_csv(result, folder / "results.csv")
     if not result.histories:
         return folder
+    _write_environments(result, folder / "environment.json")
     frontier = result.experiment.frontier
     variants = frontier.variants() if frontier is not None else {}
     listed = [name for name in result.experiment.agents if name not in variants]
@@ -54,6 +59,18 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     for agent in sorted({name for name, _ in result.histories} & drawn):
         distribution_figure(result, agent, folder / f"distribution_{agent}.png")
     return folder
+
+
+def _write_environments(result: ExperimentResult, path: Path) -> None:
+    """``environment.json``: each environment the runs trained in, with the runs that trained there."""
+    groups: list[dict[str, Any]] = []
+    for (agent, seed), environment in sorted(result.environments.items()):
+        group = next((g for g in groups if g["environment"] == environment), None)
+        if group is None:
+            group = {"environment": environment, "runs": []}
+            groups.append(group)
+        group["runs"].append(f"{agent}_seed{seed}")
+    write_text_atomically(path, json.dumps({"environments": groups}, indent=1) + "\n")
 
 
 def _write_frontier_csv(points: list, path: Path) -> None:

@@ -11,6 +11,7 @@ from sb3_entropy.agents import Q_LEARNING
 from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
 from sb3_entropy.study.frontier import Reach, frontier_points, reaching
+from sb3_entropy.study.provenance import summarize_environments
 from sb3_entropy.study.results import agent_label as _label
 from sb3_entropy.study.results import final_values, finished_seeds
 from sb3_entropy.study.results import seed_words as _seed_words
@@ -155,6 +156,7 @@ def report_section(result: ExperimentResult) -> str:
         f"(oracle - random), on the same evaluation set; {_times(result)}.\n",
         *([tuning_paragraph(experiment)] if experiment.tuning is not None else []),
         *([f"Task: {result.task_note}.\n"] if result.task_note else []),
+        environment_paragraph(result),
         "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
         "long-tail share | distinct greedy items | paper reward | paper entropy |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -184,6 +186,17 @@ def report_section(result: ExperimentResult) -> str:
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}` (traceback: {_error_file(result, agent, seed)})")
     lines += ["", f"Entropy gap: {_gap(result, summaries).text}", ""]
     return "\n".join(lines)
+
+
+def environment_paragraph(result: ExperimentResult) -> str:
+    """Where the runs trained: one environment, or each with its number of runs and a word on what that means."""
+    groups = summarize_environments(list(result.environments.values()))
+    if len(groups) == 1:
+        return f"Trained on: {groups[0][0]}.\n"
+    lines = [f"Trained in {len(groups)} environments (runs stored by earlier calls, or Ray workers on other "
+             "machines); the same seed gives the same numbers only in the same environment:\n"]  # fmt: skip
+    lines += [f"- {count} run{'s' if count > 1 else ''}: {line}" for line, count in groups]
+    return "\n".join(lines) + "\n"
 
 
 def _baseline_rows(result: ExperimentResult, n_actions: int) -> list[str]:
@@ -446,6 +459,7 @@ def frontier_section(result: ExperimentResult) -> str:
         f"{_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
+        environment_paragraph(result),
         "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy | "
         "Gini | long-tail share | distinct greedy items |",
         "|---|---|---|---|---|---|---|---|---|---|",

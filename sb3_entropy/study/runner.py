@@ -49,6 +49,8 @@ class ExperimentResult:
     resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
     quick: bool = False
     task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
+    # where each run trained (sb3_entropy.study.provenance); None for a run stored before runs recorded it
+    environments: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -284,6 +286,7 @@ def _collect(
             continue
         history = [{**row, "p": np.asarray(row["p"])} for row in outcome["history"]]
         result.histories[key] = history
+        result.environments[key] = outcome.get("environment")
         result.run_seconds += outcome.get("seconds", 0.0)
         result.resumed_runs += bool(outcome.get("resumed"))
         agent = experiment.agents[key[0]]
