@@ -4,11 +4,13 @@ Every file here is written by the test, in the layout of the real one (MovieLens
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import call_script
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -172,3 +174,24 @@ def test_movielens_task_errors(table, tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ValueError, match=r"^MovieLens-v0 reads ratings from the dataset's own file; use Ratings-v0"):
         MovieLensEnv(data_dir=tmp_path, ratings="other.csv")
     assert personalization_gym.data_kwargs("Personalization/MovieLens-v0", str(tmp_path)) == {"data_dir": str(tmp_path)}
+
+
+def test_the_movielens_study_runs_on_the_folder_given_and_says_when_it_is_missing(table, tmp_path: Path) -> None:
+    write(tmp_path / "data" / "ml-100k" / "u.data", u_data(table))
+    out = tmp_path / "out"
+    args = ("movielens", "--agents", "a2c", "dqn", "--seeds", "2", "--steps", "64", "--out", str(out), "--workers", "1")
+    result = call_script("reproduce.py", *args, "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    task = MovieLensEnv(data_dir=tmp_path / "data")  # the packaged experiment's task: the defaults
+    assert f"Task: ratings from {task.ratings_file}; the task's {task.fit_report}." in report and "## movielens (Personalization/MovieLens-v0)" in report
+    with open(out / "movielens" / "results.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {(row["agent"], row["seed"]) for row in rows} == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}
+    # without the data: the experiment is reported as not run, with where it looked and where to get MovieLens
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = call_script("reproduce.py", *args[:-4], "--out", str(tmp_path / "out2"), "--data-dir", str(empty))
+    assert missing.returncode != 0
+    text = (tmp_path / "out2" / "report.md").read_text()
+    assert "Not run: its data is missing." in text and "https://grouplens.org/datasets/movielens/" in text

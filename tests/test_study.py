@@ -209,7 +209,8 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
 
 def test_packaged_experiments_load_with_the_papers_settings() -> None:
     assert available_experiments() == [
-        "ads", "behavior", "cifar10", "digits", "frontier_behavior", "frontier_music", "mnist", "music", "sample"
+        "ads", "behavior", "cifar10", "digits", "frontier_behavior", "frontier_music", "mnist", "movielens", "music",
+        "sample",
     ]  # fmt: skip
     digits, mnist = load_experiment("digits"), load_experiment("mnist")
     assert (digits.task, digits.steps, digits.eval_freq) == ("Personalization/Digits-v0", 50_000, 250)
@@ -269,7 +270,7 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path, monke
         ("reproduce.py", ["music", "--workers", "0"], "--workers must be an integer >= 1, got 0"),
         ("reproduce.py", ["music", "--hyperparams", "/no/such.yml"], "--hyperparams: experiment file /no/such.yml not found"),
         ("reproduce.py", ["music", "--out", str(PROJECT_ROOT / "README.md")], f"--out {PROJECT_ROOT / 'README.md'} is a file, not a folder"),
-        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'music', 'sample']"),
+        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'movielens', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
         ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
         ("reproduce.py", ["music", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder is not a folder: give a data root"),

@@ -105,7 +105,8 @@ def plan_experiment(
         raise ValueError(f"{where}: task {experiment.task}, task_kwargs {experiment.task_kwargs}: {error}") from None
     plan.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
     if hasattr(env.unwrapped, "fit_report"):
-        plan.task_note = f"the task's {env.unwrapped.fit_report}"
+        source = getattr(env.unwrapped, "ratings_file", None)  # MovieLens-v0: the file it found
+        plan.task_note = (f"ratings from {source}; " if source else "") + f"the task's {env.unwrapped.fit_report}"
         report(f"{experiment.name}: {plan.task_note}")
     plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal)
     try:
