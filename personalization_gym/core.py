@@ -210,6 +210,12 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
 
     # ----------------------------------------------------------------------------------------------
     # Evaluation
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays the task was built from (a dataset, a user's files), by name; empty for a task its arguments
+        define. :func:`personalization_gym.fingerprints.data_fingerprint` hashes them, so that a study never mixes
+        runs made on different data."""
+        return {}
+
     def eval_set(self) -> Batch:
         """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached)."""
         if self._eval_set is None:

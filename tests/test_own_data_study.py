@@ -144,6 +144,27 @@ def test_a_study_of_a_tabular_task_given_by_files_beside_the_experiment(tmp_path
     assert f"| random policy | - | {random:.3f} | 0 |" in report and f"| oracle | - | {oracle:.3f} | 1 |" in report
     assert len(read_rows(out / "clicks" / "results.csv")) == 2 * 2 * 3  # agents x seeds x evaluations (0, 320, 640)
 
+    # The files regenerated under the same names: --resume retrains every run, saying why, and the report holds
+    # only runs on the new data (the same rows as a fresh study of the new files gives)
+    np.save(folder / "rewards.npy", rewards[:, ::-1])
+    again = call_script(
+        "reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(out), "--resume"
+    )
+    assert again.returncode == 0, again.stderr
+    changed = [line for line in again.stdout.splitlines() if "the task's data changed since the saved run" in line]
+    assert len(changed) == 4 and "kept from an earlier call" not in (out / "report.md").read_text()
+    assert changed[0].startswith("clicks a2c seed 0: the task's data changed since the saved run (fingerprint ")
+    fresh = call_script(
+        "reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "new")
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert (out / "clicks" / "results.csv").read_bytes() == (tmp_path / "new" / "clicks" / "results.csv").read_bytes()
+    # and unchanged files: every run is kept
+    kept = call_script(
+        "reproduce.py", str(folder / "clicks.yml"), "--seeds", "2", "--workers", "1", "--out", str(out), "--resume"
+    )
+    assert kept.returncode == 0 and "(4 of them kept from an earlier call)" in (out / "report.md").read_text()
+
     (folder / "missing.yml").write_text(
         EXPERIMENT.format(task="Personalization/Tabular-v0")
         + "task_kwargs: {features: nope.npy, rewards: rewards.npy}\n"

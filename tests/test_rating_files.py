@@ -184,7 +184,10 @@ def test_the_movielens_study_runs_on_the_folder_given_and_says_when_it_is_missin
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()
     task = MovieLensEnv(data_dir=tmp_path / "data")  # the packaged experiment's task: the defaults
-    assert f"Task: ratings from {task.ratings_file}; the task's {task.fit_report}." in report and "## movielens (Personalization/MovieLens-v0)" in report
+    assert (
+        f"Task: ratings from {task.ratings_file}; the task's {task.fit_report}." in report
+        and "## movielens (Personalization/MovieLens-v0)" in report
+    )
     with open(out / "movielens" / "results.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert {(row["agent"], row["seed"]) for row in rows} == {("a2c", "0"), ("a2c", "1"), ("dqn", "0"), ("dqn", "1")}

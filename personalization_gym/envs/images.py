@@ -66,6 +66,12 @@ class ImageClassificationEnv(BanditEnv):
             hidden={"label": labels, "index": index},
         )
 
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "train_images": self.data.train_images, "train_labels": self.data.train_labels,
+            "test_images": self.data.test_images, "test_labels": self.data.test_labels,
+        }  # fmt: skip
+
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         index = rng.integers(len(self.data.train_labels), size=n)
         return self._batch(self.data.train_images[index], self.data.train_labels[index], index)

@@ -189,6 +189,9 @@ class MusicEnv(BanditEnv):
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_genres,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(track_ids))
 
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        return {"genre_profiles": self.genre_profiles, "track_features": self.track_features}
+
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         low, high = self.liked_fraction
         n_liked = ((low + (high - low) * rng.random(n)) * self.n_genres).astype(np.int64)

@@ -141,6 +141,9 @@ class TabularEnv(BanditEnv):
     def n_users(self) -> int:
         return len(self.features)
 
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        return {"features": self.features, "rewards": self.rewards}
+
     def _batch(self, users: np.ndarray) -> Batch:
         return Batch(obs=self.features[users], expected=self.rewards[users], hidden={"user": users})
 

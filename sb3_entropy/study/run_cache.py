@@ -33,13 +33,28 @@ def stored_outcomes(
         except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
             report(f"{name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: {error}), rerun")
             continue
-        if saved.get("settings") != settings_of(spec):
-            report(f"{name} {key[0]} seed {key[1]}: settings changed since the saved run, rerun")
+        settings = settings_of(spec)
+        if saved.get("settings") != settings:
+            report(f"{name} {key[0]} seed {key[1]}: {_what_changed(saved.get('settings'), settings)}, rerun")
         elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
             report(f"{name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
         else:
             outcomes[key] = {**saved, "resumed": True}
     return outcomes
+
+
+def _what_changed(saved: Any, settings: dict[str, Any]) -> str:
+    """Why a stored run's settings are not this spec's: its data (the task's data fingerprint), or its settings."""
+    if not isinstance(saved, dict):
+        return "the saved run has no settings"
+    rest = {key: value for key, value in saved.items() if key != "data_fingerprint"}
+    if rest == {key: value for key, value in settings.items() if key != "data_fingerprint"}:
+        if "data_fingerprint" not in saved:
+            return "the saved run did not record its data (saved by an older version)"
+        then, now = saved["data_fingerprint"][:12], str(settings.get("data_fingerprint"))[:12]
+        return f"the task's data changed since the saved run (fingerprint {then} then, {now} now: a file differs)"
+    changed = sorted(key for key in set(rest) | set(settings) if rest.get(key) != settings.get(key))
+    return f"settings changed since the saved run ({', '.join(changed)})"
 
 
 def store_outcome(runs_dir: Path, key: tuple[str, int], spec: RunSpec, outcome: dict[str, Any]) -> None:
@@ -60,4 +75,5 @@ def settings_of(spec: RunSpec) -> dict[str, Any]:
         "eval_freq": spec.eval_freq, "temperature": spec.temperature,
         **({"regularizer": spec.regularizer, "per_state_weight": spec.per_state_weight} if spec.regularizer else {}),
         "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k not in ("data_dir", "download")},
+        **({"data_fingerprint": spec.data_fingerprint} if spec.data_fingerprint else {}),
     }, default=str))  # fmt: skip

@@ -13,6 +13,7 @@ import numpy as np
 
 import personalization_gym
 from personalization_gym.checks import in_context
+from personalization_gym.fingerprints import data_fingerprint
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study.executors import connect_ray, execute  # noqa: F401  (connect_ray: importable from here)
 from sb3_entropy.study.experiments import Experiment
@@ -108,7 +109,8 @@ def plan_experiment(
         source = getattr(env.unwrapped, "ratings_file", None)  # MovieLens-v0: the file it found
         plan.task_note = (f"ratings from {source}; " if source else "") + f"the task's {env.unwrapped.fit_report}"
         report(f"{experiment.name}: {plan.task_note}")
-    plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal)
+    fingerprint = data_fingerprint(env.unwrapped)
+    plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal, fingerprint)
     try:
         for (name, seed), spec in plan.specs.items():
             if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
@@ -128,6 +130,7 @@ def _specs(
     env_kwargs: dict[str, Any],
     out_dir: Path,
     literal: bool,
+    fingerprint: str | None = None,
 ) -> dict[tuple[str, int], RunSpec]:
     """Every run of the plan: each agent with each seed, at the budget and evaluation cadence of ``settings``."""
     return {
@@ -146,6 +149,7 @@ def _specs(
             batched=not literal,
             regularizer=agent.regularizer,
             per_state_weight=agent.per_state_weight,
+            data_fingerprint=fingerprint,
         )
         for name, agent in experiment.agents.items()
         for seed in range(seeds)

@@ -57,6 +57,7 @@ class RunSpec:
     batched: bool = True  # 1 step of BATCH envs per update batch; False: the reference setup, 1 env
     regularizer: str | None = None  # a2c / ppo: MarginalEntropyPolicy with this regularizer, coefficient ent_coef
     per_state_weight: float = 0.0
+    data_fingerprint: str | None = None  # the task's data (personalization_gym.fingerprints), for --resume
 
 
 def build_model(spec: RunSpec, task: Any = None) -> tuple[Any, Any]:
