@@ -533,7 +533,8 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     # other settings: the saved runs do not count
     third = call_script("reproduce.py", *args, "--resume", "--steps", "64")
     assert third.returncode == 0, third.stderr
-    assert "resumed" not in third.stdout and third.stdout.count("settings changed since the saved run, rerun") == 4
+    assert "resumed" not in third.stdout
+    assert third.stdout.count("settings changed since the saved run (timesteps), rerun") == 4
 
 
 @pytest.mark.slow
