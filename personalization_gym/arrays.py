@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +25,74 @@ ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 
 def read_array(path: str | os.PathLike[str], name: str) -> np.ndarray:
     """The array in a ``.npy`` file, a ``.npz`` file (its only array, or the one called ``name``) or a ``.csv`` file
-    of numbers (one row per line; a first line that is not all numbers is a header and is skipped)."""
+    of numbers (one row per line; a first line none of whose cells is a number is a header). Every error names
+    the argument and the file."""
     path = Path(path)
     if path.suffix not in ARRAY_SUFFIXES:
         raise ValueError(f"{name}: cannot read {path}: the file must end in one of {list(ARRAY_SUFFIXES)}")
+    if path.is_dir():
+        raise ValueError(f"{name}: {path} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"{name}: file {path} not found")
+    if path.suffix == ".csv":
+        return _read_csv(path, name)
+    try:
+        return _read_numpy(path, name)
+    except (EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        if str(error).startswith(f"{name}: "):
+            raise
+        kind = "np.save" if path.suffix == ".npy" else "np.savez"
+        raise ValueError(
+            f"{name}: {path} is not a {path.suffix} file as {kind} writes it ({_why_not_numpy(error)}); save the "
+            f"array with {kind}, or give a .csv"
+        ) from None
+
+
+def _why_not_numpy(error: Exception) -> str:
+    """What numpy's refusal of a file means, in words that do not advise unpickling it."""
+    if isinstance(error, EOFError):
+        return "EOFError: the file is empty or cut short"
+    if isinstance(error, zipfile.BadZipFile):
+        return "BadZipFile: it is not a zip archive"
+    if "pickle" in str(error):
+        return "it has no array header: a text file, or a pickled object, which is never loaded"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'unreadable'}"
+
+
+def _read_numpy(path: Path, name: str) -> np.ndarray:
+    """A .npy file's array, or a .npz file's only array (or the one called ``name``); never a pickled object."""
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
-            keys = list(archive.keys())
-            if len(keys) == 1:
-                return archive[keys[0]]
-            if name in keys:
-                return archive[name]
-        raise ValueError(f"{name}: {path} holds arrays {keys}: it must hold one array, or one called {name!r}")
-    return _read_csv(path, name)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = list(archive.keys())
+        if len(keys) == 1:
+            return archive[keys[0]]
+        if name in keys:
+            return archive[name]
+    raise ValueError(f"{name}: {path} holds arrays {keys}: it must hold one array, or one called {name!r}")
 
 
 def _read_csv(path: Path, name: str) -> np.ndarray:
-    with open(path, newline="") as stream:
-        rows = [row for row in csv.reader(stream) if row]
-    if rows and not all(is_number_text(cell) for cell in rows[0]):
-        rows = rows[1:]  # a header
-    if not rows:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as stream:  # a byte-order mark is not the first cell's
+            lines = [(number, row) for number, row in enumerate(csv.reader(stream), start=1) if row]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{name}: {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                         "UTF-8") from None  # fmt: skip
+    # The rule for a header: a first line none of whose cells reads as a number (a typo in a number is no header).
+    if lines and not any(is_number_text(cell) for cell in lines[0][1]):
+        lines = lines[1:]
+    if not lines:
         raise ValueError(f"{name}: {path} has no rows of numbers")
-    width = len(rows[0])
-    values = []
-    for line, row in enumerate(rows, start=1):
+    width = len(lines[0][1])
+    for number, row in lines:
         if len(row) != width:
-            raise ValueError(f"{name}: {path}: data row {line} has {len(row)} columns, the first has {width}")
+            raise ValueError(f"{name}: {path}, line {number}: {len(row)} columns, the first row has {width}")
         for column, cell in enumerate(row):
             if not is_number_text(cell):
-                raise ValueError(f"{name}: {path}: data row {line}, column {column}: {cell!r} is not a number")
-        values.append([float(cell) for cell in row])
-    array = np.array(values)
+                raise ValueError(f"{name}: {path}, line {number}, column {column}: {cell!r} is not a number")
+    rows = [row for _, row in lines]
+    array = np.array([[float(cell) for cell in row] for row in rows])
     integral = all("." not in cell and "e" not in cell.lower() for row in rows for cell in row)
     # Whole numbers stay integers (labels, ids); anything with a decimal point is float64.
     return array.astype(np.int64) if integral and np.isfinite(array).all() else array

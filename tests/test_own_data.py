@@ -295,7 +295,7 @@ def test_bad_tabular_input_is_named(arrays, tmp_path: Path) -> None:
         TabularEnv, tmp_path / "two.npz", rewards
     )
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,x\n")
-    assert "bad.csv: data row 2, column 1: 'x' is not a number" in _error(TabularEnv, tmp_path / "bad.csv", rewards)
+    assert "bad.csv, line 3, column 1: 'x' is not a number" in _error(TabularEnv, tmp_path / "bad.csv", rewards)
 
 
 def test_bad_labels_and_ratings_are_named() -> None:
@@ -368,3 +368,41 @@ def test_rating_and_label_files(tmp_path: Path) -> None:
     env = ClassificationEnv(tmp_path / "x.csv", tmp_path / "labels.csv")
     assert env.n_classes == 3 and env.labels.tolist() == [k % 3 for k in range(12)]
     np.testing.assert_array_equal(env.features[:, 0], np.arange(12) + 0.5)
+
+
+def test_bad_data_files_are_named_with_the_argument_that_named_them(tmp_path: Path) -> None:
+    rewards = np.full((3, 2), 0.5)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    message = _error(TabularEnv, tmp_path / "empty.npy", rewards)
+    assert message.startswith(f"features: {tmp_path / 'empty.npy'} is not a .npy file as np.save writes it (EOFError: ")
+    (tmp_path / "text.npy").write_text("0.1,0.2\n0.3,0.4\n")
+    message = _error(TabularEnv, tmp_path / "text.npy", rewards)
+    assert message.startswith(f"features: {tmp_path / 'text.npy'} is not a .npy file as np.save writes it (")
+    assert "allow_pickle" not in message  # numpy's advice to unpickle is neither right nor safe here
+    (tmp_path / "zip.npz").write_text("not a zip")
+    assert (
+        "zip.npz is not a .npz file as np.savez writes it (it has no array header: a text file, or a pickled"
+        in _error(TabularEnv, tmp_path / "zip.npz", rewards)
+    )
+    (tmp_path / "folder.npy").mkdir()
+    assert (
+        _error(TabularEnv, tmp_path / "folder.npy", rewards)
+        == f"features: {tmp_path / 'folder.npy'} is a folder, not a file"
+    )
+    # a typo in the first row is not a header: the error names the file's own line
+    lines = ["0.1,O.3", *(f"0.{k},0.{k + 1}" for k in range(1, 10))]
+    (tmp_path / "typo.csv").write_text("\n".join(lines) + "\n")
+    assert _error(TabularEnv, tmp_path / "typo.csv", rewards).endswith(
+        "typo.csv, line 1, column 1: 'O.3' is not a number"
+    )
+    # a byte-order mark (Excel's "CSV UTF-8") is read as what it is: the first user stays
+    features = np.arange(6.0).reshape(3, 2) + 0.5
+    (tmp_path / "marked.csv").write_bytes(b"\xef\xbb\xbf" + b"".join(f"{a},{b}\n".encode() for a, b in features))
+    (tmp_path / "marked_rewards.csv").write_bytes(b"\xef\xbb\xbfa,b\n" + b"0.5,0.5\n" * 3)
+    env = TabularEnv(tmp_path / "marked.csv", tmp_path / "marked_rewards.csv")
+    np.testing.assert_array_equal(env.features, features.astype(np.float32))
+    assert env.rewards.shape == (3, 2)
+    (tmp_path / "latin.csv").write_bytes("caf\xe9,1\n".encode("latin-1"))
+    assert _error(TabularEnv, tmp_path / "latin.csv", rewards) == (
+        f"features: {tmp_path / 'latin.csv'} is not UTF-8 text (invalid continuation byte at byte 3); save it as UTF-8"
+    )

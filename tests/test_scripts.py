@@ -47,7 +47,9 @@ def test_random_policy_offline_skips_tasks_without_local_data() -> None:
     assert result.returncode == 0, result.stderr
     for name in ("MNIST", "CIFAR10", "CIFAR100"):
         assert re.search(rf"Personalization/{name}-v0 +skipped, no local data: {name} data not found", result.stdout)
-    assert re.search(r"Personalization/MovieLens-v0 +skipped, no local data: MovieLens ml-100k not found", result.stdout)
+    assert re.search(
+        r"Personalization/MovieLens-v0 +skipped, no local data: MovieLens ml-100k not found", result.stdout
+    )
     assert "4 task(s) skipped for want of local data (see docs/data.md)" in result.stdout
     # Music-v0's data ships with the package: it runs offline with no data location at all
     for env_id in ("Personalization/Behavior-v0", "Personalization/Music-v0", "Personalization/Digits-v0"):
