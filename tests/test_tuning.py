@@ -370,6 +370,15 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
         (["music", "--seeds", "3", "3"], "--seeds must be distinct integers >= 0, got [3, 3]"),
         (["music", "--seeds", "-1"], "--seeds must be distinct integers >= 0, got [-1]"),
         (["music", "--evaluations", "0"], "--evaluations must be an integer >= 1, got 0"),
+        (
+            ["music", "--seeds", "0", "1", "1000"],
+            "--seeds [0, 1]: a study of music runs seeds 0-4, and a tuned agent is judged on seeds it was not tuned "
+            "on; tune on others (default: 1000 1001)",
+        ),
+        (
+            ["music", "--storage", "notaurl"],
+            "--storage 'notaurl' is not a database URL such as sqlite:///tuning.db or postgresql://host/db",
+        ),
         (["nope"], "unknown experiment 'nope'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
         (
             ["search_space"],

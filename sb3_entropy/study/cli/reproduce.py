@@ -132,6 +132,9 @@ def _experiments(args: argparse.Namespace) -> list[Experiment]:
     """The experiments named on the command line, with their tuned hyperparameters and only the agents asked for;
     a ValueError for one that cannot run as asked (a tuned agent on its tuning seeds among them)."""
     names = available_experiments() if args.experiments == ["all"] else args.experiments
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"experiment(s) {repeated} named more than once: each experiment runs once, name it once")
     experiments = [load_experiment(name) for name in names]
     if args.hyperparams is not None:
         experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 import personalization_gym
 from sb3_entropy.baselines import evaluation_baselines
@@ -119,6 +121,12 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"{flag} must be an integer >= {minimum}, got {value}")
     if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
+    if args.storage is not None:  # before the banner, not as a database driver's traceback after it
+        try:
+            make_url(args.storage)
+        except ArgumentError:
+            parser.error(f"--storage {args.storage!r} is not a database URL such as sqlite:///tuning.db or "
+                         "postgresql://host/db")  # fmt: skip
 
 
 def _task_data(experiment: Experiment, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, float]]:
@@ -141,6 +149,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         experiment, agents, space, source = _chosen(args)
     except ValueError as error:
         parser.error(in_flags(error))
+    study_seeds = sorted(set(args.seeds) & set(range(experiment.seeds)))
+    if study_seeds:
+        default = " ".join(map(str, DEFAULT_TUNING_SEEDS))
+        parser.error(
+            f"--seeds {study_seeds}: a study of {experiment.name} runs seeds 0-{experiment.seeds - 1}, and a tuned "
+            f"agent is judged on seeds it was not tuned on; tune on others (default: {default})"
+        )
 
     limit_threads()
     folder = Path(args.out) / experiment.name
