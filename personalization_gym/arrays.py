@@ -103,7 +103,10 @@ def as_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, (str, os.PathLike)):
         array = read_array(value, name)
     else:
-        array = np.asarray(value)
+        try:
+            array = np.asarray(value)
+        except ValueError as error:  # ragged lists of lists
+            raise ValueError(f"{name}: {error}") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be an array of numbers, got dtype {array.dtype}")
     return array

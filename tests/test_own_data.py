@@ -288,6 +288,7 @@ def test_bad_tabular_input_is_named(arrays, tmp_path: Path) -> None:
     )
     assert "give it with noise='gaussian' only" in _error(TabularEnv, features, rewards, noise_sd=0.1)
     assert "features must be an array of numbers, got dtype <U1" in _error(TabularEnv, [["a"]], rewards)
+    assert "features: setting an array element with a sequence" in _error(TabularEnv, [[1.0, 2.0], [3.0]], rewards)
     assert "the file must end in one of ['.npy', '.npz', '.csv']" in _error(TabularEnv, "users.txt", rewards)
     assert f"features: file {tmp_path / 'nope.npy'} not found" in _error(TabularEnv, tmp_path / "nope.npy", rewards)
     np.savez(tmp_path / "two.npz", a=features, b=rewards)
@@ -327,20 +328,23 @@ def test_bad_labels_and_ratings_are_named() -> None:
         RatingsEnv, (users, items[:3], values)
     )
     assert "rank must be an integer >= 1, got 0" in _error(RatingsEnv, (users, items, values), rank=0)
-    assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), reg=float("inf"))
+    assert "rank must be at most the table's smaller side, min(3 users, 3 items) = 3, got 10" in _error(
+        RatingsEnv, (users, items, values)
+    )  # the default rank, 10, on a 3 x 3 table
+    assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), rank=1, reg=float("inf"))
     assert "3 users x 3 items make a dense reward matrix of 0.0 GiB, more than max_matrix_gb=1e-09" in _error(
         RatingsEnv, (users, items, values), max_matrix_gb=1e-9
     )
     assert "check_fraction must be a number in (0, 1), got 1.5" in _error(
-        RatingsEnv, (users, items, values), check_fraction=1.5
+        RatingsEnv, (users, items, values), rank=1, check_fraction=1.5
     )
     assert "max_matrix_gb must be a finite number > 0, got '4'" in _error(
         RatingsEnv, (users, items, values), max_matrix_gb="4"
     )
     # numpy's numbers are numbers for every argument (one rule: personalization_gym.checks)
-    assert RatingsEnv((users, items, values), max_matrix_gb=np.float32(4.0), reg=np.float64(0.1)).reg == 0.1
+    assert RatingsEnv((users, items, values), rank=2, max_matrix_gb=np.float32(4.0), reg=np.float64(0.1)).reg == 0.1
     assert "check_fraction 0.9 holds out all 4 ratings" in _error(
-        RatingsEnv, (users, items, values), check_fraction=0.9
+        RatingsEnv, (users, items, values), rank=1, check_fraction=0.9
     )
 
 

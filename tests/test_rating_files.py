@@ -25,7 +25,7 @@ from personalization_gym.rating_files import RATINGS_FORMATS, detect_ratings_for
 def table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A small table in MovieLens's shape: integer ids that are not indices, 1-5 stars, timestamps."""
     rng = np.random.default_rng(7)
-    pairs = [(u, i) for u in range(12) for i in range(9) if rng.random() < 0.6 or i == u % 9]
+    pairs = [(u, i) for u in range(14) for i in range(12) if rng.random() < 0.6 or i == u % 12]  # rank 10 fits
     users = np.array([1 + u for u, _ in pairs])
     items = np.array([100 + 3 * i for _, i in pairs])
     stars = rng.integers(1, 6, len(pairs)).astype(np.float64)

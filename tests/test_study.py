@@ -464,6 +464,8 @@ BAD_SETTINGS = [
     ("net_arch: [16]", "net_arch: [16, -4]", "net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got [16, -4]"),
     ("net_arch: [16]", "net_arch: 16", "net_arch must be a list of layer sizes"),
     ("steps: 96", "steps: -96", "steps must be an integer >= 1, got -96"),
+    ("steps: 96", "steps: 100000000000000000000000", "steps must be at most 2**53 = 9,007,199,254,740,992 (steps are logged as floats), got 100,000,000,000,000,000,000,000"),
+    ("a2c: {learning_rate: 1.0e-3}", "a2c: 1.0e-3", "agents.a2c must be a mapping of the agent's settings, got 0.001"),
     ("eval_freq: 32", "eval_freq: 3e1", "eval_freq must be an integer >= 1, got '3e1' (YAML reads 1e3 as text: write 1000)"),
     ("eval_freq: 32", "eval_freq: 0", "eval_freq must be an integer >= 1, got 0"),
     ("a2c: {learning_rate: 1.0e-3}", "a2c: {learning_rate: 1e-3}", "agents.a2c: a2c: learning_rate must be a finite number or a schedule, a function of the remaining progress (not settable from YAML), got '1e-3' (YAML reads 1e-3 as text: write 1.0e-3)"),

@@ -141,6 +141,11 @@ class RatingsEnv(TabularEnv):
         _check_table(self.user_ids, self.item_ids, user_index, item_index, max_matrix_gb)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         self.rank = validate_int("rank", rank, minimum=1)
+        if self.rank > min(n_users, n_items):  # a factor per user or item at most: more fit noise, not structure
+            raise ValueError(
+                f"rank must be at most the table's smaller side, min({n_users} users, {n_items} items) = "
+                f"{min(n_users, n_items)}, got {self.rank}"
+            )
         self.n_iter = validate_int("n_iter", n_iter, minimum=1)
         self.reg = check_number("reg", reg, above=0)
         self.keep_observed = check_bool("keep_observed", keep_observed)

@@ -344,10 +344,15 @@ class Experiment:
         )
 
 
+MAX_COUNT = 2**53  # steps are logged as floats too (TensorBoard, results.csv): beyond this they are not exact
+
+
 def _count(name: str, value: Any) -> int:
-    """An integer >= 1 (steps, eval_freq), with a word on YAML's ``1e3``, which it reads as text."""
+    """An integer in [1, 2**53] (steps, eval_freq), with a word on YAML's ``1e3``, which it reads as text."""
     if not (is_integer(value) and value >= 1):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}{_yaml_hint(value)}")
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be at most 2**53 = {MAX_COUNT:,} (steps are logged as floats), got {value:,}")
     return int(value)
 
 
