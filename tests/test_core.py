@@ -373,6 +373,12 @@ def test_rgb_array_render_draws_the_contexts_rewards_and_the_action_taken() -> N
     assert red not in {tuple(pixel) for pixel in env.render()[159]}  # a new context: no action taken yet
     with pytest.raises(ValueError, match=r"render_mode must be None or one of \['rgb_array'\], got 'ansi'"):
         BehaviorEnv(render_mode="ansi")
+    with pytest.raises(ValueError, match=r"render_mode must be None or one of \['rgb_array'\], got 'human'"):
+        BehaviorEnv(render_mode="human")
+    # gym.make's "human" is Gymnasium's HumanRendering over the task's rgb_array pictures (docs/tasks.md)
+    with pytest.warns(UserWarning, match="HumanRendering"):
+        human = gym.make("Personalization/Behavior-v0", n_eval=10, render_mode="human")
+    assert isinstance(human, gym.wrappers.HumanRendering) and human.unwrapped.render_mode == "rgb_array"
     with pytest.warns(UserWarning, match="render\\(\\) was called without a render mode"):
         assert BehaviorEnv(n_eval=10).render() is None
 
