@@ -13,6 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecMonitor
 
 import personalization_gym
@@ -30,11 +32,13 @@ __all__ = [
     "NotWholeBatchesError",
     "algorithm_class",
     "batched_hyperparameters",
+    "budget_round",
     "check_hyperparameter_names",
     "check_hyperparameters",
     "make_agent",
     "paper_agent",
     "policy_for",
+    "trained_steps",
     "use_foreach_optimizer",
 ]
 
@@ -218,6 +222,24 @@ def policy_for(algo: str, regularizer: str | None, per_state_weight: float = 0.0
         )
     regularizer, per_state_weight = check_regularizer(regularizer or "marginal", per_state_weight)
     return MarginalEntropyPolicy, {"regularizer": regularizer, "per_state_weight": per_state_weight}
+
+
+def budget_round(model: Any) -> int:
+    """How many steps an SB3 model takes between two looks at its budget: a whole rollout for on-policy
+    algorithms (``n_steps`` x envs), a whole round of ``train_freq`` for off-policy ones. ``learn(total)`` trains
+    :func:`trained_steps` steps, ``total`` rounded up to these rounds."""
+    n_envs = model.n_envs
+    if isinstance(model, OnPolicyAlgorithm):
+        return model.n_steps * n_envs
+    if model.train_freq.unit == TrainFrequencyUnit.STEP:
+        return model.train_freq.frequency * n_envs
+    return model.train_freq.frequency  # episodes, which SB3 allows with one env only: each one step long
+
+
+def trained_steps(model: Any, steps: int) -> int:
+    """The steps ``model.learn(steps)`` trains: ``steps`` rounded up to whole rounds (:func:`budget_round`)."""
+    unit = budget_round(model)
+    return math.ceil(steps / unit) * unit
 
 
 def make_agent(

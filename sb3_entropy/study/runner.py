@@ -115,9 +115,12 @@ def plan_experiment(
         for (name, seed), spec in plan.specs.items():
             if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
                 try:
-                    check_run(spec, env.unwrapped)
+                    trained = check_run(spec, env.unwrapped)
                 except ValueError as error:
                     raise in_context(f"{where}: agents.{name}", error) from None
+                if trained != spec.timesteps:
+                    report(f"{experiment.name}: {name} trains {trained:,} steps, {spec.timesteps:,} rounded up to "
+                           "SB3's whole rollouts (or rounds of train_freq)")  # fmt: skip
     finally:
         env.close()
     return plan

@@ -16,7 +16,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from personalization_gym.checks import check_integer
-from sb3_entropy.agents import REGULARIZABLE, make_agent
+from sb3_entropy.agents import REGULARIZABLE, make_agent, trained_steps
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.study.mean_runs import run_layout
 from sb3_entropy.tensorboard import HParamsCallback, evaluation_log_interval, run_folder, tensorboard_logger
@@ -69,19 +69,21 @@ def build_model(spec: RunSpec, task: Any = None) -> tuple[Any, Any]:
     )  # fmt: skip
 
 
-def check_run(spec: RunSpec, task: Any = None) -> None:
+def check_run(spec: RunSpec, task: Any = None) -> int:
     """Build ``spec``'s model once, without training, so that settings which cannot work (a network, a batch
     size, a policy argument the constructor refuses) fail before any run starts: a ValueError with the cause.
-    ``task``: the spec's task, already built (a Ratings-v0 fit or a dataset is then not made again); left open."""
+    ``task``: the spec's task, already built (a Ratings-v0 fit or a dataset is then not made again); left open.
+    Returns the steps the run will train: ``spec.timesteps`` rounded up to SB3's whole rounds (``trained_steps``)."""
     check_integer("timesteps", spec.timesteps, 1)
     try:
-        _, env = build_model(spec, task)  # checks the hyperparameters first
+        model, env = build_model(spec, task)  # checks the hyperparameters first
     except ValueError:
         raise
     except Exception as error:  # SB3 and torch refuse with asserts and TypeErrors: say which settings did it
         raise ValueError(f"{spec.algo} cannot be built with these settings: {type(error).__name__}: {error}") from None
     if task is None:
         env.close()
+    return trained_steps(model, spec.timesteps)
 
 
 def train(
@@ -180,6 +182,7 @@ def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
     return {
         "agent": spec.algo,
         "seed": spec.seed,
+        "timesteps": last["timesteps"],  # trained: the budget rounded up to SB3's whole rounds
         "reward": last.get("eval/reward_stochastic", np.nan),
         "expected_reward": last.get("eval/expected_reward", np.nan),
         "marginal_entropy": last["entropy/marginal"],

@@ -168,7 +168,10 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
         for seed in args.seeds
     ]
     for spec in {spec.algo: spec for spec in specs}.values():  # each model built once: bad settings fail here
-        check_run(spec, task)
+        trained = check_run(spec, task)
+        if trained != spec.timesteps:
+            print(f"{spec.algo} trains {trained:,} steps: --timesteps {spec.timesteps:,} rounded up to SB3's whole "
+                  "rollouts (or rounds of train_freq)", flush=True)  # fmt: skip
     task.close()
     return experiment, specs
 
@@ -176,7 +179,9 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
 def _print_table(args: argparse.Namespace, rows: list[dict], baselines: dict[str, float], n_actions: int) -> None:
     """The final table: every run's final values, then the random policy's and the oracle's."""
     random, oracle = baselines["random"], baselines["oracle"]
-    print(f"\n{args.env_id}, {args.timesteps} steps; score = (reward - random) / (oracle - random)")
+    trained = sorted({row["timesteps"] for row in rows})
+    steps = f"{trained[0]:,} steps" if len(trained) == 1 else f"{trained[0]:,}-{trained[-1]:,} steps by agent"
+    print(f"\n{args.env_id}, {steps}; score = (reward - random) / (oracle - random)")
     print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
           f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
     for row in rows:
