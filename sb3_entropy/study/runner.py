@@ -112,18 +112,28 @@ def plan_experiment(
     fingerprint = data_fingerprint(env.unwrapped)
     plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal, fingerprint)
     try:
-        for (name, seed), spec in plan.specs.items():
-            if seed == 0:  # one model per agent, on the task built above: the seed changes no setting
-                try:
-                    trained = check_run(spec, env.unwrapped)
-                except ValueError as error:
-                    raise in_context(f"{where}: agents.{name}", error) from None
-                if trained != spec.timesteps:
-                    report(f"{experiment.name}: {name} trains {trained:,} steps, {spec.timesteps:,} rounded up to "
-                           "SB3's whole rollouts (or rounds of train_freq)")  # fmt: skip
+        _check_runs(plan, env.unwrapped, where, settings["steps"], report)
     finally:
         env.close()
     return plan
+
+
+def _check_runs(plan: StudyPlan, task: Any, where: str, steps: int, report: Callable[[str], None]) -> None:
+    """Build each agent's model once on ``task`` (the seed changes no setting): settings that cannot work fail
+    here, naming the agent; budgets that round up to SB3's whole rounds are reported."""
+    rounded: dict[int, list[str]] = {}  # steps trained -> the agents whose budget rounds up to them
+    for (name, seed), spec in plan.specs.items():
+        if seed == 0:
+            try:
+                trained = check_run(spec, task)
+            except ValueError as error:
+                raise in_context(f"{where}: agents.{name}", error) from None
+            if trained != spec.timesteps:
+                rounded.setdefault(trained, []).append(name)
+    for trained, names in rounded.items():
+        who = "every agent" if len(names) == len(plan.experiment.agents) else ", ".join(names)
+        report(f"{plan.experiment.name}: {who} trains {trained:,} steps, {steps:,} rounded up to SB3's whole "
+               "rollouts (or rounds of train_freq)")  # fmt: skip
 
 
 def _specs(
