@@ -63,6 +63,18 @@ class Batch:
 validate_int = check_integer  # the name the tasks have used (personalization_gym.checks)
 
 
+def available_memory() -> int | None:
+    """The bytes of memory free on this machine (Linux's MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
 class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     """Base class of one-step contextual-bandit tasks.
 
@@ -210,6 +222,17 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
 
     # ----------------------------------------------------------------------------------------------
     # Evaluation
+    def check_eval_size(self) -> None:
+        """Refuse an ``n_eval`` whose evaluation set (contexts as float32, expected rewards as float64) would not fit
+        in the memory this machine has free: a ValueError at construction, not a MemoryError at first use."""
+        per_context = int(np.prod(self.observation_space.shape)) * 4 + self.n_actions * 8
+        needed, available = self.n_eval * per_context, available_memory()
+        if available is not None and needed > available:
+            raise ValueError(
+                f"n_eval={self.n_eval:,}: the evaluation set would take {needed / 2**30:,.1f} GiB ({per_context} bytes "
+                f"per context), more than the {available / 2**30:,.1f} GiB of memory free; use a smaller n_eval"
+            )
+
     def data_arrays(self) -> dict[str, np.ndarray]:
         """The arrays the task was built from (a dataset, a user's files), by name; empty for a task its arguments
         define. :func:`personalization_gym.fingerprints.data_fingerprint` hashes them, so that a study never mixes

@@ -419,3 +419,20 @@ def test_importing_the_tasks_does_not_import_torch() -> None:
         "print('torch' in sys.modules)\n"
     )
     assert fresh_python(code) == ["False", "True"]
+
+
+@pytest.mark.parametrize(
+    "env_id", ["Personalization/Behavior-v0", "Personalization/Ads-v0", "Personalization/Music-v0"]
+)
+def test_an_evaluation_set_that_cannot_fit_is_refused_at_construction(env_id: str) -> None:
+    n_eval = 10**13  # more than any machine's memory, whatever the task's sizes
+    with pytest.raises(ValueError) as error:
+        gym.make(env_id, n_eval=n_eval)
+    task = gym.make(env_id, n_eval=10).unwrapped
+    per_context = int(np.prod(task.observation_space.shape)) * 4 + task.action_space.n * 8
+    message = str(error.value)  # the free memory it names moves from one reading to the next: not compared
+    assert message.startswith(
+        f"n_eval={n_eval:,}: the evaluation set would take {n_eval * per_context / 2**30:,.1f} GiB ({per_context} "
+        "bytes per context), more than the "
+    )
+    assert message.endswith(" GiB of memory free; use a smaller n_eval")

@@ -169,6 +169,7 @@ class AdsEnv(BanditEnv):
 
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_products + 1,), dtype=np.float32)
         self.action_space = spaces.Discrete(self.n_products)
+        self.check_eval_size()
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         n_products, latent_dim = self.n_products, self.latent_dim

@@ -122,6 +122,7 @@ class BehaviorEnv(BanditEnv):
 
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(self.state_dim,), dtype=np.float32)
         self.action_space = spaces.Discrete(n_actions)
+        self.check_eval_size()
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         # Drawn in float32 (what the agent sees; 2x faster than float64 draws), 2u - 1 is exact there.

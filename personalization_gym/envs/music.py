@@ -188,6 +188,7 @@ class MusicEnv(BanditEnv):
         self.n_genres = len(genres)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(self.n_genres,), dtype=np.float32)
         self.action_space = spaces.Discrete(len(track_ids))
+        self.check_eval_size()
 
     def data_arrays(self) -> dict[str, np.ndarray]:
         return {"genre_profiles": self.genre_profiles, "track_features": self.track_features}
