@@ -270,6 +270,7 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path, monke
         ("reproduce.py", ["music", "--workers", "0"], "--workers must be an integer >= 1, got 0"),
         ("reproduce.py", ["music", "--hyperparams", "/no/such.yml"], "--hyperparams: experiment file /no/such.yml not found"),
         ("reproduce.py", ["music", "--out", str(PROJECT_ROOT / "README.md")], f"--out {PROJECT_ROOT / 'README.md'} is a file, not a folder"),
+        ("reproduce.py", ["music", "--hyperparams", "tuned", "x.yml"], "--hyperparams takes either the word tuned (the packaged files) or tuned files, not both: got ['tuned', 'x.yml']"),
         ("reproduce.py", ["music", "behavior", "music"], "experiment(s) ['music'] named more than once: each experiment runs once, name it once"),
         ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'movielens', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),

@@ -54,6 +54,10 @@ def tuned(experiment: Experiment, files: list[str]) -> Experiment:
                 "Tune it: personalization-gym tune " + experiment.name
             )
         return _with_tuned(experiment, load_experiment(str(path)))
+    if "tuned" in files:
+        raise ValueError(
+            f"--hyperparams takes either the word tuned (the packaged files) or tuned files, not both: got {files}"
+        )
     try:
         candidates = [load_experiment(file) for file in files]
     except ValueError as error:
