@@ -49,3 +49,15 @@ def test_the_commands_say_when_they_round_a_budget_up(tmp_path) -> None:
     assert study.returncode == 0, study.stderr
     assert "tiny: every agent trains 64 steps, 40 rounded up to SB3's whole rollouts" in study.stdout
     assert "2 seeds, 64 steps" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_tuning_says_when_a_trial_trains_more_than_the_budget(tmp_path) -> None:
+    from conftest import call_script, tiny_experiment
+
+    (tmp_path / "tiny.yml").write_text(tiny_experiment())
+    (tmp_path / "space.yml").write_text("a2c:\n  n_steps: {type: categorical, choices: [128]}\n")
+    result = call_script("tune.py", str(tmp_path / "tiny.yml"), "--agents", "a2c", "--trials", "1", "--steps", "40",
+                         "--evaluations", "1", "--workers", "1", "--search-space", str(tmp_path / "space.yml"),
+                         "--out", str(tmp_path / "t"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(n_steps=128, 128 steps trained (whole rollouts))" in result.stdout

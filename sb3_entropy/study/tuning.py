@@ -267,19 +267,9 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
         return value
 
     def progress(study: Any, trial: Any) -> None:
-        where = f"[{settings.experiment} {settings.agent} trial {trial.number}, {_finished(study)}/{job.trials}]"
-        params = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
-        seconds = trial.user_attrs.get("seconds", 0.0)
-        if trial.state.name == "COMPLETE":
-            report(f"{where} reward {trial.value:.4f} ({params}) {seconds:.1f} s")
-        elif trial.state.name == "PRUNED":
-            step = trial.user_attrs.get("pruned_at_step", 0)
-            report(
-                f"{where} pruned at step {step:,} of {settings.steps:,} (reward {trial.value:.4f}) ({params}) "
-                f"{seconds:.1f} s"
-            )
-        elif "error" in trial.user_attrs:
-            report(f"{where} FAILED: {trial.user_attrs['error']} ({params})")
+        line = _trial_line(settings, job.trials, _finished(study), trial)
+        if line is not None:
+            report(line)
 
     with ctrl_c.handling():
         while _finished(study) < job.trials:
@@ -289,6 +279,24 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
                 study.enqueue_trial({}, user_attrs=owner)
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
             ctrl_c.check()  # a Ctrl-C held while Optuna stored the result
+
+
+def _trial_line(settings: TuningSettings, trials: int, finished: int, trial: Any) -> str | None:
+    """The progress line of a finished trial: its reward, or where it was pruned, or its error."""
+    where = f"[{settings.experiment} {settings.agent} trial {trial.number}, {finished}/{trials}]"
+    params = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
+    seconds = trial.user_attrs.get("seconds", 0.0)
+    trained = trial.user_attrs.get("steps_trained", settings.steps)  # rollouts longer than the budget: more
+    more = f", {trained:,} steps trained (whole rollouts)" if trained != settings.steps else ""
+    if trial.state.name == "COMPLETE":
+        return f"{where} reward {trial.value:.4f} ({params}{more}) {seconds:.1f} s"
+    if trial.state.name == "PRUNED":
+        step = trial.user_attrs.get("pruned_at_step", 0)
+        pruned = f"pruned at step {step:,} of {settings.steps:,} (reward {trial.value:.4f})"
+        return f"{where} {pruned} ({params}) {seconds:.1f} s"
+    if "error" in trial.user_attrs:
+        return f"{where} FAILED: {trial.user_attrs['error']} ({params})"
+    return None
 
 
 def _run_trial(
@@ -331,6 +339,7 @@ def _run_trial(
             raise optuna.TrialPruned(f"pruned at step {reporter.stopped_at}")
         rewards.append(final_reward(callback.history))
         trial.set_user_attr("rewards", rewards)
+        trial.set_user_attr("steps_trained", int(callback.history[-1]["timesteps"]))
     return float(np.mean(rewards))
 
 
