@@ -257,7 +257,7 @@ class ClassificationEnv(TabularEnv):
         if labels.dtype.kind not in "iu":
             raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
         if n_classes is None:
-            n_classes = int(labels.max()) + 1
+            n_classes = max(int(labels.max()) + 1, 2 if labels.min() < 0 else 0)  # a negative label: named below
             if n_classes < 2:
                 raise ValueError(f"labels hold one class only ({labels.max()}): a task needs n_classes >= 2; give it")
         n_classes = validate_int("n_classes", n_classes, minimum=2)

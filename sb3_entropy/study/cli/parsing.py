@@ -11,7 +11,7 @@ import yaml
 from sb3_entropy.agents import NotWholeBatchesError
 from sb3_entropy.study.experiments import TuningSeedsError
 
-__all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch"]
+__all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
 
 TOOL = "personalization-gym"  # the console script; python -m sb3_entropy is the same tool
 
@@ -20,6 +20,13 @@ FLAG_HINTS: dict[type[Exception], str] = {
     NotWholeBatchesError: "--literal trains the literal setup",
     TuningSeedsError: f"{TOOL} tune --seeds chooses the tuning seeds, reproduce --seeds how many seeds a study runs",
 }
+
+
+def repeated(flag: str, values: list[str]) -> None:
+    """A ValueError when a flag names one value twice (an agent, an experiment): each runs once, so say so."""
+    twice = sorted({value for value in values if values.count(value) > 1})
+    if twice:
+        raise ValueError(f"{flag} names {twice} more than once: give each once")
 
 
 def in_flags(error: Exception) -> str:

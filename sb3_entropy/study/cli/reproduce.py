@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
-from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags
+from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.runner import MissingRunsError, connect_ray, plan_experiment, run_plan
 from sb3_entropy.study.runs import limit_threads
@@ -80,6 +80,7 @@ def _with_tuned(experiment: Experiment, candidate: Experiment) -> Experiment:
 
 def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
     """The experiment with only ``agents`` (in the file's order); a name it does not have is an error."""
+    repeated("--agents", agents)
     unknown = [agent for agent in agents if agent not in experiment.agents]
     if unknown:
         raise ValueError(
@@ -135,10 +136,10 @@ def _parser(prog: str | None, rerender: bool = False) -> argparse.ArgumentParser
 def _experiments(args: argparse.Namespace) -> list[Experiment]:
     """The experiments named on the command line, with their tuned hyperparameters and only the agents asked for;
     a ValueError for one that cannot run as asked (a tuned agent on its tuning seeds among them)."""
+    if "all" in args.experiments and len(args.experiments) > 1:
+        raise ValueError(f"all runs every experiment: give it alone, or name the experiments, got {args.experiments}")
     names = available_experiments() if args.experiments == ["all"] else args.experiments
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"experiment(s) {repeated} named more than once: each experiment runs once, name it once")
+    repeated("experiments", names)
     experiments = [load_experiment(name) for name in names]
     if args.hyperparams is not None:
         experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]

@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError
 import personalization_gym
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
-from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags
+from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
 from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runs import limit_threads
@@ -79,6 +79,7 @@ def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict
     if experiment.frontier is not None:
         raise ValueError(f"{experiment.name} is a frontier study: tune the experiment it extends instead")
     agents = args.agents or list(experiment.agents)
+    repeated("--agents", agents)
     unknown = [agent for agent in agents if agent not in experiment.agents]
     if unknown:
         raise ValueError(
