@@ -97,7 +97,8 @@ class RatingsEnv(TabularEnv):
       ``RATINGS_FORMATS``: ``"csv"``, ``"movielens-100k"``, ``"movielens-dat"``, ``"recbole"``.
     * ``users``, ``items``: the ids of every user and item. A rating of another id is an error, and so is an id
       without ratings. Default: the ids that occur in the ratings, sorted.
-    * ``rank`` (default 10), ``reg`` (default 0.1), ``n_iter`` (ALS sweeps, default 30).
+    * ``rank`` (default 10; at most the smaller of the numbers of users and items), ``reg`` (default 0.1),
+      ``n_iter`` (ALS sweeps, default 30).
     * ``keep_observed``: keep the observed ratings in the reward matrix (default) or use the model's values.
     * ``check_fraction``: the share of ratings held out to measure the fit (default 0.1).
     * ``max_matrix_gb``: the largest dense reward matrix (users x items x 8 bytes) to build, in GiB (default 4:
