@@ -59,6 +59,18 @@ def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:
         extras_spent["seconds"] += time.process_time() - start
 
     callback._log_tensorboard_extras = timed_extras
+    written = {"histograms": 0, "pictures": 0}  # what the extras wrote: counted, since a time is never exactly 0
+    histogram, figure = callback._add_histogram, callback._log_figure
+
+    def counted_histogram(*args: object) -> None:
+        written["histograms"] += 1
+        histogram(*args)
+
+    def counted_figure(*args: object) -> None:
+        written["pictures"] += 1
+        figure(*args)
+
+    callback._add_histogram, callback._log_figure = counted_histogram, counted_figure
     kwargs = {} if cadence == "sb3" else {"log_interval": evaluation_log_interval(model, spec.eval_freq)}
     start = time.process_time()
     model.learn(spec.timesteps, callback=callback, **kwargs)
@@ -66,7 +78,7 @@ def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:
     parameters = np.concatenate([p.detach().numpy().ravel() for p in model.policy.parameters()])
     return {
         "cpu": total, "dump_cpu": spent["seconds"], "dumps": spent["dumps"], "extras_cpu": extras_spent["seconds"],
-        "parameters": parameters,
+        "parameters": parameters, **written,
     }  # fmt: skip
 
 
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{experiment.name}: {args.steps or experiment.steps} steps per run, evaluation every {experiment.eval_freq} "
           f"steps, seed {args.seed}, one torch thread; CPU seconds of this process")  # fmt: skip
     print(f"{'agent':<8} {'logging':<22} {'learn CPU s':>11} {'dumps':>7} {'in dumps s':>10} "
-          f"{'histograms+picture s':>20} {'logging share':>13}")  # fmt: skip
+          f"{'histograms+picture s':>20} {'logging share':>13} {'histograms':>10} {'pictures':>8}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         # the runs' settings as the study makes them (its own plan, not a copy of it)
         plan = plan_experiment(experiment, args.seed + 1, Path(folder), steps=args.steps, report=lambda _: None)
@@ -103,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs[cadence] = run = one_run(spec, cadence, Path(folder) / name)
                 share = (run["dump_cpu"] + run["extras_cpu"]) / run["cpu"]
                 print(f"{name:<8} {label:<22} {run['cpu']:>11.1f} {run['dumps']:>7} {run['dump_cpu']:>10.2f} "
-                      f"{run['extras_cpu']:>20.2f} {share:>13.1%}", flush=True)  # fmt: skip
+                      f"{run['extras_cpu']:>20.2f} {share:>13.1%} {run['histograms']:>10} {run['pictures']:>8}",
+                      flush=True)  # fmt: skip
             same = all(np.array_equal(runs["none"]["parameters"], run["parameters"]) for run in runs.values())
             print(f"{name:<8} final parameters of the three runs {'identical' if same else 'DIFFER'}", flush=True)
             if not same:

@@ -113,12 +113,13 @@ def test_bench_logging_prints_three_cadences_with_identical_parameters() -> None
     for agent in ("dqn", "a2c"):
         runs = [row for row in rows if row[0] == agent]
         assert " ".join(runs[3]) == f"{agent} final parameters of the three runs identical"
-        dumps = [int(row[-4]) for row in runs[:3]]  # no TensorBoard, SB3's log_interval, evaluation cadence
+        dumps = [int(row[-6]) for row in runs[:3]]  # no TensorBoard, SB3's log_interval, evaluation cadence
         assert dumps[0] == dumps[2]  # the same cadence, with and without TensorBoard
         if agent == "dqn":  # SB3's default: every 4 of the 32 one-step episodes of a step, 160 in 640 steps
             assert dumps[1] >= 640 // 4 > dumps[2]
-        no_tensorboard = runs[0]
-        assert float(no_tensorboard[-2]) == 0.0  # no histogram, no picture drawn
+        no_tensorboard, with_tensorboard = runs[0], runs[2]
+        assert no_tensorboard[-2:] == ["0", "0"]  # no histogram written, no picture drawn (counted, not timed)
+        assert int(with_tensorboard[-2]) > 0 and int(with_tensorboard[-1]) > 0
     bad = run_script("bench_logging.py", "--agents", "sac")
     assert bad.returncode == 2 and "--agents ['sac']: music has" in bad.stderr
 
