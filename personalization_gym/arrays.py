@@ -8,6 +8,7 @@ is valid; nothing is converted silently (a float array of labels is refused, not
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import zipfile
@@ -18,7 +19,7 @@ import numpy as np
 
 from personalization_gym.checks import check_number, is_number_text
 
-__all__ = ["ARRAY_SUFFIXES", "as_array", "check_finite", "check_table", "held_out_count", "read_array"]
+__all__ = ["ARRAY_SUFFIXES", "as_array", "check_finite", "check_table", "held_out_count", "read_array", "utf8_text"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
 
@@ -72,13 +73,19 @@ def _read_numpy(path: Path, name: str) -> np.ndarray:
     raise ValueError(f"{name}: {path} holds arrays {keys}: it must hold one array, or one called {name!r}")
 
 
-def _read_csv(path: Path, name: str) -> np.ndarray:
+def utf8_text(path: Path, name: str) -> str:
+    """A text file's content as UTF-8, a byte-order mark read as one (not as the first cell's), newlines as they
+    are; a file in another encoding is a ValueError naming ``name`` and the file."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as stream:  # a byte-order mark is not the first cell's
-            lines = [(number, row) for number, row in enumerate(csv.reader(stream), start=1) if row]
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{name}: {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
                          "UTF-8") from None  # fmt: skip
+
+
+def _read_csv(path: Path, name: str) -> np.ndarray:
+    rows = csv.reader(io.StringIO(utf8_text(path, name), newline=""))
+    lines = [(number, row) for number, row in enumerate(rows, start=1) if row]
     # The rule for a header: a first line none of whose cells reads as a number (a typo in a number is no header).
     if lines and not any(is_number_text(cell) for cell in lines[0][1]):
         lines = lines[1:]

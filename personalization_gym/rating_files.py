@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from personalization_gym.arrays import utf8_text
 from personalization_gym.checks import check_choice, is_number_text
 
 __all__ = ["DEFAULT_COLUMNS", "MOVIELENS_COLUMNS", "RATINGS_FORMATS", "detect_ratings_format", "read_ratings"]
@@ -82,11 +83,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         raise ValueError(f"ratings: {path} is a folder; give the rating file in it")
     if not path.is_file():
         raise FileNotFoundError(f"ratings: file {path} not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"ratings: {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
-                         "UTF-8") from None  # fmt: skip
+    text = utf8_text(path, "ratings")
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not lines:
         raise ValueError(f"ratings: {path} is empty")
