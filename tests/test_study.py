@@ -209,8 +209,8 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
 
 def test_packaged_experiments_load_with_the_papers_settings() -> None:
     assert available_experiments() == [
-        "ads", "behavior", "cifar10", "digits", "frontier_behavior", "frontier_music", "mnist", "movielens", "music",
-        "sample",
+        "ads", "behavior", "cifar10", "digits", "frontier_behavior", "frontier_movielens", "frontier_music", "mnist",
+        "movielens", "music", "sample",
     ]  # fmt: skip
     digits, mnist = load_experiment("digits"), load_experiment("mnist")
     assert (digits.task, digits.steps, digits.eval_freq) == ("Personalization/Digits-v0", 50_000, 250)
@@ -238,6 +238,10 @@ def test_packaged_experiments_load_with_the_papers_settings() -> None:
         assert {"trpo", "qrdqn"} <= experiment.agents.keys(), name
         assert experiment.seeds == (5 if name in ("music", "mnist") else 3), name
     assert load_experiment("frontier_music").seeds == 3
+    movielens, frontier = load_experiment("movielens"), load_experiment("frontier_movielens")
+    assert (frontier.task, frontier.task_kwargs, frontier.net_arch, frontier.steps) == (
+        movielens.task, movielens.task_kwargs, movielens.net_arch, movielens.steps,
+    )  # fmt: skip
 
 
 def test_seeds_in_an_experiment_file(tmp_path: Path) -> None:
@@ -274,7 +278,7 @@ def test_missing_data_is_reported_and_fails_unless_skipped(tmp_path: Path, monke
         ("reproduce.py", ["all", "music"], "all runs every experiment: give it alone, or name the experiments, got ['all', 'music']"),
         ("reproduce.py", ["music", "--agents", "a2c", "a2c"], "--agents names ['a2c'] more than once: give each once"),
         ("reproduce.py", ["music", "behavior", "music"], "experiments names ['music'] more than once: give each once"),
-        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_music', 'mnist', 'movielens', 'music', 'sample']"),
+        ("reproduce.py", ["musik"], "unknown experiment 'musik'; valid: ['ads', 'behavior', 'cifar10', 'digits', 'frontier_behavior', 'frontier_movielens', 'frontier_music', 'mnist', 'movielens', 'music', 'sample']"),
         ("reproduce.py", ["sample", "--agents", "a2c", "ppo"], "--agents: experiment sample has no agent ['ppo']; valid: ['a2c', 'dqn', 'trpo', 'qrdqn']"),
         ("reproduce.py", ["frontier_music", "--agents", "dqn"], "--agents: frontier_music is a frontier study, whose agents form one grid"),
         ("reproduce.py", ["music", "--data-dir", "/no/such/folder"], "--data-dir /no/such/folder is not a folder: give a data root"),

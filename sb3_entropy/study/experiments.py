@@ -66,7 +66,10 @@ __all__ = [
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 TUNED_DIR = EXPERIMENTS_DIR / "tuned"  # the tuned hyperparameters that ship with the package, one file per experiment
-NOT_EXPERIMENTS = ("search_space",)  # YAML files beside the experiments that are not experiments
+NOT_EXPERIMENTS = (
+    "search_space",
+    "search_space_movielens",
+)  # YAML files beside the experiments that are not experiments
 EXPERIMENT_KEYS = (
     "agents", "eval_freq", "frontier", "net_arch", "paper", "quick", "seeds", "steps", "task", "task_kwargs", "tuning",
 )  # fmt: skip
