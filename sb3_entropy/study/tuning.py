@@ -249,9 +249,15 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
     ctrl_c = CtrlC()  # Ctrl-C stops the training at once, but waits for Optuna's writes to the storage
     owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
+    surplus = False
+
     def objective(trial: Any) -> float:
+        nonlocal surplus
         for key, value in owner.items():  # also on a trial queued by a process that was killed
             trial.set_user_attr(key, value)
+        if _claimed_before(study, trial.number) >= job.trials:  # another worker started the last trial first
+            surplus = True  # left as an interrupted trial: not counted, not shown, not run
+            raise _SurplusTrial(f"trial {trial.number}: the study has its {job.trials} trials")
         params = {dimension.name: dimension.suggest(trial) for dimension in job.dimensions}
         start = time.perf_counter()
         try:
@@ -279,6 +285,8 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
                 study.enqueue_trial({}, user_attrs=owner)
             study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
             ctrl_c.check()  # a Ctrl-C held while Optuna stored the result
+            if surplus:
+                break
 
 
 def _trial_line(settings: TuningSettings, trials: int, finished: int, trial: Any) -> str | None:
@@ -347,6 +355,25 @@ def _finished(study: Any) -> int:
     """Trials that count towards the budget: complete, pruned, or failed with an error (not interrupted ones)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     return sum(not _interrupted(trial) for trial in trials)
+
+
+class _SurplusTrial(Exception):
+    """Stored by Optuna as failed without an error, that is as interrupted: it neither counts nor shows."""
+
+
+def _claimed_before(study: Any, number: int) -> int:
+    """Trials numbered below ``number`` that count or may still count: finished ones, and those queued or running
+    in a live process (of another machine: assumed live). Optuna numbers trials in the storage, so of two workers
+    that start a study's last trial at once, the lower number runs it."""
+    host = socket.gethostname()
+
+    def claimed(trial: Any) -> bool:
+        if trial.state.name == "RUNNING":
+            pid = trial.user_attrs.get("pid")
+            return trial.user_attrs.get("host") != host or pid is None or _alive(pid)
+        return trial.state.name == "WAITING" or not _interrupted(trial)
+
+    return sum(claimed(trial) for trial in study.get_trials(deepcopy=False) if trial.number < number)
 
 
 def _fail_interrupted_trials(study: Any) -> None:
