@@ -60,4 +60,8 @@ def test_tuning_says_when_a_trial_trains_more_than_the_budget(tmp_path) -> None:
                          "--evaluations", "1", "--workers", "1", "--search-space", str(tmp_path / "space.yml"),
                          "--out", str(tmp_path / "t"))  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert (
+        "A trial whose n_steps does not divide 40 trains whole rollouts, up to 128 steps; its line says how many."
+        in (result.stdout)
+    )
     assert "(n_steps=128, 128 steps trained (whole rollouts))" in result.stdout

@@ -295,7 +295,8 @@ def _trial_line(settings: TuningSettings, trials: int, finished: int, trial: Any
     params = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
     seconds = trial.user_attrs.get("seconds", 0.0)
     trained = trial.user_attrs.get("steps_trained", settings.steps)  # rollouts longer than the budget: more
-    more = f", {trained:,} steps trained (whole rollouts)" if trained != settings.steps else ""
+    rounds = "train_freq rounds" if settings.algo in ("dqn", "qrdqn") else "rollouts"
+    more = f", {trained:,} steps trained (whole {rounds})" if trained != settings.steps else ""
     if trial.state.name == "COMPLETE":
         return f"{where} reward {trial.value:.4f} ({params}{more}) {seconds:.1f} s"
     if trial.state.name == "PRUNED":

@@ -20,6 +20,7 @@ tuning.png (reward per trial).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -38,7 +39,7 @@ from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeat
 from sb3_entropy.study.experiments import Experiment, experiment_file
 from sb3_entropy.study.results import three_decimals
 from sb3_entropy.study.runs import limit_threads
-from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, load_search_space
+from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, Dimension, load_search_space
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, StudyExistsError, tune_agents
 from sb3_entropy.study.tuning_outputs import write_tuning_outputs
 from sb3_entropy.study.yaml_files import read_yaml
@@ -141,6 +142,19 @@ def _task_data(experiment: Experiment, args: argparse.Namespace) -> tuple[dict[s
     return env_kwargs, baselines
 
 
+def _most_steps_trained(
+    space: dict[str, list[Dimension]], experiment: Experiment, agents: list[str], steps: int
+) -> int:
+    """The most steps a trial can train: ``steps`` rounded up to the largest rollout the search space offers."""
+    most = steps
+    for agent in agents:
+        for dimension in space.get(experiment.agents[agent].algo, []):
+            if dimension.name == "n_steps":
+                sizes = dimension.choices or range(int(dimension.low), int(dimension.high) + 1)
+                most = max(most, *(math.ceil(steps / size) * size for size in sizes))
+    return most
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = _parser(prog)
     args = parser.parse_args(argv)
@@ -175,6 +189,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         f"{args.seeds}, {args.workers} worker(s); storage {storage}",
         flush=True,
     )
+    most = _most_steps_trained(space, experiment, agents, steps)
+    if most > steps:
+        print(f"A trial whose n_steps does not divide {steps:,} trains whole rollouts, up to {most:,} steps; its "
+              "line says how many.", flush=True)  # fmt: skip
     try:
         tunings = tune_agents(
             experiment, agents, space, trials=args.trials, steps=steps, seeds=args.seeds, storage=storage,
