@@ -323,6 +323,14 @@ def test_parse_hp_reads_yaml_values() -> None:
         "net": [1, 2],
         "flag": True,
     }
+    with pytest.raises(ValueError) as error:
+        parse_hp(["policy_kwargs={n_quantiles: 25, n_quantiles: 10}"])
+    assert str(error.value) == (
+        "--hp 'policy_kwargs={n_quantiles: 25, n_quantiles: 10}': cannot read the value: found the key 'n_quantiles' a "
+        "second time (first on line 1); write each key once"
+    )
+    with pytest.raises(ValueError, match=r"^--hp 'x=\[1': cannot read the value: expected ',' or '\]', but got"):
+        parse_hp(["x=[1"])
 
 
 # --------------------------------------------------------------------------------------------------

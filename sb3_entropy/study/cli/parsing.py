@@ -10,6 +10,7 @@ import yaml
 
 from sb3_entropy.agents import NotWholeBatchesError
 from sb3_entropy.study.experiments import TuningSeedsError
+from sb3_entropy.study.yaml_files import load_yaml
 
 __all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
 
@@ -60,9 +61,10 @@ def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
         if not sep or not key.strip() or not value.strip():
             raise ValueError(f"{flag} takes key=value, got {item!r}")
         try:
-            parsed = yaml.safe_load(value)
+            parsed = load_yaml(value)  # a key written twice in {...} is refused
         except yaml.YAMLError as error:
-            raise ValueError(f"{flag} {item!r}: cannot read the value: {error}") from None
+            problem = getattr(error, "problem", None) or " ".join(str(error).split())
+            raise ValueError(f"{flag} {item!r}: cannot read the value: {problem}") from None
         if isinstance(parsed, str) and _EXPONENT_NUMBER.fullmatch(parsed.strip()):
             parsed = float(parsed)
         result[key.strip()] = parsed
