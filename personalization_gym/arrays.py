@@ -113,10 +113,21 @@ def as_array(value: Any, name: str) -> np.ndarray:
         try:
             array = np.asarray(value)
         except ValueError as error:  # ragged lists of lists
-            raise ValueError(f"{name}: {error}") from None
+            raise ValueError(f"{name} must be a table whose rows have one length: {_ragged(value) or error}") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be an array of numbers, got dtype {array.dtype}")
     return array
+
+
+def _ragged(value: Any) -> str | None:
+    """Where a list of rows is ragged: 'row 0 has 2 entries, row 1 has 1', or None if not a list of lists."""
+    try:
+        lengths = [len(row) for row in value]
+    except TypeError:
+        return None
+    first = lengths[0]
+    other = next((index for index, length in enumerate(lengths) if length != first), None)
+    return None if other is None else f"row 0 has {first} entries, row {other} has {lengths[other]}"
 
 
 def check_finite(array: np.ndarray, name: str) -> None:

@@ -288,7 +288,9 @@ def test_bad_tabular_input_is_named(arrays, tmp_path: Path) -> None:
     )
     assert "give it with noise='gaussian' only" in _error(TabularEnv, features, rewards, noise_sd=0.1)
     assert "features must be an array of numbers, got dtype <U1" in _error(TabularEnv, [["a"]], rewards)
-    assert "features: setting an array element with a sequence" in _error(TabularEnv, [[1.0, 2.0], [3.0]], rewards)
+    assert "features must be a table whose rows have one length: row 0 has 2 entries, row 2 has 1" in _error(
+        TabularEnv, [[0.1, 0.2], [0.3, 0.4], [0.5]], rewards
+    )
     assert "labels must be class indices in [0, 2) (n_classes=2); 12 are not, the first is labels[0] = -1" in _error(
         ClassificationEnv, np.ones((12, 2)), -np.ones(12, dtype=int)
     )
