@@ -372,6 +372,10 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
         (["music", "--seeds", "-1"], "--seeds must be distinct integers >= 0, got [-1]"),
         (["music", "--evaluations", "0"], "--evaluations must be an integer >= 1, got 0"),
         (
+            ["music", "--evaluations", "1000000", "--steps", "64"],
+            "--evaluations 1,000,000: a run of 64 steps is evaluated at most once a step; give at most 64",
+        ),
+        (
             ["music", "--seeds", "0", "1", "1000"],
             "--seeds [0, 1]: a study of music runs seeds 0-4, and a tuned agent is judged on seeds it was not tuned "
             "on; tune on others (default: 1000 1001)",
@@ -607,3 +611,13 @@ def test_a_hyperparams_file_without_a_tuning_section_is_named_by_the_flag(tmp_pa
     )
     with pytest.raises(ValueError, match=r"^tuned file plain: the file has no tuning section"):  # the library's words
         with_tuned_hyperparameters(load_experiment(str(experiment)), load_experiment(str(plain)))
+
+
+def test_more_evaluations_than_steps_are_refused_by_the_library(tmp_path: Path) -> None:
+    experiment = load_experiment(str(tiny(tmp_path)))
+    with pytest.raises(ValueError, match=r"^evaluations must be at most steps \(64\): .* got 65$"):
+        tune_agents(
+            experiment, ["a2c"], load_search_space(), trials=1, steps=64, seeds=[1000], env_kwargs=TINY_ENV,
+            storage=f"sqlite:///{tmp_path / 'db.db'}", evaluations=65,
+        )  # fmt: skip
+    assert not (tmp_path / "db.db").exists()  # refused before the storage was opened

@@ -435,6 +435,9 @@ def tune_agents(
     the trials then depend on which finished first.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner prints its own progress lines
+    if evaluations > steps:
+        raise ValueError(f"evaluations must be at most steps ({steps:,}): a run is evaluated at most once a step, "
+                         f"got {evaluations:,}")  # fmt: skip
     settings = {
         agent: TuningSettings(
             experiment=experiment.name,

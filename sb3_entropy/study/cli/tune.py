@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     start = time.perf_counter()
     steps = args.steps or experiment.steps
+    if args.evaluations > steps:
+        parser.error(f"--evaluations {args.evaluations:,}: a run of {steps:,} steps is evaluated at most once a step; "
+                     f"give at most {steps:,}")  # fmt: skip
     print(
         f"Tuning {experiment.name} ({', '.join(agents)}): {args.trials} trials per agent of {steps:,} steps on seeds "
         f"{args.seeds}, {args.workers} worker(s); storage {storage}",
