@@ -370,6 +370,19 @@ def test_train_function_rejects_bad_specs() -> None:
         train(RunSpec("Personalization/Behavior-v0", "sac", 0, 10))
 
 
+def test_a_run_without_tensorboard_leaves_nothing_in_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger makes its SB3-... folder
+    _, callback = train(RunSpec("Personalization/Behavior-v0", "dqn", 0, 64, [16], eval_freq=32))
+    assert [entry["timesteps"] for entry in callback.history] == [0, 32, 64]  # trained and measured
+    assert list(tmp_path.glob("SB3-*")) == []
+    build_model(RunSpec("Personalization/Behavior-v0", "dqn", 0, 64, [16]))[0].learn(64)  # stock SB3, for contrast
+    assert len(list(tmp_path.glob("SB3-*"))) == 1
+
+
 @pytest.mark.parametrize("algo", ["a2c", "ppo", "trpo", "dqn", "qrdqn"])
 def test_foreach_optimizer_steps_give_bit_identical_parameters(algo: str) -> None:
     spec = RunSpec("Personalization/Behavior-v0", algo, seed=3, timesteps=1, net_arch=[32, 32])

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 
 from personalization_gym.checks import check_integer
 from sb3_entropy.agents import REGULARIZABLE, make_agent, trained_steps
@@ -115,6 +116,8 @@ def train(
         model.set_logger(tensorboard_logger(run_folder(spec.tensorboard_log, spec.experiment, agent, spec.seed)))
         extra.append(HParamsCallback(run_hparams(spec, model)))
         callback.custom_scalars_layout = run_layout(spec.experiment)
+    else:  # SB3's own default would make an empty folder in the temporary directory for every run
+        model.set_logger(Logger(folder=None, output_formats=[]))
     if on_model is not None:
         on_model(model, callback)
     model.learn(
