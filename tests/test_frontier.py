@@ -238,8 +238,9 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
             ("aggregate_diversity", "exposure/aggregate_diversity"),
         ):
             mean, low, high = student_t_interval_of_two(np.array(values[key]))
-            # the exposure metrics' intervals are cut to what they can be (50 tracks)
-            bounds = {"gini": (0, 49 / 50), "long_tail_share": (0, 1), "aggregate_diversity": (1, 50)}.get(name)
+            # every interval is cut to what its quantity can be (50 tracks; no reward above the oracle's)
+            bounds = {"reward": (-np.inf, oracle), "marginal": (0, np.log(50)), "per_state": (0, np.log(50)),
+                      "gini": (0, 49 / 50), "long_tail_share": (0, 1), "aggregate_diversity": (1, 50)}.get(name)  # fmt: skip
             if bounds is not None:
                 low, high = max(low, bounds[0]), min(high, bounds[1])
             written = [float(points[agent][f"{name}_{part}"]) for part in ("mean", "low", "high")]

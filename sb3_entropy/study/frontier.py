@@ -9,6 +9,7 @@ and with the unregularised agent by Welch intervals.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sb3_entropy.study.results import final_values, finished_seeds
@@ -58,8 +59,13 @@ def _point(result: ExperimentResult, agent: str, base: str, regularizer: str | N
     if not finished_seeds(result, agent):
         return None
     values = {name: mean_interval(final_values(result, agent, key)) for name, key in FINAL_KEYS.items()}
-    # The exposure metrics' intervals are cut to the values they can take, as in the study's main table.
+    # Every interval is cut to the values its quantity can take, as in the study's main table: H(p) and the
+    # per-state entropy in [0, log K], no reward above the oracle's, the exposure metrics in their ranges.
     n_actions = len(result.histories[(agent, finished_seeds(result, agent)[0])][-1]["p"])
+    values["marginal"] = values["marginal"].within(0.0, math.log(n_actions))
+    values["per_state"] = values["per_state"].within(0.0, math.log(n_actions))
+    if result.baselines:
+        values["reward"] = values["reward"].within(upper=result.baselines["oracle"])
     values["gini"] = values["gini"].within(0.0, (n_actions - 1) / n_actions)
     values["long_tail_share"] = values["long_tail_share"].within(0.0, 1.0)
     values["aggregate_diversity"] = values["aggregate_diversity"].within(1.0, n_actions)

@@ -455,7 +455,8 @@ def frontier_section(result: ExperimentResult) -> str:
     lines = [
         f"## {experiment.name} ({experiment.task}): the diversity-reward frontier\n",
         f"{seed_words}, {steps:,} steps, marginal entropy H(p) in nats of at most log K = {math.log(n_actions):.3f}; "
-        f"every value is the mean [95 % Student-t interval over seeds] of the final evaluation; {_times(result)}. "
+        f"every value is the mean [95 % Student-t interval over seeds, cut to the values it can take] of the final "
+        f"evaluation; {_times(result)}. "
         f"{_baselines_sentence(result)} The regularizers' coefficient is SB3's ent_coef; "
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
