@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.study.experiments import Experiment
@@ -37,6 +38,11 @@ from sb3_entropy.study.interrupts import CtrlC
 from sb3_entropy.study.runs import RunSpec, one_torch_thread, train
 from sb3_entropy.study.search_space import Dimension, hyperparameters_of
 from sb3_entropy.study.workers import check_main_is_guarded, init_worker
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "OBJECTIVE",
@@ -250,9 +256,11 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
     owner = {"host": socket.gethostname(), "pid": os.getpid()}
 
     surplus = False
+    queue_lock = _QueueLock(job.storage)
 
     def objective(trial: Any) -> float:
         nonlocal surplus
+        queue_lock.release()  # the trial is this process's now
         for key, value in owner.items():  # also on a trial queued by a process that was killed
             trial.set_user_attr(key, value)
         if _claimed_before(study, trial.number) >= job.trials:  # another worker started the last trial first
@@ -279,11 +287,16 @@ def _tune_agent(job: _Job, report: Callable[[str], None] = _print) -> None:
 
     with ctrl_c.handling():
         while _finished(study) < job.trials:
-            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # else a killed run's is next
-                # Optuna stores a trial before the objective starts: queued with its owner, a trial whose process
-                # is killed in between is known as that process's, so a resumed run fails it, not waits for it
-                study.enqueue_trial({}, user_attrs=owner)
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
+            queue_lock.acquire()
+            try:
+                if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):  # else a killed run's is next
+                    # Optuna stores a trial before the objective starts: queued with its owner, a trial whose
+                    # process is killed in between is known as that process's, so a resumed run fails it, not
+                    # waits for it
+                    study.enqueue_trial({}, user_attrs=owner)
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[progress])
+            finally:
+                queue_lock.release()  # if the objective never started
             ctrl_c.check()  # a Ctrl-C held while Optuna stored the result
             if surplus:
                 break
@@ -356,6 +369,32 @@ def _finished(study: Any) -> int:
     """Trials that count towards the budget: complete, pruned, or failed with an error (not interrupted ones)."""
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     return sum(not _interrupted(trial) for trial in trials)
+
+
+class _QueueLock:
+    """A file lock beside a SQLite storage, held from queueing a trial until its objective starts.
+
+    SQLite takes no row locks, so two workers that start a trial at once could both take the same queued trial and
+    run it twice (Optuna then refuses the second result: "Cannot tell a COMPLETE trial"). Other databases lock the
+    row themselves, and where ``fcntl`` is missing (Windows) there is no lock.
+    """
+
+    def __init__(self, storage: str) -> None:
+        url = make_url(storage)
+        database = url.database if url.drivername.startswith("sqlite") else None
+        self._path = None if fcntl is None or database in (None, "", ":memory:") else f"{database}.lock"
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        if self._path is not None and self._file is None:
+            self._file = open(self._path, "a")  # held from acquire to release
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 class _SurplusTrial(Exception):
