@@ -38,6 +38,7 @@ __all__ = [
     "make_agent",
     "paper_agent",
     "policy_for",
+    "rounded_up",
     "trained_steps",
     "use_foreach_optimizer",
 ]
@@ -238,7 +239,11 @@ def budget_round(model: Any) -> int:
 
 def trained_steps(model: Any, steps: int) -> int:
     """The steps ``model.learn(steps)`` trains: ``steps`` rounded up to whole rounds (:func:`budget_round`)."""
-    unit = budget_round(model)
+    return rounded_up(steps, budget_round(model))
+
+
+def rounded_up(steps: int, unit: int) -> int:
+    """``steps`` rounded up to a whole number of rounds of ``unit`` steps."""
     return math.ceil(steps / unit) * unit
 
 

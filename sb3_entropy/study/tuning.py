@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_entropy.agents import Q_LEARNING
 from sb3_entropy.study.experiments import Experiment
 from sb3_entropy.study.interrupts import CtrlC
 from sb3_entropy.study.runs import RunSpec, one_torch_thread, train
@@ -308,7 +309,7 @@ def _trial_line(settings: TuningSettings, trials: int, finished: int, trial: Any
     params = ", ".join(f"{name}={_short(value)}" for name, value in trial.params.items())
     seconds = trial.user_attrs.get("seconds", 0.0)
     trained = trial.user_attrs.get("steps_trained", settings.steps)  # rollouts longer than the budget: more
-    rounds = "train_freq rounds" if settings.algo in ("dqn", "qrdqn") else "rollouts"
+    rounds = "train_freq rounds" if settings.algo in Q_LEARNING else "rollouts"
     more = f", {trained:,} steps trained (whole {rounds})" if trained != settings.steps else ""
     if trial.state.name == "COMPLETE":
         return f"{where} reward {trial.value:.4f} ({params}{more}) {seconds:.1f} s"

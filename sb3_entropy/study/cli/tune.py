@@ -20,7 +20,6 @@ tuning.png (reward per trial).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import sys
@@ -33,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 import personalization_gym
+from sb3_entropy.agents import rounded_up
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
@@ -151,7 +151,7 @@ def _most_steps_trained(
         for dimension in space.get(experiment.agents[agent].algo, []):
             if dimension.name == "n_steps":
                 sizes = dimension.choices or range(int(dimension.low), int(dimension.high) + 1)
-                most = max(most, *(math.ceil(steps / size) * size for size in sizes))
+                most = max(most, *(rounded_up(steps, size) for size in sizes))
     return most
 
 
