@@ -9,12 +9,11 @@ and with the unregularised agent by Welch intervals.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from sb3_entropy.study.results import final_values, finished_seeds
+from sb3_entropy.study.results import final_interval, final_values, finished_seeds
 from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import Interval, mean_interval, welch_interval
+from sb3_entropy.study.stats import Interval, welch_interval
 
 __all__ = ["FINAL_KEYS", "FrontierPoint", "Reach", "curves", "frontier_points", "reaching"]
 
@@ -58,17 +57,8 @@ class Reach:
 def _point(result: ExperimentResult, agent: str, base: str, regularizer: str | None, coefficient: float):
     if not finished_seeds(result, agent):
         return None
-    values = {name: mean_interval(final_values(result, agent, key)) for name, key in FINAL_KEYS.items()}
-    # Every interval is cut to the values its quantity can take, as in the study's main table: H(p) and the
-    # per-state entropy in [0, log K], no reward above the oracle's, the exposure metrics in their ranges.
-    n_actions = len(result.histories[(agent, finished_seeds(result, agent)[0])][-1]["p"])
-    values["marginal"] = values["marginal"].within(0.0, math.log(n_actions))
-    values["per_state"] = values["per_state"].within(0.0, math.log(n_actions))
-    if result.baselines:
-        values["reward"] = values["reward"].within(upper=result.baselines["oracle"])
-    values["gini"] = values["gini"].within(0.0, (n_actions - 1) / n_actions)
-    values["long_tail_share"] = values["long_tail_share"].within(0.0, 1.0)
-    values["aggregate_diversity"] = values["aggregate_diversity"].within(1.0, n_actions)
+    # every interval cut to the values its quantity can take, as in the study's main table
+    values = {name: final_interval(result, agent, key) for name, key in FINAL_KEYS.items()}
     return FrontierPoint(agent, base, regularizer, coefficient, **values)
 
 
