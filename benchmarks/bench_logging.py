@@ -49,7 +49,7 @@ def one_run(spec: RunSpec, cadence: str, folder: Path) -> dict[str, float]:
         spent["dumps"] += 1
 
     logger.dump = timed_dump
-    every = figure_every(spec.timesteps, spec.eval_freq)  # as sb3_entropy.training.train makes it
+    every = figure_every(spec.timesteps, spec.eval_freq)  # as sb3_entropy.study.runs.train makes it
     callback = EntropyCallback(eval_env=env, eval_freq=spec.eval_freq, seed=spec.seed, figure_every=every)
     extras, extras_spent = callback._log_tensorboard_extras, {"seconds": 0.0}
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.checks import check_integer
+from personalization_gym.core import BanditEnv, Batch
 
 __all__ = ["NOTHING_TO_RENDER", "BatchedTask", "StepResult"]
 
@@ -39,7 +40,7 @@ class BatchedTask:
         if not isinstance(task, BanditEnv):
             raise TypeError(f"task must be a personalization_gym BanditEnv, got {type(task).__name__}")
         self.task = task
-        self.n = validate_int("n_envs", n, minimum=1)
+        self.n = check_integer("n_envs", n, minimum=1)
         self.rng = np.random.default_rng(seed)
         self.batch: Batch | None = None
         self._rows = np.arange(self.n)

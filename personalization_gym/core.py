@@ -18,7 +18,7 @@ import numpy as np
 
 from personalization_gym.checks import check_integer
 
-__all__ = ["BanditEnv", "Batch", "validate_int"]
+__all__ = ["BanditEnv", "Batch"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,6 @@ class Batch:
             expected=self.expected[index],
             hidden={name: value[index] for name, value in self.hidden.items()},
         )
-
-
-validate_int = check_integer  # the name the tasks have used (personalization_gym.checks)
 
 
 def available_memory() -> int | None:
@@ -112,8 +109,8 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
         self._last_action: int | None = None  # the action of the last step, drawn by render() until the next reset
-        self.n_eval = validate_int("n_eval", n_eval, minimum=1)
-        self.task_seed = validate_int("task_seed", task_seed, minimum=0)  # as np.random.SeedSequence takes
+        self.n_eval = check_integer("n_eval", n_eval, minimum=1)
+        self.task_seed = check_integer("task_seed", task_seed, minimum=0)  # as np.random.SeedSequence takes
         eval_seed, task_structure_seed = np.random.SeedSequence(self.task_seed).spawn(2)
         self._eval_seed = eval_seed
         self.task_rng = np.random.default_rng(task_structure_seed)

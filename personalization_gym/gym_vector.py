@@ -21,7 +21,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from personalization_gym.batched import NOTHING_TO_RENDER, BatchedTask
-from personalization_gym.core import BanditEnv, validate_int
+from personalization_gym.checks import check_integer
+from personalization_gym.core import BanditEnv
 
 __all__ = ["BanditVectorEnv"]
 
@@ -38,7 +39,7 @@ class BanditVectorEnv(VectorEnv):
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(self, task: BanditEnv, num_envs: int) -> None:
-        self._contexts = BatchedTask(task, validate_int("num_envs", num_envs, minimum=1))
+        self._contexts = BatchedTask(task, check_integer("num_envs", num_envs, minimum=1))
         self.task = task
         self.num_envs = self._contexts.n
         self.single_observation_space = task.observation_space

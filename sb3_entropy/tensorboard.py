@@ -14,12 +14,10 @@ own scalars at the evaluation cadence rather than once per episode.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import shutil
 import urllib.parse
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -279,20 +277,3 @@ def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) ->
     metadata = SummaryMetadata(plugin_data=plugin)
     tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG
     return Summary(value=[Summary.Value(tag=tag, tensor=tensor, metadata=metadata)])
-
-
-# Moved to the study (the mean runs average seeds, with scipy's t quantiles): still importable from here, with a
-# DeprecationWarning that says where they went.
-_MOVED_TO_STUDY = ("LEVEL", "MARGIN_CHARTS", "MEANS_CATEGORY", "aggregate_layout", "run_layout", "write_aggregate_run",
-                   "write_overview_image")  # fmt: skip
-
-
-def __getattr__(name: str) -> Any:  # a deprecation bridge: the one place here that may import the study
-    if name not in _MOVED_TO_STUDY:
-        raise AttributeError(f"module 'sb3_entropy.tensorboard' has no attribute {name!r}")
-    warnings.warn(
-        f"sb3_entropy.tensorboard.{name} moved to sb3_entropy.study.mean_runs: import it from there",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module("sb3_entropy.study.mean_runs"), name)

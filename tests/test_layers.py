@@ -5,14 +5,11 @@ work without the study extra (scipy, sb3-contrib, Optuna, scikit-learn, tqdm, Ra
 from __future__ import annotations
 
 import ast
-import importlib
-import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 from conftest import PROJECT_ROOT
 
 PACKAGES = ("personalization_gym", "sb3_entropy")
@@ -31,14 +28,11 @@ def module_files(root: Path) -> dict[str, Path]:
 
 def imports_of(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
     """``(module imported, line)`` for every import of the project's modules anywhere in a file, function bodies
-    included, except inside a module-level ``__getattr__``: a deprecation bridge that imports a moved name when it
-    is asked for. ``from package import name`` counts as an import of ``package.name`` when that is a module."""
+    included. ``from package import name`` counts as an import of ``package.name`` when that is a module."""
     found: list[tuple[str, int]] = []
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef) and child.name == "__getattr__" and node is tree:
-                continue
             if isinstance(child, ast.Import):
                 found.extend((alias.name, child.lineno) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
@@ -118,7 +112,7 @@ def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
         "sb3_entropy/__init__.py": "from sb3_entropy.metrics import entropy\n",
         "sb3_entropy/metrics.py": "import numpy\nfrom sb3_entropy import probs\n",
         "sb3_entropy/probs.py": "from sb3_entropy.metrics import entropy\n",  # metrics <-> probs
-        "sb3_entropy/old.py": "def __getattr__(name):\n    from sb3_entropy.study import runner\n",  # a bridge
+        "sb3_entropy/old.py": "def __getattr__(name):\n    from sb3_entropy.study import runner\n",  # lazily, still upward
         "sb3_entropy/callback.py": "import sb3_entropy.study.runner\n",
         "sb3_entropy/study/__init__.py": "",
         "sb3_entropy/study/runner.py": "from sb3_entropy import callback\nfrom personalization_gym import core\n",
@@ -129,6 +123,7 @@ def test_the_checks_find_what_they_look_for(tmp_path: Path) -> None:
     assert upward_imports(tmp_path) == [
         "personalization_gym.core imports sb3_entropy.metrics (line 2)",
         "sb3_entropy.callback imports sb3_entropy.study.runner (line 1)",
+        "sb3_entropy.old imports sb3_entropy.study.runner (line 2)",
     ]
     assert sorted(import_cycles(tmp_path)) == [
         ["sb3_entropy.callback", "sb3_entropy.study.runner"],
@@ -200,25 +195,3 @@ def test_the_layout_tree_in_the_docs_names_every_module() -> None:
             listed.add(folder + name)
     modules = {str(path.relative_to(PROJECT_ROOT)) for path in module_files(PROJECT_ROOT).values()}
     assert listed == modules, f"missing: {sorted(modules - listed)}; gone: {sorted(listed - modules)}"
-
-
-@pytest.mark.parametrize(
-    ("old", "name", "new"),
-    [
-        ("sb3_entropy.training", "paper_agent", "sb3_entropy.agents"),
-        ("sb3_entropy.training", "AGENT_DEFAULTS", "sb3_entropy.agents"),
-        ("sb3_entropy.training", "RunSpec", "sb3_entropy.study.runs"),
-        ("sb3_entropy.training", "parse_hp", "sb3_entropy.study.cli.parsing"),
-        ("sb3_entropy.tensorboard", "write_aggregate_run", "sb3_entropy.study.mean_runs"),
-        ("sb3_entropy.update_rule_experiment", "run_update_rule", "sb3_entropy.study.update_rule"),
-    ],
-)
-def test_moved_names_still_import_from_where_they_were_with_a_deprecation(old: str, name: str, new: str) -> None:
-    module = importlib.import_module(old)
-    with pytest.warns(
-        DeprecationWarning, match=rf"^{re.escape(old)}\.{name} moved to {re.escape(new)}: import it from"
-    ):
-        moved = getattr(module, name)
-    assert moved is getattr(importlib.import_module(new), name)
-    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
-        module.no_such_name  # noqa: B018

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from personalization_gym.checks import check_bool, check_choice, check_number
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.checks import check_bool, check_choice, check_integer, check_number
+from personalization_gym.core import BanditEnv, Batch
 
 __all__ = ["REWARD_MODES", "AdsEnv", "click_probability"]
 
@@ -145,13 +145,13 @@ class AdsEnv(BanditEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
-        self.n_products = validate_int("n_products", n_products, minimum=2)
-        self.latent_dim = validate_int("latent_dim", latent_dim, minimum=1)
+        self.n_products = check_integer("n_products", n_products, minimum=2)
+        self.latent_dim = check_integer("latent_dim", latent_dim, minimum=1)
         self.sigma_mu = check_number("sigma_mu", sigma_mu, at_least=0)
         self.sigma_omega_initial = check_number("sigma_omega_initial", sigma_omega_initial, at_least=0)
         self.sigma_omega = check_number("sigma_omega", sigma_omega, at_least=0)
         self.stay_organic = check_number("stay_organic", stay_organic, at_least=0, below=1)
-        self.n_flips = validate_int("n_flips", n_flips, minimum=0)
+        self.n_flips = check_integer("n_flips", n_flips, minimum=0)
         if self.n_flips > self.n_products // 2:
             raise ValueError(f"n_flips must be at most n_products // 2 = {self.n_products // 2}, got {n_flips}")
         check_choice("reward_mode", reward_mode, REWARD_MODES)

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from gymnasium import spaces
 
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.checks import check_integer
+from personalization_gym.core import BanditEnv, Batch
 
 __all__ = ["BehaviorEnv", "GaussianMapping"]
 
@@ -105,13 +106,13 @@ class BehaviorEnv(BanditEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)
-        n_actions = validate_int("n_actions", n_actions, minimum=2)
-        self.state_dim = validate_int("state_dim", state_dim, minimum=1)
-        self.action_dim = validate_int("action_dim", action_dim, minimum=1)
-        self.feature_dim = validate_int("feature_dim", feature_dim, minimum=1)
+        n_actions = check_integer("n_actions", n_actions, minimum=2)
+        self.state_dim = check_integer("state_dim", state_dim, minimum=1)
+        self.action_dim = check_integer("action_dim", action_dim, minimum=1)
+        self.feature_dim = check_integer("feature_dim", feature_dim, minimum=1)
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, (Sequence, np.ndarray)):
             raise ValueError(f"hidden_dims must be a sequence of integers >= 1, got {hidden_dims!r}")
-        self.hidden_dims = tuple(validate_int("each of hidden_dims", d, minimum=1) for d in hidden_dims)
+        self.hidden_dims = tuple(check_integer("each of hidden_dims", d, minimum=1) for d in hidden_dims)
 
         self.action_vectors = self.task_rng.uniform(-1.0, 1.0, size=(n_actions, self.action_dim))
         self.state_map = GaussianMapping((self.state_dim, *self.hidden_dims, self.feature_dim), self.task_rng)

@@ -7,8 +7,8 @@ import os
 import numpy as np
 from gymnasium import spaces
 
-from personalization_gym.checks import check_choice
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.checks import check_choice, check_integer
+from personalization_gym.core import BanditEnv, Batch
 from personalization_gym.image_data import CIFAR10, CIFAR100, FASHION_MNIST, MNIST, ImageDataset, load_image_dataset
 
 __all__ = ["CIFAR10Env", "CIFAR100Env", "FashionMNISTEnv", "ImageClassificationEnv", "MNISTEnv"]
@@ -38,7 +38,7 @@ class ImageClassificationEnv(BanditEnv):
         # Shared read-only uint8 arrays: only the contexts handed out are converted to float32.
         self.data = load_image_dataset(self.DATASET, data_dir, download, verify, download_url, self.SYSTEM_DIRS)
         n_test = len(self.data.test_labels)
-        n_eval = n_test if n_eval is None else validate_int("n_eval", n_eval, minimum=1)
+        n_eval = n_test if n_eval is None else check_integer("n_eval", n_eval, minimum=1)
         if n_eval > n_test:
             raise ValueError(f"n_eval must be at most the test split's size, {n_test}, got {n_eval}")
         super().__init__(n_eval=n_eval, task_seed=task_seed, render_mode=render_mode)

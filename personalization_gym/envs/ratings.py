@@ -8,8 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from personalization_gym.arrays import check_finite, held_out_count
-from personalization_gym.checks import check_bool, check_number
-from personalization_gym.core import validate_int
+from personalization_gym.checks import check_bool, check_integer, check_number
 from personalization_gym.envs.tabular import TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
 from personalization_gym.rating_files import DEFAULT_COLUMNS, read_ratings
@@ -141,13 +140,13 @@ class RatingsEnv(TabularEnv):
         self.item_ids, item_index = _index(item_column, items, "item")
         _check_table(self.user_ids, self.item_ids, user_index, item_index, max_matrix_gb)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
-        self.rank = validate_int("rank", rank, minimum=1)
+        self.rank = check_integer("rank", rank, minimum=1)
         if self.rank > min(n_users, n_items):  # a factor per user or item at most: more fit noise, not structure
             raise ValueError(
                 f"rank must be at most the table's smaller side, min({n_users} users, {n_items} items) = "
                 f"{min(n_users, n_items)}, got {self.rank}"
             )
-        self.n_iter = validate_int("n_iter", n_iter, minimum=1)
+        self.n_iter = check_integer("n_iter", n_iter, minimum=1)
         self.reg = check_number("reg", reg, above=0)
         self.keep_observed = check_bool("keep_observed", keep_observed)
         if len(values) < 2:
@@ -157,7 +156,7 @@ class RatingsEnv(TabularEnv):
             raise ValueError(f"check_fraction {check_fraction} holds out all {len(values)} ratings: the check needs "
                              "some to fit; give more ratings or a smaller check_fraction")  # fmt: skip
 
-        task_seed = validate_int("task_seed", task_seed, minimum=0)
+        task_seed = check_integer("task_seed", task_seed, minimum=0)
         # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
         # held-out ratings and starting point, one for the final fit's starting point.
         check_seed, fit_seed = np.random.SeedSequence([task_seed, 1]).spawn(2)

@@ -9,8 +9,8 @@ import numpy as np
 from gymnasium import spaces
 
 from personalization_gym.arrays import as_array, check_finite, check_table, held_out_count
-from personalization_gym.checks import check_choice, check_number
-from personalization_gym.core import BanditEnv, Batch, validate_int
+from personalization_gym.checks import check_choice, check_integer, check_number
+from personalization_gym.core import BanditEnv, Batch
 
 __all__ = ["NOISES", "ClassificationEnv", "DigitsEnv", "TabularEnv", "classification_rewards"]
 
@@ -114,7 +114,7 @@ class TabularEnv(BanditEnv):
                 f"{n_held_out}, leaving none to train on. Give at least 2 users, or a smaller eval_fraction"
             )
         if n_eval is not None:
-            n_eval = validate_int("n_eval", n_eval, minimum=1)
+            n_eval = check_integer("n_eval", n_eval, minimum=1)
             if n_eval > n_held_out:
                 raise ValueError(
                     f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
@@ -260,7 +260,7 @@ class ClassificationEnv(TabularEnv):
             n_classes = max(int(labels.max()) + 1, 2 if labels.min() < 0 else 0)  # a negative label: named below
             if n_classes < 2:
                 raise ValueError(f"labels hold one class only ({labels.max()}): a task needs n_classes >= 2; give it")
-        n_classes = validate_int("n_classes", n_classes, minimum=2)
+        n_classes = check_integer("n_classes", n_classes, minimum=2)
         outside = (labels < 0) | (labels >= n_classes)
         if outside.any():
             first = int(np.flatnonzero(outside)[0])
