@@ -36,7 +36,6 @@ __all__ = [
     "TASK_IDS",
     "AdsEnv",
     "BanditEnv",
-    "BanditVecEnv",
     "Batch",
     "BehaviorEnv",
     "CIFAR10Env",
@@ -52,14 +51,5 @@ __all__ = [
     "RatingsEnv",
     "TabularEnv",
     "data_kwargs",
-    "make_vec",
 ]
 
-
-def __getattr__(name: str):
-    # The batched VecEnv needs Stable-Baselines3 (and so torch): imported on first use, not with the tasks.
-    if name in ("BanditVecEnv", "make_vec"):
-        from personalization_gym import vector
-
-        return getattr(vector, name)
-    raise AttributeError(f"module 'personalization_gym' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 Every episode of a personalization task is one step long, so n parallel environments are just n contexts drawn
 together: one ``sample`` call and one ``realize`` call per step, no Python loop over environments. The
-Stable-Baselines3 VecEnv (``personalization_gym.vector``) and the Gymnasium VectorEnv
+Stable-Baselines3 VecEnv (``sb3_entropy.vec_env``) and the Gymnasium VectorEnv
 (``personalization_gym.gym_vector``) differ only in how they package what this class returns.
 """
 

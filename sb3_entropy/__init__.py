@@ -30,10 +30,12 @@ from sb3_entropy.metrics import aggregate_diversity, all_metrics, entropy, gini,
 from sb3_entropy.policies import MarginalEntropyCnnPolicy, MarginalEntropyMultiInputPolicy, MarginalEntropyPolicy
 from sb3_entropy.probs import action_probs, q_values
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.vec_env import BanditVecEnv, make_vec
 
 __all__ = [
     "CUSTOM_SCALARS_LAYOUT",
     "REGULARIZERS",
+    "BanditVecEnv",
     "EntropyCallback",
     "MarginalEntropyCnnPolicy",
     "MarginalEntropyMultiInputPolicy",
@@ -44,6 +46,7 @@ __all__ = [
     "entropy",
     "gini",
     "long_tail_share",
+    "make_vec",
     "marginal",
     "paper_agent",
     "q_values",

@@ -17,11 +17,10 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecMonitor
 
-import personalization_gym
 from personalization_gym.checks import is_bool, is_integer, is_number, is_number_text
-from personalization_gym.vector import BanditVecEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
+from sb3_entropy.vec_env import BanditVecEnv, make_vec
 
 __all__ = [
     "AGENT_DEFAULTS",
@@ -272,7 +271,7 @@ def make_agent(
         if task is not None:
             env = VecMonitor(BanditVecEnv(task, BATCH, seed))
         else:
-            env = personalization_gym.make_vec(env_id, BATCH, seed=seed, **env_kwargs)
+            env = make_vec(env_id, BATCH, seed=seed, **env_kwargs)
     else:
         env = task if task is not None else gym.make(env_id, **env_kwargs)
     policy_kwargs = {"net_arch": list(net_arch), **hyperparameters.pop("policy_kwargs", {})}
@@ -311,7 +310,7 @@ def paper_agent(
 
     Every agent updates on batches of 32 users (``AGENT_DEFAULTS``: A2C, PPO and TRPO roll out 32 users per update,
     PPO with one epoch; DQN and QR-DQN train every 32 users on 32 of them, from the first step), collected as one
-    step of 32 parallel users (``personalization_gym.make_vec``), which gives the same updates as 32 steps of one.
+    step of 32 parallel users (``sb3_entropy.make_vec``), which gives the same updates as 32 steps of one.
     ``hyperparameters`` (e.g. ``learning_rate=1e-3``, ``ent_coef``) are passed to the algorithm over those
     settings. Attach :class:`EntropyCallback` and call ``learn``::
 

@@ -410,15 +410,18 @@ def test_data_kwargs_go_only_to_tasks_that_take_them() -> None:
         data_kwargs("Personalization/Nope-v0")
 
 
-def test_importing_the_tasks_does_not_import_torch() -> None:
-    # torch costs seconds and hundreds of MB: only image tasks and the batched VecEnv need it, on first use
+def test_the_tasks_import_neither_torch_nor_stable_baselines3() -> None:
+    # torch costs seconds and hundreds of MB, and a task user need not have SB3: only image tasks need torch, on
+    # first use; SB3's batched VecEnv is the plugin's
     code = (
-        "import sys, personalization_gym\n"
-        "print('torch' in sys.modules)\n"
-        "personalization_gym.make_vec\n"
-        "print('torch' in sys.modules)\n"
+        "import sys, gymnasium as gym, personalization_gym\n"
+        "gym.make('Personalization/Behavior-v0', n_eval=10).reset(seed=0)\n"
+        "gym.make_vec('Personalization/Behavior-v0', 4, n_eval=10).reset(seed=0)\n"
+        "print('+'.join(name for name in ('stable_baselines3', 'torch') if name in sys.modules) or 'none')\n"
+        "from sb3_entropy import make_vec\n"
+        "print('+'.join(name for name in ('stable_baselines3', 'torch') if name in sys.modules) or 'none')\n"
     )
-    assert fresh_python(code) == ["False", "True"]
+    assert fresh_python(code) == ["none", "stable_baselines3+torch"]
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from personalization_gym import BehaviorEnv, MusicEnv, make_vec
-from sb3_entropy import EntropyCallback, action_probs, all_metrics
+from personalization_gym import BehaviorEnv, MusicEnv
+from sb3_entropy import EntropyCallback, action_probs, all_metrics, make_vec
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
 from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, REWARD_KEYS, entropy, evaluation_metrics
 from sb3_entropy.policies import MarginalEntropyPolicy

@@ -26,7 +26,7 @@ def module_files(root: Path) -> dict[str, Path]:
     return found
 
 
-def imports_of(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
+def imports_of(path: Path, modules: dict[str, Path], packages: tuple[str, ...] = PACKAGES) -> list[tuple[str, int]]:
     """``(module imported, line)`` for every import of the project's modules anywhere in a file, function bodies
     included. ``from package import name`` counts as an import of ``package.name`` when that is a module."""
     found: list[tuple[str, int]] = []
@@ -43,7 +43,7 @@ def imports_of(path: Path, modules: dict[str, Path]) -> list[tuple[str, int]]:
 
     tree = ast.parse(path.read_text(), str(path))
     visit(tree)
-    return [(name, line) for name, line in found if name.split(".")[0] in PACKAGES]
+    return [(name, line) for name, line in found if name.split(".")[0] in packages]
 
 
 def layer(module: str) -> int:
@@ -99,6 +99,18 @@ def import_cycles(root: Path) -> list[list[str]]:
 
 def test_no_module_imports_a_higher_layer() -> None:
     assert upward_imports(PROJECT_ROOT) == []
+
+
+def test_the_tasks_import_no_stable_baselines3() -> None:
+    """A task user who never touches SB3 does not need it: SB3's VecEnv of the tasks is the plugin's."""
+    modules = module_files(PROJECT_ROOT)
+    found = [
+        f"{module} imports {target} (line {line})"
+        for module, path in modules.items()
+        if module.split(".")[0] == "personalization_gym"
+        for target, line in imports_of(path, modules, ("stable_baselines3", "sb3_contrib"))
+    ]
+    assert found == []
 
 
 def test_no_modules_import_each_other_in_a_cycle() -> None:

@@ -15,10 +15,9 @@ from sklearn.datasets import load_digits
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import personalization_gym
 from personalization_gym import ClassificationEnv, RatingsEnv, TabularEnv
 from personalization_gym.lowrank import fit_low_rank
-from sb3_entropy import EntropyCallback
+from sb3_entropy import EntropyCallback, make_vec
 from sb3_entropy.metrics import EXPOSURE_KEYS
 
 N_USERS, D, K = 120, 4, 6
@@ -73,7 +72,7 @@ def test_tabular_eval_set_is_every_held_out_user_once_with_exact_rewards(arrays)
 
 def _rewards_of(env_kwargs: dict, actions_of, steps: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """(received, expected) rewards of a batched VecEnv over ``steps`` steps of 32 users."""
-    vec = personalization_gym.make_vec("Personalization/Tabular-v0", 32, seed=0, **env_kwargs)
+    vec = make_vec("Personalization/Tabular-v0", 32, seed=0, **env_kwargs)
     obs = vec.reset()
     received, expected = [], []
     for _ in range(steps):
@@ -239,7 +238,7 @@ def test_env_checkers_and_training_with_the_callback(case: str, arrays) -> None:
     envs = gym.make_vec(env_id, num_envs=5, **kwargs)
     obs, _ = envs.reset(seed=4)
     np.testing.assert_array_equal(obs, envs.unwrapped.task.sample(5, np.random.default_rng(4)).obs)
-    vec = personalization_gym.make_vec(env_id, 32, seed=0, **kwargs)
+    vec = make_vec(env_id, 32, seed=0, **kwargs)
     model = PPO("MlpPolicy", vec, n_steps=1, batch_size=32, n_epochs=1, seed=0, device="cpu")
     callback = EntropyCallback(eval_freq=320)  # finds the task's held-out users through the VecEnv
     model.learn(960, callback=callback)

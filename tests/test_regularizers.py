@@ -15,8 +15,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch.distributions import Categorical
 
-import personalization_gym
-from sb3_entropy import action_probs
+from sb3_entropy import action_probs, make_vec
 from sb3_entropy.agents import AGENT_DEFAULTS, batched_hyperparameters
 from sb3_entropy.maskable import MaskableMarginalEntropyPolicy
 from sb3_entropy.metrics import all_metrics
@@ -112,7 +111,7 @@ def test_bad_regularizer_arguments_are_clear_errors(regularizer, weight, message
     with pytest.raises(ValueError) as error:
         check_regularizer(regularizer, weight)
     assert message in str(error.value)
-    env = personalization_gym.make_vec("Personalization/Behavior-v0", 2, **SMALL_TASK)
+    env = make_vec("Personalization/Behavior-v0", 2, **SMALL_TASK)
     with pytest.raises(ValueError) as error:
         PPO(MarginalEntropyPolicy, env, policy_kwargs={"regularizer": regularizer, "per_state_weight": weight})
     assert message in str(error.value)
@@ -129,7 +128,7 @@ def test_a_continuous_action_space_is_a_clear_error() -> None:
 
 def batched_model(algo: str, policy, seed: int = 0, **kwargs):
     """A2C or PPO with the paper's batch settings on a small Behavior-v0, batched (32 contexts per step)."""
-    env = personalization_gym.make_vec("Personalization/Behavior-v0", 32, seed=seed, **SMALL_TASK)
+    env = make_vec("Personalization/Behavior-v0", 32, seed=seed, **SMALL_TASK)
     hyperparameters = batched_hyperparameters(algo, AGENT_DEFAULTS[algo]) | kwargs.pop("hyperparameters", {})
     policy_kwargs = {"net_arch": [16, 16], **kwargs.pop("policy_kwargs", {})}
     return {"a2c": A2C, "ppo": PPO}[algo](
@@ -244,7 +243,7 @@ class SmallCnn(BaseFeaturesExtractor):
 
 
 def test_cnn_policy_trains_on_images(data_root: Path) -> None:
-    env = personalization_gym.make_vec(
+    env = make_vec(
         "Personalization/MNIST-v0", 32, seed=0, obs_shape="image", n_eval=500, data_dir=str(data_root)
     )
     model = PPO(
@@ -262,7 +261,7 @@ def test_cnn_policy_trains_on_images(data_root: Path) -> None:
 def test_a_large_marginal_coefficient_raises_the_marginal_entropy_on_music(data_root: Path) -> None:
     finals = {}
     for coefficient in (0.0, 1.0):
-        env = personalization_gym.make_vec("Personalization/Music-v0", 32, seed=0, data_dir=str(data_root))
+        env = make_vec("Personalization/Music-v0", 32, seed=0, data_dir=str(data_root))
         hyperparameters = batched_hyperparameters("a2c", AGENT_DEFAULTS["a2c"])
         model = A2C(
             MarginalEntropyPolicy, env, seed=0, device="cpu", learning_rate=1e-3, ent_coef=coefficient,

@@ -10,7 +10,8 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 import personalization_gym
-from personalization_gym import BanditVecEnv, BehaviorEnv, make_vec
+from personalization_gym import BehaviorEnv
+from sb3_entropy import BanditVecEnv, make_vec
 from sb3_entropy.agents import AGENT_DEFAULTS, NotWholeBatchesError, batched_hyperparameters
 from sb3_entropy.study.runs import RunSpec, train
 

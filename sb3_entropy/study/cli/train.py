@@ -10,7 +10,7 @@
 Any registered task id works, ``my_package:MyTask-v0`` included (my_package is imported first and registers it);
 --env-kwargs gives the task's arguments (values read as YAML: numbers, lists, true/false; anything else a string).
 
-By default 32 contexts are collected per environment step (personalization_gym.make_vec), which gives the same
+By default 32 contexts are collected per environment step (sb3_entropy.make_vec), which gives the same
 updates as the paper's one-env setup, several times faster; --literal runs the reference setup itself.
 Hyperparameters: the paper's batch settings (sb3_entropy.agents.AGENT_DEFAULTS), then --hp-file (YAML: either
 key: value pairs for every algorithm, or a mapping algorithm -> key: value), then --hp key=value, then --lr.

@@ -1,8 +1,9 @@
-"""A native batched Stable-Baselines3 VecEnv over one task instance.
+"""A native batched Stable-Baselines3 VecEnv over one personalization task instance.
 
 One ``sample`` call and one ``realize`` call per step for all environments (``personalization_gym.batched``).
 Collecting a batch of 32 transitions as 1 step of 32 envs gives the same updates as 32 steps of one env
-(see docs/reproducing.md), many times faster. The Gymnasium flavour is ``personalization_gym.gym_vector``.
+(see docs/reproducing.md), many times faster. It lives in the plugin because it is SB3's kind of vector env; the
+Gymnasium flavour, which needs no SB3, is the tasks' ``personalization_gym.gym_vector`` (``gym.make_vec``).
 """
 
 from __future__ import annotations
