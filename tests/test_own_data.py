@@ -11,11 +11,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from personalization_gym import ClassificationEnv, RatingsEnv, TabularEnv
+from personalization_gym import ClassificationEnv, DataOptions, DigitsEnv, RatingsEnv, TabularEnv
 from personalization_gym.lowrank import fit_low_rank
 from sb3_entropy import EntropyCallback, make_vec
 from sb3_entropy.metrics import EXPOSURE_KEYS
@@ -414,3 +416,50 @@ def test_bad_data_files_are_named_with_the_argument_that_named_them(tmp_path: Pa
     assert _error(TabularEnv, tmp_path / "latin.csv", rewards) == (
         f"features: {tmp_path / 'latin.csv'} is not UTF-8 text (invalid continuation byte at byte 3); save it as UTF-8"
     )
+
+
+TABLE_TASKS = {
+    "TabularEnv": lambda features, rewards, **options: TabularEnv(features, rewards, **options),
+    "ClassificationEnv": lambda features, rewards, **options: ClassificationEnv(
+        features, rewards.argmax(axis=1), **options
+    ),
+    "RatingsEnv": lambda features, rewards, **options: RatingsEnv(
+        (np.repeat(np.arange(N_USERS), K), np.tile(np.arange(K), N_USERS), rewards.ravel()), rank=2, **options
+    ),
+    "DigitsEnv": lambda features, rewards, **options: DigitsEnv(**options),
+}
+
+
+@pytest.mark.parametrize("task", list(TABLE_TASKS))
+def test_every_table_task_takes_the_shared_options_and_refuses_any_other(task: str, arrays) -> None:
+    made = TABLE_TASKS[task](*arrays, noise="gaussian", noise_sd=0.25, eval_fraction=0.5, n_eval=7, task_seed=3)
+    assert made.options == DataOptions("gaussian", 0.25, 0.5, 7, 3, None)
+    assert (made.noise, made.noise_sd, made.eval_fraction, made.n_eval, made.task_seed) == ("gaussian", 0.25, 0.5, 7, 3)
+    assert len(made.eval_set()) == 7
+    with pytest.raises(TypeError) as error:
+        TABLE_TASKS[task](*arrays, nosie="gaussian")
+    assert str(error.value) == (
+        f"{task}() got an unexpected keyword argument 'nosie'; besides its data it takes noise, noise_sd, "
+        "eval_fraction, n_eval, task_seed, render_mode"
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fraction=st.one_of(st.floats(), st.integers(-3, 3), st.text(max_size=3), st.booleans()),
+    n_eval=st.one_of(st.none(), st.integers(-3, 10**6), st.floats(), st.booleans()),
+    seed=st.one_of(st.integers(-3, 2**70), st.floats(), st.text(max_size=2)),
+)
+def test_data_options_keep_what_is_valid_and_name_what_is_not(fraction, n_eval, seed) -> None:
+    """The rule: a fraction is a number strictly in (0, 1); n_eval None or an integer >= 1; task_seed an integer
+    >= 0. Text and booleans are never numbers; a float is never taken for an integer."""
+    fraction_ok = isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction < 1
+    n_eval_ok = n_eval is None or (isinstance(n_eval, int) and not isinstance(n_eval, bool) and n_eval >= 1)
+    seed_ok = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
+    if fraction_ok and n_eval_ok and seed_ok:
+        options = DataOptions(eval_fraction=fraction, n_eval=n_eval, task_seed=seed)
+        assert (options.eval_fraction, options.n_eval, options.task_seed) == (fraction, n_eval, seed)
+        return
+    first_bad = "eval_fraction" if not fraction_ok else ("n_eval" if not n_eval_ok else "task_seed")
+    with pytest.raises(ValueError, match=rf"^{first_bad} must be "):
+        DataOptions(eval_fraction=fraction, n_eval=n_eval, task_seed=seed)

@@ -5,7 +5,7 @@ from personalization_gym.envs.behavior import BehaviorEnv
 from personalization_gym.envs.images import CIFAR10Env, CIFAR100Env, FashionMNISTEnv, ImageClassificationEnv, MNISTEnv
 from personalization_gym.envs.music import MusicEnv
 from personalization_gym.envs.ratings import RatingsEnv
-from personalization_gym.envs.tabular import ClassificationEnv, DigitsEnv, TabularEnv
+from personalization_gym.envs.tabular import ClassificationEnv, DataOptions, DigitsEnv, TabularEnv
 
 __all__ = [
     "AdsEnv",
@@ -13,6 +13,7 @@ __all__ = [
     "CIFAR10Env",
     "CIFAR100Env",
     "ClassificationEnv",
+    "DataOptions",
     "DigitsEnv",
     "FashionMNISTEnv",
     "ImageClassificationEnv",

@@ -9,7 +9,7 @@ import numpy as np
 
 from personalization_gym.arrays import check_finite, held_out_count
 from personalization_gym.checks import check_bool, check_integer, check_number
-from personalization_gym.envs.tabular import TabularEnv
+from personalization_gym.envs.tabular import DataOptions, TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, fit_low_rank, held_out_error
 from personalization_gym.rating_files import DEFAULT_COLUMNS, read_ratings
 
@@ -104,7 +104,8 @@ class RatingsEnv(TabularEnv):
       MovieLens-1M's 6,040 x 3,706 takes 0.17; a larger table is refused before the fit, not left to run out of
       memory).
     * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`
-      (``task_seed`` also seeds the fit's starting point and the held-out ratings).
+      and ``render_mode``, the options of every table task (:class:`~personalization_gym.envs.tabular.DataOptions`;
+      ``task_seed`` also seeds the fit's starting point and the held-out ratings).
 
     ## Version History
 
@@ -127,14 +128,10 @@ class RatingsEnv(TabularEnv):
         keep_observed: bool = True,
         check_fraction: float = 0.1,
         max_matrix_gb: float = 4.0,
-        noise: str = "none",
-        noise_sd: float | None = None,
-        eval_fraction: float = 0.2,
-        n_eval: int | None = None,
-        task_seed: int = 0,
-        render_mode: str | None = None,
         ratings_format: str = "auto",
+        **options: Any,
     ) -> None:
+        options = DataOptions.of(type(self).__name__, options)
         user_column, item_column, values = self._read(ratings, columns, ratings_format)
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
@@ -156,10 +153,9 @@ class RatingsEnv(TabularEnv):
             raise ValueError(f"check_fraction {check_fraction} holds out all {len(values)} ratings: the check needs "
                              "some to fit; give more ratings or a smaller check_fraction")  # fmt: skip
 
-        task_seed = check_integer("task_seed", task_seed, minimum=0)
         # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
         # held-out ratings and starting point, one for the final fit's starting point.
-        check_seed, fit_seed = np.random.SeedSequence([task_seed, 1]).spawn(2)
+        check_seed, fit_seed = np.random.SeedSequence([options.task_seed, 1]).spawn(2)
         fit_args = (user_index, item_index, values, n_users, n_items, self.rank, self.reg, self.n_iter)
         self.fit_report: FitReport = held_out_error(*fit_args, n_checked, np.random.default_rng(check_seed))
         self.fit: LowRankFit = fit_low_rank(*fit_args, np.random.default_rng(fit_seed))
@@ -170,9 +166,7 @@ class RatingsEnv(TabularEnv):
         self.observed = np.zeros((n_users, n_items), dtype=bool)
         self.observed[user_index, item_index] = True
         self.observed.flags.writeable = False
-        super().__init__(
-            self.fit.user_factors, completed, noise, noise_sd, eval_fraction, n_eval, task_seed, render_mode
-        )
+        self._build(self.fit.user_factors, completed, options)
 
     @staticmethod
     def _read(ratings: Any, columns: Any, ratings_format: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@ and Digits-v0 (scikit-learn's bundled handwritten digits)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,9 +13,57 @@ from personalization_gym.arrays import as_array, check_finite, check_table, held
 from personalization_gym.checks import check_choice, check_integer, check_number
 from personalization_gym.core import BanditEnv, Batch
 
-__all__ = ["NOISES", "ClassificationEnv", "DigitsEnv", "TabularEnv", "classification_rewards"]
+__all__ = ["NOISES", "ClassificationEnv", "DataOptions", "DigitsEnv", "TabularEnv", "classification_rewards"]
 
 NOISES = ("none", "bernoulli", "gaussian")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The arguments every task built from a table of users shares (Tabular-v0, Classification-v0, Digits-v0,
+    Ratings-v0, MovieLens-v0): the reward noise, the held-out evaluation users, the seed of the split and the render
+    mode. Checks itself when made, so each task checks them once, in one place.
+
+    * ``noise``: ``"none"``, ``"bernoulli"`` or ``"gaussian"``; ``noise_sd``: the Gaussian's standard deviation
+      (> 0), given with ``noise="gaussian"`` only.
+    * ``eval_fraction``: the share of users held out for evaluation (default 0.2, rounded to a whole number of
+      users, at least 1; at least one user must be left to train on).
+    * ``n_eval``: evaluate on the first ``n_eval`` held-out users (in user order) instead of all of them.
+    * ``task_seed``: seeds the split (an integer >= 0).
+    * ``render_mode``: None or ``"rgb_array"``.
+    """
+
+    noise: str = "none"
+    noise_sd: float | None = None
+    eval_fraction: float = 0.2
+    n_eval: int | None = None
+    task_seed: int = 0
+    render_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("noise", self.noise, list(NOISES))
+        if self.noise != "gaussian":
+            if self.noise_sd is not None:
+                raise ValueError(f"noise_sd is the Gaussian noise's standard deviation: give it with noise='gaussian' "
+                                 f"only, got noise={self.noise!r} and noise_sd={self.noise_sd!r}")  # fmt: skip
+        elif self.noise_sd is None:
+            raise ValueError("noise='gaussian' needs noise_sd, a finite number > 0, got None")
+        else:
+            object.__setattr__(self, "noise_sd", check_number("noise_sd", self.noise_sd, above=0))
+        object.__setattr__(self, "eval_fraction", check_number("eval_fraction", self.eval_fraction, above=0, below=1))
+        if self.n_eval is not None:
+            object.__setattr__(self, "n_eval", check_integer("n_eval", self.n_eval, minimum=1))
+        object.__setattr__(self, "task_seed", check_integer("task_seed", self.task_seed, minimum=0))
+
+    @classmethod
+    def of(cls, task: str, options: dict[str, Any]) -> DataOptions:
+        """The options a task was given as keyword arguments; one it does not take is a TypeError naming it."""
+        valid = [field.name for field in fields(cls)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise TypeError(f"{task}() got an unexpected keyword argument {unknown[0]!r}; besides its data it takes "
+                            f"{', '.join(valid)}")  # fmt: skip
+        return cls(**options)
 
 
 def classification_rewards(n_classes: int) -> np.ndarray:
@@ -70,12 +119,10 @@ class TabularEnv(BanditEnv):
     * ``features``: ``(n_users, d)`` numbers, or a path to a ``.npy``, ``.npz`` or ``.csv`` file of them
       (a ``.npz`` holding one array, or one called ``features``; a ``.csv`` of numbers, with or without a header).
     * ``rewards``: ``(n_users, K)`` expected rewards, ``K >= 2``, or a path as for ``features``.
-    * ``noise``: ``"none"``, ``"bernoulli"`` or ``"gaussian"``; ``noise_sd``: the Gaussian's standard
-      deviation (> 0), given with ``noise="gaussian"`` only.
-    * ``eval_fraction``: the share of users held out for evaluation (default 0.2, rounded to a whole number of
-      users, at least 1; at least one user must be left to train on).
-    * ``n_eval``: evaluate on the first ``n_eval`` held-out users (in user order) instead of all of them.
-    * ``task_seed``: seeds the split.
+    * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``, ``render_mode``: the options every
+      table task shares, :class:`DataOptions` (noise ``"none"``, ``"bernoulli"`` or ``"gaussian"`` with
+      ``noise_sd``; 20 % of the users held out for evaluation, all of them or the first ``n_eval``; the split
+      seeded by ``task_seed``).
 
     ``train_users`` and ``eval_users`` are the users' row indices; ``batch.hidden["user"]`` is each context's.
 
@@ -87,17 +134,11 @@ class TabularEnv(BanditEnv):
     # Arguments that may be file paths: an experiment file's relative paths are read from its own folder.
     FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("features", "rewards")
 
-    def __init__(
-        self,
-        features: Any,
-        rewards: Any,
-        noise: str = "none",
-        noise_sd: float | None = None,
-        eval_fraction: float = 0.2,
-        n_eval: int | None = None,
-        task_seed: int = 0,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, features: Any, rewards: Any, **options: Any) -> None:
+        self._build(features, rewards, DataOptions.of(type(self).__name__, options))
+
+    def _build(self, features: Any, rewards: Any, options: DataOptions) -> None:
+        """The task of a table of ``features`` and expected ``rewards``, one row per user, with ``options``."""
         features = check_table(as_array(features, "features"), "features", "n_users", "d features")
         rewards = check_table(as_array(rewards, "rewards"), "rewards", "n_users", "K items", min_columns=2)
         if len(features) != len(rewards):
@@ -105,23 +146,26 @@ class TabularEnv(BanditEnv):
                 f"features and rewards must have one row per user: features has {len(features)} rows "
                 f"(shape {features.shape}), rewards has {len(rewards)} (shape {rewards.shape})"
             )
-        self.noise, self.noise_sd = _check_noise(noise, noise_sd, rewards)
+        if options.noise == "bernoulli":
+            _check_click_rates(rewards)
+        self.options = options
+        self.noise, self.noise_sd = options.noise, options.noise_sd
         n_users = len(features)
-        n_held_out = held_out_count(eval_fraction, n_users)
+        n_held_out = held_out_count(options.eval_fraction, n_users)
         if n_held_out >= n_users:
             raise ValueError(
-                f"{n_users} user(s) are fewer than the evaluation split needs: eval_fraction {eval_fraction} holds out "
-                f"{n_held_out}, leaving none to train on. Give at least 2 users, or a smaller eval_fraction"
+                f"{n_users} user(s) are fewer than the evaluation split needs: eval_fraction {options.eval_fraction} "
+                f"holds out {n_held_out}, leaving none to train on. Give at least 2 users, or a smaller eval_fraction"
             )
-        if n_eval is not None:
-            n_eval = check_integer("n_eval", n_eval, minimum=1)
-            if n_eval > n_held_out:
-                raise ValueError(
-                    f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
-                    f"{eval_fraction} of {n_users} users), got {n_eval}; raise eval_fraction for more"
-                )
-        super().__init__(n_eval=n_eval or n_held_out, task_seed=task_seed, render_mode=render_mode)
-        self.eval_fraction = float(eval_fraction)
+        if options.n_eval is not None and options.n_eval > n_held_out:
+            raise ValueError(
+                f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
+                f"{options.eval_fraction} of {n_users} users), got {options.n_eval}; raise eval_fraction for more"
+            )
+        super().__init__(
+            n_eval=options.n_eval or n_held_out, task_seed=options.task_seed, render_mode=options.render_mode
+        )
+        self.eval_fraction = options.eval_fraction
         order = self.task_rng.permutation(n_users)
         self.eval_users = np.sort(order[:n_held_out])[: self.n_eval]
         self.train_users = np.sort(order[n_held_out:])
@@ -162,26 +206,16 @@ class TabularEnv(BanditEnv):
         return expected
 
 
-def _check_noise(noise: Any, noise_sd: Any, rewards: np.ndarray) -> tuple[str, float | None]:
-    check_choice("noise", noise, list(NOISES))
-    if noise != "gaussian":
-        if noise_sd is not None:
-            raise ValueError(f"noise_sd is the Gaussian noise's standard deviation: give it with noise='gaussian' "
-                             f"only, got noise={noise!r} and noise_sd={noise_sd!r}")  # fmt: skip
-    elif noise_sd is None:
-        raise ValueError("noise='gaussian' needs noise_sd, a finite number > 0, got None")
-    else:
-        check_number("noise_sd", noise_sd, above=0)
-    if noise == "bernoulli":
-        outside = (rewards < 0) | (rewards > 1)
-        if outside.any():
-            row, column = (int(i) for i in np.argwhere(outside)[0])
-            raise ValueError(
-                f"noise='bernoulli' draws clicks with probability rewards[u, a], so rewards must lie in [0, 1]; "
-                f"{int(outside.sum())} of {rewards.size} do not, the first at row {row}, column {column} "
-                f"({rewards[row, column]}). Rescale them, or choose noise='none' or 'gaussian'"
-            )
-    return noise, None if noise_sd is None else float(noise_sd)
+def _check_click_rates(rewards: np.ndarray) -> None:
+    """Bernoulli noise draws clicks with probability ``rewards[u, a]``: every reward must lie in [0, 1]."""
+    outside = (rewards < 0) | (rewards > 1)
+    if outside.any():
+        row, column = (int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"noise='bernoulli' draws clicks with probability rewards[u, a], so rewards must lie in [0, 1]; "
+            f"{int(outside.sum())} of {rewards.size} do not, the first at row {row}, column {column} "
+            f"({rewards[row, column]}). Rescale them, or choose noise='none' or 'gaussian'"
+        )
 
 
 class ClassificationEnv(TabularEnv):
@@ -225,7 +259,8 @@ class ClassificationEnv(TabularEnv):
     * ``features``: ``(n, d)`` numbers or a file, as in :class:`TabularEnv`.
     * ``labels``: ``(n,)`` integers in ``[0, n_classes)``, or a file of them (one column).
     * ``n_classes``: the number of classes (default: the largest label + 1; at least 2).
-    * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`.
+    * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``, ``render_mode``: :class:`DataOptions`,
+      as in :class:`TabularEnv`.
 
     ``labels`` is kept; ``batch.hidden["user"]`` is each context's row.
 
@@ -236,18 +271,10 @@ class ClassificationEnv(TabularEnv):
 
     FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ("features", "labels")
 
-    def __init__(
-        self,
-        features: Any,
-        labels: Any,
-        n_classes: int | None = None,
-        noise: str = "none",
-        noise_sd: float | None = None,
-        eval_fraction: float = 0.2,
-        n_eval: int | None = None,
-        task_seed: int = 0,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, features: Any, labels: Any, n_classes: int | None = None, **options: Any) -> None:
+        self._classify(features, labels, n_classes, DataOptions.of(type(self).__name__, options))
+
+    def _classify(self, features: Any, labels: Any, n_classes: int | None, options: DataOptions) -> None:
         labels = as_array(labels, "labels")
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]  # a one-column file
@@ -268,7 +295,7 @@ class ClassificationEnv(TabularEnv):
                 f"labels must be class indices in [0, {n_classes}) (n_classes={n_classes}); {int(outside.sum())} are "
                 f"not, the first is labels[{first}] = {labels[first]}"
             )
-        if noise == "bernoulli":
+        if options.noise == "bernoulli":
             raise ValueError(
                 "noise='bernoulli' needs rewards in [0, 1], and a classification task's wrong labels earn "
                 "-1/(K-1); use noise='none' or 'gaussian'"
@@ -278,10 +305,7 @@ class ClassificationEnv(TabularEnv):
         self.n_classes = n_classes
         self.reward_matrix = classification_rewards(n_classes)
         self.reward_matrix.flags.writeable = False
-        features = as_array(features, "features")
-        super().__init__(
-            features, self.reward_matrix[self.labels], noise, noise_sd, eval_fraction, n_eval, task_seed, render_mode
-        )
+        self._build(as_array(features, "features"), self.reward_matrix[self.labels], options)
 
     def _batch(self, users: np.ndarray) -> Batch:
         batch = super()._batch(users)
@@ -326,6 +350,7 @@ class DigitsEnv(ClassificationEnv):
     * ``eval_fraction``: the share of images held out for evaluation (default 0.2: 359 images, each once).
     * ``n_eval``: evaluate on the first ``n_eval`` held-out images.
     * ``task_seed``: seeds the split.
+    * ``noise``, ``noise_sd``, ``render_mode``: as every table task takes them (:class:`DataOptions`).
 
     ## Version History
 
@@ -334,13 +359,8 @@ class DigitsEnv(ClassificationEnv):
 
     FILE_ARGUMENTS: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(
-        self,
-        eval_fraction: float = 0.2,
-        n_eval: int | None = None,
-        task_seed: int = 0,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
+        options = DataOptions.of(type(self).__name__, options)
         try:
             from sklearn.datasets import load_digits  # bundled with scikit-learn: read from its package, offline
         except ImportError:
@@ -350,8 +370,5 @@ class DigitsEnv(ClassificationEnv):
             ) from None
 
         digits = load_digits()
-        super().__init__(
-            digits.data / 16.0, digits.target, n_classes=10, eval_fraction=eval_fraction, n_eval=n_eval,
-            task_seed=task_seed, render_mode=render_mode,
-        )  # fmt: skip
+        self._classify(digits.data / 16.0, digits.target, 10, options)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(64,), dtype=np.float32)
