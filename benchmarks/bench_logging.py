@@ -29,7 +29,7 @@ from stable_baselines3.common.logger import configure
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.study import load_experiment
-from sb3_entropy.study.runner import plan_experiment
+from sb3_entropy.study.plans import plan_experiment
 from sb3_entropy.study.runs import RunSpec, build_model, figure_every, limit_threads
 from sb3_entropy.tensorboard import evaluation_log_interval, tensorboard_logger
 

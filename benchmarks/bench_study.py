@@ -33,7 +33,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.study import load_experiment
-from sb3_entropy.study.runner import plan_experiment
+from sb3_entropy.study.plans import plan_experiment
 from sb3_entropy.study.runs import limit_threads, train
 
 PARTS = ("environment", "acting", "update", "evaluation forward", "evaluation metrics", "logging", "other")

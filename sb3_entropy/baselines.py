@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sb3_entropy.metrics import entropy, exposure_metrics, head_size, marginal
+from sb3_entropy.metrics import EXPOSURE, all_metrics, entropy, head_size, marginal
 from sb3_entropy.probs import softmax_policy
 
 __all__ = ["evaluation_baselines"]
@@ -33,11 +33,10 @@ def evaluation_baselines(expected: np.ndarray, temperature: float = 0.1) -> dict
     best = expected == expected.max(axis=1, keepdims=True)
     oracle_policy = best / best.sum(axis=1, keepdims=True)
     exact_q = softmax_policy(expected, temperature)
-    exposure = {
-        f"{name}_{key.split('/')[1]}": value
-        for name, policy in (("oracle", oracle_policy), ("exact_q", exact_q))
-        for key, value in exposure_metrics(marginal(policy), np.bincount(policy.argmax(axis=1))).items()
-    }
+    exposure = {}
+    for name, policy in (("oracle", oracle_policy), ("exact_q", exact_q)):
+        values = all_metrics(policy)
+        exposure |= {f"{name}_{metric.tag.split('/')[1]}": values[metric.tag] for metric in EXPOSURE}
     n_actions = expected.shape[1]
     return exposure | {
         "uniform_long_tail_share": (n_actions - head_size(n_actions)) / n_actions,

@@ -19,39 +19,30 @@ from personalization_gym.checks import check_bool, check_choice, check_integer, 
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.metrics import (
-    ACTION_KEYS,
-    ENTROPY_KEYS,
-    EXPOSURE_KEYS,
-    REWARD_KEYS,
-    SCORE_KEY,
+    EXPECTED_REWARD,
+    MARGINAL_ENTROPY,
+    METRICS,
+    NORMALIZED_MARGINAL_ENTROPY,
+    STORED,
     evaluation_metrics,
-    score,
 )
 from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs, distinct_rows
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
 
-# TensorBoard's custom-scalars dashboard: one chart per quantity, every run in it. Each chart lists the exact
-# tags it plots.
-CUSTOM_SCALARS_CHARTS = {
-    "Policy entropy": {
-        "marginal entropy H(p) [nats]": ["entropy/marginal"],
-        "normalized marginal entropy H(p) / log K": ["entropy/marginal_normalized"],
-        "mean per-state entropy H(pi(.|s)) [nats]": ["entropy/per_state"],
-        "effective number of actions exp H(p)": ["actions/effective_number"],
-    },
-    "Exposure": {
-        "Gini coefficient of p(a)": ["exposure/gini"],
-        "long-tail share of p(a) (outside the most-exposed 20 % of items)": ["exposure/long_tail_share"],
-        "aggregate diversity (distinct greedy recommendations)": ["exposure/aggregate_diversity"],
-    },
-    "Reward": {
-        "expected reward": ["eval/expected_reward"],
-        "score (reward - random) / (oracle - random)": [SCORE_KEY],
-        "reward, sampled and greedy actions": ["eval/reward_stochastic", "eval/reward_greedy"],
-        "regret": ["eval/regret"],
-    },
-}
+
+def _charts() -> dict[str, dict[str, list[str]]]:
+    """TensorBoard's custom-scalars dashboard from the metrics table: one chart per title, every run in it, each
+    chart listing the exact tags it plots."""
+    charts: dict[str, dict[str, list[str]]] = {}
+    for metric in METRICS:
+        if metric.chart is not None:
+            category, title = metric.chart
+            charts.setdefault(category, {}).setdefault(title, []).append(metric.tag)
+    return charts
+
+
+CUSTOM_SCALARS_CHARTS = _charts()
 
 
 def exact_tag_pattern(tag: str) -> str:
@@ -137,7 +128,6 @@ class EntropyCallback(BaseCallback):
         self._row_of: np.ndarray | None = None
         self.expected: np.ndarray | None = None
         self._best_rewards: np.ndarray | None = None
-        self._random_and_oracle: tuple[float, float] | None = None
         if eval_env is not None:
             eval_set = self._eval_set_of(eval_env, eval_env_kwargs or {})
             self._use_states(eval_set.obs, eval_set.expected)
@@ -209,10 +199,6 @@ class EntropyCallback(BaseCallback):
         self._distinct_obs, self._row_of = distinct_rows(obs)
         # each state's best expected reward (for regret and the optimal-action rate), once for every evaluation
         self._best_rewards = None if expected is None else np.asarray(expected, dtype=np.float64).max(axis=1)
-        # eval/score's baselines: a uniformly random policy and the oracle on these states
-        self._random_and_oracle = None
-        if expected is not None:
-            self._random_and_oracle = (float(expected.mean()), float(self._best_rewards.mean()))
 
     @staticmethod
     def _eval_set_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> Any:
@@ -321,9 +307,8 @@ class EntropyCallback(BaseCallback):
         step = self.num_timesteps
         for key, value in metrics.items():
             self.logger.record(key, value)
-        if self._random_and_oracle is not None:  # TensorBoard only: the history keeps the metrics it always had
-            self.logger.record(SCORE_KEY, float(score(metrics["eval/expected_reward"], *self._random_and_oracle)))
-        self.history.append({"timesteps": step, **metrics, "p": p})
+        # the history keeps the stored metrics; the derived ones (the score) are computed again from them
+        self.history.append({"timesteps": step, **{m.tag: metrics[m.tag] for m in STORED if m.tag in metrics}, "p": p})
         self.figure_history.append(step, p)
         self._log_tensorboard_extras(step, p)
         self.logger.dump(step)
@@ -332,10 +317,10 @@ class EntropyCallback(BaseCallback):
         self._due = False
         if self.verbose:
             summary = ", ".join(
-                f"{k} {metrics[k]:.4f}" for k in ("entropy/marginal", "eval/expected_reward") if k in metrics
+                f"{k} {metrics[k]:.4f}" for k in (MARGINAL_ENTROPY.tag, EXPECTED_REWARD.tag) if k in metrics
             )
             print(f"EntropyCallback at {step} steps: {summary}")
-        self._check_collapse(metrics["entropy/marginal_normalized"], step)
+        self._check_collapse(metrics[NORMALIZED_MARGINAL_ENTROPY.tag], step)
 
     def _log_tensorboard_extras(self, step: int, p: np.ndarray) -> None:
         counts = self._action_counts
@@ -397,11 +382,7 @@ class EntropyCallback(BaseCallback):
         if path.suffix == ".json":
             rows = [{**row, "p": row["p"].tolist()} for row in self.history]
             return write_text_atomically(path, json.dumps(rows, indent=1))
-        metric_keys = [
-            k
-            for k in (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS)
-            if self.history and k in self.history[0]
-        ]
+        metric_keys = [m.tag for m in STORED if self.history and m.tag in self.history[0]]
         n_actions = len(self.history[0]["p"]) if self.history else 0
         with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:  # whole or not at all
             writer = csv.writer(stream)

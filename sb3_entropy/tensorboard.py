@@ -37,7 +37,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
 from personalization_gym.checks import check_integer, is_bool, is_number
-from sb3_entropy.metrics import SCORE_KEY
+from sb3_entropy.metrics import EXPECTED_REWARD, GINI, MARGINAL_ENTROPY, SCORE, SUMMARY, metric
 
 __all__ = [
     "HPARAM_METRICS",
@@ -74,16 +74,9 @@ HPARAM_NAMES = {
 # a run without a setting (a seed run has no "seeds", DQN no coefficient) leaves that cell empty.
 HPARAM_TYPES = {"coefficient": api_pb2.DATA_TYPE_FLOAT64, "seed": api_pb2.DATA_TYPE_FLOAT64,
                 "seeds": api_pb2.DATA_TYPE_FLOAT64}  # fmt: skip
-HPARAM_METRICS = {
-    "eval/expected_reward": "final expected reward",
-    SCORE_KEY: "final score (0 random, 1 oracle)",
-    "entropy/marginal": "final H(p) [nats]",
-    "entropy/per_state": "final per-state entropy H(pi(.|s)) [nats]",
-    "actions/effective_number": "final effective number of items exp H(p)",
-    "exposure/gini": "final Gini of p(a)",
-    "exposure/long_tail_share": "final long-tail share of p(a)",
-    "exposure/aggregate_diversity": "final aggregate diversity (distinct greedy items)",
-}
+# The metrics' columns: a run's final values, from the metrics table (short names, so that the table fits a screen;
+# each column's description is the metric's).
+HPARAM_METRICS = {m.tag: m.column for m in SUMMARY}
 
 
 # Time Series colours runs by this group: an agent's seeds and its mean share one colour ("music/a2c/seed3" and
@@ -93,7 +86,7 @@ AGENT_COLOR_GROUP = r"([^/]+)(?:/seed\d+)?$"
 
 # The tags the dashboard link opens on: the paper's metric, reward and score, the recommender field's Gini, and the
 # study's overview picture (clear the tag filter for every tag).
-DASHBOARD_TAGS = ("entropy/marginal", "eval/expected_reward", "eval/score", "exposure/gini", "study/overview")
+DASHBOARD_TAGS = (MARGINAL_ENTROPY.tag, EXPECTED_REWARD.tag, SCORE.tag, GINI.tag, "study/overview")
 
 
 def dashboard_url(port: int = 6006, host: str = "localhost", means_only: bool = True) -> str:
@@ -231,13 +224,22 @@ def write_session_start(file_writer: Any, hparams: Mapping[str, struct_pb2.Value
             for name in names
         ],
         metric_infos=[
-            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name) for tag, name in metrics.items()
+            api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag), display_name=name, description=_description(tag))
+            for tag, name in metrics.items()
         ],
     )
     start = plugin_data_pb2.SessionStartInfo(hparams=hparams)
     file_writer.add_summary(_hparams_summary(hparams_metadata.EXPERIMENT_TAG, experiment=experiment))
     file_writer.add_summary(_hparams_summary(hparams_metadata.SESSION_START_INFO_TAG, session_start_info=start))
     file_writer.flush()
+
+
+def _description(tag: str) -> str:
+    """A metric's description from the metrics table; empty for a tag that is not one of its metrics."""
+    try:
+        return metric(tag).description
+    except ValueError:
+        return ""
 
 
 def write_session_end(file_writer: Any) -> None:

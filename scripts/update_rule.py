@@ -34,7 +34,7 @@ from sb3_entropy.study.update_rule import (
     summary_rows,
     update_rule_figure,
 )
-from sb3_entropy.study.yaml_files import load_yaml
+from sb3_entropy.study.experiments import load_yaml
 
 CSV_COLUMNS = ("network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward")
 SETTINGS = ("task", "task_kwargs", "updates", "batch_size", "log_every", "temperature", "seeds", "networks")

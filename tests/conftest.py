@@ -47,6 +47,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MNIST_URL_VAR = "PERSONALIZATION_GYM_TEST_MNIST_URL"
 MNIST_DOWNLOAD_MB = 12  # the four .gz files (11.6 MB); 55 MB once decompressed
+# The tags every evaluation logs, written out here as the tests' own statement of them (not read from the metrics
+# table, so that a test of the table's consumers checks them against something independent).
+ENTROPY_TAGS = ("entropy/marginal", "entropy/marginal_normalized", "entropy/per_state", "entropy/greedy_marginal")
+ACTION_TAGS = ("actions/effective_number", "actions/coverage", "actions/top1_share")
+EXPOSURE_TAGS = ("exposure/gini", "exposure/long_tail_share", "exposure/aggregate_diversity")
+REWARD_TAGS = (
+    "eval/reward_stochastic", "eval/reward_greedy", "eval/expected_reward", "eval/regret", "eval/optimal_action_rate",
+)  # fmt: skip
 
 DATA_ROOT: Path | None = None  # set once, when the first test that needs data is collected
 

@@ -16,7 +16,6 @@ from sb3_entropy.metrics import (
     gini,
     head_size,
     long_tail_share,
-    reward_metrics,
 )
 
 TABLES = {
@@ -225,6 +224,4 @@ def test_one_pass_evaluation_equals_the_straightforward_formulas_bit_for_bit(zer
         assert {key: metrics[key] for key in straightforward} == straightforward  # equal, not approximately
         assert np.array_equal(p, probs.mean(axis=0))
         assert metrics == all_metrics(probs, expected, np.random.default_rng(3))
-    assert reward_metrics(probs, expected, np.random.default_rng(3)) == {
-        key: value for key, value in straightforward.items() if key.startswith("eval/")
-    }
+

@@ -10,12 +10,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 import yaml
-from conftest import call_script
+from conftest import EXPOSURE_TAGS, call_script
 from scipy import stats
 from stable_baselines3 import PPO
 
 from personalization_gym import MusicEnv
-from sb3_entropy.metrics import EXPOSURE_KEYS
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.study import Agent, load_experiment, mean_interval, run_experiment, welch_interval
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR
@@ -131,9 +130,11 @@ def test_train_script_trains_a_regularised_variant(tmp_path: Path) -> None:
         "agent",
         "seed",
         "reward",
+        "(expected)",
         "score",
         "marginal",
         "entropy",
+        "H(p)",
         "per-state",
         "entropy",
         "effective",
@@ -143,6 +144,7 @@ def test_train_script_trains_a_regularised_variant(tmp_path: Path) -> None:
         "share",
         "distinct",
         "greedy",
+        "items",
     ]
 
 
@@ -204,7 +206,8 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
     final: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         if int(row["timesteps"]) == last:
-            for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state", *EXPOSURE_KEYS):
+            for key in ("eval/expected_reward", "entropy/marginal", "entropy/per_state", "actions/effective_number",
+                        *EXPOSURE_TAGS):  # fmt: skip
                 final.setdefault(row["agent"], {}).setdefault(key, []).append(float(row[key]))
     experiment = load_experiment(str(path))
     assert (
@@ -229,26 +232,25 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
         spec = experiment.agents[agent]
         row_key = (f"| {spec.algo.upper()}", spec.regularizer or "-", f"{spec.coefficient:g}")
         cells = []
-        for name, key in (
-            ("reward", "eval/expected_reward"),
-            ("marginal", "entropy/marginal"),
-            ("per_state", "entropy/per_state"),
-            ("gini", "exposure/gini"),
-            ("long_tail_share", "exposure/long_tail_share"),
-            ("aggregate_diversity", "exposure/aggregate_diversity"),
+        # every interval is cut to what its quantity can be (50 tracks; no reward above the oracle's, no score above 1)
+        for key, bounds in (
+            ("eval/expected_reward", (-np.inf, oracle)),
+            ("eval/score", (-np.inf, 1.0)),
+            ("entropy/marginal", (0, np.log(50))),
+            ("entropy/per_state", (0, np.log(50))),
+            ("actions/effective_number", (1, 50)),
+            ("exposure/gini", (0, 49 / 50)),
+            ("exposure/long_tail_share", (0, 1)),
+            ("exposure/aggregate_diversity", (1, 50)),
         ):
-            mean, low, high = student_t_interval_of_two(np.array(values[key]))
-            # every interval is cut to what its quantity can be (50 tracks; no reward above the oracle's)
-            bounds = {"reward": (-np.inf, oracle), "marginal": (0, np.log(50)), "per_state": (0, np.log(50)),
-                      "gini": (0, 49 / 50), "long_tail_share": (0, 1), "aggregate_diversity": (1, 50)}.get(name)  # fmt: skip
-            if bounds is not None:
-                low, high = max(low, bounds[0]), min(high, bounds[1])
-            written = [float(points[agent][f"{name}_{part}"]) for part in ("mean", "low", "high")]
+            seeds = np.array(values["eval/expected_reward" if key == "eval/score" else key])
+            if key == "eval/score":  # each seed's (reward - random) / (oracle - random)
+                seeds = (seeds - random) / (oracle - random)
+            mean, low, high = student_t_interval_of_two(seeds)
+            low, high = max(low, bounds[0]), min(high, bounds[1])
+            written = [float(points[agent][f"{key}_{part}"]) for part in ("mean", "low", "high")]
             np.testing.assert_allclose(written, [mean, low, high], rtol=1e-9, atol=1e-12)
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]")
-            if name == "reward":
-                score = [(value - random) / (oracle - random) for value in (mean, low, high)]
-                cells.append(f"{score[0]:.3f} [{score[1]:.3f}, {score[2]:.3f}]")
         assert table[row_key] == f"{' | '.join(row_key)} | " + " | ".join(cells) + " |"
 
     # the reaching table: the first coefficient, per agent and regularizer, whose mean H(p) is DQN's or more
@@ -275,14 +277,17 @@ def test_the_quick_frontier_outputs_equal_a_recomputation_from_results_csv(data_
                 assert line.split(" | ")[6] == f"{difference:+.3f} [{low:+.3f}, {high:+.3f}]"
     assert "Quick run: the agents are far from converged, so no verdict is drawn" in report
     assert "random policy scores" in report and "the oracle (the best action for every user)" in report
-    assert f"| random policy | - | - | {random:.3f} | 0 | 3.912 | 3.912 |" in report
+    assert f"| random policy | - | - | {random:.3f} | 0.000 | 3.912 | 3.912 | 50.000 |" in report
     # Music-v0's rewards are -1/0/+1, so most users have several best tracks: the oracle splits evenly among them
     oracle_p, tied = np.zeros(expected.shape[1]), 0
     for user in expected:
         best = np.flatnonzero(user == user.max())
         oracle_p[best] += 1 / len(best) / len(expected)
         tied += len(best) > 1
-    assert f"| oracle | - | - | {oracle:.3f} | 1 | {stats.entropy(oracle_p):.3f} | - |" in report
+    assert (
+        f"| oracle | - | - | {oracle:.3f} | 1.000 | {stats.entropy(oracle_p):.3f} | - | "
+        f"{np.exp(stats.entropy(oracle_p)):.3f} |" in report
+    )
     assert f"tie for best. {100 * tied / len(expected):.1f} % of users have such ties, and an oracle that" in report
 
     image = matplotlib.image.imread(folder / "frontier.png")

@@ -10,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import EXPOSURE_TAGS
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,6 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from personalization_gym import ClassificationEnv, DataOptions, DigitsEnv, RatingsEnv, TabularEnv
 from personalization_gym.lowrank import fit_low_rank
 from sb3_entropy import EntropyCallback, make_vec
-from sb3_entropy.metrics import EXPOSURE_KEYS
 
 N_USERS, D, K = 120, 4, 6
 
@@ -247,7 +247,7 @@ def test_env_checkers_and_training_with_the_callback(case: str, arrays) -> None:
     task = vec.unwrapped.task if hasattr(vec.unwrapped, "task") else vec.venv.task
     np.testing.assert_array_equal(callback.eval_obs, task.features[task.eval_users])
     assert [row["timesteps"] for row in callback.history] == [0, 320, 640, 960]
-    for key in (*EXPOSURE_KEYS, "eval/expected_reward"):
+    for key in (*EXPOSURE_TAGS, "eval/expected_reward"):
         assert all(np.isfinite(row[key]) for row in callback.history)
 
 

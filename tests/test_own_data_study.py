@@ -14,10 +14,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import call_script, run_script
+from conftest import EXPOSURE_TAGS, call_script, run_script
 
 from personalization_gym import RatingsEnv, TabularEnv
-from sb3_entropy.metrics import EXPOSURE_KEYS
 from sb3_entropy.study import load_experiment
 
 # A user's own package: a task of 4 kinds of user and 3 items, registered on import.
@@ -87,7 +86,7 @@ def test_a_task_from_the_users_own_package_runs_in_the_study_and_train(tmp_path:
     assert result.returncode == 0, result.stderr
     rows = read_rows(out / "mine" / "results.csv")
     assert {(row["agent"], row["seed"]) for row in rows} == {(a, s) for a in ("a2c", "dqn") for s in ("0", "1")}
-    assert all(row[key] != "" for row in rows for key in EXPOSURE_KEYS)
+    assert all(row[key] != "" for row in rows for key in EXPOSURE_TAGS)
     report = (out / "report.md").read_text()
     assert (
         "## mine (my_tasks:FourUsers-v0)" in report and "| Gini | long-tail share | distinct greedy items |" in report
@@ -141,7 +140,7 @@ def test_a_study_of_a_tabular_task_given_by_files_beside_the_experiment(tmp_path
     # the random and oracle rows, from the held-out users' exact click rates (computed here independently)
     held_out = TabularEnv(features, rewards).eval_users
     random, oracle = rewards[held_out].mean(), rewards[held_out].max(axis=1).mean()
-    assert f"| random policy | - | {random:.3f} | 0 |" in report and f"| oracle | - | {oracle:.3f} | 1 |" in report
+    assert f"| random policy | - | {random:.3f} | 0.000 |" in report and f"| oracle | - | {oracle:.3f} | 1.000 |" in report
     assert len(read_rows(out / "clicks" / "results.csv")) == 2 * 2 * 3  # agents x seeds x evaluations (0, 320, 640)
 
     # The files regenerated under the same names: --resume retrains every run, saying why, and the report holds

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import tiny_experiment
 
-from sb3_entropy.study import executors, load_experiment, runner
-from sb3_entropy.study.progress import RUN_COST, StudyProgress, clock
+from sb3_entropy.study import execution, load_experiment, plans
+from sb3_entropy.study.execution import RUN_COST, StudyProgress, clock
 
 TINY = tiny_experiment(steps=320)
 
@@ -86,12 +86,12 @@ def test_a_terminal_gets_a_bar_and_the_lines_above_it() -> None:
 def test_workers_report_their_steps_to_the_parent_while_they_train(tmp_path: Path) -> None:
     path = tmp_path / "tiny.yml"
     path.write_text(TINY)
-    plan = runner.plan_experiment(load_experiment(str(path)), 2, tmp_path / "out", report=lambda line: None)
+    plan = plans.plan_experiment(load_experiment(str(path)), 2, tmp_path / "out", report=lambda line: None)
     lines: list[str] = []
     runs = {key: (spec.algo, spec.timesteps) for key, spec in plan.specs.items()}
     progress = Recorded("tiny", runs, 0, 2, stream=io.StringIO(), print_line=lines.append)
     outcomes = {}
-    executors.run_in_pool(2, list(plan.specs.items()), outcomes.__setitem__, progress)
+    execution.run_in_pool(2, list(plan.specs.items()), outcomes.__setitem__, progress)
     assert set(outcomes) == set(plan.specs) and all("history" in outcome for outcome in outcomes.values())
     assert {key for key, _ in progress.messages} == set(plan.specs)  # every run, from its worker process
     assert all(0 < steps <= 320 for _, steps in progress.messages)
@@ -101,8 +101,8 @@ def test_the_study_prints_a_start_line_then_runs_with_times(tmp_path: Path) -> N
     path = tmp_path / "tiny.yml"
     path.write_text(TINY)
     lines: list[str] = []
-    plan = runner.plan_experiment(load_experiment(str(path)), 1, tmp_path / "out", report=lines.append)
-    runner.run_plan(plan, lines.append, workers=1, show_progress=True)
+    plan = plans.plan_experiment(load_experiment(str(path)), 1, tmp_path / "out", report=lines.append)
+    plans.run_plan(plan, lines.append, workers=1, show_progress=True)
     assert lines[0] == "tiny: 2 runs to train, one at a time"
     assert [line.split(":")[0] for line in lines[1:]] == ["[1/2] tiny a2c seed 0", "[2/2] tiny dqn seed 0"]
     assert re.search(r"\[1/2 runs, 0:\d\d elapsed, (about \d+:\d\d left|time left not known yet)\]$", lines[1])

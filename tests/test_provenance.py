@@ -13,10 +13,9 @@ import torch
 from conftest import tiny_experiment
 
 from sb3_entropy.study import load_experiment
-from sb3_entropy.study.outputs import write_outputs
-from sb3_entropy.study.provenance import describe, run_environment, summarize_environments
-from sb3_entropy.study.report import write_report
-from sb3_entropy.study.runner import run_experiment
+from sb3_entropy.study.plans import run_experiment
+from sb3_entropy.study.report import write_outputs, write_report
+from sb3_entropy.study.runs import describe, run_environment, summarize_environments
 
 
 def test_the_environment_is_this_process_s() -> None:

@@ -11,10 +11,9 @@ from scipy import stats
 
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import load_experiment
+from sb3_entropy.study.analysis import entropy_gap, mean_interval
+from sb3_entropy.study.experiments import ExperimentResult
 from sb3_entropy.study.report import report_section, verdict_line
-from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import mean_interval
-from sb3_entropy.study.verdict import entropy_gap
 
 FIVE_AGENTS = """
 task: Personalization/Behavior-v0
@@ -41,6 +40,7 @@ def made_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]], qu
         for seed, (reward, entropy) in enumerate(values):
             row = {
                 "timesteps": 1000, "eval/expected_reward": reward, "entropy/marginal": entropy,
+                "entropy/per_state": entropy / 2,
                 "actions/effective_number": math.exp(entropy), "p": np.full(K, 1 / K),
                 # exposure of a made-up marginal: varies with the seed so that the table shows intervals
                 "exposure/gini": 0.1 * (seed + 1), "exposure/long_tail_share": 0.5, "exposure/aggregate_diversity": 3.0,
@@ -101,12 +101,12 @@ def test_an_agent_not_shown_above_random_is_flagged_and_left_out(tmp_path: Path)
     assert "Left out, their reward not shown above the random policy's: DQN." in line
     assert "| DQN (not above random) | Q-learning |" in section
     assert "says nothing about learned diversity" in section
-    assert "| random policy | - | 0.100 | 0 | 2.303 | 10 | 0.000 | - | - | - | - |" in section
-    assert "| oracle | - | 0.900 | 1 | - | - | - | - | - | - | - |" in section
+    assert "| random policy | - | 0.100 | 0.000 | 2.303 | 2.303 | 10.000 | 0.000 | - | - | - | - |" in section
+    assert "| oracle | - | 0.900 | 1.000 | - | - | - | - | - | - | - | - |" in section
     # the exposure columns: Gini 0.1, 0.2, 0.3 over the seeds, long-tail share 0.5, 3 distinct greedy items
     gini = mean_interval(np.array([0.1, 0.2, 0.3])).within(0.0, (K - 1) / K)
     a2c_row = next(row for row in section.splitlines() if row.startswith("| A2C |"))
-    assert a2c_row.split(" | ")[6:9] == [str(gini), "0.500 [0.500, 0.500]", "3.000 [3.000, 3.000]"]
+    assert a2c_row.split(" | ")[7:10] == [str(gini), "0.500 [0.500, 0.500]", "3.000 [3.000, 3.000]"]
     # with no Q-learner shown to learn, the gap cannot be judged at all
     finals["qrdqn"] = untrained
     line = verdict_line(made_result(tmp_path, finals))
@@ -168,7 +168,8 @@ def test_table_intervals_are_cut_to_the_values_they_can_take(tmp_path: Path) -> 
     assert (
         f"| PPO | policy optimization | {rewards.mean():.3f} [{reward_low:.3f}, 0.900] | "
         f"{(rewards.mean() - 0.1) / 0.8:.3f} [{score_low:.3f}, 1.000] | {entropies.mean():.3f} [0.000, {entropy_high:.3f}] | "
-        f"{effective.mean():.3f} [1.000, {effective_high:.3f}] |" in section
+        f"{entropies.mean() / 2:.3f} [0.000, {entropy_high / 2:.3f}] | {effective.mean():.3f} [1.000, {effective_high:.3f}] |"
+        in section
     )
 
 
@@ -178,8 +179,8 @@ def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp
     result.baselines.update(random=-1e-17, oracle=0.9, oracle_entropy=2.25, oracle_tied=0.0)  # random's mean: 0
     line, section = verdict_line(result), report_section(result)
     assert "Random policy 0.000, oracle 0.900 (its H(p) 2.250 nats)." in line
-    assert f"| random policy | - | 0.000 | 0 | {math.log(K):.3f} | {K} | 0.000 | - | - | - | - |" in section
-    assert f"| oracle | - | 0.900 | 1 | 2.250 | {math.exp(2.25):.3f} | - | - | - | - | - |" in section
+    assert f"| random policy | - | 0.000 | 0.000 | {math.log(K):.3f} | {math.log(K):.3f} | {K:.3f} | 0.000 | - | - | - | - |" in section
+    assert f"| oracle | - | 0.900 | 1.000 | 2.250 | - | {math.exp(2.25):.3f} | - | - | - | - | - |" in section
     result.baselines.update(oracle_tied=0.25, oracle_entropy_cover=1.125)
     line, section = verdict_line(result), report_section(result)
     assert (
@@ -214,21 +215,24 @@ def test_the_exact_q_baseline_is_the_softmax_of_the_expected_rewards(tmp_path: P
     result.baselines.update(exact_q=0.5, exact_q_entropy=2.0, temperature=0.1)
     section = report_section(result)
     assert (
-        f"| exact Q, softmax(Q / 0.1) | Q-learning's reference | 0.500 | 0.500 | 2.000 | {math.exp(2):.3f} | "
+        f"| exact Q, softmax(Q / 0.1) | Q-learning's reference | 0.500 | 0.500 | 2.000 | - | {math.exp(2):.3f} | "
         "- | - | - | - | - |" in section
     )
     result.baselines.update(exact_q_gini=0.25, exact_q_long_tail_share=0.125, exact_q_aggregate_diversity=4.0)
     result.baselines.update(oracle_gini=0.5, oracle_long_tail_share=0.0625, oracle_aggregate_diversity=2.0)
     result.baselines.update(uniform_long_tail_share=0.8)
     section = report_section(result)
-    assert "| Q-learning's reference | 0.500 | 0.500 | 2.000 | 7.389 | 0.250 | 0.125 | 4 | - | - |" in section
-    assert "| oracle | - | 0.900 | 1 | - | - | 0.500 | 0.062 | 2 | - | - |" in section
-    assert f"| random policy | - | 0.100 | 0 | {math.log(K):.3f} | {K} | 0.000 | 0.800 | - | - | - |" in section
+    assert "| Q-learning's reference | 0.500 | 0.500 | 2.000 | - | 7.389 | 0.250 | 0.125 | 4.000 | - | - |" in section
+    assert "| oracle | - | 0.900 | 1.000 | - | - | - | 0.500 | 0.062 | 2.000 | - | - |" in section
+    assert (
+        f"| random policy | - | 0.100 | 0.000 | {math.log(K):.3f} | {math.log(K):.3f} | {K:.3f} | 0.000 | 0.800 | - | - | - |"
+        in section
+    )
     assert "A reference, not a bound" in section
 
 
 def test_the_rule_alone_judges_from_intervals_without_the_markdown(tmp_path: Path) -> None:
-    """sb3_entropy.study.verdict: the families' members, the agents left out, the contrast and the pairs, by hand."""
+    """sb3_entropy.study.analysis: the families' members, the agents left out, the contrast and the pairs, by hand."""
     finals = {agent: learned(1.8) for agent in ("a2c", "ppo")} | {"trpo": [(0.1, 3.0)] * 3}  # TRPO at random
     finals |= {"dqn": learned(3.3), "qrdqn": learned(3.0)}
     result = made_result(tmp_path, finals)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sb3_entropy.study.stats import contrast_interval, welch_interval
+from sb3_entropy.study.analysis import contrast_interval, welch_interval
 
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -45,7 +45,7 @@ def test_one_group_a_side_is_welchs_interval_and_the_estimate_weighs_each_algori
 
 
 def test_an_interval_cut_to_its_range_keeps_its_estimate_and_inner_ends() -> None:
-    from sb3_entropy.study.stats import Interval
+    from sb3_entropy.study.analysis import Interval
 
     assert Interval(0.2, -0.7, 1.1, 3).within(0.0, 1.0) == Interval(0.2, 0.0, 1.0, 3)
     assert Interval(0.5, 0.1, 0.9, 3).within(0.0, 1.0) == Interval(0.5, 0.1, 0.9, 3)

@@ -16,17 +16,16 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
-from conftest import PROJECT_ROOT, call_script, run_script
+from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, PROJECT_ROOT, REWARD_TAGS, call_script, run_script
 from scipy import stats
 from stable_baselines3 import A2C
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from personalization_gym import DATA_ENV_VAR, BehaviorEnv
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import (
     Agent,
     available_experiments,
-    executors,
+    execution,
     load_experiment,
     run_experiment,
     write_report,
@@ -34,6 +33,12 @@ from sb3_entropy.study import (
 from sb3_entropy.study.cli.parsing import parse_hp
 from sb3_entropy.study.runs import RunSpec, build_model, train
 from sb3_entropy.tensorboard import dashboard_url
+
+
+def three(value: float) -> str:
+    """Three decimals, as tables print them: no minus sign on a value that rounds to 0."""
+    return f"{value:.3f}".replace("-0.000", "0.000")
+
 
 TINY_EXPERIMENT = """
 task: Personalization/Behavior-v0
@@ -72,10 +77,10 @@ def test_train_script_end_to_end(tmp_path: Path) -> None:
     oracle_gini = np.abs(p[:, None] - p[None, :]).sum() / (2 * 100 * p.sum())
     oracle_tail = np.sort(p)[::-1][20:].sum()
     assert [line.split() for line in baselines] == [
-        ["random", "policy", "-", f"{random:.4f}", "0.000", f"{np.log(100):.4f}", f"{np.log(100):.4f}", "100.00",
+        ["random", "policy", "-", three(random), "0.000", f"{np.log(100):.3f}", f"{np.log(100):.3f}", "100.000",
          "0.000", "0.800", "-"],
-        ["oracle", "-", f"{oracle:.4f}", "1.000", f"{oracle_entropy:.4f}", "-", f"{np.exp(oracle_entropy):.2f}",
-         f"{oracle_gini:.3f}", f"{oracle_tail:.3f}", str(np.count_nonzero(oracle_counts))],
+        ["oracle", "-", three(oracle), "1.000", f"{oracle_entropy:.3f}", "-", f"{np.exp(oracle_entropy):.3f}",
+         f"{oracle_gini:.3f}", f"{oracle_tail:.3f}", f"{np.count_nonzero(oracle_counts):.3f}"],
     ]  # fmt: skip
     for line in table:
         reward, score, entropy, per_state, effective, gini, tail, distinct = map(float, line.split()[2:])
@@ -115,7 +120,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
         rows = list(csv.DictReader(stream))
     assert list(rows[0]) == [
         "experiment", "agent", "algo", "regularizer", "per_state_weight", "ent_coef", "seed", "timesteps",
-        *ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS,
+        *ENTROPY_TAGS, *ACTION_TAGS, *EXPOSURE_TAGS, *REWARD_TAGS,
     ]  # fmt: skip
     assert {(row["algo"], row["regularizer"], row["ent_coef"]) for row in rows} == {
         ("a2c", "", "0.0"),
@@ -154,23 +159,26 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     expected = BehaviorEnv(n_actions=6, state_dim=4, n_eval=200).eval_set().expected
     random, oracle = expected.mean(), expected.max(axis=1).mean()
     # 6 items: the short head is the top ceil(1.2) = 2, so uniform exposure leaves 4/6 to the long tail
-    assert f"| random policy | - | {random:.3f} | 0 | {np.log(6):.3f} | 6 | 0.000 | {4 / 6:.3f} | - | - | - |" in report
+    assert (
+        f"| random policy | - | {three(random)} | 0.000 | {np.log(6):.3f} | {np.log(6):.3f} | 6.000 | 0.000 | "
+        f"{4 / 6:.3f} | - | - | - |" in report
+    )
     oracle_counts = np.bincount(expected.argmax(axis=1), minlength=6)
     oracle_entropy = stats.entropy(oracle_counts)
     p = oracle_counts / oracle_counts.sum()
     oracle_gini = np.abs(p[:, None] - p[None, :]).sum() / (2 * 6 * p.sum())
-    oracle_exposure = f"{oracle_gini:.3f} | {np.sort(p)[:4].sum():.3f} | {np.count_nonzero(oracle_counts)}"
+    oracle_exposure = f"{oracle_gini:.3f} | {np.sort(p)[:4].sum():.3f} | {np.count_nonzero(oracle_counts):.3f}"
     assert (
-        f"| oracle | - | {oracle:.3f} | 1 | {oracle_entropy:.3f} | {np.exp(oracle_entropy):.3f} | {oracle_exposure} | "
-        "- | - |" in report
+        f"| oracle | - | {three(oracle)} | 1.000 | {oracle_entropy:.3f} | - | {np.exp(oracle_entropy):.3f} | "
+        f"{oracle_exposure} | - | - |" in report
     )
     # no ties in Behavior-v0's rewards: the oracle's H(p) is unique
     assert "oracle: the best action for every user; its H(p) is the diversity across users that the task" in report
     verdict = report.split("## Verdict\n\n")[1].splitlines()[0]
     assert verdict.startswith("- **tiny** (Personalization/Behavior-v0, 2 seeds, 96 steps): entropy gap **")
     assert (
-        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
-        "long-tail share | distinct greedy items | paper reward | paper entropy |" in report
+        "| agent | family | reward (expected) | score | marginal entropy H(p) | per-state entropy | effective actions | "
+        "Gini | long-tail share | distinct greedy items | paper reward | paper entropy |" in report
     )
     for agent, family in (("a2c", "policy optimization"), ("dqn", "Q-learning")):
         reward, entropy = final(agent, "eval/expected_reward"), final(agent, "entropy/marginal")
@@ -196,7 +204,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
             half = stats.t.ppf(0.975, 1) * values.std(ddof=1) / np.sqrt(2)
             low, high = max(values.mean() - half, lowest), min(values.mean() + half, highest)
             exposure.append(f"{values.mean():.3f} [{low:.3f}, {high:.3f}]")
-        assert row.split(" | ")[6:9] == exposure
+        assert row.split(" | ")[7:10] == exposure
         score = (reward.mean() - random) / (oracle - random)
         assert (
             f"{agent.upper()}{flag} {reward.mean():.3f} reward (score {score:.2f}), {entropy.mean():.3f} nats"
@@ -676,7 +684,7 @@ def test_a_ray_address_without_a_cluster_is_an_error_before_anything_trains(
     """A closed port, a port where something that is not Ray listens (ray.init alone retries it for minutes), and
     an address that is not one: exit status 2 with the reason, nothing trained. The probe of the listening port is
     given 2 s here instead of RAY_CONNECT_SECONDS (30): the same path, a shorter wait."""
-    monkeypatch.setattr(executors, "RAY_CONNECT_SECONDS", 2)
+    monkeypatch.setattr(execution, "RAY_CONNECT_SECONDS", 2)
     experiment = tmp_path / "tiny.yml"
     experiment.write_text(TINY_EXPERIMENT)
     with socket.socket() as listening, socket.socket() as closed:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import call_script
+from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, REWARD_TAGS, call_script
 from scipy import stats
 from stable_baselines3 import A2C, DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -22,11 +22,9 @@ from tensorboard.util import tensor_util
 from personalization_gym import BehaviorEnv
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory, action_colors
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.runs import RunSpec, build_model, run_hparams, train
 from sb3_entropy.tensorboard import (
-    HPARAM_METRICS,
     HParamsCallback,
     dashboard_url,
     evaluation_log_interval,
@@ -49,7 +47,12 @@ agents:
 """
 AGENTS = ("a2c", "dqn", "ppo_marginal")
 SEEDS = (0, 1, 2)
-CALLBACK_TAGS = (*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, "eval/score")
+# a run's final values: the report's columns, the HParams metrics and the bands of the means
+FINAL_TAGS = (
+    "eval/expected_reward", "eval/score", "entropy/marginal", "entropy/per_state", "actions/effective_number",
+    *EXPOSURE_TAGS,
+)  # fmt: skip
+CALLBACK_TAGS = (*ENTROPY_TAGS, *ACTION_TAGS, *EXPOSURE_TAGS, *REWARD_TAGS, "eval/score")
 SESSION_STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
 
@@ -137,10 +140,14 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
         assert list(answer["tag_to_events"]) == (["mean/entropy/marginal"] if run in means else []), run
     assert len(charts[titles[1]]) == len(CALLBACK_TAGS)  # one chart per scalar, none lost to a shared title
     margin = charts[titles[0]]
+    # a band chart for each of a run's final values, titled as its own chart
     assert [chart["title"] for chart in margin] == [
-        "expected reward", "marginal entropy H(p) [nats]", "per-state entropy H(pi(.|s)) [nats]"
+        "expected reward", "score (reward - random) / (oracle - random)", "marginal entropy H(p) [nats]",
+        "mean per-state entropy H(pi(.|s)) [nats]", "effective number of actions exp H(p)", "Gini coefficient of p(a)",
+        "long-tail share of p(a) (outside the most-exposed 20 % of items)",
+        "aggregate diversity (distinct greedy recommendations)",
     ]  # fmt: skip
-    for chart, tag in zip(margin, ("eval/expected_reward", "entropy/marginal", "entropy/per_state"), strict=True):
+    for chart, tag in zip(margin, FINAL_TAGS, strict=True):
         bands = chart["margin"]["series"]
         assert bands == [
             {"value": value, "lower": f"{value}/lower", "upper": f"{value}/upper"}
@@ -162,7 +169,13 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
     assert {info["name"] for info in experiment["hparamInfos"]} == {
         "experiment", "agent", "algo", "regularizer", "coefficient", "seed", "seeds"
     }  # fmt: skip
-    assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(HPARAM_METRICS)
+    assert [info["name"]["tag"] for info in experiment["metricInfos"]] == list(FINAL_TAGS)
+    # short column names, so that the table fits a screen; what each is, in its description
+    assert [info["displayName"] for info in experiment["metricInfos"]] == [
+        "reward (expected)", "score", "marginal entropy H(p)", "per-state entropy", "effective actions", "Gini",
+        "long-tail share", "distinct greedy items",
+    ]  # fmt: skip
+    assert all(len(info["description"]) > 30 for info in experiment["metricInfos"])
     groups = server.post(
         "/data/plugin/hparams/session_groups",
         {"experimentName": "", "allowedStatuses": SESSION_STATUSES, "colParams": [], "startIndex": 0, "sliceSize": 100},
@@ -182,7 +195,7 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
             assert session["hparams"] == {"experiment": "tiny", "agent": agent, **settings[agent], **own}
             assert session["sessions"][0]["status"] == "STATUS_SUCCESS"
             metrics = {value["name"]["tag"]: value for value in session["metricValues"]}
-            assert set(metrics) == set(HPARAM_METRICS)
+            assert set(metrics) == set(FINAL_TAGS)
             for tag, value in metrics.items():
                 steps, values = scalars(root / run, tag)
                 assert (value["trainingStep"], value["value"]) == (steps[-1], values[-1])  # the final value

@@ -20,15 +20,14 @@ import numpy as np
 import optuna
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, call_script, run_script
+from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, PROJECT_ROOT, call_script, run_script
 
 import sb3_entropy.callback
 from sb3_entropy.agents import AGENT_DEFAULTS
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
-from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
 from sb3_entropy.study.tuning import TrialSeededTPESampler, open_storage, read_tuning, tune_agents
+from sb3_entropy.study.tuning_files import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
 
 TINY = """
 task: Personalization/Behavior-v0
@@ -77,14 +76,14 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict) -> None:
-    # every entropy and action statistic the runs produce, and p(a) itself, replaced by noise
+    # every entropy, action and exposure statistic the runs produce, and p(a) itself, replaced by noise
     noise = np.random.default_rng(123)
     real_metrics = sb3_entropy.callback.evaluation_metrics
     replaced = []
 
     def noisy_metrics(probs, expected=None, rng=None, best=None):
         metrics, _ = real_metrics(probs, expected, rng, best)
-        for key in (*ENTROPY_KEYS, *ACTION_KEYS):
+        for key in (*ENTROPY_TAGS, *ACTION_TAGS, *EXPOSURE_TAGS):
             metrics[key] = float(noise.uniform(0, 10))
         replaced.append(metrics["entropy/marginal"])
         return metrics, noise.dirichlet(np.ones(probs.shape[1]))

@@ -1,4 +1,4 @@
-"""sb3_entropy.update_rule against real gradient steps: torch SGD, and stock SB3 A2C and DQN updates."""
+"""sb3_entropy.study.update_rule against real gradient steps: torch SGD, and stock SB3 A2C and DQN updates."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from personalization_gym import MusicEnv
-from sb3_entropy.update_rule import (
+from sb3_entropy.study.update_rule import (
     linear_policy_gradient_change,
     linear_q_learning_change,
     logits_network,

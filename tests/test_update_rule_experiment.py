@@ -15,8 +15,7 @@ from scipy import stats
 
 from personalization_gym import MusicEnv
 from sb3_entropy.metrics import entropy
-from sb3_entropy.study.update_rule import run_update_rule
-from sb3_entropy.update_rule import mlp
+from sb3_entropy.study.update_rule import mlp, run_update_rule
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_experiment
 
-from sb3_entropy.study.workers import _inside_main_guard
+from sb3_entropy.study.execution import _inside_main_guard
 
 TINY = tiny_experiment(steps=64)
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from conftest import PROJECT_ROOT, call_script, tiny_experiment
 
-from sb3_entropy.study.search_space import load_search_space
-from sb3_entropy.study.yaml_files import load_yaml, read_yaml
+from sb3_entropy.study.experiments import load_yaml, read_yaml
+from sb3_entropy.study.tuning_files import load_search_space
 
 
 def test_every_shipped_yaml_file_reads_as_the_safe_loader_reads_it() -> None:

@@ -3,12 +3,12 @@
 The logic behind personalization-gym reproduce, a module per concern:
 
 - :mod:`~sb3_entropy.study.experiments`: experiment files (YAML), their agents and frontier grids, checked;
-- :mod:`~sb3_entropy.study.runner`: training every agent with every seed, locally in worker processes or on Ray;
-- :mod:`~sb3_entropy.study.results`: ``results.csv`` and the final values per agent;
-- :mod:`~sb3_entropy.study.stats`: intervals over seeds;
-- :mod:`~sb3_entropy.study.frontier`: the diversity-reward frontier and what reaching the reference costs;
+- :mod:`~sb3_entropy.study.plans`: training every agent with every seed, locally in worker processes or on Ray;
+- :mod:`~sb3_entropy.study.analysis`: ``results.csv`` and the final values per agent;
+- :mod:`~sb3_entropy.study.analysis`: intervals over seeds;
+- :mod:`~sb3_entropy.study.analysis`: the diversity-reward frontier and what reaching the reference costs;
 - :mod:`~sb3_entropy.study.plots`: figures; :mod:`~sb3_entropy.study.report`: the Markdown report;
-- :mod:`~sb3_entropy.study.outputs`: what is written to each experiment's folder.
+- :mod:`~sb3_entropy.study.report`: what is written to each experiment's folder.
 """
 
 import importlib.util
@@ -23,18 +23,18 @@ if _missing:
         f'pip install "personalization-gym[study]" (missing: {", ".join(_missing)})'
     )
 
+from sb3_entropy.study.analysis import mean_interval, t_band, welch_interval
 from sb3_entropy.study.experiments import (
     EXPERIMENTS_DIR,
     Agent,
     Experiment,
+    ExperimentResult,
     Frontier,
     available_experiments,
     load_experiment,
 )
-from sb3_entropy.study.outputs import write_outputs
-from sb3_entropy.study.report import write_report
-from sb3_entropy.study.runner import ExperimentResult, run_experiment
-from sb3_entropy.study.stats import mean_interval, t_band, welch_interval
+from sb3_entropy.study.plans import run_experiment
+from sb3_entropy.study.report import write_outputs, write_report
 
 __all__ = [
     "EXPERIMENTS_DIR",

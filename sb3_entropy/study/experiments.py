@@ -1,4 +1,8 @@
-"""Experiment files: the YAML that says what a study trains, read and checked.
+"""[sb3_entropy/study/yaml_files.py] Reading the project's YAML files (experiments, search spaces, tuned hyperparameters, ``--hp-file``): PyYAML's
+safe loader, except that a key written twice in one mapping is an error naming the file and both lines (PyYAML
+keeps the last one without a word, so ``a2c: {}`` then ``a2c: {learning_rate: 0.1}`` would train one A2C).
+
+[sb3_entropy/study/experiments.py] Experiment files: the YAML that says what a study trains, read and checked.
 
 An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a registered task id,
 ``my_package:MyTask-v0`` included, whose module is imported first),
@@ -41,11 +45,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from personalization_gym.checks import check_number, in_context, is_integer, is_number, is_number_text
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.study.yaml_files import read_yaml
 from sb3_entropy.tensorboard import MEAN_RUN
 
 __all__ = [
@@ -53,17 +58,63 @@ __all__ = [
     "TUNED_DIR",
     "Agent",
     "Experiment",
+    "ExperimentResult",
     "Frontier",
     "TunedAgent",
     "Tuning",
     "TuningSeedsError",
+    "UniqueKeyLoader",
     "available_experiments",
     "check_fresh_seeds",
     "experiment_file",
     "load_experiment",
+    "load_yaml",
+    "read_yaml",
     "with_tuned_hyperparameters",
 ]
 
+
+# ---- from sb3_entropy/study/yaml_files.py
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with a key written twice (merge keys, ``<<``, are left to it)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                earlier = first.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error follows
+                break
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} a second time (first on line {earlier.line + 1}); write each key once",
+                    key_node.start_mark,
+                )
+            first[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document's contents, keys written twice refused (a ``yaml.YAMLError`` with the line)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
+def read_yaml(path: Path, where: str) -> Any:
+    """A YAML file's contents; a syntax error or a key written twice is a ValueError naming ``where`` (which names
+    the file), with the line and column."""
+    try:
+        with open(path, encoding="utf-8") as stream:  # the marks then name the file
+            return yaml.load(stream, Loader=UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{where}: not valid YAML: {' '.join(str(error).split())}") from None
+
+
+# ---- from sb3_entropy/study/experiments.py
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 TUNED_DIR = EXPERIMENTS_DIR / "tuned"  # the tuned hyperparameters that ship with the package, one file per experiment
 NOT_EXPERIMENTS = (
@@ -492,3 +543,20 @@ def _seed_range(seeds: list[int]) -> str:
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 2:
         return f"{seeds[0]}-{seeds[-1]}"
     return str(seeds)
+
+
+@dataclass
+class ExperimentResult:
+    experiment: Experiment
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)  # random policy and oracle on the evaluation set
+    missing_data: str | None = None
+    failures: dict[tuple[str, int], str] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of this call
+    run_seconds: float = 0.0  # training time summed over the runs, those kept from an earlier call included
+    resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
+    quick: bool = False
+    task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
+    # where each run trained (sb3_entropy.study.runs); None for a run stored before runs recorded it
+    environments: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""A study's figures: learning curves, action distributions over training, and the diversity-reward frontier."""
+"""[sb3_entropy/study/plots.py] A study's figures: learning curves, action distributions over training, and the diversity-reward frontier.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import numpy as np
 
 from sb3_entropy.atomic import atomic_path
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
-from sb3_entropy.study.frontier import FrontierPoint, curves
-from sb3_entropy.study.results import agent_label, three_decimals
-from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import t_band
+from sb3_entropy.metrics import EXPECTED_REWARD, MARGINAL_ENTROPY, PER_STATE_ENTROPY, Metric
+from sb3_entropy.study.analysis import FrontierPoint, agent_label, curves, t_band, three_decimals
+from sb3_entropy.study.experiments import ExperimentResult
 
-__all__ = ["curves_figure", "distribution_figure", "frontier_figure", "overview_figure", "tuning_figure"]
+__all__ = [
+    "curves_figure",
+    "distribution_figure",
+    "frontier_figure",
+    "overview_figure",
+    "tuning_figure",
+]
 
+
+# ---- from sb3_entropy/study/plots.py
 AGENT_COLORS = {"a2c": "tab:blue", "ppo": "tab:orange", "dqn": "tab:green", "trpo": "tab:purple", "qrdqn": "tab:red"}
 
 
@@ -45,36 +53,37 @@ def _step_axis(axes) -> None:
     axes.set_xlabel("environment steps")
 
 
-def curves_figure(result: ExperimentResult, key: str, label: str, path: Path, agents: list[str]) -> None:
-    """Mean over seeds of ``key`` against environment steps, one line per agent, with a 95 % Student-t band."""
+def curves_figure(result: ExperimentResult, metric: Metric, path: Path, agents: list[str]) -> None:
+    """Mean over seeds of a stored ``metric`` against environment steps, one line per agent, with a 95 % Student-t
+    band."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    _draw_curves(axes, result, key, agents)
-    axes.set_ylabel(label)
+    _draw_curves(axes, result, metric, agents)
+    axes.set_ylabel(metric.label)
     seeds = len({seed for _, seed in result.histories})
-    axes.set_title(f"{result.experiment.name}: {label}\nmean and 95 % t-band over {seeds} seed(s)", fontsize=10)
+    axes.set_title(f"{result.experiment.name}: {metric.label}\nmean and 95 % t-band over {seeds} seed(s)", fontsize=10)
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 
-def _draw_curves(axes, result: ExperimentResult, key: str, agents: list[str]) -> None:
+def _draw_curves(axes, result: ExperimentResult, metric: Metric, agents: list[str]) -> None:
+    n_actions = len(next(iter(result.histories.values()))[0]["p"])
     for agent in agents:
         runs = [result.histories[(name, seed)] for (name, seed) in sorted(result.histories) if name == agent]
         if not runs:
             continue
         length = min(len(run) for run in runs)  # the same schedule for every seed
         steps = [row["timesteps"] for row in runs[0][:length]]
-        mean, low, high = t_band(np.array([[row[key] for row in run[:length]] for run in runs]))
-        if key == "entropy/marginal":  # the mean cannot leave [0, log K]: neither does its band
-            n_actions = len(runs[0][0]["p"])
-            low, high = np.clip(low, 0, math.log(n_actions)), np.clip(high, 0, math.log(n_actions))
+        mean, low, high = t_band(np.array([[row[metric.tag] for row in run[:length]] for run in runs]))
+        # the mean cannot leave the values the metric can take (an entropy's [0, log K]): neither does its band
+        lower, upper = metric.bounds(n_actions, result.baselines)
+        low, high = np.clip(low, lower, upper), np.clip(high, lower, upper)
         axes.plot(steps, mean, label=agent_label(agent), color=AGENT_COLORS.get(agent))
         if len(runs) > 1:
             axes.fill_between(steps, low, high, alpha=0.25, color=AGENT_COLORS.get(agent))
-    if key == "entropy/marginal":
-        n_actions = len(next(iter(result.histories.values()))[0]["p"])
+    if metric is MARGINAL_ENTROPY:
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
         oracle_entropy = result.baselines.get("oracle_entropy")
         if oracle_entropy is not None and result.baselines.get("oracle_tied") == 0:
@@ -105,7 +114,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
     figure = plt.figure(figsize=(13, max(5.2, 1.3 * len(agents) + 1.2)))
     grid = figure.add_gridspec(len(agents), 2, width_ratios=(1.1, 1), hspace=0.15, wspace=0.18)
     curve_axes = figure.add_subplot(grid[:, 0])
-    _draw_curves(curve_axes, result, "entropy/marginal", agents)
+    _draw_curves(curve_axes, result, MARGINAL_ENTROPY, agents)
     last_step = max(row["timesteps"] for history in result.histories.values() for row in history)
     paper_entropies = {a: result.experiment.paper.get(a, {}).get("entropy") for a in agents}
     for agent, entropy in paper_entropies.items():
@@ -217,10 +226,10 @@ class _FrontierPanel:
         self.floor = floor
         self.off_scale: dict = {}  # axes -> how many off-scale labels it has, to stack them
 
-    def draw(self, ax, point: FrontierPoint, y: str, **style) -> bool:
+    def draw(self, ax, point: FrontierPoint, y: Metric, **style) -> bool:
         """Draw a point with its intervals; False when it is off the zoomed reward scale (marked at the edge)."""
-        value = getattr(point, y)
-        if y == "reward" and value.estimate < self.floor:  # off the zoomed scale: a mark at the edge with its value
+        value = point.summary[y]
+        if y is EXPECTED_REWARD and value.estimate < self.floor:  # off the zoomed scale: a mark at the edge with its value
             self.off_scale[ax] = self.off_scale.get(ax, 0) + 1
             ax.plot(point.marginal.estimate, self.floor, marker="v", color=style.get("color"), clip_on=False)
             ax.annotate(
@@ -237,9 +246,9 @@ class _FrontierPanel:
     def curve(self, reward_ax, per_state_ax, regularizer: str, curve: list[FrontierPoint]) -> None:
         """One regulariser's coefficients, joined in increasing order, each point labelled with its coefficient."""
         color = REGULARIZER_COLORS.get(regularizer, "tab:gray")
-        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+        for ax, y in ((reward_ax, EXPECTED_REWARD), (per_state_ax, PER_STATE_ENTROPY)):
             ax.plot(
-                [p.marginal.estimate for p in curve], [getattr(p, y).estimate for p in curve],
+                [p.marginal.estimate for p in curve], [p.summary[y].estimate for p in curve],
                 color=color, linewidth=1, alpha=0.6,
             )  # fmt: skip
             for point in curve:
@@ -248,7 +257,7 @@ class _FrontierPanel:
                 if not self.draw(ax, point, y, fmt="o", color=color, markersize=4):
                     continue
                 ax.annotate(
-                    f"{point.coefficient:g}", (point.marginal.estimate, getattr(point, y).estimate),
+                    f"{point.coefficient:g}", (point.marginal.estimate, point.summary[y].estimate),
                     textcoords="offset points", xytext=(3, 3), fontsize=6, color=color,
                 )  # fmt: skip
         reward_ax.plot([], [], color=color, marker="o", markersize=4, label=regularizer)
@@ -257,7 +266,7 @@ class _FrontierPanel:
         self, reward_ax, per_state_ax, base: str, unregularised, reference, baselines: dict[str, float], n_actions: int
     ) -> None:
         """The unregularised agent, the reference, log K, the oracle's reward, the axes' labels and legends."""
-        for ax, y in ((reward_ax, "reward"), (per_state_ax, "per_state")):
+        for ax, y in ((reward_ax, EXPECTED_REWARD), (per_state_ax, PER_STATE_ENTROPY)):
             if unregularised is not None:
                 self.draw(
                     ax, unregularised, y, fmt="s", color="black", markersize=7, label=f"{base.upper()}, no regularizer"

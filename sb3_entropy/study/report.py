@@ -1,40 +1,57 @@
-"""The study's report: Markdown tables of final values, the entropy-gap verdict and the frontier."""
+"""[sb3_entropy/study/report.py] The study's report: Markdown tables of final values, the entropy-gap verdict and the frontier.
+
+[sb3_entropy/study/outputs.py] What a study writes for each experiment: results.csv, environment.json, its figures and, for a frontier,
+frontier.csv.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sb3_entropy.agents import Q_LEARNING
-from sb3_entropy.atomic import write_text_atomically
-from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment
-from sb3_entropy.study.frontier import Reach, frontier_points, reaching
-from sb3_entropy.study.provenance import summarize_environments
-from sb3_entropy.study.results import agent_label as _label
-from sb3_entropy.study.results import final_interval, finished_seeds
-from sb3_entropy.study.results import seed_words as _seed_words
-from sb3_entropy.study.results import three_decimals as _fixed
-from sb3_entropy.study.runner import ExperimentResult
-from sb3_entropy.study.stats import Interval
-from sb3_entropy.study.verdict import FAMILIES, entropy_gap
+from sb3_entropy.atomic import atomic_path, write_text_atomically
+from sb3_entropy.metrics import EXPECTED_REWARD, MARGINAL_ENTROPY, SCORE, SUMMARY
+from sb3_entropy.study.analysis import (
+    FAMILIES,
+    Interval,
+    Reach,
+    Summary,
+    baseline_values,
+    entropy_gap,
+    frontier_points,
+    reaching,
+    summarize,
+    write_results_csv,
+)
+from sb3_entropy.study.analysis import agent_label as _label
+from sb3_entropy.study.analysis import seed_words as _seed_words
+from sb3_entropy.study.analysis import three_decimals as _fixed
+from sb3_entropy.study.dashboard import write_overview_image
+from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment, ExperimentResult
+from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
+from sb3_entropy.study.runs import summarize_environments
 
 __all__ = [
-    "AgentSummary",
+    "FRONTIER_COLUMNS",
     "frontier_section",
-    "normalized_score",
     "report_section",
-    "summarize",
     "tuning_paragraph",
     "verdict_line",
+    "write_outputs",
     "write_report",
 ]
 
+
+# ---- from sb3_entropy/study/report.py
 FLAG = "(not above random)"
 
 
-def _flag(experiment: Experiment, agent: str, summary: AgentSummary) -> str:
+def _flag(experiment: Experiment, agent: str, summary: Summary) -> str:
     """The flag of an agent not shown to learn; for a tuned agent, with the tuning it had."""
     if not summary.near_random:
         return ""
@@ -88,50 +105,17 @@ def _paper(values: dict[str, float], key: str) -> str:
     return f"{values[key]:.3f}" if key in values else "-"
 
 
-@dataclass(frozen=True)
-class AgentSummary:
-    """An agent's final values over its seeds: reward, normalised score and marginal entropy, with intervals."""
-
-    agent: str
-    reward: Interval
-    score: Interval | None  # (reward - random) / (oracle - random); None without baselines
-    entropy: Interval
-    effective: Interval
-    gini: Interval
-    long_tail_share: Interval
-    aggregate_diversity: Interval  # distinct greedy recommendations
-    near_random: bool  # the reward interval reaches down to the random policy's reward: nothing shown learned
+def _cells(values: dict[str, Interval | float | None]) -> str:
+    """The table's cells of the final values: each metric of :data:`SUMMARY` in its format, ``-`` where it has none."""
+    cells = []
+    for metric in SUMMARY:
+        value = values.get(metric.tag)
+        cells.append("-" if value is None else value.format(metric.fmt) if isinstance(value, Interval) else
+                     metric.format(value))  # fmt: skip
+    return " | ".join(cells)
 
 
-def normalized_score(reward: Interval, baselines: dict[str, float]) -> Interval | None:
-    """``(reward - random) / (oracle - random)`` with its interval: 0 is the random policy, 1 the oracle."""
-    if not baselines or not baselines["oracle"] > baselines["random"]:
-        return None
-    random, scale = baselines["random"], baselines["oracle"] - baselines["random"]
-    return Interval(
-        (reward.estimate - random) / scale, (reward.low - random) / scale, (reward.high - random) / scale, reward.n
-    )
-
-
-def summarize(result: ExperimentResult, agent: str) -> AgentSummary | None:
-    """``agent``'s final values, or None when every run of it failed."""
-    if not finished_seeds(result, agent):
-        return None
-    # Each interval is cut to what the quantity can be: no policy beats the oracle, H(p) lies in [0, log K].
-    reward = final_interval(result, agent, "eval/expected_reward")
-    score = normalized_score(reward, result.baselines)
-    near_random = bool(result.baselines) and not math.isnan(reward.low) and reward.low <= result.baselines["random"]
-    return AgentSummary(
-        agent,
-        reward,
-        score,
-        final_interval(result, agent, "entropy/marginal"),
-        final_interval(result, agent, "actions/effective_number"),
-        final_interval(result, agent, "exposure/gini"),
-        final_interval(result, agent, "exposure/long_tail_share"),
-        final_interval(result, agent, "exposure/aggregate_diversity"),
-        near_random,
-    )
+COLUMNS = " | ".join(metric.column for metric in SUMMARY)
 
 
 def report_section(result: ExperimentResult) -> str:
@@ -154,26 +138,24 @@ def report_section(result: ExperimentResult) -> str:
         *([tuning_paragraph(experiment)] if experiment.tuning is not None else []),
         *([f"Task: {result.task_note}.\n"] if result.task_note else []),
         environment_paragraph(result),
-        "| agent | family | reward (expected) | score | marginal entropy H(p) | effective actions | Gini | "
-        "long-tail share | distinct greedy items | paper reward | paper entropy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| agent | family | {COLUMNS} | paper reward | paper entropy |",
+        "|---|---|" + "---|" * (len(SUMMARY) + 2),
     ]
     summaries = {agent: summarize(result, agent) for agent in experiment.agents}
     for agent, settings in experiment.agents.items():
         family = next((name for name, algos in FAMILIES.items() if settings.algo in algos), "-")
         summary = summaries[agent]
         if summary is None:
-            lines.append(f"| {_label(agent)} | {family} | every run failed | | | | | | | | |")
+            lines.append(f"| {_label(agent)} | {family} | every run failed |" + " |" * (len(SUMMARY) + 1))
             continue
         paper = experiment.paper.get(agent, {})
         flag = _flag(experiment, agent, summary)
         lines.append(
-            f"| {_label(agent)}{flag} | {family} | {summary.reward} | {summary.score or '-'} | {summary.entropy} | "
-            f"{summary.effective} | {summary.gini} | {summary.long_tail_share} | {summary.aggregate_diversity} | "
-            f"{_paper(paper, 'reward')} | {_paper(paper, 'entropy')} |"
+            f"| {_label(agent)}{flag} | {family} | {_cells(summary.values)} | {_paper(paper, 'reward')} | "
+            f"{_paper(paper, 'entropy')} |"
         )
     if result.baselines:
-        lines += _baseline_rows(result, n_actions)
+        lines += _baseline_rows(result, n_actions, leading=1, trailing=2)
     if any(summary is not None and summary.near_random for summary in summaries.values()):
         lines.append(
             f"\n{FLAG}: the agent's reward interval reaches down to the random policy's reward, so it has not been "
@@ -196,34 +178,22 @@ def environment_paragraph(result: ExperimentResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _baseline_rows(result: ExperimentResult, n_actions: int) -> list[str]:
-    """The table's rows of the random policy, the oracle and (with Q-learners) the exact-Q learner, and the notes
-    that explain the last two."""
-    lines = [
-        f"| random policy | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
-        f"{n_actions} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - | - | - |",
-        f"| oracle | - | {_fixed(result.baselines['oracle'])} | 1 | "
-        f"{' | '.join(_oracle_diversity(result.baselines))} | {_exposure_columns(result.baselines, 'oracle')} | "
-        "- | - |",
-    ]
+def _baseline_rows(result: ExperimentResult, n_actions: int, leading: int, trailing: int) -> list[str]:
+    """The table's rows of the random policy, the oracle and (with Q-learners) the exact-Q learner, with
+    ``leading`` cells between a row's name and its values and ``trailing`` after them, and the notes that explain
+    the last two."""
     q_learners = any(agent.algo in Q_LEARNING for agent in result.experiment.agents.values())
-    exact_q = result.baselines.get("exact_q")
-    if q_learners and exact_q is not None:
-        temperature = f"{result.baselines['temperature']:g}"
-        exact = Interval(exact_q, math.nan, math.nan, 1)
-        lines.append(
-            f"| exact Q, softmax(Q / {temperature}) | Q-learning's reference | {_fixed(exact_q)} | "
-            f"{normalized_score(exact, result.baselines) or '-'} | {result.baselines['exact_q_entropy']:.3f} | "
-            f"{math.exp(result.baselines['exact_q_entropy']):.3f} | "
-            f"{_exposure_columns(result.baselines, 'exact_q')} | - | - |"
-        )
+    lines = []
+    for name, values in baseline_values(result.baselines, n_actions, exact_q=q_learners).items():
+        first = ["Q-learning's reference" if name.startswith("exact Q") else "-"] + ["-"] * (leading - 1)
+        lines.append(f"| {' | '.join([name, *first[:leading]])} | {_cells(values)} |" + " - |" * trailing)
     if "oracle_entropy" in result.baselines:
         lines.append(f"\n{_oracle_note(result.baselines)}")
-    if q_learners and exact_q is not None:
+    if q_learners and "exact_q" in result.baselines:
         lines.append(
             f"\nexact Q: a Q-learner whose Q-values are the expected rewards themselves, read as DQN and QR-DQN "
-            f"are, softmax(Q / {temperature}). A reference, not a bound: a learned Q with wider gaps between "
-            f"actions than the true ones is read more greedily and can score more."
+            f"are, softmax(Q / {result.baselines['temperature']:g}). A reference, not a bound: a learned Q with wider "
+            "gaps between actions than the true ones is read more greedily and can score more."
         )
     return lines
 
@@ -246,8 +216,8 @@ def _compared_to_zero(interval: Interval) -> str:
     return "includes 0"
 
 
-def _gap(result: ExperimentResult, summaries: dict[str, AgentSummary | None]) -> Gap:
-    """The entropy-gap rule's outcome (:mod:`sb3_entropy.study.verdict`) in words: the family contrast, then each
+def _gap(result: ExperimentResult, summaries: dict[str, Summary | None]) -> Gap:
+    """The entropy-gap rule's outcome (:mod:`sb3_entropy.study.analysis`) in words: the family contrast, then each
     pair of algorithms, the agents left out and any family that one algorithm stands for."""
     learned = {agent: None if summary is None else not summary.near_random for agent, summary in summaries.items()}
     gap = entropy_gap(result, learned)
@@ -304,10 +274,11 @@ def verdict_line(result: ExperimentResult) -> str:
         paper_text = (
             f" (paper {paper['reward']:.3f}, {paper['entropy']:.3f})" if {"reward", "entropy"} <= set(paper) else ""
         )
-        score = f" (score {summary.score.estimate:.2f})" if summary.score is not None else ""
+        score = f" (score {summary[SCORE].estimate:.2f})" if summary[SCORE] is not None else ""
         flag = _flag(experiment, agent, summary)
         agents.append(
-            f"{_label(agent)}{flag} {summary.reward.estimate:.3f} reward{score}, {summary.entropy.estimate:.3f} "
+            f"{_label(agent)}{flag} {summary[EXPECTED_REWARD].estimate:.3f} reward{score}, "
+            f"{summary[MARGINAL_ENTROPY].estimate:.3f} "
             f"nats{paper_text}"
         )
     baselines = ""
@@ -374,25 +345,10 @@ def _scale(result: ExperimentResult) -> tuple[int, int, int]:
     return seeds, result.rows[-1]["timesteps"], len(result.rows[-1]["p"])
 
 
-def _oracle_diversity(baselines: dict[str, float]) -> tuple[str, str]:
-    """The oracle row's marginal entropy and effective actions, or dashes for baselines without them."""
-    if "oracle_entropy" not in baselines:
-        return "-", "-"
-    return f"{baselines['oracle_entropy']:.3f}", f"{math.exp(baselines['oracle_entropy']):.3f}"
 
 
-def _exposure(baselines: dict[str, float], key: str) -> str:
-    return f"{baselines[key]:.3f}" if key in baselines else "-"
 
 
-def _exposure_columns(baselines: dict[str, float], policy: str) -> str:
-    """A baseline policy's Gini, long-tail share and distinct greedy items (dashes for baselines without them)."""
-    diversity = baselines.get(f"{policy}_aggregate_diversity")
-    return " | ".join((
-        _exposure(baselines, f"{policy}_gini"),
-        _exposure(baselines, f"{policy}_long_tail_share"),
-        "-" if diversity is None else f"{diversity:.0f}",
-    ))  # fmt: skip
 
 
 def _oracle_entropy_words(baselines: dict[str, float]) -> str:
@@ -458,25 +414,14 @@ def frontier_section(result: ExperimentResult) -> str:
         f"per-state entropy is the mean over users of H(pi(.|s)) ({reference}: of softmax(Q / 0.1)). Figure: "
         "frontier.png.\n",
         environment_paragraph(result),
-        "| agent | regularizer | coefficient | reward (expected) | score | marginal entropy H(p) | per-state entropy | "
-        "Gini | long-tail share | distinct greedy items |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| agent | regularizer | coefficient | {COLUMNS} |",
+        "|---|---|---|" + "---|" * len(SUMMARY),
     ]
     for point in points:
-        lines.append(
-            f"| {point.base.upper()} | {point.regularizer or '-'} | {point.coefficient:g} | {point.reward} | "
-            f"{normalized_score(point.reward, result.baselines) or '-'} | {point.marginal} | {point.per_state} | "
-            f"{point.gini} | {point.long_tail_share} | {point.aggregate_diversity} |"
-        )
+        lines.append(f"| {point.base.upper()} | {point.regularizer or '-'} | {point.coefficient:g} | "
+                     f"{_cells(point.summary.values)} |")  # fmt: skip
     if result.baselines:
-        lines += [
-            f"| random policy | - | - | {_fixed(result.baselines['random'])} | 0 | {math.log(n_actions):.3f} | "
-            f"{math.log(n_actions):.3f} | 0.000 | {_exposure(result.baselines, 'uniform_long_tail_share')} | - |",
-            f"| oracle | - | - | {_fixed(result.baselines['oracle'])} | 1 | "
-            f"{_oracle_diversity(result.baselines)[0]} | - | {_exposure_columns(result.baselines, 'oracle')} |",
-        ]
-        if "oracle_entropy" in result.baselines:
-            lines.append(f"\n{_oracle_note(result.baselines)}")
+        lines += _baseline_rows(result, n_actions, leading=2, trailing=0)
     for (agent, seed), error in sorted(result.failures.items()):
         lines.append(f"\nRun {agent} seed {seed} failed: `{error}` (traceback: {_error_file(result, agent, seed)})")
     reference_point = next((p for p in points if p.agent == frontier.reference), None)
@@ -549,3 +494,77 @@ def _reach_sentence(reach: Reach, reference: str, seeds: str) -> str:
         f"{who} reaches {reference}'s mean marginal entropy at coefficient {reach.point.coefficient:g}: H(p) "
         f"{reach.point.marginal.estimate:.3f} nats, {entropy}; reward {reach.point.reward.estimate:.3f}, {reward}."
     )
+
+
+# ---- from sb3_entropy/study/outputs.py
+FRONTIER_COLUMNS = (
+    "agent", "base", "regularizer", "coefficient", "seeds",
+    *(f"{metric.tag}_{part}" for metric in SUMMARY for part in ("mean", "low", "high")),
+)  # fmt: skip
+
+
+def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
+    """``results.csv``, ``environment.json`` (where each run trained) and the PNG figures of one experiment in
+    ``out_dir/<name>/``.
+
+    ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training), also
+    written to the study's TensorBoard root as the image ``study/overview`` of the run ``<name>/mean``;
+    ``reward.png`` and ``entropy.png`` the learning curves; ``distribution_<agent>.png`` p(a) over training.
+
+    Curves and action distributions are drawn for the agents the experiment file lists; a frontier's variants
+    are drawn in ``frontier.png`` (with ``frontier.csv``, one row per point), and the action distributions of
+    the variants that first reach the reference's marginal entropy.
+    """
+    folder = out_dir / result.experiment.name
+    folder.mkdir(parents=True, exist_ok=True)
+    write_results_csv(result, folder / "results.csv")
+    if not result.histories:
+        return folder
+    _write_environments(result, folder / "environment.json")
+    frontier = result.experiment.frontier
+    variants = frontier.variants() if frontier is not None else {}
+    listed = [name for name in result.experiment.agents if name not in variants]
+    drawn = set(listed)
+    curves_figure(result, EXPECTED_REWARD, folder / "reward.png", listed)
+    curves_figure(result, MARGINAL_ENTROPY, folder / "entropy.png", listed)
+    if frontier is None:
+        overview_figure(result, folder / "overview.png", listed)
+        last_step = max(history[-1]["timesteps"] for history in result.histories.values())
+        write_overview_image(out_dir / "tb", result.experiment.name, folder / "overview.png", last_step)
+    if frontier is not None:
+        points = frontier_points(result)
+        frontier_figure(result, points, result.baselines, folder / "frontier.png")
+        _write_frontier_csv(points, folder / "frontier.csv")
+        drawn |= {reach.point.agent for reach in reaching(result, points) if reach.point is not None}
+    for agent in sorted({name for name, _ in result.histories} & drawn):
+        distribution_figure(result, agent, folder / f"distribution_{agent}.png")
+    return folder
+
+
+def _write_environments(result: ExperimentResult, path: Path) -> None:
+    """``environment.json``: each environment the runs trained in, with the runs that trained there."""
+    groups: list[dict[str, Any]] = []
+    for (agent, seed), environment in sorted(result.environments.items()):
+        group = next((g for g in groups if g["environment"] == environment), None)
+        if group is None:
+            group = {"environment": environment, "runs": []}
+            groups.append(group)
+        group["runs"].append(f"{agent}_seed{seed}")
+    write_text_atomically(path, json.dumps({"environments": groups}, indent=1) + "\n")
+
+
+def _write_frontier_csv(points: list, path: Path) -> None:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(FRONTIER_COLUMNS)
+        for point in points:
+            numbers = [_numbers(point.summary[metric]) for metric in SUMMARY]
+            writer.writerow([point.agent, point.base, point.regularizer or "", f"{point.coefficient:g}",
+                             point.reward.n, *(number for triple in numbers for number in triple)])  # fmt: skip
+
+
+def _numbers(interval: Interval | None) -> tuple[str, str, str]:
+    """An interval's mean, low and high as frontier.csv writes them (empty where the metric has no value)."""
+    if interval is None:
+        return "", "", ""
+    return repr(interval.estimate), repr(interval.low), repr(interval.high)

@@ -1,13 +1,29 @@
-"""A study's runs: one agent on a task with one seed (``RunSpec``), built, checked and trained with EntropyCallback
-attached and its TensorBoard run in the study's layout."""
+"""[sb3_entropy/study/provenance.py] Where a run's numbers came from: the Python, library versions, CPU and the kernels torch and numpy use.
+
+The same seed gives the same numbers only on the same software and hardware: torch picks its CPU kernels by the
+instruction set it finds (AVX2, AVX-512), and BLAS libraries sum in different orders. Each run records the
+environment it trained in, so a report can say which machine its numbers came from and whether they mix.
+
+[sb3_entropy/study/runs.py] A study's runs: one agent on a task with one seed (``RunSpec``), built, checked and trained with EntropyCallback
+attached and its TensorBoard run in the study's layout.
+
+[sb3_entropy/study/run_cache.py] The runs a study has stored (``OUT/EXPERIMENT/runs/AGENT_seedN.json``), with the settings they ran with: what
+``--resume`` and ``report`` reuse instead of training again.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
+import platform
+import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +34,108 @@ from stable_baselines3.common.logger import Logger
 
 from personalization_gym.checks import check_integer
 from sb3_entropy.agents import REGULARIZABLE, make_agent, trained_steps
+from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.callback import EntropyCallback
-from sb3_entropy.study.mean_runs import run_layout
+from sb3_entropy.metrics import STORED
+from sb3_entropy.study.dashboard import run_layout
 from sb3_entropy.tensorboard import HParamsCallback, evaluation_log_interval, run_folder, tensorboard_logger
 
 __all__ = [
+    "METRIC_KEYS",
+    "PACKAGES",
     "RunSpec",
     "agent_hparams",
     "build_model",
     "check_run",
+    "describe",
     "figure_every",
-    "final_row",
     "limit_threads",
     "one_torch_thread",
+    "run_environment",
     "run_hparams",
+    "settings_of",
+    "store_outcome",
+    "stored_outcomes",
+    "summarize_environments",
     "train",
 ]
 
 
+# ---- from sb3_entropy/study/provenance.py
+PACKAGES = ("torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy")
+
+
+@functools.lru_cache(maxsize=1)
+def run_environment() -> dict[str, str]:
+    """This process's environment: Python, the packages that compute a run, the CPU, torch's kernels, BLAS."""
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "python": platform.python_version(),
+        **versions,
+        "cpu": _cpu_model(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_blas": _torch_blas(),
+        "numpy_blas": _numpy_blas(),
+        "system": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def describe(environment: dict[str, Any]) -> str:
+    """One line: ``Python 3.11.7, torch 2.14.1 (AVX512 kernels), ..., CPU AMD EPYC 9R14``."""
+    packages = ", ".join(f"{name} {environment.get(name, '?')}" for name in PACKAGES if name != "torch")
+    return (
+        f"Python {environment.get('python', '?')}, torch {environment.get('torch', '?')} "
+        f"({environment.get('torch_cpu_capability', '?')} kernels, BLAS {environment.get('torch_blas', '?')}), "
+        f"{packages}, numpy's BLAS "
+        f"{environment.get('numpy_blas', '?')}; CPU {environment.get('cpu', '?')} ({environment.get('system', '?')})"
+    )
+
+
+def summarize_environments(environments: list[dict[str, Any] | None]) -> list[tuple[str, int]]:
+    """Each distinct environment's line with how many runs trained in it, most runs first; runs stored before
+    environments were recorded (None) are counted as such."""
+    counts: dict[str, int] = {}
+    for environment in environments:
+        line = "not recorded (stored before runs recorded it)" if environment is None else describe(environment)
+        counts[line] = counts.get(line, 0) + 1
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else what platform says)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def _torch_blas() -> str:
+    """The BLAS torch was built with (``BLAS_INFO`` in its build configuration)."""
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return found.group(1) if found else "unknown"
+
+
+def _numpy_blas() -> str:
+    """numpy's BLAS library and version, as numpy's build configuration names them."""
+    config = getattr(np, "__config__", None)
+    blas = getattr(config, "CONFIG", {}).get("Build Dependencies", {}).get("blas", {}) if config else {}
+    if not blas:
+        return "unknown"
+    return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+
+
+if __name__ == "__main__":  # python -m sb3_entropy.study.runs: this machine's line
+    print(describe(run_environment()), file=sys.stdout)
+
+
+# ---- from sb3_entropy/study/runs.py
 @dataclass
 class RunSpec:
     """One training run: an agent on a task with one seed."""
@@ -180,18 +280,69 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def final_row(spec: RunSpec, callback: EntropyCallback) -> dict[str, Any]:
-    last = callback.history[-1]
-    return {
-        "agent": spec.algo,
-        "seed": spec.seed,
-        "timesteps": last["timesteps"],  # trained: the budget rounded up to SB3's whole rounds
-        "reward": last.get("eval/reward_stochastic", np.nan),
-        "expected_reward": last.get("eval/expected_reward", np.nan),
-        "marginal_entropy": last["entropy/marginal"],
-        "per_state_entropy": last["entropy/per_state"],
-        "effective_actions": last["actions/effective_number"],
-        "gini": last["exposure/gini"],
-        "long_tail_share": last["exposure/long_tail_share"],
-        "aggregate_diversity": last["exposure/aggregate_diversity"],
-    }
+
+# ---- from sb3_entropy/study/run_cache.py
+# every run's history has these (the reward metrics: a task's runs only)
+METRIC_KEYS = tuple(metric.tag for metric in STORED if not metric.rewards)
+
+
+def stored_outcomes(
+    name: str, specs: dict[tuple[str, int], RunSpec], runs_dir: Path, report: Callable[[str], None]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The runs stored in ``runs_dir`` that ran with the same settings as their spec (``--resume``); each one that
+    cannot be used is reported, with why, and trains again."""
+    outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    for key, spec in specs.items():
+        path = runs_dir / f"{key[0]}_seed{key[1]}.json"
+        if not path.is_file():
+            continue
+        try:
+            saved = json.loads(path.read_text())
+            saved["history"][-1]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
+            report(f"{name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: {error}), rerun")
+            continue
+        settings = settings_of(spec)
+        if saved.get("settings") != settings:
+            report(f"{name} {key[0]} seed {key[1]}: {_what_changed(saved.get('settings'), settings)}, rerun")
+        elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
+            report(f"{name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
+        else:
+            outcomes[key] = {**saved, "resumed": True}
+    return outcomes
+
+
+def _what_changed(saved: Any, settings: dict[str, Any]) -> str:
+    """Why a stored run's settings are not this spec's: its data (the task's data fingerprint), or its settings."""
+    if not isinstance(saved, dict):
+        return "the saved run has no settings"
+    rest = {key: value for key, value in saved.items() if key != "data_fingerprint"}
+    if rest == {key: value for key, value in settings.items() if key != "data_fingerprint"}:
+        if "data_fingerprint" not in saved:
+            return "the saved run did not record its data (saved by an older version)"
+        then, now = saved["data_fingerprint"][:12], str(settings.get("data_fingerprint"))[:12]
+        return f"the task's data changed since the saved run (fingerprint {then} then, {now} now: a file differs)"
+    changed = sorted(key for key in set(rest) | set(settings) if rest.get(key) != settings.get(key))
+    return f"settings changed since the saved run ({', '.join(changed)})"
+
+
+def store_outcome(runs_dir: Path, key: tuple[str, int], spec: RunSpec, outcome: dict[str, Any]) -> None:
+    """A finished run's history, with the settings it ran with (``--resume`` compares them), or its traceback."""
+    stem = f"{key[0]}_seed{key[1]}"  # agent names may hold dots (a frontier's a2c_marginal_0.05): no with_suffix
+    if "history" in outcome:
+        write_text_atomically(runs_dir / f"{stem}.json", json.dumps({**outcome, "settings": settings_of(spec)}))
+        (runs_dir / f"{stem}.error.txt").unlink(missing_ok=True)  # an earlier call's failure
+    if "traceback" in outcome:
+        write_text_atomically(runs_dir / f"{stem}.error.txt", outcome["traceback"])
+
+
+def settings_of(spec: RunSpec) -> dict[str, Any]:
+    """What a run's results depend on, as saved with it (JSON-comparable), for --resume."""
+    return json.loads(json.dumps({
+        "env_id": spec.env_id, "algo": spec.algo, "seed": spec.seed, "timesteps": spec.timesteps,
+        "net_arch": spec.net_arch, "hyperparameters": spec.hyperparameters, "batched": spec.batched,
+        "eval_freq": spec.eval_freq, "temperature": spec.temperature,
+        **({"regularizer": spec.regularizer, "per_state_weight": spec.per_state_weight} if spec.regularizer else {}),
+        "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k not in ("data_dir", "download")},
+        **({"data_fingerprint": spec.data_fingerprint} if spec.data_fingerprint else {}),
+    }, default=str))  # fmt: skip

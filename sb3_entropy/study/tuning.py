@@ -1,4 +1,4 @@
-"""Tuning an experiment's agents for reward alone, with Optuna: the logic behind personalization-gym tune.
+"""[sb3_entropy/study/tuning.py] Tuning an experiment's agents for reward alone, with Optuna: the logic behind personalization-gym tune.
 
 Each agent gets its own Optuna study, ``<experiment>/<agent>``, in one storage (SQLite in the output folder by
 default, or any storage URL Optuna's ``RDBStorage`` takes, so that several machines can tune one study). A
@@ -15,8 +15,6 @@ resumed with ``resume=True`` chooses exactly what an uninterrupted run chooses.
 
 from __future__ import annotations
 
-import json
-import math
 import multiprocessing
 import os
 import socket
@@ -24,7 +22,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,11 +32,11 @@ from sqlalchemy.engine import make_url
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_entropy.agents import Q_LEARNING
+from sb3_entropy.metrics import EXPECTED_REWARD
+from sb3_entropy.study.execution import CtrlC, check_main_is_guarded, init_worker
 from sb3_entropy.study.experiments import Experiment
-from sb3_entropy.study.interrupts import CtrlC
 from sb3_entropy.study.runs import RunSpec, one_torch_thread, train
-from sb3_entropy.study.search_space import Dimension, hyperparameters_of
-from sb3_entropy.study.workers import check_main_is_guarded, init_worker
+from sb3_entropy.study.tuning_files import AgentTuning, Dimension, TuningSettings, hyperparameters_of
 
 try:
     import fcntl
@@ -46,25 +44,19 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "OBJECTIVE",
     "REWARD_KEY",
-    "AgentTuning",
     "RewardReporter",
     "TrialSeededTPESampler",
-    "TuningSettings",
     "final_reward",
     "open_storage",
     "read_tuning",
     "study_name",
-    "trial_reward",
     "tune_agents",
 ]
 
-REWARD_KEY = "eval/expected_reward"  # the one metric the tuner reads
-OBJECTIVE = (
-    "mean over the tuning seeds of the final exact expected reward on the evaluation set (eval/expected_reward); "
-    "no entropy or action statistic reaches the sampler or the pruner"
-)
+
+# ---- from sb3_entropy/study/tuning.py
+REWARD_KEY = EXPECTED_REWARD.tag  # the one metric the tuner reads
 DEFAULT_TUNING_SEEDS = (1000, 1001)  # far from the study's seeds 0, 1, 2, ...
 COSTLY = ("trpo", "qrdqn")  # several times the time per update of A2C, PPO and DQN
 HEARTBEAT_SECONDS, GRACE_SECONDS = 60, 300  # a trial without a heartbeat for GRACE_SECONDS died with its machine
@@ -108,53 +100,8 @@ class RewardReporter(BaseCallback):
         return self.stopped_at is None
 
 
-@dataclass(frozen=True)
-class TuningSettings:
-    """What one agent's tuning depends on: stored with its Optuna study, compared on ``--resume``."""
-
-    experiment: str
-    agent: str
-    task: str
-    task_kwargs: dict[str, Any]
-    net_arch: list[int]
-    algo: str
-    base_hyperparameters: dict[str, Any]  # the experiment file's settings, which the chosen values override
-    search_space: dict[str, dict[str, Any]]
-    steps: int
-    evaluations: int
-    seeds: list[int]
-    sampler_seed: int
-    startup_trials: int  # TPE samples at random, and the pruner waits, until this many trials have finished
-    batched: bool
-
-    @property
-    def eval_freq(self) -> int:
-        return max(1, self.steps // self.evaluations)
-
-    @property
-    def warmup_evaluations(self) -> int:
-        """Evaluations of a trial's first seed before the pruner may stop it (a third, as rl-baselines3-zoo)."""
-        return self.evaluations // 3
-
-    def as_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
 
 
-@dataclass
-class AgentTuning:
-    """One agent's finished tuning, read back from its Optuna study."""
-
-    settings: TuningSettings
-    trials: list[Any] = field(default_factory=list)  # optuna FrozenTrial, in order, interrupted ones left out
-    seconds: float = 0.0  # summed over the trials
-
-    @property
-    def best(self) -> Any | None:
-        complete = [trial for trial in self.trials if trial.state.name == "COMPLETE"]
-        return max(complete, key=lambda trial: (trial.value, -trial.number)) if complete else None
-
-    def count(self, state: str) -> int:
-        return sum(trial.state.name == state for trial in self.trials)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -573,6 +520,3 @@ def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, A
     return tunings
 
 
-def trial_reward(trial: Any) -> float:
-    """A trial's reward for tables and figures: its objective, or, pruned, the first seed's last reported reward."""
-    return float(trial.value) if trial.value is not None else math.nan

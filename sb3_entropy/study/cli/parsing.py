@@ -9,8 +9,7 @@ from typing import Any
 import yaml
 
 from sb3_entropy.agents import NotWholeBatchesError
-from sb3_entropy.study.experiments import TuningSeedsError
-from sb3_entropy.study.yaml_files import load_yaml
+from sb3_entropy.study.experiments import TuningSeedsError, load_yaml
 
 __all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
 

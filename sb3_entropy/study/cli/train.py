@@ -16,8 +16,8 @@ Hyperparameters: the paper's batch settings (sb3_entropy.agents.AGENT_DEFAULTS),
 key: value pairs for every algorithm, or a mapping algorithm -> key: value), then --hp key=value, then --lr.
 --regularizer replaces A2C's and PPO's per-state entropy term with a diversity regularizer (sb3_entropy.policies;
 per_state, marginal, l2, mutual_info) whose coefficient is --ent-coef (SB3's ent_coef).
-Prints a final table: agent, seed, evaluation reward, marginal entropy, per-state entropy, effective number of
-actions, and the exposure metrics (Gini of p(a), its long-tail share, distinct greedy items).
+Prints a final table: agent, seed and each run's final values (reward, score, marginal entropy, per-state entropy,
+effective number of actions, and the exposure metrics: Gini of p(a), its long-tail share, distinct greedy items).
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from personalization_gym.registration import check_task, make_task
 from sb3_entropy.agents import AGENT_DEFAULTS, policy_for
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.baselines import evaluation_baselines
-from sb3_entropy.metrics import score
+from sb3_entropy.metrics import SUMMARY
 from sb3_entropy.regularizers import REGULARIZERS
+from sb3_entropy.study.analysis import baseline_values
 from sb3_entropy.study.cli.parsing import command_parser, in_flags, parse_hp, parse_net_arch
-from sb3_entropy.study.mean_runs import write_mean_runs
-from sb3_entropy.study.runs import RunSpec, check_run, final_row, limit_threads, run_hparams, train
-from sb3_entropy.study.yaml_files import read_yaml
+from sb3_entropy.study.dashboard import write_mean_runs
+from sb3_entropy.study.experiments import read_yaml
+from sb3_entropy.study.runs import RunSpec, check_run, limit_threads, run_hparams, train
 from sb3_entropy.tensorboard import run_folder
 
 
@@ -176,27 +177,24 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
     return experiment, specs
 
 
-def _print_table(args: argparse.Namespace, rows: list[dict], baselines: dict[str, float], n_actions: int) -> None:
-    """The final table: every run's final values, then the random policy's and the oracle's."""
-    random, oracle = baselines["random"], baselines["oracle"]
-    trained = sorted({row["timesteps"] for row in rows})
+def _print_table(args: argparse.Namespace, finals: list[tuple[RunSpec, dict]], baselines: dict[str, float],
+                 n_actions: int) -> None:  # fmt: skip
+    """The final table: every run's final values (the metrics table's SUMMARY), then the random policy's and the
+    oracle's."""
+    trained = sorted({row["timesteps"] for _, row in finals})
     steps = f"{trained[0]:,} steps" if len(trained) == 1 else f"{trained[0]:,}-{trained[-1]:,} steps by agent"
     print(f"\n{args.env_id}, {steps}; score = (reward - random) / (oracle - random)")
-    print(f"{'agent':<13} {'seed':>4} {'reward':>8} {'score':>7} {'marginal entropy':>17} {'per-state entropy':>18} "
-          f"{'effective actions':>18} {'Gini':>6} {'long-tail share':>16} {'distinct greedy':>16}")  # fmt: skip
-    for row in rows:
-        normalized = score(row["expected_reward"], random, oracle)
-        entropies = f"{row['marginal_entropy']:>17.4f} {row['per_state_entropy']:>18.4f}"
-        exposure = f"{row['gini']:>6.3f} {row['long_tail_share']:>16.3f} {row['aggregate_diversity']:>16.0f}"
-        print(f"{row['agent']:<13} {row['seed']:>4} {row['expected_reward']:>8.4f} {normalized:>7.3f} {entropies} "
-              f"{row['effective_actions']:>18.2f} {exposure}")  # fmt: skip
-    oracle_entropy = baselines["oracle_entropy"]  # the diversity across users the task asks for
-    print(f"{'random policy':<13} {'-':>4} {random:>8.4f} {0:>7.3f} {math.log(n_actions):>17.4f} "
-          f"{math.log(n_actions):>18.4f} {n_actions:>18.2f} {0:>6.3f} {baselines['uniform_long_tail_share']:>16.3f} "
-          f"{'-':>16}")  # fmt: skip
-    print(f"{'oracle':<13} {'-':>4} {oracle:>8.4f} {1:>7.3f} {oracle_entropy:>17.4f} {'-':>18} "
-          f"{math.exp(oracle_entropy):>18.2f} {baselines['oracle_gini']:>6.3f} "
-          f"{baselines['oracle_long_tail_share']:>16.3f} {baselines['oracle_aggregate_diversity']:>16.0f}")  # fmt: skip
+    widths = [max(len(metric.column), 7) for metric in SUMMARY]
+    print(f"{'agent':<13} {'seed':>4} " + " ".join(f"{m.column:>{w}}" for m, w in zip(SUMMARY, widths, strict=True)))
+
+    def cells(values: dict[str, float]) -> str:
+        return " ".join(f"{m.format(values[m.tag]) if m.tag in values else '-':>{w}}"
+                        for m, w in zip(SUMMARY, widths, strict=True))  # fmt: skip
+
+    for spec, row in finals:
+        print(f"{spec.algo:<13} {spec.seed:>4} " + cells({m.tag: m.value(row, baselines) for m in SUMMARY}))
+    for name, values in baseline_values(baselines, n_actions, exact_q=False).items():
+        print(f"{name:<13} {'-':>4} " + cells(values))
     if baselines["oracle_tied"] > 0:
         print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
               "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
@@ -212,7 +210,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error(in_flags(error))
 
     limit_threads()
-    rows = []
+    finals = []  # each run's spec and its last evaluation
     baselines = None
     histories: dict[tuple[str, int], list[dict]] = {}
     hparams: dict[str, dict] = {}  # each agent's settings, for its mean run's HParams row
@@ -223,7 +221,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         except (ValueError, personalization_gym.DataNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        rows.append(final_row(spec, callback))
+        finals.append((spec, callback.history[-1]))
         histories[spec.agent, spec.seed] = callback.history
         hparams[spec.agent] = {k: v for k, v in run_hparams(spec, model).items() if k != "seed"}
         if baselines is None:  # the same evaluation set for every run
@@ -235,5 +233,5 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         print(f"TensorBoard: tensorboard --logdir {args.tensorboard_log} (runs {experiment}/AGENT/seedN, means "
               f"{experiment}/mean/AGENT)")  # fmt: skip
 
-    _print_table(args, rows, baselines, n_actions)
+    _print_table(args, finals, baselines, n_actions)
     return 0

@@ -35,14 +35,12 @@ import personalization_gym
 from sb3_entropy.agents import rounded_up
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
+from sb3_entropy.study.analysis import three_decimals
 from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
-from sb3_entropy.study.experiments import Experiment, experiment_file
-from sb3_entropy.study.results import three_decimals
+from sb3_entropy.study.experiments import Experiment, experiment_file, read_yaml
 from sb3_entropy.study.runs import limit_threads
-from sb3_entropy.study.search_space import DEFAULT_SEARCH_SPACE, Dimension, load_search_space
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, StudyExistsError, tune_agents
-from sb3_entropy.study.tuning_outputs import write_tuning_outputs
-from sb3_entropy.study.yaml_files import read_yaml
+from sb3_entropy.study.tuning_files import DEFAULT_SEARCH_SPACE, Dimension, load_search_space, write_tuning_outputs
 
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:

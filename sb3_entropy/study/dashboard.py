@@ -1,4 +1,4 @@
-"""A study's mean runs: each agent's mean over its seeds as a TensorBoard run of its own, with the 95 % t-interval
+"""[sb3_entropy/study/mean_runs.py] A study's mean runs: each agent's mean over its seeds as a TensorBoard run of its own, with the 95 % t-interval
 bands, an HParams row, the Custom Scalars charts that draw them, and the study's overview picture.
 
 Layout, beside the seed runs of :mod:`sb3_entropy.tensorboard`::
@@ -20,9 +20,9 @@ import numpy as np
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 
-from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
-from sb3_entropy.metrics import ACTION_KEYS, ENTROPY_KEYS, EXPOSURE_KEYS, REWARD_KEYS, SCORE_KEY, score
-from sb3_entropy.study.stats import t_band
+from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
+from sb3_entropy.metrics import METRICS, SUMMARY, metric
+from sb3_entropy.study.analysis import t_band
 from sb3_entropy.tensorboard import (
     HPARAM_METRICS,
     MEAN_RUN,
@@ -37,7 +37,6 @@ from sb3_entropy.tensorboard import (
 
 __all__ = [
     "LEVEL",
-    "MARGIN_CHARTS",
     "MEANS_CATEGORY",
     "aggregate_layout",
     "run_layout",
@@ -46,22 +45,15 @@ __all__ = [
     "write_overview_image",
 ]
 
+
 LEVEL = 0.95
-# Margin charts of the aggregate runs: for each of these quantities a category with one chart per agent, its mean
-# over seeds drawn with the 95 % band.
-MARGIN_CHARTS = {
-    "eval/expected_reward": "expected reward",
-    "entropy/marginal": "marginal entropy H(p) [nats]",
-    "entropy/per_state": "per-state entropy H(pi(.|s)) [nats]",
-}
 MEANS_CATEGORY = "Agents' means over seeds (one line per agent)"
 
 
 def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
-    # a chart's title names its one tag; a chart of several tags (sampled and greedy reward) gives no title to either
-    titles = {ts[0]: title for charts in CUSTOM_SCALARS_CHARTS.values() for title, ts in charts.items() if len(ts) == 1}
+    """One chart per tag of every agent's mean, titled by the metric's label."""
     return {
-        f"{titles.get(tag, tag)}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
+        f"{metric(tag).label}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
         for tag in tags
     }
 
@@ -71,16 +63,14 @@ def _margin_category(experiment: str) -> str:
 
 
 def aggregate_layout(experiment: str, tags: Sequence[str], banded: Sequence[str]) -> dict[str, Any]:
-    """The Custom Scalars charts of an experiment's mean runs: one margin chart per quantity of :data:`MARGIN_CHARTS`
-    holding the band of every agent in ``banded`` (those with two seeds or more) on one y-axis, then multiline
-    charts of every agent's mean (one line per mean run). Every mean run writes this same layout, which
-    TensorBoard merges into one (it drops charts that are equal)."""
+    """The Custom Scalars charts of an experiment's mean runs: one margin chart per final value of a run (the metrics
+    of :data:`~sb3_entropy.metrics.SUMMARY`) holding the band of every agent in ``banded`` (those with two seeds or
+    more) on one y-axis, then multiline charts of every agent's mean (one line per mean run). Every mean run writes
+    this same layout, which TensorBoard merges into one (it drops charts that are equal)."""
     layout: dict[str, Any] = {}
     if banded:
         layout[_margin_category(experiment)] = {
-            title: ["Margin", [_band(experiment, agent, tag) for agent in banded]]
-            for tag, title in MARGIN_CHARTS.items()
-            if tag in tags
+            m.label: ["Margin", [_band(experiment, agent, m.tag) for agent in banded]] for m in SUMMARY if m.tag in tags
         }
     return layout | {MEANS_CATEGORY: _means_charts(tags)}
 
@@ -95,8 +85,7 @@ def run_layout(experiment: str) -> dict[str, Any]:
     bands, then the lines)
     (their charts come with the mean runs; TensorBoard merges every run's layout in the order of the run names,
     and a seed run's name comes first), then EntropyCallback's own charts of every run."""
-    tags = [*ENTROPY_KEYS, *ACTION_KEYS, *EXPOSURE_KEYS, *REWARD_KEYS, SCORE_KEY]
-    layout: dict[str, Any] = {_margin_category(experiment): {}, MEANS_CATEGORY: _means_charts(tags)}
+    layout: dict[str, Any] = {_margin_category(experiment): {}, MEANS_CATEGORY: _means_charts([m.tag for m in METRICS])}
     return layout | CUSTOM_SCALARS_LAYOUT
 
 
@@ -158,7 +147,7 @@ def _seeds_by_step(
     histories: Sequence[Sequence[Mapping[str, Any]]], baselines: Mapping[str, float] | None
 ) -> tuple[list[int], dict[str, np.ndarray]]:
     """The evaluation steps every seed reached, and for each scalar tag a ``(seeds, steps)`` table of its values
-    (with the score computed from the expected reward when ``baselines`` are given)."""
+    (with the derived metrics, the score, computed from the stored ones when ``baselines`` are given)."""
     steps = sorted(set.intersection(*({int(row["timesteps"]) for row in history} for history in histories)))
     tags = [
         tag
@@ -170,8 +159,9 @@ def _seeds_by_step(
         by_step = {int(row["timesteps"]): row for row in history}
         for tag in tags:
             table[tag][seed] = [by_step[step][tag] for step in steps]
-    if baselines is not None and "eval/expected_reward" in table:
-        table[SCORE_KEY] = score(table["eval/expected_reward"], baselines["random"], baselines["oracle"])
+    if baselines is not None:
+        rewards = any(metric(tag).rewards for tag in tags)
+        table |= {m.tag: m.derive(table, baselines) for m in METRICS if not m.stored and (rewards or not m.rewards)}
     return steps, table
 
 

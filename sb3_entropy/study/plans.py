@@ -1,4 +1,5 @@
-"""Running a study: every agent of an experiment with every seed, in worker processes or as Ray tasks."""
+"""[sb3_entropy/study/runner.py] Running a study: every agent of an experiment with every seed, in worker processes or as Ray tasks.
+"""
 
 from __future__ import annotations
 
@@ -15,43 +16,26 @@ import personalization_gym
 from personalization_gym.checks import in_context
 from personalization_gym.fingerprints import data_fingerprint
 from sb3_entropy.baselines import evaluation_baselines
-from sb3_entropy.study.executors import connect_ray, execute  # noqa: F401  (connect_ray: importable from here)
-from sb3_entropy.study.experiments import Experiment
-from sb3_entropy.study.mean_runs import write_mean_runs
-from sb3_entropy.study.progress import RUN_COST, StudyProgress
-from sb3_entropy.study.run_cache import store_outcome, stored_outcomes
-from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run
+from sb3_entropy.metrics import EFFECTIVE_ACTIONS, EXPECTED_REWARD, MARGINAL_ENTROPY
+from sb3_entropy.study.dashboard import write_mean_runs
+from sb3_entropy.study.execution import RUN_COST, StudyProgress, connect_ray, execute  # noqa: F401  (connect_ray: importable from here)
+from sb3_entropy.study.experiments import Experiment, ExperimentResult
+from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run, store_outcome, stored_outcomes
 
 __all__ = [
-    "ExperimentResult",
     "MissingRunsError",
     "StudyPlan",
-    "evaluation_baselines",
     "plan_experiment",
     "run_experiment",
     "run_plan",
 ]
 
 
+# ---- from sb3_entropy/study/runner.py
 class MissingRunsError(ValueError):
     """Runs asked for without training that are not stored with the settings asked for."""
 
 
-@dataclass
-class ExperimentResult:
-    experiment: Experiment
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    histories: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
-    baselines: dict[str, float] = field(default_factory=dict)  # random policy and oracle on the evaluation set
-    missing_data: str | None = None
-    failures: dict[tuple[str, int], str] = field(default_factory=dict)
-    seconds: float = 0.0  # wall time of this call
-    run_seconds: float = 0.0  # training time summed over the runs, those kept from an earlier call included
-    resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
-    quick: bool = False
-    task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
-    # where each run trained (sb3_entropy.study.provenance); None for a run stored before runs recorded it
-    environments: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -211,7 +195,7 @@ def run_plan(
     train_missing: bool = True,
 ) -> ExperimentResult:
     """Train the runs of ``plan`` (see :func:`run_experiment`). With ``show_progress``, a display of the whole
-    study (:class:`~sb3_entropy.study.progress.StudyProgress`) from its start, and each run's line through it.
+    study (:class:`~sb3_entropy.study.execution.StudyProgress`) from its start, and each run's line through it.
     Without ``train_missing``, only stored runs are used (``resume`` must be set): a MissingRunsError names the
     runs that are not stored with these settings, and nothing trains."""
     experiment, specs = plan.experiment, plan.specs
@@ -286,8 +270,8 @@ def _run_line(name: str, outcome: dict[str, Any]) -> str:
     last = outcome["history"][-1]
     how = "resumed from an earlier run" if outcome.get("resumed") else f"{outcome['seconds']:.1f} s"
     return (
-        f"{name}: reward {last['eval/expected_reward']:.3f}, marginal entropy {last['entropy/marginal']:.3f} nats, "
-        f"{last['actions/effective_number']:.1f} effective actions ({how})"
+        f"{name}: reward {last[EXPECTED_REWARD.tag]:.3f}, marginal entropy {last[MARGINAL_ENTROPY.tag]:.3f} nats, "
+        f"{last[EFFECTIVE_ACTIONS.tag]:.1f} effective actions ({how})"
     )
 
 
