@@ -54,4 +54,3 @@ __all__ = [
     "TabularEnv",
     "data_kwargs",
 ]
-

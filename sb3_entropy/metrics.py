@@ -132,7 +132,9 @@ class RewardTotals:
     best: float  # sum_s max_a r(s, a): the oracle's
 
     def __add__(self, other: RewardTotals) -> RewardTotals:
-        return RewardTotals(*(mine + theirs for mine, theirs in zip(vars(self).values(), vars(other).values(), strict=True)))
+        return RewardTotals(
+            *(mine + theirs for mine, theirs in zip(vars(self).values(), vars(other).values(), strict=True))
+        )
 
 
 @dataclass(frozen=True)

@@ -224,4 +224,3 @@ def test_one_pass_evaluation_equals_the_straightforward_formulas_bit_for_bit(zer
         assert {key: metrics[key] for key in straightforward} == straightforward  # equal, not approximately
         assert np.array_equal(p, probs.mean(axis=0))
         assert metrics == all_metrics(probs, expected, np.random.default_rng(3))
-

@@ -140,7 +140,9 @@ def test_a_study_of_a_tabular_task_given_by_files_beside_the_experiment(tmp_path
     # the random and oracle rows, from the held-out users' exact click rates (computed here independently)
     held_out = TabularEnv(features, rewards).eval_users
     random, oracle = rewards[held_out].mean(), rewards[held_out].max(axis=1).mean()
-    assert f"| random policy | - | {random:.3f} | 0.000 |" in report and f"| oracle | - | {oracle:.3f} | 1.000 |" in report
+    assert (
+        f"| random policy | - | {random:.3f} | 0.000 |" in report and f"| oracle | - | {oracle:.3f} | 1.000 |" in report
+    )
     assert len(read_rows(out / "clicks" / "results.csv")) == 2 * 2 * 3  # agents x seeds x evaluations (0, 320, 640)
 
     # The files regenerated under the same names: --resume retrains every run, saying why, and the report holds

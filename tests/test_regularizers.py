@@ -243,9 +243,7 @@ class SmallCnn(BaseFeaturesExtractor):
 
 
 def test_cnn_policy_trains_on_images(data_root: Path) -> None:
-    env = make_vec(
-        "Personalization/MNIST-v0", 32, seed=0, obs_shape="image", n_eval=500, data_dir=str(data_root)
-    )
+    env = make_vec("Personalization/MNIST-v0", 32, seed=0, obs_shape="image", n_eval=500, data_dir=str(data_root))
     model = PPO(
         MarginalEntropyCnnPolicy, env, seed=0, device="cpu", ent_coef=0.5, n_steps=2, batch_size=32, n_epochs=1,
         policy_kwargs={"features_extractor_class": SmallCnn, "normalize_images": False},

@@ -179,7 +179,10 @@ def test_the_verdict_gives_the_oracles_marginal_entropy_and_no_negative_zero(tmp
     result.baselines.update(random=-1e-17, oracle=0.9, oracle_entropy=2.25, oracle_tied=0.0)  # random's mean: 0
     line, section = verdict_line(result), report_section(result)
     assert "Random policy 0.000, oracle 0.900 (its H(p) 2.250 nats)." in line
-    assert f"| random policy | - | 0.000 | 0.000 | {math.log(K):.3f} | {math.log(K):.3f} | {K:.3f} | 0.000 | - | - | - | - |" in section
+    assert (
+        f"| random policy | - | 0.000 | 0.000 | {math.log(K):.3f} | {math.log(K):.3f} | {K:.3f} | 0.000 | - | - | - | - |"
+        in section
+    )
     assert f"| oracle | - | 0.900 | 1.000 | 2.250 | - | {math.exp(2.25):.3f} | - | - | - | - | - |" in section
     result.baselines.update(oracle_tied=0.25, oracle_entropy_cover=1.125)
     line, section = verdict_line(result), report_section(result)

@@ -1,27 +1,24 @@
-"""[sb3_entropy/study/stats.py] Intervals over seeds.
+"""What a study's runs show: intervals over seeds, each agent's final values, the entropy-gap rule and the frontier.
 
-Studies run few seeds (3 by default), so the intervals that compare agents are Student-t intervals for a
-mean and Welch intervals for a difference of means: their 95 % coverage holds for any number of seeds >= 2
-when the final values are roughly normal across seeds. (A percentile bootstrap over 3 values cannot leave
-their range and covers the mean far less often than it claims, about 76 % of the time for a "95 %" interval.)
+Studies run few seeds (3 by default), so the intervals that compare agents are Student-t intervals for a mean and
+Welch intervals for a difference of means: their 95 % coverage holds for any number of seeds >= 2 when the final
+values are roughly normal across seeds. (A percentile bootstrap over 3 values cannot leave their range and covers
+the mean far less often than it claims, about 76 % of the time for a "95 %" interval.)
 
-[sb3_entropy/study/results.py] A study's results: ``results.csv`` and the final values of each agent over its seeds.
+An agent's final values are the metrics of :data:`~sb3_entropy.metrics.SUMMARY` at its runs' last evaluation, each
+interval cut to the values the metric can take; results.csv holds every stored metric of every evaluation.
 
-[sb3_entropy/study/verdict.py] The entropy-gap rule: does policy optimization end with lower marginal entropy H(p) than Q-learning?
+The entropy-gap rule (does policy optimization end with lower marginal entropy H(p) than Q-learning?) was fixed
+before any tuned run was seen, and is kept apart from how the report words it (:mod:`~sb3_entropy.study.report`).
+Agents that have not been shown to learn (their reward interval reaches down to the random policy's) are left out:
+their entropy is that of an untrained policy. The family contrast is the mean over policy-optimization algorithms of
+their mean final H(p) minus the same over Q-learning algorithms, with a Welch-Satterthwaite interval: the paper's
+finding is *reproduced* when it lies below 0, *contradicted* when above, and otherwise *not established* with the
+seeds at hand. A quick run is not judged. Each pair of algorithms gets a Welch interval too.
 
-Fixed before any tuned run was seen, and kept apart from how the report words it (:mod:`report`). Agents that have
-not been shown to learn (their reward interval reaches down to the random policy's) are left out: their entropy
-is that of an untrained policy. The family contrast is the mean over policy-optimization algorithms of their mean
-final H(p) minus the same over Q-learning algorithms, with a Welch-Satterthwaite interval: the paper's finding is
-*reproduced* when it lies below 0, *contradicted* when above, and otherwise *not established* with the seeds at
-hand. A quick run is not judged. Each pair of algorithms gets a Welch interval too.
-
-[sb3_entropy/study/frontier.py] The diversity-reward frontier: where each regularised agent ends, and what reaching the reference costs.
-
-Each point is one agent (the reference, an unregularised agent, or one of its regularised variants) with the
-mean and Student-t interval over seeds of its final expected reward, marginal entropy H(p) and mean
-per-state entropy. For each regularised agent and regulariser, :func:`reaching` finds the smallest
-coefficient whose mean marginal entropy is at least the reference's, and compares it with the reference
+The diversity-reward frontier: each point is one agent (the reference, an unregularised agent, or one of its
+regularised variants) with its final values; for each regularised agent and regulariser, :func:`reaching` finds the
+smallest coefficient whose mean marginal entropy is at least the reference's, and compares it with the reference
 and with the unregularised agent by Welch intervals.
 """
 
@@ -79,6 +76,7 @@ __all__ = [
 
 # ------------------------------------------------------------------------------------------------------------
 # Intervals over seeds
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -247,9 +245,7 @@ def summarize(result: ExperimentResult, agent: str) -> Summary | None:
     return Summary(agent, values, near_random)
 
 
-def baseline_values(
-    baselines: dict[str, float], n_actions: int, exact_q: bool = True
-) -> dict[str, dict[str, float]]:
+def baseline_values(baselines: dict[str, float], n_actions: int, exact_q: bool = True) -> dict[str, dict[str, float]]:
     """The final values, by metric tag, of the random policy, the oracle and (``exact_q``) a Q-learner whose
     Q-values are exact, read as softmax(Q / temperature), where the baselines give them (an oracle that splits ties
     has no per-state entropy worth showing, a uniform policy no greedy recommendation)."""

@@ -1,5 +1,5 @@
-"""[sb3_entropy/study/mean_runs.py] A study's mean runs: each agent's mean over its seeds as a TensorBoard run of its own, with the 95 % t-interval
-bands, an HParams row, the Custom Scalars charts that draw them, and the study's overview picture.
+"""A study's TensorBoard: each agent's mean over its seeds as a run of its own, with the 95 % t-interval bands, an
+HParams row, the Custom Scalars charts that draw them, and the study's overview picture.
 
 Layout, beside the seed runs of :mod:`sb3_entropy.tensorboard`::
 
@@ -53,8 +53,7 @@ MEANS_CATEGORY = "Agents' means over seeds (one line per agent)"
 def _means_charts(tags: Sequence[str]) -> dict[str, list[Any]]:
     """One chart per tag of every agent's mean, titled by the metric's label."""
     return {
-        f"{metric(tag).label}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]]
-        for tag in tags
+        f"{metric(tag).label}, mean over seeds": ["Multiline", [exact_tag_pattern(f"{MEAN_RUN}/{tag}")]] for tag in tags
     }
 
 

@@ -1,28 +1,20 @@
-"""[sb3_entropy/study/workers.py] Worker processes of a study or a tuning run: they leave Ctrl-C to the main process and die with it.
-
-The main process handles Ctrl-C (it terminates the pool at once and keeps the finished runs). If the main process
-itself is killed (SIGKILL, an out-of-memory kill, a closed terminal), nothing terminates the pool, and the workers
-would train on for nobody: each worker watches its parent and exits when the parent is gone.
-
-[sb3_entropy/study/interrupts.py] Ctrl-C that stops an agent's training at once, but never a write to a tuning storage half-way.
-
-A sequential tuning run trains in the main process, between Optuna's writes of each trial to its storage (the new
-trial, the sampled values, each pruning report, the result). A KeyboardInterrupt raised inside one of those writes
-can leave the trial marked running for ever, or break Optuna's own bookkeeping (it then fails with an
-UnboundLocalError instead of the interruption). ``CtrlC`` lets Ctrl-C stop only what is marked safe to stop (the
-training) and holds it everywhere else until the next safe point, where it is raised.
-
-[sb3_entropy/study/progress.py] A study's progress across its runs: one bar on a terminal, plain lines elsewhere (CI logs, nohup).
-
-Each run counts for its steps times its agent's measured cost (``RUN_COST``), so the share done and the time left
-follow the work, not the number of runs: a TRPO run is five DQN runs. Workers send ``(key, timesteps)`` a few
-times a second while they train (:class:`StepsReporter`); finished runs are counted whole.
-
-[sb3_entropy/study/executors.py] Where a study's runs run: in this process, in a pool of spawned worker processes, or as Ray tasks on a cluster.
+"""Where a study's runs run: in this process, in a pool of spawned worker processes, or as Ray tasks on a cluster;
+the worker processes themselves, the progress display, and Ctrl-C.
 
 Each executor takes the runs as ``(key, RunSpec)`` items and hands every outcome to ``finish(key, outcome)`` as it
 arrives (a history, or the error and traceback of a run that failed: one failing run does not stop the others).
 :func:`execute` picks one; the results are the same wherever the runs ran, since each run is seeded on its own.
+
+Workers leave Ctrl-C to the main process, which terminates the pool at once and keeps the finished runs. If the
+main process itself is killed (SIGKILL, an out-of-memory kill, a closed terminal), nothing terminates the pool, so
+each worker watches its parent and exits when the parent is gone.
+
+Progress: one bar on a terminal, plain lines elsewhere (CI logs, nohup). Each run counts for its steps times its
+agent's measured cost (``RUN_COST``), so the share done and the time left follow the work, not the number of runs.
+
+:class:`CtrlC` stops an agent's training at once, but never a write to a tuning storage half-way: a sequential
+tuning run trains in the main process between Optuna's writes of each trial, and a KeyboardInterrupt inside one of
+those writes can leave the trial marked running for ever, or break Optuna's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -68,7 +60,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/workers.py
+# ------------------------------------------------------------------------------------------------------------
+# Worker processes
 PARENT_CHECK_SECONDS = 1.0
 _progress_queue = None  # where this worker sends its runs' progress, if the parent shows it
 
@@ -142,7 +135,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     os._exit(1)  # no cleanup to wait for: the run's files are written atomically, or not at all
 
 
-# ---- from sb3_entropy/study/interrupts.py
+# ------------------------------------------------------------------------------------------------------------
+# Ctrl-C
 class CtrlC:
     """SIGINT as a KeyboardInterrupt inside ``stoppable()`` blocks, held (then raised by ``check()`` or at the next
     ``stoppable()`` block) outside them."""
@@ -200,7 +194,8 @@ class CtrlC:
             self.check()
 
 
-# ---- from sb3_entropy/study/progress.py
+# ------------------------------------------------------------------------------------------------------------
+# Progress across a study's runs
 # CPU seconds of one music run of each algorithm relative to DQN's (benchmarks/bench_study.py, docs/performance.md).
 # Runs start dearest first, so that the last to finish are short ones; the progress display weighs runs by it.
 # Other algorithms count as 1.
@@ -337,7 +332,8 @@ class StudyProgress:
             self.bar.write(line, file=sys.stdout)
 
 
-# ---- from sb3_entropy/study/executors.py
+# ------------------------------------------------------------------------------------------------------------
+# Executors: this process, a pool, Ray
 Finish = Callable[[tuple[str, int], dict[str, Any]], None]
 
 

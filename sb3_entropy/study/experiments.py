@@ -1,17 +1,11 @@
-"""[sb3_entropy/study/yaml_files.py] Reading the project's YAML files (experiments, search spaces, tuned hyperparameters, ``--hp-file``): PyYAML's
-safe loader, except that a key written twice in one mapping is an error naming the file and both lines (PyYAML
-keeps the last one without a word, so ``a2c: {}`` then ``a2c: {learning_rate: 0.1}`` would train one A2C).
-
-[sb3_entropy/study/experiments.py] Experiment files: the YAML that says what a study trains, read and checked.
+"""Experiment files: the YAML that says what a study trains, read and checked, and what running one gives back.
 
 An experiment file (``sb3_entropy/experiments/<name>.yml``, or any path) holds ``task`` (a registered task id,
-``my_package:MyTask-v0`` included, whose module is imported first),
-``net_arch``, ``steps``, ``eval_freq`` and ``agents``, optionally ``task_kwargs`` (the task's arguments; a data
-file, such as Tabular-v0's ``features``, given as a relative path is read from the experiment file's folder),
-``seeds`` (the default number
-of seeds per agent, at least 2; 3 if not given), ``paper`` (agent -> published final ``reward`` and
-``entropy``), ``quick`` (``steps``, ``eval_freq``, ``n_eval`` for a fast, smaller study) and ``frontier`` (a grid
-of regularised variants, below).
+``my_package:MyTask-v0`` included, whose module is imported first), ``net_arch``, ``steps``, ``eval_freq`` and
+``agents``, optionally ``task_kwargs`` (the task's arguments; a data file, such as Tabular-v0's ``features``, given
+as a relative path is read from the experiment file's folder), ``seeds`` (the default number of seeds per agent, at
+least 2; 3 if not given), ``paper`` (agent -> published final ``reward`` and ``entropy``), ``quick`` (``steps``,
+``eval_freq``, ``n_eval`` for a fast, smaller study) and ``frontier`` (a grid of regularised variants, below).
 
 ``agents`` maps a name to its settings. A name that is an algorithm (a2c, ppo, trpo, dqn, qrdqn) needs nothing
 else; any other name gives its algorithm with ``algo:``. Besides the algorithm's constructor arguments
@@ -33,6 +27,10 @@ seeds, so that a study can refuse to judge a tuned agent on the seeds it was tun
       reference: dqn
       agents: [a2c, ppo]
       regularizers: {marginal: [0.1, 0.3, 1.0], l2: [1.0, 3.0, 10.0]}
+
+Every YAML file of the project (experiments, search spaces, tuned hyperparameters, ``--hp-file``) is read with
+PyYAML's safe loader, except that a key written twice in one mapping is an error naming the file and both lines
+(PyYAML keeps the last one without a word, so ``a2c: {}`` then ``a2c: {learning_rate: 0.1}`` would train one A2C).
 """
 
 from __future__ import annotations
@@ -74,7 +72,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/yaml_files.py
+# ------------------------------------------------------------------------------------------------------------
+# YAML files
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a mapping with a key written twice (merge keys, ``<<``, are left to it)."""
 
@@ -114,7 +113,8 @@ def read_yaml(path: Path, where: str) -> Any:
         raise ValueError(f"{where}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
-# ---- from sb3_entropy/study/experiments.py
+# ------------------------------------------------------------------------------------------------------------
+# Experiment files
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 TUNED_DIR = EXPERIMENTS_DIR / "tuned"  # the tuned hyperparameters that ship with the package, one file per experiment
 NOT_EXPERIMENTS = (

@@ -1,5 +1,5 @@
-"""[sb3_entropy/study/runner.py] Running a study: every agent of an experiment with every seed, in worker processes or as Ray tasks.
-"""
+"""A study's plan: every agent of an experiment with every seed, checked before any of them trains, then run (in
+worker processes or as Ray tasks) into an :class:`~sb3_entropy.study.experiments.ExperimentResult`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from personalization_gym.fingerprints import data_fingerprint
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import EFFECTIVE_ACTIONS, EXPECTED_REWARD, MARGINAL_ENTROPY
 from sb3_entropy.study.dashboard import write_mean_runs
-from sb3_entropy.study.execution import RUN_COST, StudyProgress, connect_ray, execute  # noqa: F401  (connect_ray: importable from here)
+from sb3_entropy.study.execution import RUN_COST, StudyProgress, execute
 from sb3_entropy.study.experiments import Experiment, ExperimentResult
 from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run, store_outcome, stored_outcomes
 
@@ -31,11 +31,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/runner.py
 class MissingRunsError(ValueError):
     """Runs asked for without training that are not stored with the settings asked for."""
-
-
 
 
 @dataclass

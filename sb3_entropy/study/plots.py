@@ -1,5 +1,5 @@
-"""[sb3_entropy/study/plots.py] A study's figures: learning curves, action distributions over training, and the diversity-reward frontier.
-"""
+"""A study's figures: learning curves, action distributions over training, the diversity-reward frontier and tuning's
+rewards per trial."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/plots.py
 AGENT_COLORS = {"a2c": "tab:blue", "ppo": "tab:orange", "dqn": "tab:green", "trpo": "tab:purple", "qrdqn": "tab:red"}
 
 
@@ -229,7 +228,9 @@ class _FrontierPanel:
     def draw(self, ax, point: FrontierPoint, y: Metric, **style) -> bool:
         """Draw a point with its intervals; False when it is off the zoomed reward scale (marked at the edge)."""
         value = point.summary[y]
-        if y is EXPECTED_REWARD and value.estimate < self.floor:  # off the zoomed scale: a mark at the edge with its value
+        if (
+            y is EXPECTED_REWARD and value.estimate < self.floor
+        ):  # off the zoomed scale: a mark at the edge with its value
             self.off_scale[ax] = self.off_scale.get(ax, 0) + 1
             ax.plot(point.marginal.estimate, self.floor, marker="v", color=style.get("color"), clip_on=False)
             ax.annotate(

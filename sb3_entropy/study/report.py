@@ -1,8 +1,6 @@
-"""[sb3_entropy/study/report.py] The study's report: Markdown tables of final values, the entropy-gap verdict and the frontier.
-
-[sb3_entropy/study/outputs.py] What a study writes for each experiment: results.csv, environment.json, its figures and, for a frontier,
-frontier.csv.
-"""
+"""The study's report and files: the Markdown report (the verdict first, then per experiment a table of final values,
+the entropy-gap sentence or the frontier), and what a study writes for each experiment: results.csv,
+environment.json, its figures and, for a frontier, frontier.csv."""
 
 from __future__ import annotations
 
@@ -47,7 +45,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/report.py
+# ------------------------------------------------------------------------------------------------------------
+# The report
 FLAG = "(not above random)"
 
 
@@ -345,12 +344,6 @@ def _scale(result: ExperimentResult) -> tuple[int, int, int]:
     return seeds, result.rows[-1]["timesteps"], len(result.rows[-1]["p"])
 
 
-
-
-
-
-
-
 def _oracle_entropy_words(baselines: dict[str, float]) -> str:
     """The oracle's H(p) for the verdict line: the diversity the task asks for (a range when users have ties)."""
     if "oracle_entropy" not in baselines:
@@ -496,7 +489,8 @@ def _reach_sentence(reach: Reach, reference: str, seeds: str) -> str:
     )
 
 
-# ---- from sb3_entropy/study/outputs.py
+# ------------------------------------------------------------------------------------------------------------
+# What a study writes per experiment
 FRONTIER_COLUMNS = (
     "agent", "base", "regularizer", "coefficient", "seeds",
     *(f"{metric.tag}_{part}" for metric in SUMMARY for part in ("mean", "low", "high")),

@@ -1,14 +1,12 @@
-"""[sb3_entropy/study/provenance.py] Where a run's numbers came from: the Python, library versions, CPU and the kernels torch and numpy use.
+"""A study's runs: one agent on a task with one seed (``RunSpec``), built, checked and trained with EntropyCallback
+attached and its TensorBoard run in the study's layout; the runs a study stores (``OUT/EXPERIMENT/runs/
+AGENT_seedN.json``) with the settings they ran with, which ``--resume`` and ``report`` reuse instead of training
+again; and where each run trained.
 
 The same seed gives the same numbers only on the same software and hardware: torch picks its CPU kernels by the
 instruction set it finds (AVX2, AVX-512), and BLAS libraries sum in different orders. Each run records the
-environment it trained in, so a report can say which machine its numbers came from and whether they mix.
-
-[sb3_entropy/study/runs.py] A study's runs: one agent on a task with one seed (``RunSpec``), built, checked and trained with EntropyCallback
-attached and its TensorBoard run in the study's layout.
-
-[sb3_entropy/study/run_cache.py] The runs a study has stored (``OUT/EXPERIMENT/runs/AGENT_seedN.json``), with the settings they ran with: what
-``--resume`` and ``report`` reuse instead of training again.
+environment it trained in (Python, the packages that compute a run, the CPU, torch's kernels, BLAS), so a report
+can say which machine its numbers came from and whether they mix.
 """
 
 from __future__ import annotations
@@ -61,7 +59,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/provenance.py
+# ------------------------------------------------------------------------------------------------------------
+# Where a run trained
 PACKAGES = ("torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy")
 
 
@@ -135,7 +134,8 @@ if __name__ == "__main__":  # python -m sb3_entropy.study.runs: this machine's l
     print(describe(run_environment()), file=sys.stdout)
 
 
-# ---- from sb3_entropy/study/runs.py
+# ------------------------------------------------------------------------------------------------------------
+# A run
 @dataclass
 class RunSpec:
     """One training run: an agent on a task with one seed."""
@@ -280,8 +280,8 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-
-# ---- from sb3_entropy/study/run_cache.py
+# ------------------------------------------------------------------------------------------------------------
+# The stored runs
 # every run's history has these (the reward metrics: a task's runs only)
 METRIC_KEYS = tuple(metric.tag for metric in STORED if not metric.rewards)
 

@@ -1,4 +1,4 @@
-"""[sb3_entropy/study/tuning.py] Tuning an experiment's agents for reward alone, with Optuna: the logic behind personalization-gym tune.
+"""Tuning an experiment's agents for reward alone, with Optuna: the logic behind personalization-gym tune.
 
 Each agent gets its own Optuna study, ``<experiment>/<agent>``, in one storage (SQLite in the output folder by
 default, or any storage URL Optuna's ``RDBStorage`` takes, so that several machines can tune one study). A
@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/tuning.py
 REWARD_KEY = EXPECTED_REWARD.tag  # the one metric the tuner reads
 DEFAULT_TUNING_SEEDS = (1000, 1001)  # far from the study's seeds 0, 1, 2, ...
 COSTLY = ("trpo", "qrdqn")  # several times the time per update of A2C, PPO and DQN
@@ -98,10 +97,6 @@ class RewardReporter(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.stopped_at is None
-
-
-
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,5 +513,3 @@ def read_tuning(experiment: str, agents: list[str], storage: str) -> dict[str, A
         seconds = sum(trial.user_attrs.get("seconds", 0.0) for trial in trials)
         tunings[agent] = AgentTuning(settings, trials, seconds)
     return tunings
-
-

@@ -1,4 +1,5 @@
-"""[sb3_entropy/study/search_space.py] Search spaces for tuning: per algorithm, the hyperparameters Optuna chooses and from what, read from YAML.
+"""Tuning's files and records: the search spaces it reads, what each agent's tuning depends on and gave, and what it
+writes for an experiment: tuned.yml (an experiment file), trials.csv and tuning.png.
 
 A search-space file (``sb3_entropy/experiments/search_space.yml``, or any path) maps an algorithm to its
 dimensions; each is a constructor argument of the algorithm (``policy_kwargs.NAME`` for an argument of its
@@ -13,8 +14,6 @@ policy) with one distribution::
 Everything is checked when the file is read, before anything trains: the names against the algorithm's (and
 its policy's) constructor, the distributions' bounds, and, for the batched setup, that on-policy ``n_steps``
 and off-policy ``train_freq`` stay multiples of the 32 users per step.
-
-[sb3_entropy/study/tuning_outputs.py] What tuning writes for an experiment: tuned.yml (an experiment file), trials.csv and tuning.png.
 """
 
 from __future__ import annotations
@@ -56,7 +55,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/study/search_space.py
+# ------------------------------------------------------------------------------------------------------------
+# Search spaces
 DEFAULT_SEARCH_SPACE = Path(__file__).resolve().parent.parent / "experiments" / "search_space.yml"
 KINDS = {"float": ("low", "high", "log"), "int": ("low", "high", "log"), "categorical": ("choices",)}
 POLICY_PREFIX = "policy_kwargs."
@@ -198,7 +198,70 @@ def _check_name(where: str, algo: str, name: Any) -> None:
         raise ValueError(f"{where}: {error}") from None
 
 
-# ---- from sb3_entropy/study/tuning_outputs.py
+# ------------------------------------------------------------------------------------------------------------
+# Tuning's records: what each agent's tuning depends on, and what it gave
+OBJECTIVE = (
+    "mean over the tuning seeds of the final exact expected reward on the evaluation set (eval/expected_reward); "
+    "no entropy or action statistic reaches the sampler or the pruner"
+)
+
+
+@dataclass(frozen=True)
+class TuningSettings:
+    """What one agent's tuning depends on: stored with its Optuna study, compared on ``--resume``."""
+
+    experiment: str
+    agent: str
+    task: str
+    task_kwargs: dict[str, Any]
+    net_arch: list[int]
+    algo: str
+    base_hyperparameters: dict[str, Any]  # the experiment file's settings, which the chosen values override
+    search_space: dict[str, dict[str, Any]]
+    steps: int
+    evaluations: int
+    seeds: list[int]
+    sampler_seed: int
+    startup_trials: int  # TPE samples at random, and the pruner waits, until this many trials have finished
+    batched: bool
+
+    @property
+    def eval_freq(self) -> int:
+        return max(1, self.steps // self.evaluations)
+
+    @property
+    def warmup_evaluations(self) -> int:
+        """Evaluations of a trial's first seed before the pruner may stop it (a third, as rl-baselines3-zoo)."""
+        return self.evaluations // 3
+
+    def as_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+@dataclass
+class AgentTuning:
+    """One agent's finished tuning, read back from its Optuna study."""
+
+    settings: TuningSettings
+    trials: list[Any] = field(default_factory=list)  # optuna FrozenTrial, in order, interrupted ones left out
+    seconds: float = 0.0  # summed over the trials
+
+    @property
+    def best(self) -> Any | None:
+        complete = [trial for trial in self.trials if trial.state.name == "COMPLETE"]
+        return max(complete, key=lambda trial: (trial.value, -trial.number)) if complete else None
+
+    def count(self, state: str) -> int:
+        return sum(trial.state.name == state for trial in self.trials)
+
+
+def trial_reward(trial: Any) -> float:
+    """A trial's reward for tables and figures: its objective, or, pruned, the first seed's last reported reward."""
+    return float(trial.value) if trial.value is not None else math.nan
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What tuning writes
 TRIAL_COLUMNS = ("agent", "trial", "state", "reward", "rewards", "last_evaluation", "seconds", "error")
 
 
@@ -326,63 +389,3 @@ def write_tuning_outputs(
 
     tuning_figure(experiment.name, tunings, baselines, figure)
     return [tuned, table, figure]
-
-
-OBJECTIVE = (
-    "mean over the tuning seeds of the final exact expected reward on the evaluation set (eval/expected_reward); "
-    "no entropy or action statistic reaches the sampler or the pruner"
-)
-
-
-@dataclass(frozen=True)
-class TuningSettings:
-    """What one agent's tuning depends on: stored with its Optuna study, compared on ``--resume``."""
-
-    experiment: str
-    agent: str
-    task: str
-    task_kwargs: dict[str, Any]
-    net_arch: list[int]
-    algo: str
-    base_hyperparameters: dict[str, Any]  # the experiment file's settings, which the chosen values override
-    search_space: dict[str, dict[str, Any]]
-    steps: int
-    evaluations: int
-    seeds: list[int]
-    sampler_seed: int
-    startup_trials: int  # TPE samples at random, and the pruner waits, until this many trials have finished
-    batched: bool
-
-    @property
-    def eval_freq(self) -> int:
-        return max(1, self.steps // self.evaluations)
-
-    @property
-    def warmup_evaluations(self) -> int:
-        """Evaluations of a trial's first seed before the pruner may stop it (a third, as rl-baselines3-zoo)."""
-        return self.evaluations // 3
-
-    def as_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
-
-
-@dataclass
-class AgentTuning:
-    """One agent's finished tuning, read back from its Optuna study."""
-
-    settings: TuningSettings
-    trials: list[Any] = field(default_factory=list)  # optuna FrozenTrial, in order, interrupted ones left out
-    seconds: float = 0.0  # summed over the trials
-
-    @property
-    def best(self) -> Any | None:
-        complete = [trial for trial in self.trials if trial.state.name == "COMPLETE"]
-        return max(complete, key=lambda trial: (trial.value, -trial.number)) if complete else None
-
-    def count(self, state: str) -> int:
-        return sum(trial.state.name == state for trial in self.trials)
-
-
-def trial_reward(trial: Any) -> float:
-    """A trial's reward for tables and figures: its objective, or, pruned, the first seed's last reported reward."""
-    return float(trial.value) if trial.value is not None else math.nan

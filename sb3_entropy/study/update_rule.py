@@ -1,4 +1,5 @@
-"""[sb3_entropy/update_rule.py] What one gradient step does to a policy's outputs: why policy gradients collapse and Q-learning does not.
+"""What one gradient step does to a policy's outputs: why policy gradients collapse and Q-learning does not, as
+checked code, and the update rules at work on a task.
 
 The paper explains its finding with one step of plain gradient descent (learning rate ``lr``) on a batch
 ``{(s_n, a_n, r_n)}``, ``n = 1..N``. With a linear network whose bias is a constant input, so that its
@@ -26,10 +27,9 @@ the loss with respect to ``f(s_n)``. For a linear network that is exact. ``predi
 with ``torch.func`` as ``J(s) v``, ``v = -lr J(B)^T g`` (one vector-Jacobian and one Jacobian-vector
 product, never the kernel itself); ``tangent_kernel`` gives the kernel, for small networks and checks.
 
-[sb3_entropy/study/update_rule.py] The update rules at work: plain SGD policy gradient and Q-learning on a task, from the same start.
-
+The experiment (:func:`run_update_rule`): plain SGD policy gradient and Q-learning on a task, from the same start.
 Each run trains one network on batches of users drawn from a personalization task, with nothing but the
-update rule of ``sb3_entropy.study.update_rule``: a policy gradient (logits ``z``, loss
+update rule above: a policy gradient (logits ``z``, loss
 ``-(1/N) sum_n A_n log pi(a_n|s_n)`` with ``A_n`` the reward) or Q-learning (Q-values ``q``, mean Huber loss
 against the reward: one-step episodes, no bootstrap). Both act with the policy they are judged by, the
 policy-gradient agent with ``softmax(z)``, the Q-learner with ``softmax(q / temperature)`` (the paper's
@@ -81,7 +81,8 @@ __all__ = [
 ]
 
 
-# ---- from sb3_entropy/update_rule.py
+# ------------------------------------------------------------------------------------------------------------
+# One gradient step
 def _check_batch(batch_obs: torch.Tensor, actions: torch.Tensor, values: torch.Tensor, name: str) -> None:
     n = len(batch_obs)
     if actions.shape != (n,) or values.shape != (n,):
@@ -283,7 +284,8 @@ def q_network(model: Any) -> nn.Module:
     return model.q_net
 
 
-# ---- from sb3_entropy/study/update_rule.py
+# ------------------------------------------------------------------------------------------------------------
+# The experiment
 RULES = ("policy_gradient", "q_learning")
 
 

@@ -37,8 +37,9 @@ from pathlib import Path
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
 from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
+from sb3_entropy.study.execution import connect_ray
 from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
-from sb3_entropy.study.plans import MissingRunsError, connect_ray, plan_experiment, run_plan
+from sb3_entropy.study.plans import MissingRunsError, plan_experiment, run_plan
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.tensorboard import dashboard_url
 

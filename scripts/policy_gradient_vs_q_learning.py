@@ -1,13 +1,13 @@
 """Why policy gradients collapse and Q-learning does not, shown with the simplest models.
 
-    python scripts/update_rule.py                                  # the settings of sb3_entropy/configs/update_rule.yml
-    python scripts/update_rule.py --seeds 2 --updates 200 --out /tmp/update_rule
+    python scripts/policy_gradient_vs_q_learning.py                                  # the settings of sb3_entropy/configs/policy_gradient_vs_q_learning.yml
+    python scripts/policy_gradient_vs_q_learning.py --seeds 2 --updates 200 --out /tmp/pg_vs_q
 
 Trains linear and [256, 256] networks on Music-v0 with plain SGD, each with a policy gradient and with
 Q-learning from the same initial weights, and records after every few updates the share of the update's
 change of the outputs that landed on actions nobody in the batch took, the marginal entropy H(p) and the
-expected reward on the evaluation users (sb3_entropy.study.update_rule). Writes OUT/update_rule.png and
-OUT/update_rule.csv (a row per run and logged update) and prints a table: mean and 95 % Student-t interval
+expected reward on the evaluation users (sb3_entropy.study.update_rule). Writes OUT/policy_gradient_vs_q_learning.png and
+OUT/policy_gradient_vs_q_learning.csv (a row per run and logged update) and prints a table: mean and 95 % Student-t interval
 over seeds, with the random policy's and the oracle's reward.
 """
 
@@ -27,6 +27,7 @@ import yaml
 
 import personalization_gym  # noqa: F401  (registers the tasks)
 from sb3_entropy.baselines import evaluation_baselines
+from sb3_entropy.study.experiments import load_yaml
 from sb3_entropy.study.update_rule import (
     RULE_LABELS,
     RULES,
@@ -34,7 +35,6 @@ from sb3_entropy.study.update_rule import (
     summary_rows,
     update_rule_figure,
 )
-from sb3_entropy.study.experiments import load_yaml
 
 CSV_COLUMNS = ("network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward")
 SETTINGS = ("task", "task_kwargs", "updates", "batch_size", "log_every", "temperature", "seeds", "networks")
@@ -44,7 +44,7 @@ def load_settings(path: str | None) -> dict:
     text = (
         Path(path).read_text()
         if path
-        else resources.files("sb3_entropy").joinpath("configs/update_rule.yml").read_text()
+        else resources.files("sb3_entropy").joinpath("configs/policy_gradient_vs_q_learning.yml").read_text()
     )
     settings = load_yaml(text)  # a key written twice is an error
     unknown, missing = set(settings) - set(SETTINGS), set(SETTINGS) - set(settings)
@@ -58,11 +58,11 @@ def load_settings(path: str | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--config", default=None, help="a YAML settings file (default: sb3_entropy/configs/update_rule.yml)"
+        "--config", default=None, help="a YAML settings file (default: sb3_entropy/configs/policy_gradient_vs_q_learning.yml)"
     )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per network and rule (default: the file's)")
     parser.add_argument("--updates", type=int, default=None, help="SGD updates per run (default: the file's)")
-    parser.add_argument("--out", default="results/update_rule", help="output folder (default results/update_rule)")
+    parser.add_argument("--out", default="results/policy_gradient_vs_q_learning", help="output folder (default results/policy_gradient_vs_q_learning)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 ))  # fmt: skip
     seconds = time.perf_counter() - start
 
-    with open(out / "update_rule.csv", "w", newline="") as stream:
+    with open(out / "policy_gradient_vs_q_learning.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(
             ["network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward"]
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 writer.writerow([names[tuple(run.hidden)], run.rule, run.lr, run.seed, *map(repr, row)])
     title = f"{settings['task']}, plain SGD, batches of {settings['batch_size']}"
     update_rule_figure(
-        runs, networks, {**baselines, "log_k": math.log(task.action_space.n)}, title, out / "update_rule.png"
+        runs, networks, {**baselines, "log_k": math.log(task.action_space.n)}, title, out / "policy_gradient_vs_q_learning.png"
     )
 
     print(
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * share.estimate:.1f} [{100 * share.low:.1f}, {100 * share.high:.1f}] | "
             f"{row['marginal_entropy']} | {row['expected_reward']} |"
         )
-    print(f"\nwritten to {out}/ (update_rule.png, update_rule.csv) in {seconds:.0f} s")
+    print(f"\nwritten to {out}/ (policy_gradient_vs_q_learning.png, policy_gradient_vs_q_learning.csv) in {seconds:.0f} s")
     return 0
 
 

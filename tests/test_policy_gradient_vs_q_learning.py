@@ -1,4 +1,4 @@
-"""The update-rule experiment (sb3_entropy.study.update_rule) and scripts/update_rule.py."""
+"""The update-rule experiment (sb3_entropy.study.update_rule) and scripts/policy_gradient_vs_q_learning.py."""
 
 from __future__ import annotations
 
@@ -70,11 +70,11 @@ def test_bad_arguments(music: MusicEnv, kwargs, message) -> None:
 
 
 def test_script_writes_the_figure_the_csv_and_a_table_that_agrees_with_it(tmp_path: Path) -> None:
-    result = run_script("update_rule.py", "--seeds", "2", "--updates", "30", "--out", str(tmp_path))
+    result = run_script("policy_gradient_vs_q_learning.py", "--seeds", "2", "--updates", "30", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    image = matplotlib.image.imread(tmp_path / "update_rule.png")
+    image = matplotlib.image.imread(tmp_path / "policy_gradient_vs_q_learning.png")
     assert image.ndim == 3 and image.shape[0] > 500 and image.shape[1] > 1000
-    with open(tmp_path / "update_rule.csv", newline="") as stream:
+    with open(tmp_path / "policy_gradient_vs_q_learning.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert {(row["network"], row["rule"], row["seed"]) for row in rows} == {
         (network, rule, seed) for network in ("linear", "[256, 256]")
@@ -95,6 +95,6 @@ def test_script_writes_the_figure_the_csv_and_a_table_that_agrees_with_it(tmp_pa
 def test_script_rejects_a_bad_settings_file(tmp_path: Path) -> None:
     settings = tmp_path / "bad.yml"
     settings.write_text("task: Personalization/Music-v0\nupdatez: 5\n")
-    result = call_script("update_rule.py", "--config", str(settings), "--out", str(tmp_path))
+    result = call_script("policy_gradient_vs_q_learning.py", "--config", str(settings), "--out", str(tmp_path))
     assert result.returncode == 2
     assert "unknown keys ['updatez'], missing keys ['batch_size'," in result.stderr
