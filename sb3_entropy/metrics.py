@@ -53,6 +53,7 @@ __all__ = [
     "long_tail_share",
     "marginal",
     "metric",
+    "metrics_of",
     "score",
     "totals",
 ]

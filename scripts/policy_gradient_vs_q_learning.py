@@ -1,14 +1,14 @@
 """Why policy gradients collapse and Q-learning does not, shown with the simplest models.
 
-    python scripts/policy_gradient_vs_q_learning.py                                  # the settings of sb3_entropy/configs/policy_gradient_vs_q_learning.yml
+    python scripts/policy_gradient_vs_q_learning.py       # sb3_entropy/configs/policy_gradient_vs_q_learning.yml
     python scripts/policy_gradient_vs_q_learning.py --seeds 2 --updates 200 --out /tmp/pg_vs_q
 
 Trains linear and [256, 256] networks on Music-v0 with plain SGD, each with a policy gradient and with
 Q-learning from the same initial weights, and records after every few updates the share of the update's
 change of the outputs that landed on actions nobody in the batch took, the marginal entropy H(p) and the
-expected reward on the evaluation users (sb3_entropy.study.update_rule). Writes OUT/policy_gradient_vs_q_learning.png and
-OUT/policy_gradient_vs_q_learning.csv (a row per run and logged update) and prints a table: mean and 95 % Student-t interval
-over seeds, with the random policy's and the oracle's reward.
+expected reward on the evaluation users (sb3_entropy.study.update_rule). Writes the figure, OUT/NAME.png, and
+OUT/NAME.csv (a row per run and logged update), NAME being this script's, and prints a table: mean and 95 %
+Student-t interval over seeds, with the random policy's and the oracle's reward.
 """
 
 from __future__ import annotations
@@ -36,15 +36,14 @@ from sb3_entropy.study.update_rule import (
     update_rule_figure,
 )
 
+NAME = "policy_gradient_vs_q_learning"  # the script's, its settings' and its outputs' name
 CSV_COLUMNS = ("network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward")
 SETTINGS = ("task", "task_kwargs", "updates", "batch_size", "log_every", "temperature", "seeds", "networks")
 
 
 def load_settings(path: str | None) -> dict:
     text = (
-        Path(path).read_text()
-        if path
-        else resources.files("sb3_entropy").joinpath("configs/policy_gradient_vs_q_learning.yml").read_text()
+        Path(path).read_text() if path else resources.files("sb3_entropy").joinpath(f"configs/{NAME}.yml").read_text()
     )
     settings = load_yaml(text)  # a key written twice is an error
     unknown, missing = set(settings) - set(SETTINGS), set(SETTINGS) - set(settings)
@@ -57,12 +56,10 @@ def load_settings(path: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--config", default=None, help="a YAML settings file (default: sb3_entropy/configs/policy_gradient_vs_q_learning.yml)"
-    )
+    parser.add_argument("--config", default=None, help=f"YAML settings (default: sb3_entropy/configs/{NAME}.yml)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per network and rule (default: the file's)")
     parser.add_argument("--updates", type=int, default=None, help="SGD updates per run (default: the file's)")
-    parser.add_argument("--out", default="results/policy_gradient_vs_q_learning", help="output folder (default results/policy_gradient_vs_q_learning)")
+    parser.add_argument("--out", default=f"results/{NAME}", help=f"output folder (default results/{NAME})")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -94,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 ))  # fmt: skip
     seconds = time.perf_counter() - start
 
-    with open(out / "policy_gradient_vs_q_learning.csv", "w", newline="") as stream:
+    with open(out / f"{NAME}.csv", "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(
             ["network", "rule", "lr", "seed", "updates", "untaken_share", "marginal_entropy", "expected_reward"]
@@ -104,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             for row in zip(run.updates, run.untaken_share, run.marginal_entropy, run.expected_reward, strict=True):
                 writer.writerow([names[tuple(run.hidden)], run.rule, run.lr, run.seed, *map(repr, row)])
     title = f"{settings['task']}, plain SGD, batches of {settings['batch_size']}"
-    update_rule_figure(
-        runs, networks, {**baselines, "log_k": math.log(task.action_space.n)}, title, out / "policy_gradient_vs_q_learning.png"
-    )
+    log_k = math.log(task.action_space.n)
+    update_rule_figure(runs, networks, {**baselines, "log_k": log_k}, title, out / f"{NAME}.png")
 
     print(
         f"{title}, {settings['updates']} updates, {settings['seeds']} seeds: mean [95 % Student-t interval] over "
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{100 * share.estimate:.1f} [{100 * share.low:.1f}, {100 * share.high:.1f}] | "
             f"{row['marginal_entropy']} | {row['expected_reward']} |"
         )
-    print(f"\nwritten to {out}/ (policy_gradient_vs_q_learning.png, policy_gradient_vs_q_learning.csv) in {seconds:.0f} s")
+    print(f"\nwritten to {out}/ ({NAME}.png, {NAME}.csv) in {seconds:.0f} s")
     return 0
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sb3_entropy.figures import DownsampledHistory
 from sb3_entropy.metrics import (
@@ -16,6 +21,8 @@ from sb3_entropy.metrics import (
     gini,
     head_size,
     long_tail_share,
+    metrics_of,
+    totals,
 )
 
 TABLES = {
@@ -224,3 +231,41 @@ def test_one_pass_evaluation_equals_the_straightforward_formulas_bit_for_bit(zer
         assert {key: metrics[key] for key in straightforward} == straightforward  # equal, not approximately
         assert np.array_equal(p, probs.mean(axis=0))
         assert metrics == all_metrics(probs, expected, np.random.default_rng(3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(2, 40),
+    cuts=st.lists(st.integers(1, 299), max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    rewards=st.booleans(),
+)
+def test_every_metric_reduces_over_chunks_of_users_to_the_whole_tables_value(n, k, cuts, seed, rewards) -> None:
+    """The totals of chunks of users, added, give every metric the whole table gives (to 1e-12), and one generator
+    drawn chunk after chunk samples the same actions as one draw for the whole table (the same sampled reward)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, k)) * rng.uniform(0.1, 8)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs[rng.random((n, k)) < 0.2] = 0.0  # zeros, as a collapsed float32 softmax has
+    probs[np.arange(n), rng.integers(k, size=n)] += 0.1
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = rng.normal(size=(n, k)) if rewards else None
+    edges = sorted({0, n, *(cut for cut in cuts if cut < n)})
+    whole, _ = evaluation_metrics(probs, expected, np.random.default_rng(5) if rewards else None)
+    chunk_rng = np.random.default_rng(5) if rewards else None
+    parts = [
+        totals(probs[a:b], None if expected is None else expected[a:b], chunk_rng) for a, b in itertools.pairwise(edges)
+    ]
+    summed = functools.reduce(operator.add, parts)
+    assert summed.n == n and np.array_equal(summed.greedy, np.bincount(probs.argmax(axis=1), minlength=k))
+    chunked = metrics_of(summed)
+    assert set(chunked) == set(whole)
+    for tag, value in whole.items():
+        assert chunked[tag] == pytest.approx(value, rel=1e-12, abs=1e-12), tag
+
+
+def test_totals_with_and_without_rewards_do_not_add_up() -> None:
+    probs = np.full((2, 3), 1 / 3)
+    with pytest.raises(ValueError, match="totals with rewards and totals without them do not add up"):
+        totals(probs) + totals(probs, np.zeros((2, 3)), np.random.default_rng(0))
