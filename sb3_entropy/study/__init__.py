@@ -1,14 +1,16 @@
-"""Studies: the paper's experiments and the diversity-reward frontier, over agents and seeds.
+"""Studies: the paper's experiments and the diversity-reward frontier, over agents and seeds, and tuning for reward.
 
-The logic behind personalization-gym reproduce, a module per concern:
+The logic behind the personalization-gym command, a module per concern:
 
 - :mod:`~sb3_entropy.study.experiments`: experiment files (YAML), their agents and frontier grids, checked;
-- :mod:`~sb3_entropy.study.plans`: training every agent with every seed, locally in worker processes or on Ray;
-- :mod:`~sb3_entropy.study.analysis`: ``results.csv`` and the final values per agent;
-- :mod:`~sb3_entropy.study.analysis`: intervals over seeds;
-- :mod:`~sb3_entropy.study.analysis`: the diversity-reward frontier and what reaching the reference costs;
-- :mod:`~sb3_entropy.study.plots`: figures; :mod:`~sb3_entropy.study.report`: the Markdown report;
-- :mod:`~sb3_entropy.study.report`: what is written to each experiment's folder.
+- :mod:`~sb3_entropy.study.runs`: one run: its spec, its training, the runs stored for ``--resume``, where it ran;
+- :mod:`~sb3_entropy.study.execution`: where runs run (this process, worker processes, Ray), progress, Ctrl-C;
+- :mod:`~sb3_entropy.study.plans`: every agent of an experiment with every seed, checked, then run;
+- :mod:`~sb3_entropy.study.analysis`: intervals over seeds, final values, the entropy-gap rule, the frontier;
+- :mod:`~sb3_entropy.study.dashboard`: each agent's mean over seeds in TensorBoard;
+- :mod:`~sb3_entropy.study.plots` and :mod:`~sb3_entropy.study.report`: the figures, the report and the files;
+- :mod:`~sb3_entropy.study.tuning_files` and :mod:`~sb3_entropy.study.tuning`: tuning for reward alone;
+- :mod:`~sb3_entropy.study.update_rule`: one gradient step, and the update rules at work on a task.
 """
 
 import importlib.util

@@ -130,8 +130,6 @@ def _numpy_blas() -> str:
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
 
 
-if __name__ == "__main__":  # python -m sb3_entropy.study.runs: this machine's line
-    print(describe(run_environment()), file=sys.stdout)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -346,3 +344,7 @@ def settings_of(spec: RunSpec) -> dict[str, Any]:
         "env_kwargs": {k: v for k, v in spec.env_kwargs.items() if k not in ("data_dir", "download")},
         **({"data_fingerprint": spec.data_fingerprint} if spec.data_fingerprint else {}),
     }, default=str))  # fmt: skip
+
+
+if __name__ == "__main__":  # python -m sb3_entropy.study.runs: this machine's line
+    print(describe(run_environment()), file=sys.stdout)
