@@ -170,3 +170,19 @@ def test_each_row_is_complete_and_its_bounds_hold_on_random_policies(m) -> None:
 def test_an_unknown_tag_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown metric 'entropy/margnal'; valid: \['entropy/marginal', "):
         metric("entropy/margnal")
+
+
+def test_the_docs_list_the_metrics_table_as_it_is() -> None:
+    """docs/callback.md's table of metrics is the metrics table's rows, in order, with their own words."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    expected = ["| tag | what it is | a higher value means | report column |", "|---|---|---|---|"]
+    expected += [f"| `{m.tag}` | {cell(m.description)} | {cell(m.higher)} | {cell(m.column or '-')} |" for m in METRICS]
+    text = (PROJECT_ROOT / "docs" / "callback.md").read_text()
+    start = text.index(expected[0])
+    written = text[start:].split("\n\n")[0].splitlines()
+    assert written == expected, (
+        "docs/callback.md's table of metrics differs from METRICS; it should read:\n" + "\n".join(expected)
+    )
