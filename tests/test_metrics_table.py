@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT, tiny_experiment
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -25,16 +25,6 @@ HEAD_SHARE = Metric(
     "more concentrated exposure", _share, column="head share", chart=(EXPOSURE_CHARTS, "short-head share of p(a)"),
     compute=lambda t: 1.0 - long_tail_share(t.p),
 )
-"""
-TINY = """
-task: Personalization/Behavior-v0
-task_kwargs: {n_actions: 6, state_dim: 4, n_eval: 200}
-net_arch: [16]
-steps: 96
-eval_freq: 32
-agents:
-  a2c: {learning_rate: 1.0e-3}
-  dqn: {learning_rate: 1.0e-3}
 """
 
 
@@ -66,7 +56,7 @@ def run(root: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_a_metric_added_as_one_row_shows_in_every_view(tmp_path: Path) -> None:
     root = with_new_row(tmp_path / "copy")
-    (root / "tiny.yml").write_text(TINY)
+    (root / "tiny.yml").write_text(tiny_experiment())
     study = run(root, "reproduce", "tiny.yml", "--seeds", "2", "--workers", "1", "--out", "out")
     assert study.returncode == 0, study.stderr
 
