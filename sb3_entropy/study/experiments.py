@@ -132,7 +132,6 @@ TUNED_AGENT_KEYS = (
 DEFAULT_SEEDS = 3
 QUICK_KEYS = ("eval_freq", "n_eval", "steps")
 FRONTIER_KEYS = ("agents", "reference", "regularizers")
-VARIANT_KEYS = ("algo", "per_state_weight", "regularizer")  # an agent's keys that are not hyperparameters
 
 
 @contextmanager
