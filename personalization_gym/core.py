@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from personalization_gym.checks import check_integer
 
-__all__ = ["BanditEnv", "Batch"]
+__all__ = ["EVAL_CHUNK_MB", "EVAL_TABLE_MB", "BanditEnv", "Batch", "chunk_rows"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,15 @@ class Batch:
             expected=self.expected[index],
             hidden={name: value[index] for name, value in self.hidden.items()},
         )
+
+
+EVAL_TABLE_MB = 1024  # the largest (n_eval, K) table of expected rewards eval_set() builds whole
+EVAL_CHUNK_MB = 256  # a chunk of the evaluation set: its expected rewards, float64
+
+
+def chunk_rows(n_actions: int, max_mb: float) -> int:
+    """How many contexts a chunk of at most ``max_mb`` of float64 rows of ``n_actions`` holds (at least one)."""
+    return max(1, int(max_mb * 2**20) // (8 * n_actions))
 
 
 def available_memory() -> int | None:
@@ -237,7 +246,16 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
         return {}
 
     def eval_set(self) -> Batch:
-        """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached)."""
+        """The fixed evaluation set of ``n_eval`` contexts (read-only arrays, drawn once and cached), its expected
+        rewards one ``(n_eval, K)`` table. A task whose table would take more than ``EVAL_TABLE_MB`` refuses: read
+        it in chunks with :meth:`eval_chunks` (as the entropy callback and the study do)."""
+        table_mb = self.n_eval * self.n_actions * 8 / 2**20
+        if table_mb > EVAL_TABLE_MB:
+            raise ValueError(
+                f"{type(self).__name__}.eval_set(): its table of expected rewards would take {table_mb:,.0f} MB "
+                f"({self.n_eval:,} contexts x {self.n_actions:,} items), more than EVAL_TABLE_MB = {EVAL_TABLE_MB:,}: "
+                "read it in chunks with eval_chunks(), or use a smaller n_eval"
+            )
         if self._eval_set is None:
             batch = self.make_eval_set()
             for array in (batch.obs, batch.expected, *batch.hidden.values()):
@@ -250,19 +268,40 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
         evaluation set's own generator. Override it to evaluate on a fixed split instead (each context once)."""
         return self.sample(self.n_eval, np.random.default_rng(self._eval_seed))
 
+    def eval_obs(self) -> np.ndarray:
+        """The observations of the evaluation set, ``(n_eval, *obs_shape)``, without its expected rewards."""
+        return self.eval_set().obs
+
+    def eval_rows(self, rows: np.ndarray) -> Batch:
+        """The evaluation contexts at ``rows`` (indices into the evaluation set) with their expected rewards. A task
+        whose rewards come from a model (Ratings-v0) computes just these rows."""
+        return self.eval_set()[np.asarray(rows)]
+
+    def eval_chunks(self, max_mb: float = EVAL_CHUNK_MB) -> Iterator[Batch]:
+        """The evaluation set in order, in chunks of contexts whose expected-reward table takes at most ``max_mb``
+        (at least one context a chunk): every metric and baseline reduces over them, never holding the whole
+        ``(n_eval, K)`` table of a large catalogue."""
+        rows = chunk_rows(self.n_actions, max_mb)
+        for start in range(0, self.n_eval, rows):
+            yield self.eval_rows(np.arange(start, min(start + rows, self.n_eval)))
+
     def evaluate(self, actions: Any) -> float:
         """Mean expected reward of ``actions``, one integer action per evaluation context."""
-        eval_set = self.eval_set()
         actions = np.asarray(actions)
-        if actions.shape != (len(eval_set),) or not np.issubdtype(actions.dtype, np.integer):
+        if actions.shape != (self.n_eval,) or not np.issubdtype(actions.dtype, np.integer):
             raise ValueError(
-                f"actions must be an integer array of shape ({len(eval_set)},), one action per evaluation "
+                f"actions must be an integer array of shape ({self.n_eval},), one action per evaluation "
                 f"context, got dtype {actions.dtype} and shape {actions.shape}"
             )
         if actions.size and (actions.min() < 0 or actions.max() >= self.n_actions):
             bad = actions[(actions < 0) | (actions >= self.n_actions)]
             raise ValueError(f"actions must lie in [0, {self.n_actions}), got {bad.size} out of range, e.g. {bad[0]}")
-        return float(eval_set.expected[np.arange(len(eval_set)), actions].mean())
+        received, start = np.empty(self.n_eval), 0
+        for chunk in self.eval_chunks():
+            rows = np.arange(start, start + len(chunk))
+            received[rows] = chunk.expected[np.arange(len(chunk)), actions[rows]]
+            start += len(chunk)
+        return float(received.mean())
 
 
 RENDER_HEIGHT, RENDER_MIN_WIDTH = 160, 320

@@ -10,14 +10,18 @@ Pan, "Large-scale parallel collaborative filtering for the Netflix Prize", AAIM 
         + reg * (sum_u n_u (|P[u]|^2 + b[u]^2) + sum_i n_i (|Q[i]|^2 + c[i]^2))
 
 with ``n_u`` and ``n_i`` the numbers of ratings of user u and item i. Each half-step solves every user's (or
-item's) ridge regression exactly, all of them in one batched ``np.linalg.solve``; the Gram matrices are built with
-one ``np.bincount`` per pair of factor dimensions, so memory stays O(ratings + users * rank^2).
+item's) ridge regression exactly, all of them in one batched ``np.linalg.solve``. The Gram matrices come from one
+sparse-dense product, the ratings' CSR matrix times the other side's outer products ``F F^T`` (rank^2 numbers per
+row), and the right-hand sides from another: no array per rating and factor, so memory stays
+O(ratings + (users + items) * rank^2), and torch's sparse products use every core.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -68,18 +72,49 @@ class FitReport:
         )
 
 
-def _solve_side(rows: np.ndarray, other: np.ndarray, residual: np.ndarray, n_rows: int, reg: float) -> np.ndarray:
-    """Each row's ridge solution ``(F^T F + reg n I) x = F^T r`` over its ratings (F: the other side's factors)."""
-    rank = other.shape[1]
-    counts = np.bincount(rows, minlength=n_rows).astype(np.float64)
-    gram = np.empty((n_rows, rank, rank))
-    for a in range(rank):
-        for b in range(a, rank):
-            gram[:, a, b] = gram[:, b, a] = np.bincount(rows, weights=other[:, a] * other[:, b], minlength=n_rows)
-    rhs = np.stack([np.bincount(rows, weights=other[:, a] * residual, minlength=n_rows) for a in range(rank)], 1)
-    # A row without ratings gets reg * I: its factors are 0 (the model predicts the mean for it).
-    gram += (reg * np.maximum(counts, 1.0))[:, None, None] * np.eye(rank)
-    return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+class _Side:
+    """One side of the rating table (its users, or its items) as ALS solves it: the ratings sorted by this side's
+    index, as a CSR matrix whose rows are this side's and whose columns are the other side's, so that each half-step
+    is two sparse-dense products (torch's, on every core) instead of a pass over the ratings per pair of factors."""
+
+    def __init__(self, rows: np.ndarray, columns: np.ndarray, n_rows: int, n_columns: int) -> None:
+        import torch  # the fit's one use of torch: its multithreaded sparse products
+
+        # the ratings in CSR order, by row; within a row in their own order, so that each row sums them in the
+        # order np.bincount does (the same numbers as a pass over the ratings)
+        self.order = np.argsort(rows, kind="stable")
+        counts = np.bincount(rows, minlength=n_rows)
+        self.counts = counts.astype(np.float64)
+        self.indptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        self.indices = torch.from_numpy(np.ascontiguousarray(columns[self.order], dtype=np.int64))
+        self.shape = (n_rows, n_columns)
+
+    def matrix(self, values: np.ndarray) -> Any:
+        """The CSR matrix of this side with ``values`` (one per rating, in the ratings' own order)."""
+        import torch
+
+        data = torch.from_numpy(np.ascontiguousarray(values[self.order], dtype=np.float64))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch: sparse CSR support is in beta
+            return torch.sparse_csr_tensor(self.indptr, self.indices, data, size=self.shape)
+
+    def solve(self, other: np.ndarray, targets: np.ndarray, reg: float, ones: Any) -> np.ndarray:
+        """Each row's ridge solution ``(F^T F + reg n I) x = F^T r`` over its ratings, with F the other side's
+        factors (``other``, one row per column of this side) and r the ``targets`` (one per rating)."""
+        import torch
+
+        rank = other.shape[1]
+        upper = np.triu_indices(rank)
+        # each row's Gram matrix sums the outer products of the other side's factors it rated: one product
+        outer = torch.from_numpy(np.ascontiguousarray((other[:, :, None] * other[:, None, :])[:, upper[0], upper[1]]))
+        gram_upper = (ones @ outer).numpy()
+        rhs = (self.matrix(targets) @ torch.from_numpy(other)).numpy()
+        gram = np.empty((self.shape[0], rank, rank))
+        gram[:, upper[0], upper[1]] = gram_upper
+        gram[:, upper[1], upper[0]] = gram_upper
+        # A row without ratings gets reg * I: its factors are 0 (the model predicts the mean for it).
+        gram += (reg * np.maximum(self.counts, 1.0))[:, None, None] * np.eye(rank)
+        return np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
 
 
 def fit_low_rank(
@@ -102,14 +137,19 @@ def fit_low_rank(
     residual = ratings - mean
     user_factors, user_bias = np.zeros((n_users, rank)), np.zeros(n_users)
     item_factors, item_bias = 0.1 * rng.standard_normal((n_items, rank)), np.zeros(n_items)
-    ones = np.ones((len(ratings), 1))
+    by_user, by_item = _Side(users, items, n_users, n_items), _Side(items, users, n_items, n_users)
+    user_ones, item_ones = by_user.matrix(np.ones(len(ratings))), by_item.matrix(np.ones(len(ratings)))
     for _ in range(n_iter):
         # Each side's unknowns are its factors and its bias: regress on (the other side's factors, 1).
-        solved = _solve_side(users, np.hstack([item_factors[items], ones]), residual - item_bias[items], n_users, reg)
+        solved = by_user.solve(_with_ones(item_factors), residual - item_bias[items], reg, user_ones)
         user_factors, user_bias = solved[:, :rank], solved[:, rank]
-        solved = _solve_side(items, np.hstack([user_factors[users], ones]), residual - user_bias[users], n_items, reg)
+        solved = by_item.solve(_with_ones(user_factors), residual - user_bias[users], reg, item_ones)
         item_factors, item_bias = solved[:, :rank], solved[:, rank]
     return LowRankFit(mean, user_factors, item_factors, user_bias, item_bias, reg, n_iter)
+
+
+def _with_ones(factors: np.ndarray) -> np.ndarray:
+    return np.hstack([factors, np.ones((len(factors), 1))])
 
 
 def _rmse(errors: np.ndarray) -> float:

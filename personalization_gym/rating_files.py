@@ -5,12 +5,18 @@ A file's format is detected from its first line (or named): ``::`` between field
 MovieLens-100K's ``u.data``; anything else is read as CSV, where MovieLens-latest's ``ratings.csv`` (header
 ``userId,movieId,rating,timestamp``) is recognised by its header. Files are read as UTF-8, a byte-order mark
 included.
+
+A file of integer ids is read by numpy's C parser (``np.loadtxt``): MovieLens-32M's 32 million ratings in seconds,
+holding the file and three columns. A file it cannot read that way (ids that are text, a row it refuses) is read
+again line by line, which names the first bad line and returns text ids.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +47,19 @@ def read_ratings(
     a header (other columns, such as a timestamp, are ignored); left at its default it also finds MovieLens's and
     RecBole's names. Ids are integers when every one is an integer, else strings."""
     path = Path(path)
+    if ratings_format != "auto":
+        check_choice("ratings_format", ratings_format, ("auto", *RATINGS_FORMATS))
+    read = _read_integer_ids(path, columns, ratings_format)
+    return read if read is not None else _read_lines(path, columns, ratings_format)
+
+
+def _read_lines(
+    path: Path, columns: tuple[str, str, str], ratings_format: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``read_ratings`` line by line, in Python: slower, for text ids, and the reader that names a bad line."""
     lines = _lines(path)
     if ratings_format == "auto":
         ratings_format = detect_ratings_format(path, lines[0][1])
-    else:
-        check_choice("ratings_format", ratings_format, ("auto", *RATINGS_FORMATS))
     header, rows = _split(path, lines, ratings_format)
     positions = _positions(path, header, columns, len(rows[0][1]) if rows else 0, ratings_format)
     if not rows:
@@ -56,6 +70,64 @@ def read_ratings(
                              f"{max(positions) + 1}")  # fmt: skip
     users, items, texts = ([row[p].strip() for _, row in rows] for p in positions)
     return _ids(users), _ids(items), _numbers(path, texts, [number for number, _ in rows])
+
+
+def _read_integer_ids(
+    path: Path, columns: tuple[str, str, str], ratings_format: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The file read by numpy's C parser, when its ids are integers and every row reads; else None (the file is then
+    read line by line, which names what is wrong). The header, the format and the columns follow the same rules."""
+    try:
+        data = path.read_bytes()
+        head = data[:65536].decode("utf-8-sig", errors="replace")  # a cut character: loadtxt decodes the whole
+        first = next((line for line in head.splitlines() if line.strip()), None)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if first is None:
+        return None
+    try:
+        if ratings_format == "auto":
+            ratings_format = detect_ratings_format(path, first)
+        header, width = _first_row(first, ratings_format)
+        positions = _positions(path, header, columns, width, ratings_format)
+    except ValueError:
+        return None
+    return _loadtxt(data, ratings_format, header is not None, positions)
+
+
+def _loadtxt(
+    data: bytes, ratings_format: str, has_header: bool, positions: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The user, item and rating columns (at ``positions``) of a file's bytes, ids as integers, by numpy's C parser;
+    None when it refuses a row (a text id, a missing field, a rating that is not a number)."""
+    if ratings_format == "movielens-dat":
+        data = data.replace(b"::", b"\t")  # np.loadtxt takes a one-character delimiter
+    names = [("user", np.int64), ("item", np.int64), ("rating", np.float64)]
+    dtype = np.dtype([names[k] for k in np.argsort(positions)])  # np.loadtxt gives the columns in file order
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig", newline="")
+    quote = '"' if ratings_format == "csv" else None
+    delimiter = "," if ratings_format == "csv" else "\t"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a header alone: read line by line, which says so
+        try:
+            table = np.loadtxt(text, dtype=dtype, delimiter=delimiter, skiprows=int(has_header),
+                               usecols=sorted(positions), comments=None, quotechar=quote, ndmin=1)  # fmt: skip
+        except (ValueError, UnicodeDecodeError):
+            return None
+    if len(table) == 0:
+        return None
+    return tuple(np.ascontiguousarray(table[name]) for name, _ in names)
+
+
+def _first_row(line: str, ratings_format: str) -> tuple[list[str] | None, int]:
+    """The header's names (None without one) and the number of fields, from a file's first non-empty line."""
+    if ratings_format == "csv":
+        fields = next(csv.reader([line]))
+        return (None if is_number_text(fields[-1]) else [name.strip() for name in fields]), len(fields)
+    fields = line.split("::" if ratings_format == "movielens-dat" else "\t")
+    if ratings_format == "recbole":
+        return [field.partition(":")[0].strip() for field in fields], len(fields)
+    return None, len(fields)
 
 
 def detect_ratings_format(path: str | os.PathLike[str], first_line: str) -> str:

@@ -49,10 +49,14 @@ def test_tasks_with_data_have_one(data_root) -> None:
         "train_images": data.train_images, "train_labels": data.train_labels,
         "test_images": data.test_images, "test_labels": data.test_labels,
     })  # fmt: skip
-    ratings = RatingsEnv((np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), np.array([4.0, 3.0, 5.0, 1.0])), rank=1)
-    assert data_fingerprint(ratings) == independent_fingerprint(
-        {"features": ratings.features, "rewards": ratings.rewards}
-    )
+    # Ratings-v0: the ratings it was fitted to, indexed and by user, and the ids they name
+    users, items, stars = np.array([2, 0, 1, 0]), np.array([0, 1, 1, 0]), np.array([1.0, 3.0, 5.0, 4.0])
+    ratings = RatingsEnv((users + 10, items + 20, stars), rank=1)
+    by_user = [1, 3, 2, 0]  # the ratings of user 0 (in file order), then 1, then 2
+    assert data_fingerprint(ratings) == independent_fingerprint({
+        "users": users[by_user], "items": items[by_user], "ratings": stars[by_user],
+        "user_ids": np.array([10, 11, 12]), "item_ids": np.array([20, 21]),
+    })  # fmt: skip
 
 
 @pytest.mark.parametrize("order", [["a", "b"], ["b", "a"]])

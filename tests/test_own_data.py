@@ -188,7 +188,7 @@ def test_ratings_task_completes_the_table(tmp_path: Path) -> None:
     matrix, mask = planted(observed=0.8)  # dense enough that the check's 90 % still pins every user down
     users, items = np.nonzero(mask)
     env = RatingsEnv((users, items, matrix[users, items]), rank=3, reg=1e-9, n_iter=100)
-    completed = env.rewards
+    completed = env.rewards_of(np.arange(env.n_users))
     np.testing.assert_array_equal(completed[mask], matrix[mask])  # observed ratings kept as they are
     low, high = matrix[mask].min(), matrix[mask].max()
     np.testing.assert_allclose(completed[~mask], np.clip(matrix[~mask], low, high), atol=1e-4)
@@ -200,7 +200,7 @@ def test_ratings_task_completes_the_table(tmp_path: Path) -> None:
     assert report.held_out_rmse < 1e-3 < report.mean_rmse
     assert "held-out RMSE" in str(report)
     model_only = RatingsEnv((users, items, matrix[users, items]), rank=3, reg=1e-9, n_iter=100, keep_observed=False)
-    np.testing.assert_allclose(model_only.rewards, np.clip(env.fit.predict(), low, high), atol=1e-12)
+    np.testing.assert_allclose(model_only.rewards_of(np.arange(40)), np.clip(env.fit.predict(), low, high), atol=1e-12)
 
     # the same table from a CSV file: a MovieLens-like header with extra columns, ids that are not indices
     path = tmp_path / "ratings.csv"
@@ -214,7 +214,7 @@ def test_ratings_task_completes_the_table(tmp_path: Path) -> None:
         reg=1e-9, n_iter=100,
     ).unwrapped  # fmt: skip
     assert from_file.user_ids.tolist() == list(range(100, 140)) and from_file.item_ids[-1] == 5000 + 7 * 29
-    np.testing.assert_array_equal(from_file.rewards[mask], matrix[mask])
+    np.testing.assert_array_equal(from_file.rewards_of(np.arange(40))[mask], matrix[mask])
 
 
 ENV_CASES = {
@@ -338,17 +338,11 @@ def test_bad_labels_and_ratings_are_named() -> None:
         RatingsEnv, (users, items, values)
     )  # the default rank, 10, on a 3 x 3 table
     assert "reg must be a finite number > 0" in _error(RatingsEnv, (users, items, values), rank=1, reg=float("inf"))
-    assert "3 users x 3 items make a dense reward matrix of 0.0 GiB, more than max_matrix_gb=1e-09" in _error(
-        RatingsEnv, (users, items, values), max_matrix_gb=1e-9
-    )
     assert "check_fraction must be a number in (0, 1), got 1.5" in _error(
         RatingsEnv, (users, items, values), rank=1, check_fraction=1.5
     )
-    assert "max_matrix_gb must be a finite number > 0, got '4'" in _error(
-        RatingsEnv, (users, items, values), max_matrix_gb="4"
-    )
     # numpy's numbers are numbers for every argument (one rule: personalization_gym.checks)
-    assert RatingsEnv((users, items, values), rank=2, max_matrix_gb=np.float32(4.0), reg=np.float64(0.1)).reg == 0.1
+    assert RatingsEnv((users, items, values), rank=2, check_fraction=np.float32(0.25), reg=np.float64(0.1)).reg == 0.1
     assert "check_fraction 0.9 holds out all 4 ratings" in _error(
         RatingsEnv, (users, items, values), rank=1, check_fraction=0.9
     )
@@ -361,8 +355,9 @@ def test_rating_and_label_files(tmp_path: Path) -> None:
     headerless.write_text("".join(f"{u},{i},{r}\n" for u, i, r in zip(users, items, values, strict=True)))
     from_file = RatingsEnv(str(headerless), rank=1, eval_fraction=0.34)
     from_arrays = RatingsEnv((users, items, values), rank=1, eval_fraction=0.34)
-    np.testing.assert_array_equal(from_file.rewards, from_arrays.rewards)
-    assert from_file.observed.sum() == 5 and from_file.rewards[1, 1] == 5.0
+    every_user = np.arange(3)
+    np.testing.assert_array_equal(from_file.rewards_of(every_user), from_arrays.rewards_of(every_user))
+    assert len(from_file.ratings[2]) == 5 and from_file.rewards_of(every_user)[1, 1] == 5.0
     named = tmp_path / "named.csv"
     named.write_text("u,i,stars\n0,0,4\n")
     assert "header ['u', 'i', 'stars'] lacks column(s) ['user', 'item', 'rating']" in _error(RatingsEnv, str(named))

@@ -5,6 +5,7 @@ Every file here is written by the test, in the layout of the real one (MovieLens
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,13 +13,15 @@ import numpy as np
 import pytest
 from conftest import call_script
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import personalization_gym
-from personalization_gym import DataNotFoundError
+from personalization_gym import DataNotFoundError, rating_files
 from personalization_gym.envs.movielens import MovieLensEnv
 from personalization_gym.envs.ratings import RatingsEnv
-from personalization_gym.rating_files import RATINGS_FORMATS, detect_ratings_format, read_ratings
+from personalization_gym.rating_files import DEFAULT_COLUMNS, RATINGS_FORMATS, detect_ratings_format, read_ratings
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,8 @@ def test_each_format_is_read_as_it_is_and_detected(name: str, table, tmp_path: P
     # the task is the one the arrays give, however the file was written
     from_file = gym.make("Personalization/Ratings-v0", ratings=str(path), rank=2, n_iter=5).unwrapped
     from_arrays = RatingsEnv(table[:3], rank=2, n_iter=5)
-    np.testing.assert_array_equal(from_file.rewards, from_arrays.rewards)
+    every_user = np.arange(from_file.n_users)
+    np.testing.assert_array_equal(from_file.rewards_of(every_user), from_arrays.rewards_of(every_user))
     np.testing.assert_array_equal(from_file.item_ids, np.unique(table[1]))
 
 
@@ -145,7 +149,10 @@ def test_movielens_task_reads_the_unzipped_folder(dataset: str, name: str, table
     env = gym.make("Personalization/MovieLens-v0", dataset=dataset, data_dir=str(tmp_path), rank=2, n_iter=5)
     task = env.unwrapped
     assert isinstance(task, MovieLensEnv) and task.ratings_file == tmp_path / dataset / name
-    np.testing.assert_array_equal(task.rewards, RatingsEnv(table[:3], rank=2, n_iter=5).rewards)
+    every_user = np.arange(task.n_users)
+    np.testing.assert_array_equal(
+        task.rewards_of(every_user), RatingsEnv(table[:3], rank=2, n_iter=5).rewards_of(every_user)
+    )
     assert env.action_space.n == len(np.unique(table[1]))
 
 
@@ -198,3 +205,54 @@ def test_the_movielens_study_runs_on_the_folder_given_and_says_when_it_is_missin
     assert missing.returncode != 0
     text = (tmp_path / "out2" / "report.md").read_text()
     assert "Not run: its data is missing." in text and "https://grouplens.org/datasets/movielens/" in text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(list(FORMATS)),
+    rows=st.lists(
+        st.tuples(st.integers(0, 10**12), st.integers(0, 10**12), st.sampled_from([0.5, 1.0, 2.5, 4.0, 5.0]),
+                  st.integers(0, 2**31)),
+        min_size=1, max_size=40,
+    ),
+    mark=st.booleans(),
+    blank_lines=st.booleans(),
+)  # fmt: skip
+def test_the_c_parser_reads_what_the_line_reader_reads(name, rows, mark, blank_lines, tmp_path: Path) -> None:
+    """Every file numpy's C parser reads gives the arrays the line-by-line reader gives: the same formats, header
+    rule, columns, byte-order mark and blank lines, ids as integers."""
+    users, items, stars, stamps = (np.array(column) for column in zip(*rows, strict=True))
+    text = FORMATS[name][1]((users, items, stars, stamps))
+    if name != "ratings.csv":  # the other formats' writers print whole stars
+        stars = np.floor(stars)
+    if blank_lines:
+        text = text.replace("\n", "\n\n", 2)
+    path = write(tmp_path / name, ("\ufeff" if mark else "") + text)
+    fast = rating_files._read_integer_ids(path, DEFAULT_COLUMNS, "auto")
+    assert fast is not None  # integer ids: the C parser reads it
+    for read in (fast, rating_files._read_lines(path, DEFAULT_COLUMNS, "auto")):
+        np.testing.assert_array_equal(read[0], users)
+        np.testing.assert_array_equal(read[1], items)
+        np.testing.assert_array_equal(read[2], stars)
+        assert read[0].dtype == read[1].dtype == np.int64 and read[2].dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("user,item,rating\n1,2,3\n1,3,x\n", "line 3: rating 'x' is not a number"),
+        ("1\t2\t3\t4\n1\t2\n", "line 2: 2 columns, expected at least 3"),
+        ("userId,movieId,rating\n1,2,3\n\n\n1,3,4.0.1\n", "line 5: rating '4.0.1' is not a number"),
+    ],
+)
+def test_a_row_the_c_parser_refuses_is_named_by_its_line(text: str, message: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "ratings.csv" if "," in text else tmp_path / "u.data", text)
+    assert rating_files._read_integer_ids(path, DEFAULT_COLUMNS, "auto") is None
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_ratings(path)
+
+
+def test_text_ids_are_read_line_by_line_as_text(tmp_path: Path) -> None:
+    path = write(tmp_path / "ratings.csv", "user,item,rating\nalice,song-1,4\nbob,song-1,2\n")
+    users, items, stars = read_ratings(path)
+    assert users.tolist() == ["alice", "bob"] and items.tolist() == ["song-1", "song-1"] and stars.tolist() == [4, 2]

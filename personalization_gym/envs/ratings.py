@@ -16,20 +16,9 @@ from personalization_gym.rating_files import DEFAULT_COLUMNS, read_ratings
 __all__ = ["RatingsEnv", "read_ratings"]
 
 
-def _check_table(
-    user_ids: np.ndarray, item_ids: np.ndarray, user_index: np.ndarray, item_index: np.ndarray, max_matrix_gb: Any
-) -> None:
-    """Refuse a table whose dense matrix would not fit in ``max_matrix_gb``, or that rates a pair twice."""
-    n_users, n_items = len(user_ids), len(item_ids)
-    # The completed matrix is dense (float64): refuse a table whose matrix would not fit, before fitting it.
-    check_number("max_matrix_gb", max_matrix_gb, above=0)
-    matrix_gb = n_users * n_items * 8 / 2**30
-    if matrix_gb > max_matrix_gb:
-        raise ValueError(
-            f"ratings: {n_users:,} users x {n_items:,} items make a dense reward matrix of {matrix_gb:.1f} GiB, "
-            f"more than max_matrix_gb={max_matrix_gb:g}; keep the most active users and items, or raise "
-            "max_matrix_gb if the memory is there"
-        )
+def _check_pairs(user_ids: np.ndarray, item_ids: np.ndarray, user_index: np.ndarray, item_index: np.ndarray) -> None:
+    """Refuse a table that rates a (user, item) pair twice."""
+    n_items = len(item_ids)
     pairs = user_index * n_items + item_index
     unique_pairs, counts = np.unique(pairs, return_counts=True)
     if (counts > 1).any():
@@ -100,9 +89,6 @@ class RatingsEnv(TabularEnv):
       ``n_iter`` (ALS sweeps, default 30).
     * ``keep_observed``: keep the observed ratings in the reward matrix (default) or use the model's values.
     * ``check_fraction``: the share of ratings held out to measure the fit (default 0.1).
-    * ``max_matrix_gb``: the largest dense reward matrix (users x items x 8 bytes) to build, in GiB (default 4:
-      MovieLens-1M's 6,040 x 3,706 takes 0.17; a larger table is refused before the fit, not left to run out of
-      memory).
     * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``: as in :class:`TabularEnv`
       and ``render_mode``, the options of every table task (:class:`~personalization_gym.envs.tabular.DataOptions`;
       ``task_seed`` also seeds the fit's starting point and the held-out ratings).
@@ -127,7 +113,6 @@ class RatingsEnv(TabularEnv):
         n_iter: int = 30,
         keep_observed: bool = True,
         check_fraction: float = 0.1,
-        max_matrix_gb: float = 4.0,
         ratings_format: str = "auto",
         **options: Any,
     ) -> None:
@@ -135,7 +120,7 @@ class RatingsEnv(TabularEnv):
         user_column, item_column, values = self._read(ratings, columns, ratings_format)
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
-        _check_table(self.user_ids, self.item_ids, user_index, item_index, max_matrix_gb)
+        _check_pairs(self.user_ids, self.item_ids, user_index, item_index)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         self.rank = check_integer("rank", rank, minimum=1)
         if self.rank > min(n_users, n_items):  # a factor per user or item at most: more fit noise, not structure
@@ -160,13 +145,40 @@ class RatingsEnv(TabularEnv):
         self.fit_report: FitReport = held_out_error(*fit_args, n_checked, np.random.default_rng(check_seed))
         self.fit: LowRankFit = fit_low_rank(*fit_args, np.random.default_rng(fit_seed))
 
-        completed = np.clip(self.fit.predict(), values.min(), values.max())
-        if keep_observed:
-            completed[user_index, item_index] = values
-        self.observed = np.zeros((n_users, n_items), dtype=bool)
-        self.observed[user_index, item_index] = True
-        self.observed.flags.writeable = False
-        self._build(self.fit.user_factors, completed, options)
+        if options.noise == "bernoulli" and not (values.min() >= 0 and values.max() <= 1):
+            raise ValueError(
+                "noise='bernoulli' draws clicks with probability of the completed rating, so ratings must lie in [0, "
+                f"1]; these range over [{values.min():g}, {values.max():g}]. Rescale them, or choose noise='none' or "
+                "'gaussian'"
+            )
+        self.rating_range = (float(values.min()), float(values.max()))  # completed ratings are cut to it
+        # The observed ratings, by user (a sparse lookup): each user's rated items and ratings, in file order.
+        order = np.argsort(user_index, kind="stable")
+        self.ratings = (user_index[order], item_index[order], values[order])
+        self._rated = np.concatenate([[0], np.cumsum(np.bincount(user_index, minlength=n_users))])
+        for array in (*self.ratings, self._rated):
+            array.flags.writeable = False
+        self._build_users(self.fit.user_factors, n_items, options)
+
+    def rewards_of(self, users: np.ndarray) -> np.ndarray:
+        """The completed ratings of every item for each of ``users``, computed from the model for just these rows:
+        ``mu + b[u] + c + P[u] Q^T`` cut to the observed ratings' range, and each observed rating as it is with
+        ``keep_observed``. No users x items table is ever held."""
+        fit = self.fit
+        biases = fit.user_bias[users][:, None] + fit.item_bias[None, :]
+        rewards = np.clip(fit.mean + biases + fit.user_factors[users] @ fit.item_factors.T, *self.rating_range)
+        if self.keep_observed:
+            starts, counts = self._rated[users], self._rated[np.asarray(users) + 1] - self._rated[users]
+            rows = np.repeat(np.arange(len(starts)), counts)
+            offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            rated = np.repeat(starts, counts) + offsets  # each user's observed ratings, in self.ratings
+            rewards[rows, self.ratings[1][rated]] = self.ratings[2][rated]
+        return rewards
+
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        """The ratings the task was fitted to (and the ids they name): what its fingerprint hashes."""
+        users, items, values = self.ratings
+        return {"users": users, "items": items, "ratings": values, "user_ids": self.user_ids, "item_ids": self.item_ids}
 
     @staticmethod
     def _read(ratings: Any, columns: Any, ratings_format: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -148,6 +148,13 @@ class TabularEnv(BanditEnv):
             )
         if options.noise == "bernoulli":
             _check_click_rates(rewards)
+        self.rewards = rewards.astype(np.float64)
+        self.rewards.flags.writeable = False
+        self._build_users(features, rewards.shape[1], options)
+
+    def _build_users(self, features: np.ndarray, n_items: int, options: DataOptions) -> None:
+        """The users (``features``, checked), their split into training and held-out users, and the spaces of a task
+        of ``n_items`` items whose expected rewards :meth:`rewards_of` gives."""
         self.options = options
         self.noise, self.noise_sd = options.noise, options.noise_sd
         n_users = len(features)
@@ -171,13 +178,12 @@ class TabularEnv(BanditEnv):
         self.train_users = np.sort(order[n_held_out:])
 
         self.features = features.astype(np.float32)
-        self.rewards = rewards.astype(np.float64)
-        for array in (self.features, self.rewards, self.eval_users, self.train_users):
+        for array in (self.features, self.eval_users, self.train_users):
             array.flags.writeable = False
         self.observation_space = spaces.Box(
             self.features.min(axis=0), self.features.max(axis=0), shape=(features.shape[1],), dtype=np.float32
         )
-        self.action_space = spaces.Discrete(rewards.shape[1])
+        self.action_space = spaces.Discrete(n_items)
         if self.noise == "none":
             self._deterministic = True  # realize() is overridden, but gives the expected reward: skip the call
 
@@ -188,14 +194,24 @@ class TabularEnv(BanditEnv):
     def data_arrays(self) -> dict[str, np.ndarray]:
         return {"features": self.features, "rewards": self.rewards}
 
+    def rewards_of(self, users: np.ndarray) -> np.ndarray:
+        """The expected reward of every item for each of ``users`` (row indices): a ``(len(users), K)`` table."""
+        return self.rewards[users]
+
     def _batch(self, users: np.ndarray) -> Batch:
-        return Batch(obs=self.features[users], expected=self.rewards[users], hidden={"user": users})
+        return Batch(obs=self.features[users], expected=self.rewards_of(users), hidden={"user": users})
 
     def sample(self, n: int, rng: np.random.Generator) -> Batch:
         return self._batch(self.train_users[rng.integers(len(self.train_users), size=n)])
 
     def make_eval_set(self) -> Batch:
         return self._batch(self.eval_users)  # every held-out user once, in user order
+
+    def eval_obs(self) -> np.ndarray:
+        return self.features[self.eval_users]
+
+    def eval_rows(self, rows: np.ndarray) -> Batch:
+        return self._batch(self.eval_users[rows])
 
     def realize(self, batch: Batch, actions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         expected = batch.expected[np.arange(len(batch)), actions]
