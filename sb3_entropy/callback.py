@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from personalization_gym.checks import check_bool, check_choice, check_integer, check_number, is_number
 from sb3_entropy.atomic import atomic_path, write_text_atomically
+from sb3_entropy.eval_states import EVAL_MEMORY_MB, EvalStates, rewards_source
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.metrics import (
     EXPECTED_REWARD,
@@ -24,9 +25,9 @@ from sb3_entropy.metrics import (
     METRICS,
     NORMALIZED_MARGINAL_ENTROPY,
     STORED,
-    evaluation_metrics,
+    metrics_of,
 )
-from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs, distinct_rows
+from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
 
@@ -89,6 +90,9 @@ class EntropyCallback(BaseCallback):
     :param seed: seeds the subset of states and the sampled actions of ``eval/reward_stochastic``.
     :param verbose: 1 prints one line per evaluation.
     :param eval_env_kwargs: arguments for the task when ``eval_env`` is an env id (e.g. ``{"n_eval": 2000}``).
+    :param eval_memory_mb: the most memory one chunk of an evaluation takes: an evaluation set whose tables (the
+        probabilities and expected rewards of every state and action) are larger is evaluated in chunks of users,
+        with the same numbers (to rounding).
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class EntropyCallback(BaseCallback):
         seed: int = 0,
         verbose: int = 0,
         eval_env_kwargs: dict[str, Any] | None = None,
+        eval_memory_mb: float = EVAL_MEMORY_MB,
     ) -> None:
         super().__init__(verbose=verbose)
         if eval_env is not None and eval_obs is not None:
@@ -118,21 +123,16 @@ class EntropyCallback(BaseCallback):
         self.eval_freq, self.figure_every, self.n_eval = eval_freq, figure_every, n_eval
         self.temperature, self.q_policy, self.probs_fn = temperature, q_policy, probs_fn
         self.log_figures, self.min_entropy, self.stop_on_collapse = log_figures, min_entropy, stop_on_collapse
-        self.seed = seed
+        self.seed, self.eval_memory_mb = seed, eval_memory_mb
         self._check_settings()
         self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
         self._rng = np.random.default_rng(seed)
 
-        self.eval_obs: np.ndarray | None = None
-        self._distinct_obs: np.ndarray | None = None
-        self._row_of: np.ndarray | None = None
-        self.expected: np.ndarray | None = None
-        self._best_rewards: np.ndarray | None = None
+        self.states: EvalStates | None = None
         if eval_env is not None:
-            eval_set = self._eval_set_of(eval_env, eval_env_kwargs or {})
-            self._use_states(eval_set.obs, eval_set.expected)
+            self._use_states(*self._source_of(eval_env, eval_env_kwargs or {}))
         elif eval_obs is not None:
-            self._use_states(eval_obs, None)
+            self._use_states(eval_obs, None, None)
 
         self.history: list[dict[str, Any]] = []
         self.figure_history = DownsampledHistory(capacity=64)
@@ -164,6 +164,7 @@ class EntropyCallback(BaseCallback):
         check_bool("stop_on_collapse", self.stop_on_collapse)
         check_integer("seed", self.seed, 0)
         check_integer("verbose", self.verbose, 0)
+        check_number("eval_memory_mb", self.eval_memory_mb, above=0)
         if self.probs_fn is not None and not callable(self.probs_fn):
             raise ValueError(
                 f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {self.probs_fn!r}"
@@ -171,64 +172,51 @@ class EntropyCallback(BaseCallback):
         if self.stop_on_collapse and self.min_entropy is None:
             raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
 
-    def _use_states(self, obs: Any, expected: Any) -> None:
-        """Check the evaluation states (before any forward pass) and keep them, or a fixed subset of them."""
-        obs = np.asarray(obs)
-        if obs.dtype.kind not in "biuf":
-            raise ValueError(f"evaluation states must be an array of numbers, got dtype {obs.dtype}")
-        if obs.ndim < 1 or len(obs) == 0:
-            raise ValueError(f"evaluation states must have shape (n, *obs_shape) with n >= 1, got {obs.shape}")
-        finite_rows = np.isfinite(obs.reshape(len(obs), -1)).all(axis=1)
-        if not finite_rows.all():
-            first = int(np.flatnonzero(~finite_rows)[0])
-            raise ValueError(
-                f"evaluation states contain NaN or inf in {int((~finite_rows).sum())} of {len(obs)} rows; the first is "
-                f"row {first}: {np.array2string(obs[first], threshold=20, max_line_width=10**6)}. Every state must "
-                "be finite."
-            )
-        expected = None if expected is None else np.asarray(expected)
+    def _use_states(self, obs: Any, rewards: Any, n_actions: int | None) -> None:
+        """Check the evaluation states (before any forward pass) and keep them, or a fixed subset of them, with the
+        task's expected rewards when it gives them; split them into chunks once the number of actions is known."""
+        self.states = EvalStates(obs, rewards, n_actions)
         if self.n_eval is not None:
-            if self.n_eval > len(obs):
-                raise ValueError(
-                    f"n_eval must be an integer in [1, {len(obs)}] (the states available), got {self.n_eval!r}"
-                )
-            subset = np.sort(self._rng.choice(len(obs), size=int(self.n_eval), replace=False))
-            obs, expected = obs[subset], None if expected is None else expected[subset]
-        self.eval_obs, self.expected = obs, expected
-        # the policy is computed once per distinct state and expanded: the same table, a third of the forward passes
-        self._distinct_obs, self._row_of = distinct_rows(obs)
-        # each state's best expected reward (for regret and the optimal-action rate), once for every evaluation
-        self._best_rewards = None if expected is None else np.asarray(expected, dtype=np.float64).max(axis=1)
+            self.states.keep(self.n_eval, self._rng)
+        if n_actions is not None:
+            self.states.plan(n_actions, self.eval_memory_mb)
+
+    @property
+    def eval_obs(self) -> np.ndarray | None:
+        """The states every evaluation is made on (``(n, *obs_shape)``)."""
+        return None if self.states is None else self.states.obs
+
+    @property
+    def expected(self) -> np.ndarray | None:
+        """Their expected rewards, ``(n, K)``, when a task gives them and they fit in one chunk of ``eval_memory_mb``
+        (larger ones are computed chunk by chunk at every evaluation)."""
+        return None if self.states is None else self.states.expected
 
     @staticmethod
-    def _eval_set_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> Any:
-        """The evaluation set of a task, of a Gymnasium wrapper of one, of an SB3 VecEnv of them, or of an env id."""
+    def _source_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> tuple[np.ndarray, Any, int]:
+        """The evaluation states, rewards and actions of a task, of a Gymnasium wrapper of one, of an SB3 VecEnv of
+        them, or of an env id."""
         if isinstance(eval_env, str):
             eval_env = _make_task(eval_env, eval_env_kwargs)
-        if isinstance(eval_env, VecEnv):
-            if eval_env.has_attr("eval_set"):
-                return eval_env.env_method("eval_set", indices=[0])[0]
-        else:
-            task = getattr(eval_env, "unwrapped", eval_env)
-            if hasattr(task, "eval_set"):
-                return task.eval_set()
-        raise TypeError(
-            f"eval_env must be a personalization_gym task (with eval_set()), a wrapper of one, a VecEnv of them or "
-            f"a registered task id, got {_describe(eval_env)}; for another env pass eval_obs, an array of states"
-        )
+        source = rewards_source(eval_env)
+        if source is None:
+            raise TypeError(
+                f"eval_env must be a personalization_gym task (with eval_rows()), a wrapper of one, a VecEnv of them "
+                f"or a registered task id, got {_describe(eval_env)}; for another env pass eval_obs, an array of states"
+            )
+        return source
 
     # ----------------------------------------------------------------------------------------------
     def _init_callback(self) -> None:
-        if self.eval_obs is None:  # neither eval_env nor eval_obs: the training env's own evaluation set
+        if self.states is None:  # neither eval_env nor eval_obs: the training env's own evaluation set
             env = self.training_env
-            if env is None or not env.has_attr("eval_set"):
+            if env is None or rewards_source(env) is None:
                 raise ValueError(
                     f"EntropyCallback() found no evaluation states: the model's training env ({_describe(env)}) is "
                     "not a personalization_gym task. Pass eval_env (a task, or its id such as "
                     "'Personalization/Music-v0') or eval_obs (an array of states)."
                 )
-            eval_set = self._eval_set_of(env, {})
-            self._use_states(eval_set.obs, eval_set.expected)
+            self._use_states(*self._source_of(env, {}))
         shape = self.model.observation_space.shape
         if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
             raise ValueError(
@@ -237,6 +225,14 @@ class EntropyCallback(BaseCallback):
             )
         # Fails early, with the supported kinds of model, on a continuous or MultiDiscrete action space.
         self._probs(self.eval_obs[:1])
+        n_actions = int(self.model.action_space.n)
+        if self.states.has_rewards and n_actions != self.states.n_actions:
+            raise ValueError(
+                f"the evaluation set's task has {self.states.n_actions} actions and the model {n_actions}: evaluate "
+                "the model on its own task"
+            )
+        if not self.states.chunks:  # states given as an array: chunked now that the model says how many actions
+            self.states.plan(n_actions, self.eval_memory_mb)
         self._action_counts = np.zeros(int(self.model.action_space.n), dtype=np.int64)
         self._writer = next(
             (f.writer for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)), None
@@ -300,10 +296,8 @@ class EntropyCallback(BaseCallback):
 
     # ----------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        probs = self._probs(self._distinct_obs)[self._row_of]
-        metrics, p = evaluation_metrics(
-            probs, self.expected, self._rng if self.expected is not None else None, self._best_rewards
-        )
+        total = self.states.totals(self._probs, self._rng)
+        metrics, p = metrics_of(total), total.p
         step = self.num_timesteps
         for key, value in metrics.items():
             self.logger.record(key, value)

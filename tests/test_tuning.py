@@ -24,6 +24,7 @@ from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, PROJECT_ROOT, cal
 
 import sb3_entropy.callback
 from sb3_entropy.agents import AGENT_DEFAULTS
+from sb3_entropy.metrics import Totals
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
 from sb3_entropy.study.tuning import TrialSeededTPESampler, open_storage, read_tuning, tune_agents
@@ -78,17 +79,18 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict) -> None:
     # every entropy, action and exposure statistic the runs produce, and p(a) itself, replaced by noise
     noise = np.random.default_rng(123)
-    real_metrics = sb3_entropy.callback.evaluation_metrics
+    real_metrics = sb3_entropy.callback.metrics_of
     replaced = []
 
-    def noisy_metrics(probs, expected=None, rng=None, best=None):
-        metrics, _ = real_metrics(probs, expected, rng, best)
+    def noisy_metrics(total):
+        metrics = real_metrics(total)
         for key in (*ENTROPY_TAGS, *ACTION_TAGS, *EXPOSURE_TAGS):
             metrics[key] = float(noise.uniform(0, 10))
         replaced.append(metrics["entropy/marginal"])
-        return metrics, noise.dirichlet(np.ones(probs.shape[1]))
+        return metrics
 
-    monkeypatch.setattr(sb3_entropy.callback, "evaluation_metrics", noisy_metrics)
+    monkeypatch.setattr(sb3_entropy.callback, "metrics_of", noisy_metrics)
+    monkeypatch.setattr(Totals, "p", property(lambda total: noise.dirichlet(np.ones(total.n_actions))))
     noisy = tune(tmp_path, "noisy", trials=8)
     assert len(replaced) > 50  # the runs went through the replaced metrics
     assert record(noisy) == record(plain)

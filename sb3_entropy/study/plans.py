@@ -85,7 +85,7 @@ def plan_experiment(
         return plan
     except (TypeError, ValueError) as error:  # TypeError: an argument the task does not take
         raise ValueError(f"{where}: task {experiment.task}, task_kwargs {experiment.task_kwargs}: {error}") from None
-    plan.baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    plan.baselines = evaluation_baselines(chunk.expected for chunk in env.unwrapped.eval_chunks())
     if hasattr(env.unwrapped, "fit_report"):
         source = getattr(env.unwrapped, "ratings_file", None)  # MovieLens-v0: the file it found
         plan.task_note = (f"ratings from {source}; " if source else "") + f"the task's {env.unwrapped.fit_report}"

@@ -130,8 +130,6 @@ def _numpy_blas() -> str:
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
 
 
-
-
 # ------------------------------------------------------------------------------------------------------------
 # A run
 @dataclass

@@ -121,9 +121,10 @@ def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             parser.error(f"{flag} must be a finite number > 0, got {value}")
 
 
-def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
-    """The experiment name and every run's spec, with the task built and each model made once: bad settings
-    or data raise here, before anything trains."""
+def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float], int]:
+    """The experiment name, every run's spec, and the random policy's and the oracles' scores on the task's
+    evaluation set (its baselines) and its number of actions, with the task built and each model made once: bad
+    settings or data raise here, before anything trains."""
     for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
         if folder is not None:  # checked before training, not after it
             output_folder(flag, folder)
@@ -173,8 +174,9 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec]]:
         if trained != spec.timesteps:
             print(f"{spec.algo} trains {trained:,} steps: --timesteps {spec.timesteps:,} rounded up to SB3's whole "
                   "rollouts (or rounds of train_freq)", flush=True)  # fmt: skip
+    baselines = evaluation_baselines(chunk.expected for chunk in task.eval_chunks())
     task.close()
-    return experiment, specs
+    return experiment, specs, baselines, task.n_actions
 
 
 def _print_table(args: argparse.Namespace, finals: list[tuple[RunSpec, dict]], baselines: dict[str, float],
@@ -205,13 +207,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     _check_numbers(parser, args)
     try:
-        experiment, specs = _plan(args)
+        experiment, specs, baselines, n_actions = _plan(args)
     except (ValueError, TypeError, OSError) as error:
         parser.error(in_flags(error))
 
     limit_threads()
     finals = []  # each run's spec and its last evaluation
-    baselines = None
     histories: dict[tuple[str, int], list[dict]] = {}
     hparams: dict[str, dict] = {}  # each agent's settings, for its mean run's HParams row
     for spec in specs:
@@ -224,8 +225,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         finals.append((spec, callback.history[-1]))
         histories[spec.agent, spec.seed] = callback.history
         hparams[spec.agent] = {k: v for k, v in run_hparams(spec, model).items() if k != "seed"}
-        if baselines is None:  # the same evaluation set for every run
-            baselines, n_actions = evaluation_baselines(callback.expected), callback.expected.shape[1]
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
     if args.tensorboard_log is not None:

@@ -135,7 +135,7 @@ def _task_data(experiment: Experiment, args: argparse.Namespace) -> tuple[dict[s
         experiment.task, args.data_dir, download=False if args.no_download else None
     )
     env = gym.make(experiment.task, **env_kwargs)
-    baselines = evaluation_baselines(env.unwrapped.eval_set().expected)
+    baselines = evaluation_baselines(chunk.expected for chunk in env.unwrapped.eval_chunks())
     env.close()
     return env_kwargs, baselines
 
