@@ -24,7 +24,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from personalization_gym import BehaviorEnv, MusicEnv
+from personalization_gym import BehaviorEnv, MusicEnv, RatingsEnv
 from sb3_entropy import EntropyCallback, action_probs, all_metrics, make_vec
 from sb3_entropy.callback import CUSTOM_SCALARS_CHARTS, CUSTOM_SCALARS_LAYOUT
 from sb3_entropy.metrics import entropy, evaluation_metrics
@@ -602,3 +602,41 @@ def test_tensorboard_serves_the_scalars_and_the_image(music: MusicEnv, tmp_path:
         f"{server.base}/data/plugin/images/individualImage?{images[0]['query']}", timeout=10
     ) as response:
         assert response.read()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["PPO", "DQN"])
+def test_an_evaluation_in_chunks_of_users_logs_what_the_whole_table_logs(name: str, music: MusicEnv) -> None:
+    """A memory bound small enough to split Music-v0's 2,000 evaluation users into 7 chunks gives every metric and
+    p(a) of the one-table evaluation, to 1e-12; the actions sampled for the reward are the same ones."""
+    whole = EntropyCallback(eval_env=music, eval_freq=128, seed=3, log_figures=False)
+    chunked = EntropyCallback(eval_env=music, eval_freq=128, seed=3, log_figures=False, eval_memory_mb=0.46)
+    assert len(whole.states.chunks) == 1 and len(chunked.states.chunks) == 7
+    assert whole.expected is not None and chunked.expected is None  # chunks ask the task for their rewards
+    for callback in (whole, chunked):
+        make_model(name, music).learn(256, callback=callback)
+    assert [row["timesteps"] for row in chunked.history] == [row["timesteps"] for row in whole.history] == [0, 128, 256]
+    for one, many in zip(whole.history, chunked.history, strict=True):
+        assert set(one) == set(many)
+        for key in one:
+            np.testing.assert_allclose(many[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)
+        assert many["eval/reward_stochastic"] == one["eval/reward_stochastic"]
+
+
+def test_a_ratings_task_evaluated_in_chunks_gives_what_one_table_gives() -> None:
+    """Ratings-v0 computes each chunk's rewards from its model, for those users only: the same metrics to 1e-12."""
+    rng = np.random.default_rng(5)
+    users, items = np.nonzero(rng.random((300, 40)) < 0.3)
+    task = RatingsEnv((users, items, rng.integers(1, 6, len(users)).astype(float)), rank=3, eval_fraction=0.5)
+    whole = EntropyCallback(eval_env=task, eval_freq=64, log_figures=False)
+    chunked = EntropyCallback(eval_env=task, eval_freq=64, log_figures=False, eval_memory_mb=0.04)
+    assert len(whole.states.chunks) == 1 and len(chunked.states.chunks) == 5
+    for callback in (whole, chunked):
+        make_model("PPO", task).learn(64, callback=callback)
+    for one, many in zip(whole.history, chunked.history, strict=True):
+        for key in one:
+            np.testing.assert_allclose(many[key], one[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+def test_a_model_of_another_task_is_refused_by_its_number_of_actions(music: MusicEnv) -> None:
+    with pytest.raises(ValueError, match="the evaluation set's task has 7 actions and the model 50"):
+        make_model("PPO", music).learn(32, callback=EntropyCallback(eval_env=BehaviorEnv(n_actions=7, state_dim=20)))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from sb3_entropy.baselines import evaluation_baselines
@@ -254,3 +257,23 @@ def test_the_rule_alone_judges_from_intervals_without_the_markdown(tmp_path: Pat
     assert [(p, q) for p, q, _ in gap.pairs] == [("a2c", "dqn"), ("a2c", "qrdqn"), ("ppo", "dqn"), ("ppo", "qrdqn")]
     failed = entropy_gap(result, {"a2c": None, "ppo": None, "trpo": None, "dqn": True, "qrdqn": True})
     assert failed.contrast is None and failed.outcome.startswith("not applicable: it needs finished runs of a policy")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 80),
+    k=st.integers(2, 12),
+    levels=st.integers(2, 6),
+    cuts=st.lists(st.integers(1, 79), max_size=5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_baselines_of_chunks_of_users_are_those_of_the_whole_table(n, k, levels, cuts, seed) -> None:
+    """Rewards on a few levels, so that users have tied best actions: every baseline, the greedy cover's included,
+    is the same from chunks as from the one table (to 1e-12)."""
+    expected = np.random.default_rng(seed).integers(0, levels, (n, k)) / (levels - 1)
+    edges = sorted({0, n, *(cut for cut in cuts if cut < n)})
+    whole = evaluation_baselines(expected)
+    chunked = evaluation_baselines(expected[a:b] for a, b in itertools.pairwise(edges))
+    assert set(chunked) == set(whole)
+    for key, value in whole.items():
+        assert chunked[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
