@@ -19,7 +19,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from personalization_gym import ClassificationEnv, DataOptions, DigitsEnv, RatingsEnv, TabularEnv
-from personalization_gym.lowrank import fit_low_rank
+from personalization_gym.lowrank import RatingTable, fit_low_rank
 from sb3_entropy import EntropyCallback, make_vec
 
 N_USERS, D, K = 120, 4, 6
@@ -176,11 +176,12 @@ def planted(n_users: int = 40, n_items: int = 30, rank: int = 3, observed: float
 def test_the_low_rank_fit_recovers_a_planted_matrix() -> None:
     matrix, mask = planted()
     users, items = np.nonzero(mask)
-    fit = fit_low_rank(users, items, matrix[users, items], 40, 30, 3, 1e-9, 100, np.random.default_rng(1))
+    table = RatingTable(users, items, matrix[users, items], 40, 30)
+    fit = fit_low_rank(table, 3, 1e-9, 100, np.random.default_rng(1))
     assert np.abs(fit.predict() - matrix)[~mask].max() < 1e-4  # the unobserved entries, never seen by the fit
     assert np.abs(fit.predict(users, items) - matrix[users, items]).max() < 1e-4
     # a rank too small cannot: the error on unobserved entries stays large
-    small = fit_low_rank(users, items, matrix[users, items], 40, 30, 1, 1e-9, 100, np.random.default_rng(1))
+    small = fit_low_rank(table, 1, 1e-9, 100, np.random.default_rng(1))
     assert np.abs(small.predict() - matrix)[~mask].max() > 0.5
 
 

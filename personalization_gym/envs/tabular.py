@@ -13,9 +13,10 @@ from personalization_gym.arrays import as_array, check_finite, check_table, held
 from personalization_gym.checks import check_choice, check_integer, check_number
 from personalization_gym.core import BanditEnv, Batch
 
-__all__ = ["NOISES", "ClassificationEnv", "DataOptions", "DigitsEnv", "TabularEnv", "classification_rewards"]
+__all__ = ["DEFAULT_EVAL_USERS", "NOISES", "ClassificationEnv", "DataOptions", "DigitsEnv", "TabularEnv", "classification_rewards"]
 
 NOISES = ("none", "bernoulli", "gaussian")
+DEFAULT_EVAL_USERS = 10_000  # held-out users evaluated when n_eval is not given: one pass takes seconds
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class DataOptions:
       (> 0), given with ``noise="gaussian"`` only.
     * ``eval_fraction``: the share of users held out for evaluation (default 0.2, rounded to a whole number of
       users, at least 1; at least one user must be left to train on).
-    * ``n_eval``: evaluate on the first ``n_eval`` held-out users (in user order) instead of all of them.
+    * ``n_eval``: evaluate on the first ``n_eval`` held-out users (in user order). Default: all of them, at most
+      ``DEFAULT_EVAL_USERS`` (10,000; a MovieLens-20M-sized table holds out 27,000), whose evaluation takes seconds.
     * ``task_seed``: seeds the split (an integer >= 0).
     * ``render_mode``: None or ``"rgb_array"``.
     """
@@ -121,8 +123,8 @@ class TabularEnv(BanditEnv):
     * ``rewards``: ``(n_users, K)`` expected rewards, ``K >= 2``, or a path as for ``features``.
     * ``noise``, ``noise_sd``, ``eval_fraction``, ``n_eval``, ``task_seed``, ``render_mode``: the options every
       table task shares, :class:`DataOptions` (noise ``"none"``, ``"bernoulli"`` or ``"gaussian"`` with
-      ``noise_sd``; 20 % of the users held out for evaluation, all of them or the first ``n_eval``; the split
-      seeded by ``task_seed``).
+      ``noise_sd``; 20 % of the users held out for evaluation, all of them (at most 10,000) or the first
+      ``n_eval``; the split seeded by ``task_seed``).
 
     ``train_users`` and ``eval_users`` are the users' row indices; ``batch.hidden["user"]`` is each context's.
 
@@ -169,9 +171,8 @@ class TabularEnv(BanditEnv):
                 f"n_eval must be at most the number of held-out users, {n_held_out} (eval_fraction "
                 f"{options.eval_fraction} of {n_users} users), got {options.n_eval}; raise eval_fraction for more"
             )
-        super().__init__(
-            n_eval=options.n_eval or n_held_out, task_seed=options.task_seed, render_mode=options.render_mode
-        )
+        n_eval = options.n_eval or min(n_held_out, DEFAULT_EVAL_USERS)
+        super().__init__(n_eval=n_eval, task_seed=options.task_seed, render_mode=options.render_mode)
         self.eval_fraction = options.eval_fraction
         order = self.task_rng.permutation(n_users)
         self.eval_users = np.sort(order[:n_held_out])[: self.n_eval]
