@@ -44,6 +44,7 @@ def _charts() -> dict[str, dict[str, list[str]]]:
 
 
 CUSTOM_SCALARS_CHARTS = _charts()
+HISTOGRAM_BUCKETS = 2048  # the most buckets of an action histogram: neighbouring actions share one past it
 
 
 def exact_tag_pattern(tag: str) -> str:
@@ -339,8 +340,12 @@ class EntropyCallback(BaseCallback):
         self._figure_step = step
 
     def _add_histogram(self, tag: str, weights: np.ndarray, step: int) -> None:
-        """A histogram over action indices whose bucket for action a (centred on a) holds ``weights[a]``."""
+        """A histogram over action indices whose bucket for action a (centred on a) holds ``weights[a]``; past
+        ``HISTOGRAM_BUCKETS`` actions, each bucket holds a run of neighbouring actions (an event file of tens of
+        KB a step at any K; TensorBoard shows about 30 buckets anyway)."""
         actions = np.arange(len(weights), dtype=np.float64)
+        per_bucket = -(-len(weights) // HISTOGRAM_BUCKETS)
+        starts = np.arange(0, len(weights), per_bucket)
         total = float(weights.sum())
         self._writer.add_histogram_raw(
             tag,
@@ -349,8 +354,8 @@ class EntropyCallback(BaseCallback):
             num=total,
             sum=float((actions * weights).sum()),
             sum_squares=float((actions**2 * weights).sum()),
-            bucket_limits=(actions + 0.5).tolist(),
-            bucket_counts=weights.tolist(),
+            bucket_limits=(np.minimum(starts + per_bucket, len(weights)) - 0.5).tolist(),
+            bucket_counts=np.add.reduceat(weights, starts).tolist(),
             global_step=step,
         )
 

@@ -89,6 +89,10 @@ def stacked_bars(marginals: list[np.ndarray], colors: np.ndarray, height: int, w
 
 
 def bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.ndarray:
+    """p(a) as bars in action order, each at least a pixel wide with a pixel's gap; with more actions than pixel
+    columns, each column shows the tallest bar among its actions, in that action's colour."""
+    if len(p) > width:
+        return _binned_bar_chart(p, colors, height, width)
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = BACKGROUND
     edges = np.linspace(0, width, len(p) + 1).round().astype(int)
@@ -98,6 +102,15 @@ def bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.
         if bar:
             image[height - bar :, left:right] = colors[action]
     return image
+
+
+def _binned_bar_chart(p: np.ndarray, colors: np.ndarray, height: int, width: int) -> np.ndarray:
+    column = np.arange(len(p)) * width // len(p)  # each action's pixel column, in action order
+    first = np.searchsorted(column, np.arange(width))  # each column's first action
+    tallest = np.lexsort((-p, column))[first]  # each column's action of the largest p
+    bars = (p[tallest] / max(p.max(), 1e-300) * height).round().astype(int)
+    filled = np.arange(height)[:, None] >= height - bars[None, :]
+    return np.where(filled[:, :, None], colors[tallest][None, :, :], BACKGROUND).astype(np.uint8)
 
 
 class DistributionFigure:
@@ -112,6 +125,7 @@ class DistributionFigure:
     def __init__(self, n_actions: int, total_steps: int | None = None, width: int = 960, height: int = 400) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         self.n_actions, self.colors, self.total_steps = n_actions, action_colors(n_actions), total_steps
         self.figure = Figure(figsize=(width / 100, height / 100), dpi=100)
@@ -132,7 +146,8 @@ class DistributionFigure:
         )
         self.over_training.set_xlabel("timesteps", fontsize=9)
         self.over_training.set_ylabel("share of recommendations", fontsize=9)
-        self.now.set_xlabel(f"item (action 0 to {n_actions - 1})", fontsize=9)
+        self.now.set_xlabel(f"item (action 0 to {n_actions - 1:,})", fontsize=9)
+        self.now.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # labels of 5-digit items must not meet
         self.now.set_ylabel("p(a) / largest p(a)", fontsize=9)
         # the right panel's title changes with every picture: a figure text at a fixed place (an axes title is
         # moved by matplotlib at each whole draw, which a redraw of the bars alone does not do)
@@ -144,6 +159,10 @@ class DistributionFigure:
             axes.tick_params(labelsize=8)
             axes.set_autoscale_on(False)
         self._frame = None  # the figure without its bars and the right title, once drawn with a fixed time axis
+        # Two columns an action while they fit in the panel's pixels; past that, one column a pixel, showing its
+        # tallest bar (a wider image would be thinned to the panel by dropping columns, and with them bars).
+        panel = int(self.now.get_window_extent().width)
+        self.bar_columns = max(2 * n_actions, 256) if 2 * n_actions <= panel else panel
 
     def render(self, history: DownsampledHistory, current: np.ndarray, step: int | None = None) -> np.ndarray:
         """``(height, width, 3)`` uint8: p(a) over training (left), the current p(a) in item order (right)."""
@@ -156,7 +175,7 @@ class DistributionFigure:
         self.stacked.set_data(stacked_bars(marginals, self.colors, 200, max(2 * len(marginals), 256)))
         self.stacked.set_extent((steps[0] - spacing / 2, steps[-1] + spacing / 2, 0, 1))
         largest = float(current.max())
-        self.bars.set_data(bar_chart(current, self.colors, 200, max(2 * self.n_actions, 256)))
+        self.bars.set_data(bar_chart(current, self.colors, 200, self.bar_columns))
         h = float(entropy(current))
         when = "now" if step is None else f"at step {step}"
         self.now_title.set_text(

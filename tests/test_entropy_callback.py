@@ -640,3 +640,38 @@ def test_a_ratings_task_evaluated_in_chunks_gives_what_one_table_gives() -> None
 def test_a_model_of_another_task_is_refused_by_its_number_of_actions(music: MusicEnv) -> None:
     with pytest.raises(ValueError, match="the evaluation set's task has 7 actions and the model 50"):
         make_model("PPO", music).learn(32, callback=EntropyCallback(eval_env=BehaviorEnv(n_actions=7, state_dim=20)))
+
+
+def test_a_catalogue_of_5000_items_logs_histograms_of_runs_of_neighbouring_items(tmp_path: Path) -> None:
+    """Past HISTOGRAM_BUCKETS (2,048) actions a histogram bucket holds 3 neighbouring items (5,000 / 2,048, rounded
+    up): 1,667 buckets whose weights are p(a) summed over each run, the last run 2 items."""
+    rng = np.random.default_rng(0)
+    task = gym.make("Personalization/Tabular-v0", features=rng.standard_normal((60, 3)), rewards=rng.random((60, 5000)))
+    callback = EntropyCallback(eval_freq=64, seed=0)
+    make_model("PPO", task, tensorboard_log=str(tmp_path / "tb")).learn(64, callback=callback)
+    histogram = read_events(tmp_path / "tb").Histograms("actions/marginal")[-1].histogram_value
+    p = callback.history[-1]["p"]
+    expected = np.add.reduceat(p, np.arange(0, 5000, 3))
+    assert len(histogram.bucket) == 1667
+    assert histogram.bucket_limit[:2] == [2.5, 5.5] and histogram.bucket_limit[-1] == 4999.5
+    np.testing.assert_allclose(histogram.bucket, expected, rtol=1e-6)
+    assert histogram.sum == pytest.approx(float((np.arange(5000) * p).sum()), rel=1e-9)
+
+
+def test_a_bar_chart_of_more_items_than_pixel_columns_shows_each_columns_tallest_bar() -> None:
+    from sb3_entropy.figures import action_colors, bar_chart
+
+    p = np.full(10_000, 1e-6)
+    spikes = {123: 0.5, 4_321: 0.25, 9_999: 1.0, 124: 0.1}  # 123 and 124 share column 3: the taller is shown
+    for action, share in spikes.items():
+        p[action] = share
+    colors = action_colors(10_000)
+    image = bar_chart(p / p.sum(), colors, height=100, width=250)
+    assert image.shape == (100, 250, 3)
+    for action, height in ((123, 50), (4_321, 25), (9_999, 100)):
+        column = action * 250 // 10_000
+        painted = (image[:, column] != 255).any(axis=1)
+        assert painted.sum() == height and painted[-height:].all()  # a bar from the bottom, as tall as its share
+        np.testing.assert_array_equal(image[-1, column], colors[action])
+    empty = [c for c in range(250) if c not in {3, 108, 249}]
+    assert (image[:, empty] == 255).all()  # the other items' bars round to no pixel

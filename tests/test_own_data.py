@@ -459,3 +459,44 @@ def test_data_options_keep_what_is_valid_and_name_what_is_not(fraction, n_eval, 
     first_bad = "eval_fraction" if not fraction_ok else ("n_eval" if not n_eval_ok else "task_seed")
     with pytest.raises(ValueError, match=rf"^{first_bad} must be "):
         DataOptions(eval_fraction=fraction, n_eval=n_eval, task_seed=seed)
+
+
+def test_a_ratings_task_holds_no_users_by_items_table() -> None:
+    """3,000 users x 3,000 items would be a 69 MB float64 table: building the task, stepping it, its baselines, and
+    training with a callback that evaluates in chunks each stay under a quarter of that (numpy's allocations, as
+    tracemalloc counts them)."""
+    import tracemalloc
+
+    from sb3_entropy.baselines import evaluation_baselines
+
+    rng = np.random.default_rng(0)
+    n_users = n_items = 3_000
+    pairs = rng.choice(n_users * n_items, size=60_000, replace=False)
+    ratings = (pairs // n_items, pairs % n_items, rng.integers(1, 6, len(pairs)).astype(float))
+    dense_mb = n_users * n_items * 8 / 2**20
+    peaks = []
+    tracemalloc.start()
+    try:
+        task = RatingsEnv(ratings, rank=4, n_iter=3)
+        task.reset(seed=0)
+        for action in range(100):  # one-step episodes
+            task.step(action)
+            task.reset()
+        baselines = evaluation_baselines(chunk.expected for chunk in task.eval_chunks(max_mb=2))
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+    finally:
+        tracemalloc.stop()
+    # A model's first seeding has torch read source files for a stack trace (tens of MB of Python strings, once
+    # per process): done before the second count.
+    PPO("MlpPolicy", task, seed=0, device="cpu")
+    model = PPO("MlpPolicy", task, n_steps=32, batch_size=32, seed=0, device="cpu")
+    tracemalloc.start()
+    try:
+        callback = EntropyCallback(eval_env=task, log_figures=False, eval_memory_mb=4)
+        model.learn(64, callback=callback)
+        peaks.append(tracemalloc.get_traced_memory()[1] / 2**20)
+    finally:
+        tracemalloc.stop()
+    assert len(callback.states.chunks) == 14 and task.n_eval == 600  # 43 users a chunk
+    assert baselines["oracle"] > baselines["random"] and len(callback.history) == 2
+    assert max(peaks) < dense_mb / 4, f"peaks {peaks} MB of numpy allocations, against a {dense_mb:.0f} MB table"
