@@ -212,6 +212,14 @@ def test_probs_fn_is_used_and_checked(behavior: BehaviorEnv) -> None:
     assert uniform.shape == (len(obs), 7)
     with pytest.raises(ValueError, match="probs_fn gave rows that do not sum to 1"):
         action_probs(model, obs, probs_fn=lambda m, o: np.ones((len(o), 7)))
+    # a float32 softmax's sum of K terms may be off by K rounding steps: 2e-5 + K * 2**-23 is allowed, no more
+    wide = np.full((4, 59_047), (1 + 5e-5) / 59_047)
+    np.testing.assert_array_equal(action_probs(model, obs[:4], probs_fn=lambda m, o: wide), wide)
+    with pytest.raises(ValueError, match=r"allowed 1 \+- 2.1e-05 for 7 actions"):
+        action_probs(model, obs[:4], probs_fn=lambda m, o: np.full((4, 7), (1 + 5e-5) / 7))
+    wide[1] *= 1.01
+    with pytest.raises(ValueError, match=r"to 1.01005\d*, allowed 1 \+- 0.0071 for 59047 actions"):
+        action_probs(model, obs[:4], probs_fn=lambda m, o: wide)
     with_nan = np.full((len(obs), 7), 1 / 7)
     with_nan[[3, 8], 2] = [np.nan, np.inf]
     with pytest.raises(ValueError, match=f"probs_fn gave action probabilities that are NaN or infinite in 2 of {len(obs)} "
