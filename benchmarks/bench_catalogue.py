@@ -82,7 +82,7 @@ def write_shape(shape: str, work_dir: Path) -> Path:
         for start in range(0, len(stars), ROWS_PER_WRITE):
             block = slice(start, start + ROWS_PER_WRITE)
             values = stars[block].tolist() if half else stars[block].astype(np.int64).tolist()
-            rows = zip(users[block].tolist(), movies[block].tolist(), values, timestamps[block].tolist())
+            rows = zip(users[block].tolist(), movies[block].tolist(), values, timestamps[block].tolist(), strict=True)
             out.write("".join(f"{u}{separator}{m}{separator}{r}{separator}{t}\n" for u, m, r, t in rows))
     partial.rename(path)
     return path
@@ -184,7 +184,8 @@ def main() -> None:
         return
     rows = []
     for shape in args.shapes:
-        command = [sys.executable, __file__, "--child", shape, "--steps", str(args.steps), "--work-dir", str(args.work_dir)]
+        command = [sys.executable, __file__, "--child", shape, "--steps", str(args.steps)]
+        command += ["--work-dir", str(args.work_dir)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"{shape}: the measurement failed:\n{done.stderr}")

@@ -145,7 +145,7 @@ def _blocks(sorted_length: np.ndarray) -> list[tuple[int, int, int]]:
     one row) each."""
     bounds = (np.flatnonzero(np.diff(sorted_length)) + 1).tolist()
     blocks = []
-    for start, end in zip([0, *bounds], [*bounds, len(sorted_length)]):
+    for start, end in zip([0, *bounds], [*bounds, len(sorted_length)], strict=True):
         length = int(sorted_length[start])
         step = max(1, BLOCK_SLOTS // max(length, 1))
         blocks += [(first, min(first + step, end), length) for first in range(start, end, step)]
@@ -182,7 +182,7 @@ class _HalfStep:
         other_rows, starts = torch.from_numpy(other), self.side.slot_start
         for first, end, length in self.side.blocks:
             slots = slice(starts[first], starts[end])
-            gathered = torch.index_select(other_rows, 0, self.columns[slots], out=scratch[: starts[end] - starts[first]])
+            gathered = torch.index_select(other_rows, 0, self.columns[slots], out=scratch[: slots.stop - slots.start])
             gathered[:, -1] += self.ratings[slots]
             gathered = gathered.view(end - first, length, self.width)
             torch.bmm(gathered.transpose(1, 2), gathered, out=self.products[first:end])  # [F t]^T [F t]

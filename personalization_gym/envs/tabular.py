@@ -13,7 +13,15 @@ from personalization_gym.arrays import as_array, check_finite, check_table, held
 from personalization_gym.checks import check_choice, check_integer, check_number
 from personalization_gym.core import BanditEnv, Batch
 
-__all__ = ["DEFAULT_EVAL_USERS", "NOISES", "ClassificationEnv", "DataOptions", "DigitsEnv", "TabularEnv", "classification_rewards"]
+__all__ = [
+    "DEFAULT_EVAL_USERS",
+    "NOISES",
+    "ClassificationEnv",
+    "DataOptions",
+    "DigitsEnv",
+    "TabularEnv",
+    "classification_rewards",
+]
 
 NOISES = ("none", "bernoulli", "gaussian")
 DEFAULT_EVAL_USERS = 10_000  # held-out users evaluated when n_eval is not given: one pass takes seconds
