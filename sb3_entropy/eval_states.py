@@ -83,7 +83,9 @@ class EvalStates:
         """The totals of the policy ``probs_of(states) -> (n, K)`` over every state, chunk after chunk."""
         total = None
         for chunk in self.chunks:
-            probs = probs_of(chunk.distinct)[chunk.row_of]
+            probs = probs_of(chunk.distinct)
+            if len(chunk.distinct) < len(chunk.row_of):  # states repeat: expand (a copy of the table otherwise)
+                probs = probs[chunk.row_of]
             expected, best = self._rewards_of(chunk)
             part = totals(probs, expected, rng if expected is not None else None, best)
             total = part if total is None else total + part

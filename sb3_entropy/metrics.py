@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 HEAD_PERCENT = 20  # the short head: the most-exposed 20 % of items (rounded up); the rest is the long tail
+SEARCH_FROM_ACTIONS = 1024  # past this many actions, a sampled action is found by binary search in its row
 
 
 def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -222,8 +223,8 @@ def _reward_totals(
     policy_value = np.multiply(probs, expected, out=scratch).sum(axis=1)
     # One action per state drawn from its row, by inverting the row's cumulative distribution.
     cumulative = np.cumsum(probs, axis=1, out=scratch)
-    uniform = rng.random(len(probs))[:, None] * cumulative[:, -1:]
-    sampled = np.minimum((cumulative <= uniform).sum(axis=1), probs.shape[1] - 1)
+    uniform = rng.random(len(probs)) * cumulative[:, -1]
+    sampled = np.minimum(_entries_at_most(cumulative, uniform), probs.shape[1] - 1)
     greedy_rewards = expected[rows, greedy]
     return RewardTotals(
         expected=policy_value.sum(),
@@ -234,6 +235,15 @@ def _reward_totals(
         every_action=expected.sum(),
         best=best.sum(),
     )
+
+
+def _entries_at_most(cumulative: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """How many entries of each (non-decreasing) row of ``cumulative`` are at most its ``bound``: a comparison table
+    for rows of a few actions, a binary search per row for catalogues (where a table would cost a pass over n x K)."""
+    if cumulative.shape[1] <= SEARCH_FROM_ACTIONS:
+        return (cumulative <= bound[:, None]).sum(axis=1)
+    found = [np.searchsorted(row, value, side="right") for row, value in zip(cumulative, bound, strict=True)]
+    return np.array(found, dtype=np.int64)
 
 
 # ------------------------------------------------------------------------------------------------------------

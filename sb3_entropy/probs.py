@@ -196,7 +196,7 @@ def _probs_from_logits(policy: Any, obs: torch.Tensor) -> torch.Tensor:
     and checking its arguments: a sixth of an evaluation's forward pass (docs/performance.md)."""
     features = BasePolicy.extract_features(policy, obs, policy.pi_features_extractor)  # as get_distribution's super()
     logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
-    return torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
+    return torch.softmax(logits.sub_(logits.logsumexp(dim=-1, keepdim=True)), dim=-1)  # in place: one table less
 
 
 def _fresh_episode_probs(policy: Any, obs: torch.Tensor) -> torch.Tensor:
@@ -239,6 +239,9 @@ def _checked(probs: np.ndarray, n: int, n_actions: int | None, source: str) -> n
         )
     # float32 probabilities: a softmax's sum of K terms may be off by up to K rounding steps (2.8e-5 at K = 59,047)
     tolerance = 2e-5 + probs.shape[1] * float(np.finfo(np.float32).eps)
+    if source == "probs_fn" and n and probs.min() < 0:  # a model's softmax cannot be negative; a function's can
+        row = int(np.flatnonzero((probs < 0).any(axis=1))[0])
+        raise ValueError(f"probs_fn gave negative probabilities, first in row {row}: {probs[row].min()}")
     if n and not np.allclose(sums, 1.0, rtol=0, atol=tolerance):
         raise ValueError(f"{source} gave rows that do not sum to 1 (sums from {sums.min()} to {sums.max()}, allowed "
                          f"1 +- {tolerance:.2g} for {probs.shape[1]} actions)")  # fmt: skip

@@ -269,3 +269,19 @@ def test_totals_with_and_without_rewards_do_not_add_up() -> None:
     probs = np.full((2, 3), 1 / 3)
     with pytest.raises(ValueError, match="totals with rewards and totals without them do not add up"):
         totals(probs) + totals(probs, np.zeros((2, 3)), np.random.default_rng(0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 30), st.integers(1025, 3000), st.integers(0, 2**32 - 1), st.floats(0.0, 0.2))
+def test_sampled_actions_of_a_catalogue_are_found_by_binary_search_as_by_comparison(n, k, seed, zeros) -> None:
+    """Past SEARCH_FROM_ACTIONS actions each row is searched instead of compared: the same counts, ties and zero
+    probabilities (flat runs of the cumulative row) included."""
+    from sb3_entropy.metrics import SEARCH_FROM_ACTIONS, _entries_at_most
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.3), size=n) * (rng.random((n, k)) >= zeros)
+    cumulative = np.cumsum(probs, axis=1)
+    bound = rng.random(n) * cumulative[:, -1]
+    bound[0] = cumulative[0, rng.integers(k)]  # a bound equal to an entry: counted
+    assert k > SEARCH_FROM_ACTIONS
+    np.testing.assert_array_equal(_entries_at_most(cumulative, bound), (cumulative <= bound[:, None]).sum(axis=1))

@@ -166,8 +166,10 @@ class RatingsEnv(TabularEnv):
         ``mu + b[u] + c + P[u] Q^T`` cut to the observed ratings' range, and each observed rating as it is with
         ``keep_observed``. No users x items table is ever held."""
         fit = self.fit
-        biases = fit.user_bias[users][:, None] + fit.item_bias[None, :]
-        rewards = np.clip(fit.mean + biases + fit.user_factors[users] @ fit.item_factors.T, *self.rating_range)
+        rewards = fit.user_factors[users] @ fit.item_factors.T  # the one (users, items) table: the rest in place
+        rewards += (fit.mean + fit.user_bias[users])[:, None]
+        rewards += fit.item_bias[None, :]
+        np.clip(rewards, *self.rating_range, out=rewards)
         if self.keep_observed:
             starts, counts = self._rated[users], self._rated[np.asarray(users) + 1] - self._rated[users]
             rows = np.repeat(np.arange(len(starts)), counts)
