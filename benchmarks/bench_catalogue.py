@@ -14,7 +14,8 @@ For each shape, in a process of its own (so that its peak memory is its own):
    fit and the final fit, seconds and the process's peak resident memory (goal for ML-32M: 300 s, 8 GB; for
    ML-1M: 20 s);
 3. one EntropyCallback evaluation of a PPO policy at the default evaluation set (at most 10,000 held-out users
-   by every movie), seconds and the peak resident memory it adds (goal for ML-32M: 10 s, 1 GB);
+   by every movie), seconds and the peak resident memory it adds (goal for ML-32M: 10 s, 1 GB), beside the
+   policy's bare forward pass over the same states in the same chunks (the part a network of other size changes);
 4. --steps steps of PPO (the paper's settings: n_steps 32, batch 32, one epoch, net [256, 256]) with the callback
    at its default cadence, seconds.
 """
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,6 +110,20 @@ def reset_peak() -> bool:
         return False
 
 
+def forward_seconds(model: Any, states: Any) -> float:
+    """Seconds for the policy's probabilities of every evaluation state, chunk by chunk as the callback plans them,
+    by SB3's own distribution (nothing kept, no metric)."""
+    import torch
+
+    start = time.perf_counter()
+    with torch.no_grad():
+        for chunk in states.chunks:
+            obs, _ = model.policy.obs_to_tensor(states.obs[chunk.rows].copy())
+            probs = model.policy.get_distribution(obs).distribution.probs
+    del probs
+    return time.perf_counter() - start
+
+
 def measure(shape: str, work_dir: Path, steps: int) -> dict:
     """One shape's figures, in this process (run in one of its own)."""
     import gymnasium as gym
@@ -135,6 +151,7 @@ def measure(shape: str, work_dir: Path, steps: int) -> dict:
         callback = EntropyCallback(eval_env=env)
         callback.init_callback(model)
         callback.on_training_start({"total_timesteps": steps}, {})  # the first evaluation: plans the chunks
+        forward_s = forward_seconds(model, callback.states)
         before = resident_mb("VmRSS")
         measured_peak = reset_peak()
         start = time.perf_counter()
@@ -150,21 +167,23 @@ def measure(shape: str, work_dir: Path, steps: int) -> dict:
     return {
         "shape": shape, "users": task.n_users, "movies": task.n_actions, "ratings": task.fit_report.n_ratings
         + task.fit_report.n_held_out, "file_mb": path.stat().st_size / 2**20, "read_s": read_s, "build_s": build_s,
-        "build_peak_gb": build_peak_mb / 1024, "n_eval": task.n_eval, "eval_s": eval_s, "eval_mb": eval_mb,
+        "build_peak_gb": build_peak_mb / 1024, "n_eval": task.n_eval, "forward_s": forward_s, "eval_s": eval_s,
+        "eval_mb": eval_mb,
         "steps": steps, "train_s": train_s, "held_out_rmse": task.fit_report.held_out_rmse,
     }  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:
     header = ("| shape | users | movies | ratings | file MB | read s | build s | build peak GB | n_eval | "
-              "evaluation s | evaluation MB | PPO steps | PPO s | held-out RMSE |")  # fmt: skip
+              "forward s | evaluation s | evaluation MB | PPO steps | PPO s | held-out RMSE |")  # fmt: skip
     lines = [header, "|" + "|".join(["---"] + ["---:"] * (header.count("|") - 2)) + "|"]
     for r in rows:
         eval_mb = "n/a" if r["eval_mb"] is None else f"{r['eval_mb']:,.0f}"
         lines.append(
             f"| {r['shape']} | {r['users']:,} | {r['movies']:,} | {r['ratings']:,} | {r['file_mb']:,.0f} | "
             f"{r['read_s']:.1f} | {r['build_s']:.1f} | {r['build_peak_gb']:.2f} | {r['n_eval']:,} | "
-            f"{r['eval_s']:.2f} | {eval_mb} | {r['steps']:,} | {r['train_s']:.1f} | {r['held_out_rmse']:.4f} |"
+            f"{r['forward_s']:.2f} | {r['eval_s']:.2f} | {eval_mb} | {r['steps']:,} | {r['train_s']:.1f} | "
+            f"{r['held_out_rmse']:.4f} |"
         )
     return "\n".join(lines)
 

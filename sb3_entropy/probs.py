@@ -45,10 +45,10 @@ def _forward_in_chunks(model: Any, obs: np.ndarray, forward: Callable[[Any], tor
             batch = obs[start : start + chunk]
             # torch warns on read-only arrays (eval sets are read-only): hand it a writable copy of the chunk
             tensor, _ = model.policy.obs_to_tensor(batch if batch.flags.writeable else batch.copy())
-            values = forward(tensor).cpu().numpy()
+            values = forward(tensor)
             if start == 0:
                 output = np.empty((len(obs), *values.shape[1:]), dtype=np.float64)
-            output[start : start + len(values)] = values
+            torch.from_numpy(output[start : start + len(values)]).copy_(values)  # from the device, on every core
     return output
 
 

@@ -222,7 +222,7 @@ def test_probs_fn_is_used_and_checked(behavior: BehaviorEnv) -> None:
         action_probs(model, obs[:4], probs_fn=lambda m, o: wide)
     negative = np.full((len(obs), 7), 1 / 7)
     negative[5, :2] = [-0.1, 0.1 + 1 / 7]  # sums to 1, one entry below 0
-    with pytest.raises(ValueError, match="probs_fn gave negative probabilities, first in row 5: -0.1"):
+    with pytest.raises(ValueError, match=r"probs_fn gave negative probabilities, first in row 5: -0\.1"):
         action_probs(model, obs, probs_fn=lambda m, o: negative)
     with_nan = np.full((len(obs), 7), 1 / 7)
     with_nan[[3, 8], 2] = [np.nan, np.inf]

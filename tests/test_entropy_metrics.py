@@ -285,3 +285,29 @@ def test_sampled_actions_of_a_catalogue_are_found_by_binary_search_as_by_compari
     bound[0] = cumulative[0, rng.integers(k)]  # a bound equal to an entry: counted
     assert k > SEARCH_FROM_ACTIONS
     np.testing.assert_array_equal(_entries_at_most(cumulative, bound), (cumulative <= bound[:, None]).sum(axis=1))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 12), st.integers(4097, 6000), st.integers(0, 2**32 - 1))
+def test_a_catalogues_totals_by_torch_are_numpys_to_1e12(n, k, seed) -> None:
+    """Past CATALOGUE_ACTIONS actions torch computes the totals on every core: the sums of numpy's pass, to 1e-12
+    (summed in another order), the same sampled and greedy actions. Zero probabilities and tied rewards included."""
+    import sb3_entropy.metrics as metrics
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.2), size=n)
+    probs[:, rng.integers(k, size=5)] = 0.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = rng.integers(0, 4, size=(n, k)) / 2  # ties everywhere
+    by_torch = totals(probs, expected, np.random.default_rng(7))
+    original = metrics.CATALOGUE_ACTIONS
+    try:
+        metrics.CATALOGUE_ACTIONS = k
+        by_numpy = totals(probs, expected, np.random.default_rng(7))
+    finally:
+        metrics.CATALOGUE_ACTIONS = original
+    np.testing.assert_array_equal(by_torch.greedy, by_numpy.greedy)
+    np.testing.assert_allclose(by_torch.probs, by_numpy.probs, rtol=1e-12, atol=1e-15)
+    assert by_torch.per_state_entropy == pytest.approx(by_numpy.per_state_entropy, rel=1e-12)
+    for name, value in vars(by_numpy.rewards).items():
+        assert getattr(by_torch.rewards, name) == pytest.approx(value, rel=1e-12, abs=1e-12), name
