@@ -500,3 +500,23 @@ def test_a_ratings_task_holds_no_users_by_items_table() -> None:
     assert len(callback.states.chunks) == 14 and task.n_eval == 600  # 43 users a chunk
     assert baselines["oracle"] > baselines["random"] and len(callback.history) == 2
     assert max(peaks) < dense_mb / 4, f"peaks {peaks} MB of numpy allocations, against a {dense_mb:.0f} MB table"
+
+
+def test_a_second_task_of_the_same_ratings_and_settings_reuses_the_fit() -> None:
+    """The fit is deterministic, so a process keeps its last one: the same ratings and settings get it again (read
+    only, shared), other settings or other ratings are fitted anew, with what a fresh fit gives."""
+    rng = np.random.default_rng(8)
+    users, items = np.nonzero(rng.random((60, 25)) < 0.4)
+    ratings = (users, items, rng.integers(1, 6, len(users)).astype(float))
+    first = RatingsEnv(ratings, rank=3, n_iter=5)
+    again = RatingsEnv(tuple(array.copy() for array in ratings), rank=3, n_iter=5)
+    assert again.fit is first.fit and again.fit_report is first.fit_report
+    assert not first.fit.user_factors.flags.writeable
+    other_seed = RatingsEnv(ratings, rank=3, n_iter=5, task_seed=1)
+    assert other_seed.fit is not first.fit and not np.array_equal(other_seed.fit.user_factors, first.fit.user_factors)
+    changed = (users, items, ratings[2] + (np.arange(len(users)) == 0))
+    assert RatingsEnv(changed, rank=3, n_iter=5).fit_report.train_rmse != first.fit_report.train_rmse
+    fresh = RatingsEnv(ratings, rank=3, n_iter=5)  # the cache now holds another fit: fitted again, the same numbers
+    assert fresh.fit is not first.fit
+    np.testing.assert_array_equal(fresh.fit.item_factors, first.fit.item_factors)
+    assert fresh.fit_report == first.fit_report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, ClassVar
 
@@ -138,13 +139,8 @@ class RatingsEnv(TabularEnv):
             raise ValueError(f"check_fraction {check_fraction} holds out all {len(values)} ratings: the check needs "
                              "some to fit; give more ratings or a smaller check_fraction")  # fmt: skip
 
-        # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
-        # held-out ratings and starting point, one for the final fit's starting point.
-        check_seed, fit_seed = np.random.SeedSequence([options.task_seed, 1]).spawn(2)
         table = RatingTable(user_index, item_index, values, n_users, n_items)
-        fit_args = (table, self.rank, self.reg, self.n_iter)
-        self.fit_report: FitReport = held_out_error(*fit_args, n_checked, np.random.default_rng(check_seed))
-        self.fit: LowRankFit = fit_low_rank(*fit_args, np.random.default_rng(fit_seed))
+        self.fit_report, self.fit = _fitted(table, self.rank, self.reg, self.n_iter, n_checked, options.task_seed)
 
         if options.noise == "bernoulli" and not (values.min() >= 0 and values.max() <= 1):
             raise ValueError(
@@ -204,6 +200,33 @@ class RatingsEnv(TabularEnv):
             raise ValueError(f"ratings must be numbers, got dtype {values.dtype}")
         check_finite(values, "ratings")
         return users, items, values.astype(np.float64)
+
+
+_LAST_FIT: dict[tuple[Any, ...], tuple[FitReport, LowRankFit]] = {}  # this process's last fit, by what it fitted
+
+
+def _fitted(
+    table: RatingTable, rank: int, reg: float, n_iter: int, n_checked: int, task_seed: int
+) -> tuple[FitReport, LowRankFit]:
+    """The held-out check and the final fit of ``table``; this process's last ones again when the ratings and the
+    settings are the same: the fit is deterministic, and a study's runs build one task again and again (ML-25M's
+    shape: 2 minutes a build)."""
+    digest = hashlib.blake2b(digest_size=20)
+    for array in (table.users, table.items, table.ratings):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    key = (digest.hexdigest(), table.n_users, table.n_items, rank, reg, n_iter, n_checked, task_seed)
+    if key not in _LAST_FIT:
+        # The fit has its own generators, apart from the split's (TabularEnv's task_rng): one for the check's
+        # held-out ratings and starting point, one for the final fit's starting point.
+        check_seed, fit_seed = np.random.SeedSequence([task_seed, 1]).spawn(2)
+        report = held_out_error(table, rank, reg, n_iter, n_checked, np.random.default_rng(check_seed))
+        fit = fit_low_rank(table, rank, reg, n_iter, np.random.default_rng(fit_seed))
+        for array in (fit.user_factors, fit.item_factors, fit.user_bias, fit.item_bias):
+            array.flags.writeable = False  # shared by every task built from the same ratings
+        _LAST_FIT.clear()
+        _LAST_FIT[key] = (report, fit)
+    return _LAST_FIT[key]
 
 
 def _index(column: np.ndarray, known: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
