@@ -189,3 +189,19 @@ def test_bench_tests_times_each_tier_in_a_fresh_clone() -> None:
     assert float(rows[0][0]) >= float(rows[1][0])  # the slowest first
     bad = call_script("bench_tests.py", "--ref", "no-such-commit")
     assert bad.returncode == 2 and "--ref no-such-commit is not a commit of the git checkout" in bad.stderr
+
+
+@pytest.mark.slow
+def test_bench_catalogue_writes_a_movielens_shaped_file_and_prints_its_table(tmp_path) -> None:
+    result = run_script("bench_catalogue.py", "--shapes", "ml-1m", "--steps", "64", "--work-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    written = tmp_path / "ml-1m" / "ratings.dat"
+    lines = written.read_text().splitlines()
+    assert len(lines) == 1_000_209 and re.fullmatch(r"\d+::\d+::[1-5]::\d+", lines[0])  # ML-1M's format, whole stars
+    header, rule, row = result.stdout.strip().splitlines()
+    assert header.startswith("| shape | users | movies | ratings |") and rule.startswith("|---|---:|")
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:4] == ["ml-1m", "6,040", "3,706", "1,000,209"] and cells[8] == "1,208"  # 20 % held out
+    assert float(cells[7]) > 0 and float(cells[10]) > 0  # a peak memory and an evaluation: figures, not goals
+    bad = run_script("bench_catalogue.py", "--steps", "0", "--work-dir", str(tmp_path))
+    assert bad.returncode == 2 and "--steps must be at least 1, got 0" in bad.stderr
