@@ -89,6 +89,7 @@ class EvalStates:
             expected, best = self._rewards_of(chunk)
             part = totals(probs, expected, rng if expected is not None else None, best)
             total = part if total is None else total + part
+            del probs, expected  # before the next chunk's tables are made: one chunk's memory at a time
         return total
 
     def _rewards_of(self, chunk: _Chunk) -> tuple[np.ndarray | None, np.ndarray | None]:
