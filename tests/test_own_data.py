@@ -520,3 +520,14 @@ def test_a_second_task_of_the_same_ratings_and_settings_reuses_the_fit() -> None
     assert fresh.fit is not first.fit
     np.testing.assert_array_equal(fresh.fit.item_factors, first.fit.item_factors)
     assert fresh.fit_report == first.fit_report
+
+
+def test_at_most_10000_held_out_users_are_evaluated_unless_n_eval_says() -> None:
+    rng = np.random.default_rng(2)
+    features, rewards = rng.standard_normal((60_000, 2)), rng.random((60_000, 3))
+    task = TabularEnv(features, rewards)  # 12,000 held out
+    assert task.n_eval == 10_000 and len(task.eval_users) == 10_000 and len(task.train_users) == 48_000
+    held_out = np.setdiff1d(np.arange(60_000), task.train_users)  # sorted: the first 10,000 in user order
+    np.testing.assert_array_equal(task.eval_users, held_out[:10_000])
+    assert TabularEnv(features, rewards, n_eval=12_000).n_eval == 12_000
+    assert TabularEnv(features[:1000], rewards[:1000]).n_eval == 200  # below the cap: every held-out user
