@@ -241,6 +241,9 @@ def _reward_totals(
     )
 
 
+_SMALLEST_DOUBLE = np.nextafter(0.0, 1.0)  # the smallest positive float64
+
+
 def _catalogue_totals(
     probs: np.ndarray, expected: np.ndarray | None, rng: np.random.Generator | None, best: np.ndarray | None
 ) -> Totals:
@@ -251,7 +254,12 @@ def _catalogue_totals(
 
     table = torch.from_numpy(probs)
     greedy = table.argmax(dim=1)
-    scratch = torch.special.xlogy(table, table)  # pi log pi, 0 where pi = 0
+    # pi log pi, 0 where pi = 0 (log of the smallest double is finite, times 0 is 0): numpy's vectorised log is
+    # several times faster than torch's float64 log or xlogy on one core
+    log_p = np.maximum(probs, _SMALLEST_DOUBLE)
+    np.log(log_p, out=log_p)
+    log_p *= probs
+    scratch = torch.from_numpy(log_p)
     per_state = float(-scratch.sum(dim=1).sum())
     rewards = None
     if expected is not None:
