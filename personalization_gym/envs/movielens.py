@@ -66,8 +66,8 @@ class MovieLensEnv(RatingsEnv):
     ```
 
     * ``dataset``: the folder name, one of ``MOVIELENS_DATASETS`` (default ``"ml-100k"``: 943 users, 1,682
-      movies, 100,000 ratings). No users x movies table is held: a file of ``ml-32m``'s shape (200,948 users,
-      87,585 movies, 32 million ratings) builds in under 4 minutes within 4 GB on 2 cores (docs/performance.md).
+      movies, 100,000 ratings). No users x movies table is held: a file of ``ml-32m``'s shape (200,838 users,
+      87,585 movies, 32 million ratings) builds in 3 minutes at 3.8 GB on 2 cores (docs/performance.md).
     * ``data_dir``: the data root that holds the dataset folder; without it, ``$PERSONALIZATION_GYM_DATA`` and
       the user cache are searched.
     * Every other argument is Ratings-v0's (``rank``, ``reg``, ``n_iter``, ``keep_observed``, ``check_fraction``,
