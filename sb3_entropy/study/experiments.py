@@ -63,6 +63,7 @@ __all__ = [
     "TuningSeedsError",
     "UniqueKeyLoader",
     "available_experiments",
+    "check_distinct_names",
     "check_fresh_seeds",
     "experiment_file",
     "load_experiment",
@@ -469,6 +470,19 @@ def experiment_file(name: str) -> Path:
     elif not path.is_file():
         raise ValueError(f"experiment file {path} not found")
     return path
+
+
+def check_distinct_names(experiments: list[Experiment]) -> None:
+    """A ValueError when two experiments share a name: each writes its runs, results and figures into a folder of
+    its name, so the second would overwrite the first's. Both are named, with their files."""
+    first: dict[str, Experiment] = {}
+    for experiment in experiments:
+        other = first.setdefault(experiment.name, experiment)
+        if other is not experiment:
+            raise ValueError(
+                f"{other.where} and {experiment.where} share the name {experiment.name!r}: both would write the "
+                f"output folder {experiment.name}/, the second over the first; rename one of the files"
+            )
 
 
 def load_experiment(name: str) -> Experiment:

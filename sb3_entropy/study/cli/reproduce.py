@@ -38,7 +38,13 @@ from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
 from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
 from sb3_entropy.study.execution import connect_ray
-from sb3_entropy.study.experiments import TUNED_DIR, Experiment, check_fresh_seeds, with_tuned_hyperparameters
+from sb3_entropy.study.experiments import (
+    TUNED_DIR,
+    Experiment,
+    check_distinct_names,
+    check_fresh_seeds,
+    with_tuned_hyperparameters,
+)
 from sb3_entropy.study.plans import MissingRunsError, plan_experiment, run_plan
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.tensorboard import dashboard_url
@@ -146,6 +152,7 @@ def _experiments(args: argparse.Namespace) -> list[Experiment]:
         experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]
     if args.agents is not None:
         experiments = [only_agents(experiment, args.agents) for experiment in experiments]
+    check_distinct_names(experiments)  # each writes out/NAME: two of one name would overwrite each other
     for experiment in experiments:  # a tuned agent is judged on seeds it was not tuned on
         check_fresh_seeds(experiment, list(range(args.seeds or experiment.seeds)))
     return experiments
