@@ -17,7 +17,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecMonitor
 
-from personalization_gym.checks import is_bool, is_integer, is_number, is_number_text
+from personalization_gym.checks import check_integer, is_bool, is_integer, is_number, is_number_text
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.regularizers import check_regularizer
 from sb3_entropy.vec_env import BanditVecEnv, make_vec
@@ -25,6 +25,7 @@ from sb3_entropy.vec_env import BanditVecEnv, make_vec
 __all__ = [
     "AGENT_DEFAULTS",
     "BATCH",
+    "DEFAULT_NET_ARCH",
     "ON_POLICY",
     "Q_LEARNING",
     "REGULARIZABLE",
@@ -34,6 +35,7 @@ __all__ = [
     "budget_round",
     "check_hyperparameter_names",
     "check_hyperparameters",
+    "check_net_arch",
     "make_agent",
     "paper_agent",
     "policy_for",
@@ -246,11 +248,37 @@ def rounded_up(steps: int, unit: int) -> int:
     return math.ceil(steps / unit) * unit
 
 
+DEFAULT_NET_ARCH = (64, 64)  # SB3's own default for an MLP policy
+
+
+def check_net_arch(net_arch: Any, name: str = "net_arch") -> list[int]:
+    """``net_arch`` as a list if it is a list of hidden-layer widths, integers >= 1; else a ValueError in the words
+    every layer uses (a width of 0 builds a layer that ignores its input)."""
+    if not isinstance(net_arch, (list, tuple)) or not net_arch or not all(is_integer(w) and w >= 1 for w in net_arch):
+        raise ValueError(f"{name} must be a list of layer sizes, integers >= 1 such as [256, 256], got {net_arch!r}")
+    return [int(width) for width in net_arch]
+
+
+def network_of(net_arch: Sequence[int] | None, policy_kwargs: dict[str, Any]) -> list[int] | dict[str, Any]:
+    """The network an agent gets: ``net_arch`` or ``policy_kwargs["net_arch"]`` (SB3's list, or its dict of
+    ``pi``/``vf`` or ``qf`` lists), checked; both given is an error naming both, neither gives DEFAULT_NET_ARCH."""
+    inner = policy_kwargs.get("net_arch")
+    if net_arch is not None and inner is not None:
+        raise ValueError(
+            f"net_arch={list(net_arch)!r} and policy_kwargs['net_arch']={inner!r} both set the network: give one"
+        )
+    if isinstance(inner, dict):
+        return {key: check_net_arch(value, f"policy_kwargs['net_arch'][{key!r}]") for key, value in inner.items()}
+    if inner is not None:
+        return check_net_arch(inner, "policy_kwargs['net_arch']")
+    return check_net_arch(DEFAULT_NET_ARCH if net_arch is None else net_arch)
+
+
 def make_agent(
     algo: str,
     env_id: str,
     seed: int = 0,
-    net_arch: Sequence[int] = (64, 64),
+    net_arch: Sequence[int] | None = None,
     hyperparameters: dict[str, Any] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     batched: bool = True,
@@ -261,7 +289,9 @@ def make_agent(
     """The SB3 model of an agent in the paper's setup (its batch settings under ``hyperparameters``) and its training
     env: ``BATCH`` parallel users per step when ``batched``, else one. The env is made from ``task`` (the task of
     ``env_id``, already built) when given, else from the id and ``env_kwargs``; the model logs nowhere until given a
-    logger or ``tensorboard_log``."""
+    logger or ``tensorboard_log``. ``net_arch`` (default DEFAULT_NET_ARCH) may instead come in
+    ``hyperparameters["policy_kwargs"]``, not from both."""
+    check_integer("seed", seed, 0)
     hyperparameters = {**AGENT_DEFAULTS.get(algo, {}), **(hyperparameters or {})}
     check_hyperparameters(algo, hyperparameters)  # an unknown algorithm raises here
     policy, regularizer_kwargs = policy_for(algo, regularizer, per_state_weight)
@@ -274,7 +304,8 @@ def make_agent(
             env = make_vec(env_id, BATCH, seed=seed, **env_kwargs)
     else:
         env = task if task is not None else gym.make(env_id, **env_kwargs)
-    policy_kwargs = {"net_arch": list(net_arch), **hyperparameters.pop("policy_kwargs", {})}
+    policy_kwargs = dict(hyperparameters.pop("policy_kwargs", None) or {})
+    policy_kwargs["net_arch"] = network_of(net_arch, policy_kwargs)
     policy_kwargs |= regularizer_kwargs
     model = algorithm_class(algo)(policy, env, seed=seed, device="cpu", policy_kwargs=policy_kwargs, **hyperparameters)
     use_foreach_optimizer(model.policy.optimizer)
@@ -301,7 +332,7 @@ def paper_agent(
     algo: str,
     env_id: str = "Personalization/Music-v0",
     seed: int = 0,
-    net_arch: Sequence[int] = (64, 64),
+    net_arch: Sequence[int] | None = None,
     tensorboard_log: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
     **hyperparameters: Any,
@@ -320,6 +351,6 @@ def paper_agent(
     With SB3's own defaults instead (PPO: 2,048 steps of one user per rollout, 10 epochs) a policy makes ten
     updates in 20,000 steps and barely moves, so there is no collapse to see (docs/callback.md).
     """
-    model = make_agent(algo, env_id, seed, list(net_arch), hyperparameters, dict(env_kwargs or {}))[0]
+    model = make_agent(algo, env_id, seed, net_arch, hyperparameters, dict(env_kwargs or {}))[0]
     model.tensorboard_log = tensorboard_log  # SB3's own run folders, as the constructor argument gives them
     return model

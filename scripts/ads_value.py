@@ -17,11 +17,12 @@ import argparse
 import numpy as np
 
 from personalization_gym import AdsEnv
+from sb3_entropy.study.cli.parsing import Distinct
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sigma-mu", type=float, nargs="+", default=[3.0, 2.0, 1.0, 0.5, 0.0])
+    parser.add_argument("--sigma-mu", type=float, nargs="+", action=Distinct, default=[3.0, 2.0, 1.0, 0.5, 0.0])
     parser.add_argument("--task-seeds", type=int, default=3, help="task instances to average over (default 3)")
     parser.add_argument("--n-eval", type=int, default=10_000)
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from sb3_entropy import EntropyCallback, paper_agent
 from sb3_entropy.agents import algorithm_class
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import mean_interval
+from sb3_entropy.study.cli.parsing import Distinct
 from sb3_entropy.study.runs import limit_threads
 
 
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("env_id", nargs="?", default="Personalization/Music-v0")
     parser.add_argument(
-        "--algo", nargs="+", default=["ppo", "a2c", "dqn"], choices=["a2c", "ppo", "trpo", "dqn", "qrdqn"]
+        "--algo",
+        nargs="+",
+        action=Distinct,
+        default=["ppo", "a2c", "dqn"],
+        choices=["a2c", "ppo", "trpo", "dqn", "qrdqn"],
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     parser.add_argument("--steps", type=int, default=20_000)

@@ -3,6 +3,9 @@ a rule is refused where it enters, with a message that names what the user wrote
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from conftest import call_script, tiny_experiment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sb3_entropy.study.cli.parsing import Distinct, parse_hp
 from sb3_entropy.study.experiments import check_distinct_names, load_experiment
 
 # ------------------------------------------------------------------------------------------------------------
@@ -35,7 +39,9 @@ def test_experiments_sharing_a_name_are_refused_naming_both_files(tmp_path: Path
         check_distinct_names(experiments)
     twice = next(stem for stem in stems if stems.count(stem) > 1)
     first, second = [tmp_path / f / f"{s}.yml" for f, s in files if s == twice][:2]
-    assert f"experiment {twice} ({first}) and experiment {twice} ({second}) share the name '{twice}'" in str(error.value)
+    assert f"experiment {twice} ({first}) and experiment {twice} ({second}) share the name '{twice}'" in str(
+        error.value
+    )
 
 
 def test_reproduce_refuses_two_files_of_one_name_before_any_work(tmp_path: Path) -> None:
@@ -50,3 +56,146 @@ def test_reproduce_refuses_two_files_of_one_name_before_any_work(tmp_path: Path)
         "'base': both would write the output folder base/, the second over the first; rename one of the files"
     ) in result.stderr
     assert not out.exists()  # refused before anything was written
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: a list flag names each value once; a key=value flag gives each key once.
+
+
+def _tool_parsers() -> dict[str, argparse.ArgumentParser]:
+    from sb3_entropy.study.cli import reproduce, train, tune
+
+    return {"train": train._parser(None), "reproduce": reproduce._parser(None), "tune": tune._parser(None)}
+
+
+def test_every_list_flag_of_the_tool_refuses_a_repeated_value() -> None:
+    """By rule, not by flag: every flag that takes several values takes the Distinct action (a new flag too)."""
+    list_flags = [
+        (command, action.option_strings or [action.dest])
+        for command, parser in _tool_parsers().items()
+        for action in parser._actions
+        if action.nargs == "+"
+    ]
+    assert len(list_flags) >= 8
+    for command, names in list_flags:
+        action = next(a for a in _tool_parsers()[command]._actions if (a.option_strings or [a.dest]) == names)
+        assert isinstance(action, Distinct), f"{command} {names[0]} takes several values without refusing repeats"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=6))
+def test_repeated_seeds_are_refused_by_every_command(seeds: list[int]) -> None:
+    repeats = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    for command, head in (("train", ["Personalization/Music-v0"]), ("tune", ["music"])):
+        parser = _tool_parsers()[command]
+        argv = [*head, "--seeds", *map(str, seeds)]
+        if not repeats:
+            assert parser.parse_args(argv).seeds == seeds
+            continue
+        errors = io.StringIO()
+        with pytest.raises(SystemExit), contextlib.redirect_stderr(errors):
+            parser.parse_args(argv)
+        assert f"--seeds names {repeats} more than once: give each once" in errors.getvalue()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["gamma", "n_steps", "lr"]), st.integers(0, 9)), min_size=1, max_size=5))
+def test_a_key_given_twice_is_refused_naming_both(pairs: list[tuple[str, int]]) -> None:
+    items = [f"{key}={value}" for key, value in pairs]
+    keys = [key for key, _ in pairs]
+    twice = next((key for i, key in enumerate(keys) if key in keys[:i]), None)
+    if twice is None:
+        assert parse_hp(items) == dict(pairs)
+        return
+    first, second = [item for item in items if item.startswith(f"{twice}=")][:2]
+    with pytest.raises(ValueError) as error:
+        parse_hp(items, "--env-kwargs")
+    assert str(error.value) == f"--env-kwargs gives {twice} twice, {first!r} and {second!r}: give it once"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: one setting comes from one place: a flag and --hp (or --env-kwargs) both setting it is refused, naming both.
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--net-arch", "16", "--hp", "policy_kwargs={net_arch: [8]}"], "--net-arch 16 and --hp policy_kwargs.net_arch [8] both set the network: give one"),
+        (["--lr", "0.001", "--hp", "learning_rate=3e-4"], "--lr 0.001 and --hp learning_rate=0.0003 both set learning_rate: give one"),
+        (["--ent-coef", "0.1", "--hp", "ent_coef=0.2"], "--ent-coef 0.1 and --hp ent_coef=0.2 both set ent_coef: give one"),
+        (["--n-eval", "50", "--env-kwargs", "n_eval=60"], "--n-eval 50 and --env-kwargs n_eval=60 both set n_eval: give one"),
+        (["--hp", "gamma=0.9", "--hp", "gamma=0.8"], "--hp gives gamma twice, 'gamma=0.9' and 'gamma=0.8': give it once"),
+        (["--algo", "a2c", "a2c"], "--algo names ['a2c'] more than once: give each once"),
+    ],
+)  # fmt: skip
+def test_train_refuses_a_setting_given_in_two_places(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "tb"
+    result = call_script("train.py", "Personalization/Behavior-v0", *args, "--tensorboard-log", str(out))
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_a_flag_replacing_a_value_of_the_hp_file_is_announced(tmp_path: Path) -> None:
+    """--hp-file, then the flags: the documented layering, printed where a flag replaces the file's value."""
+    hp_file = tmp_path / "hp.yml"
+    hp_file.write_text("a2c: {gamma: 0.99, learning_rate: 1.0e-4}\n")
+    result = call_script(
+        "train.py", "Personalization/Behavior-v0", "--algo", "a2c", "--hp-file", str(hp_file), "--hp", "gamma=0.5",
+        "--lr", "0.002", "--timesteps", "64", "--eval-freq", "32", "--env-kwargs", "n_actions=4", "n_eval=50",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"a2c: gamma 0.5 from the flags replaces 0.99 from --hp-file {hp_file}" in result.stdout
+    assert f"a2c: learning_rate 0.002 from the flags replaces 0.0001 from --hp-file {hp_file}" in result.stdout
+
+
+def test_a_network_from_policy_kwargs_alone_is_the_one_trained() -> None:
+    from sb3_entropy import paper_agent
+
+    model = paper_agent("a2c", "Personalization/Behavior-v0", policy_kwargs={"net_arch": [8]})
+    assert [
+        layer.out_features for layer in model.policy.mlp_extractor.policy_net if hasattr(layer, "out_features")
+    ] == [8]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: the library refuses what the command line refuses, in the same words.
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(-2, 3), min_size=1, max_size=3))
+def test_network_widths_below_1_are_refused_by_the_library_as_by_the_files(widths: list[int]) -> None:
+    from sb3_entropy import paper_agent
+
+    if min(widths) >= 1:
+        return  # valid widths build (tested by every training test)
+    message = f"net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got {widths!r}"
+    with pytest.raises(ValueError) as error:
+        paper_agent("ppo", "Personalization/Behavior-v0", net_arch=widths)
+    assert str(error.value) == message
+    with pytest.raises(ValueError) as error:
+        paper_agent("ppo", "Personalization/Behavior-v0", policy_kwargs={"net_arch": widths})
+    assert str(error.value) == message.replace("net_arch must", "policy_kwargs['net_arch'] must")
+
+
+def test_the_library_refuses_a_network_given_twice_and_negative_seeds() -> None:
+    from sb3_entropy import paper_agent
+
+    with pytest.raises(ValueError) as error:
+        paper_agent("dqn", "Personalization/Behavior-v0", net_arch=[16], policy_kwargs={"net_arch": [8]})
+    assert str(error.value) == "net_arch=[16] and policy_kwargs['net_arch']=[8] both set the network: give one"
+    for seed, shown in ((-1, "-1"), (1.5, "1.5 (float)"), ("0", "'0' (str)")):
+        with pytest.raises(ValueError) as error:
+            paper_agent("ppo", "Personalization/Behavior-v0", seed=seed)
+        assert str(error.value) == f"seed must be an integer >= 0, got {shown}"
+
+
+def test_an_experiment_file_giving_the_network_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yml"
+    path.write_text(tiny_experiment().replace("a2c: {learning_rate: 1.0e-3}", "a2c: {policy_kwargs: {net_arch: [8]}}"))
+    with pytest.raises(ValueError) as error:
+        load_experiment(str(path))
+    assert str(error.value) == (
+        f"experiment twice ({path}): agents.a2c: policy_kwargs.net_arch [8] and net_arch [16] both set the network: "
+        "give net_arch once, for every agent"
+    )

@@ -773,7 +773,7 @@ def test_train_script_refuses_bad_settings_before_training(tmp_path: Path) -> No
         (["--save-dir", str(a_file)], f"--save-dir {a_file} is a file, not a folder"),
         (["--save-dir", ""], "--save-dir is empty: give a folder"),
         (["--tensorboard-log", str(a_file)], f"--tensorboard-log {a_file} is a file, not a folder"),
-        (["--seeds", "0", "1", "0"], "--seeds repeats [0]: each seed gives the same run, give each once"),
+        (["--seeds", "0", "1", "0"], "--seeds names [0] more than once: give each once"),
         (["--hp", "learning_rate=-1e-3"], "ppo: learning_rate must be > 0, got -0.001"),
         (
             ["--hp", "batch_size=1"],
@@ -810,7 +810,7 @@ def test_experiment_dataclasses_check_themselves() -> None:
     for change, message in [
         ({"steps": 0}, r"^experiment mine: steps must be an integer >= 1, got 0$"),
         ({"eval_freq": "3e1"}, r"^experiment mine: eval_freq must be an integer >= 1, got '3e1' \(YAML reads 1e3"),
-        ({"net_arch": (16,)}, r"^experiment mine: net_arch must be a list of layer sizes"),
+        ({"net_arch": [16, 0]}, r"^experiment mine: net_arch must be a list of layer sizes, integers >= 1 such as \[256, 256\], got \[16, 0\]$"),
         ({"seeds": 1}, r"^experiment mine: seeds must be an integer >= 2 \(an interval needs two\), got 1$"),
         ({"quick": {"step": 5}}, r"^experiment mine: quick: unknown key\(s\) \['step'\]"),
         ({"paper": {"a2c": {"entropy": -1}}}, r"^experiment mine: paper.a2c.entropy \(nats\) must be a finite num"),

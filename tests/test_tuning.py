@@ -369,8 +369,8 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
         (["frontier_music"], "frontier_music is a frontier study: tune the experiment it extends instead"),
         (["music", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
         (["music", "--agents", "a2c", "a2c"], "--agents names ['a2c'] more than once: give each once"),
-        (["music", "--seeds", "3", "3"], "--seeds must be distinct integers >= 0, got [3, 3]"),
-        (["music", "--seeds", "-1"], "--seeds must be distinct integers >= 0, got [-1]"),
+        (["music", "--seeds", "3", "3"], "--seeds names [3] more than once: give each once"),
+        (["music", "--seeds", "-1"], "--seeds must be integers >= 0, got -1"),
         (["music", "--evaluations", "0"], "--evaluations must be an integer >= 1, got 0"),
         (
             ["music", "--evaluations", "1000000", "--steps", "64"],

@@ -47,7 +47,7 @@ import yaml
 
 from personalization_gym.checks import check_number, in_context, is_integer, is_number, is_number_text
 from personalization_gym.registration import check_task, task_class
-from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, policy_for
+from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, check_net_arch, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.tensorboard import MEAN_RUN
 
@@ -346,13 +346,12 @@ class Experiment:
     def __post_init__(self) -> None:
         with _within(self.where):
             check_task(self.task)
-            if (
-                not isinstance(self.net_arch, list)
-                or not self.net_arch
-                or not all(is_integer(size) and size >= 1 for size in self.net_arch)
-            ):
-                raise ValueError(f"net_arch must be a list of layer sizes, integers >= 1 such as [256, 256], got "
-                                 f"{self.net_arch!r}")  # fmt: skip
+            self.net_arch = check_net_arch(self.net_arch)
+            for name, agent in self.agents.items() if isinstance(self.agents, dict) else ():
+                inner = (agent.hyperparameters.get("policy_kwargs") or {}).get("net_arch")
+                if inner is not None:  # one setting, one place: the file's net_arch is every agent's network
+                    raise ValueError(f"agents.{name}: policy_kwargs.net_arch {inner!r} and net_arch {self.net_arch} "
+                                     "both set the network: give net_arch once, for every agent")  # fmt: skip
             self.steps, self.eval_freq = _count("steps", self.steps), _count("eval_freq", self.eval_freq)
             _check_keys("quick", self.quick, QUICK_KEYS)
             self.quick = {key: _count(f"quick.{key}", value) for key, value in self.quick.items()}
@@ -361,7 +360,6 @@ class Experiment:
             self.paper = {agent: _paper_values(f"paper.{agent}", values) for agent, values in self.paper.items()}
             if not isinstance(self.agents, dict) or not self.agents:
                 raise ValueError("agents must be a mapping of agent names to their settings")
-        self.net_arch = list(self.net_arch)
 
     @classmethod
     def from_mapping(cls, data: Any, path: Path) -> Experiment:

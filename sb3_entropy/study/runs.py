@@ -140,7 +140,7 @@ class RunSpec:
     algo: str
     seed: int
     timesteps: int
-    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    net_arch: list[int] | None = None  # None: policy_kwargs' net_arch, else agents.DEFAULT_NET_ARCH
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_freq: int = 2000

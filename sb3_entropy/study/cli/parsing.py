@@ -11,7 +11,7 @@ import yaml
 from sb3_entropy.agents import NotWholeBatchesError
 from sb3_entropy.study.experiments import TuningSeedsError, load_yaml
 
-__all__ = ["TOOL", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
+__all__ = ["TOOL", "Distinct", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
 
 TOOL = "personalization-gym"  # the console script; python -m sb3_entropy is the same tool
 
@@ -22,7 +22,21 @@ FLAG_HINTS: dict[type[Exception], str] = {
 }
 
 
-def repeated(flag: str, values: list[str]) -> None:
+class Distinct(argparse.Action):
+    """A list flag (``nargs="+"``) whose values must differ: every such flag of the tool takes this action, so a value
+    given twice (``--seeds 0 0``, ``--algo a2c a2c``) is refused as the flag's error, whatever the flag."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        try:
+            repeated(option or self.dest, list(values))
+        except ValueError as error:
+            parser.error(str(error))
+        setattr(namespace, self.dest, values)
+
+
+def repeated(flag: str, values: list[Any]) -> None:
     """A ValueError when a flag names one value twice (an agent, an experiment): each runs once, so say so."""
     twice = sorted({value for value in values if values.count(value) > 1})
     if twice:
@@ -52,13 +66,16 @@ def parse_hp(items: list[str], flag: str = "--hp") -> dict[str, Any]:
 
     A number in exponent notation without a dot (``1e-3``), which YAML 1.1 reads as text, is read as the number
     it is on a command line. Any other value YAML reads as a string stays a string (a file name such as
-    ``users.npy``).
+    ``users.npy``). A key given twice is an error naming both.
     """
-    result = {}
+    result, given = {}, {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ValueError(f"{flag} takes key=value, got {item!r}")
+        if key.strip() in given:  # one setting, one place: the later would silently win
+            raise ValueError(f"{flag} gives {key.strip()} twice, {given[key.strip()]!r} and {item!r}: give it once")
+        given[key.strip()] = item
         try:
             parsed = load_yaml(value)  # a key written twice in {...} is refused
         except yaml.YAMLError as error:

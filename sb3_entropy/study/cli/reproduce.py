@@ -36,7 +36,7 @@ from pathlib import Path
 
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
-from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
+from sb3_entropy.study.cli.parsing import TOOL, Distinct, command_parser, in_flags
 from sb3_entropy.study.execution import connect_ray
 from sb3_entropy.study.experiments import (
     TUNED_DIR,
@@ -87,7 +87,6 @@ def _with_tuned(experiment: Experiment, candidate: Experiment) -> Experiment:
 
 def only_agents(experiment: Experiment, agents: list[str]) -> Experiment:
     """The experiment with only ``agents`` (in the file's order); a name it does not have is an error."""
-    repeated("--agents", agents)
     unknown = [agent for agent in agents if agent not in experiment.agents]
     if unknown:
         raise ValueError(
@@ -108,7 +107,11 @@ def _parser(prog: str | None, rerender: bool = False) -> argparse.ArgumentParser
     """reproduce's (and report's) command line."""
     parser = command_parser(__doc__, prog, RERENDER if rerender else None)
     parser.add_argument(
-        "experiments", nargs="+", metavar="EXPERIMENT", help=f"{available_experiments()}, all, or a .yml path"
+        "experiments",
+        nargs="+",
+        action=Distinct,
+        metavar="EXPERIMENT",
+        help=f"{available_experiments()}, all, or a .yml path",
     )
     parser.add_argument(
         "--seeds",
@@ -117,11 +120,11 @@ def _parser(prog: str | None, rerender: bool = False) -> argparse.ArgumentParser
         help="seeds per agent (default: the experiment file's, else 3; the paper ran 1)",
     )
     parser.add_argument(
-        "--agents", nargs="+", default=None, metavar="AGENT",
+        "--agents", nargs="+", action=Distinct, default=None, metavar="AGENT",
         help="run only these agents of each experiment (default: all of its agents)",
     )  # fmt: skip
     parser.add_argument(
-        "--hyperparams", nargs="+", default=None, metavar="FILE",
+        "--hyperparams", nargs="+", action=Distinct, default=None, metavar="FILE",
         help="tuned.yml files that personalization-gym tune wrote, or 'tuned' for those that ship with the package: "
         "the tuned agents run with the hyperparameters chosen (the experiment becomes EXPERIMENT_tuned)",
     )  # fmt: skip
@@ -146,7 +149,6 @@ def _experiments(args: argparse.Namespace) -> list[Experiment]:
     if "all" in args.experiments and len(args.experiments) > 1:
         raise ValueError(f"all runs every experiment: give it alone, or name the experiments, got {args.experiments}")
     names = available_experiments() if args.experiments == ["all"] else args.experiments
-    repeated("experiments", names)
     experiments = [load_experiment(name) for name in names]
     if args.hyperparams is not None:
         experiments = [tuned(experiment, args.hyperparams) for experiment in experiments]

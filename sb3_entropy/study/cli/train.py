@@ -35,14 +35,36 @@ from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import SUMMARY
 from sb3_entropy.regularizers import REGULARIZERS
 from sb3_entropy.study.analysis import baseline_values
-from sb3_entropy.study.cli.parsing import command_parser, in_flags, parse_hp, parse_net_arch
+from sb3_entropy.study.cli.parsing import Distinct, command_parser, in_flags, parse_hp, parse_net_arch
 from sb3_entropy.study.dashboard import write_mean_runs
 from sb3_entropy.study.experiments import read_yaml
 from sb3_entropy.study.runs import RunSpec, check_run, limit_threads, run_hparams, train
 from sb3_entropy.tensorboard import run_folder
 
 
-def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
+def hyperparameters_for(algo: str, args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """``algo``'s hyperparameters: --hp-file's, then the flags' over them (--hp, --lr, --ent-coef), and the lines
+    that say which of the file's values a flag replaced. One setting given by two flags is an error naming both."""
+    from_file = _file_hyperparameters(algo, args)
+    flags = parse_hp(args.hp)
+    for flag, key, value in (("--lr", "learning_rate", args.lr), ("--ent-coef", "ent_coef", args.ent_coef)):
+        if value is not None:
+            if key in flags:
+                raise ValueError(f"{flag} {value:g} and --hp {key}={flags[key]!r} both set {key}: give one")
+            flags[key] = value
+    for where, hp in (("--hp", flags), (f"--hp-file {args.hp_file}", from_file)):
+        inner = hp.get("policy_kwargs")
+        if args.net_arch is not None and isinstance(inner, dict) and "net_arch" in inner:
+            shown = inner["net_arch"]
+            raise ValueError(f"--net-arch {args.net_arch} and {where} policy_kwargs.net_arch {shown!r} both set the "
+                             "network: give one")  # fmt: skip
+    replaced = [f"{algo}: {key} {flags[key]!r} from the flags replaces {from_file[key]!r} from --hp-file {args.hp_file}"
+                for key in sorted(set(flags) & set(from_file))]  # fmt: skip
+    return from_file | flags, replaced
+
+
+def _file_hyperparameters(algo: str, args: argparse.Namespace) -> dict:
+    """--hp-file's hyperparameters for ``algo`` (the file's mapping for every algorithm, or its entry for ``algo``)."""
     hp: dict = {}
     if args.hp_file:
         path = Path(args.hp_file)
@@ -53,11 +75,6 @@ def hyperparameters_for(algo: str, args: argparse.Namespace) -> dict:
             raise ValueError(f"{args.hp_file}: expected a mapping of hyperparameters, got {type(data).__name__}")
         per_algorithm = set(data) <= set(AGENT_DEFAULTS)
         hp |= (data.get(algo) or {}) if per_algorithm else data
-    hp |= parse_hp(args.hp)
-    if args.lr is not None:
-        hp["learning_rate"] = args.lr
-    if args.ent_coef is not None:
-        hp["ent_coef"] = args.ent_coef
     return hp
 
 
@@ -68,13 +85,13 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
         "env_id", help=f"a registered task: one of {', '.join(personalization_gym.TASK_IDS)}, or my_package:MyTask-v0"
     )
     parser.add_argument(
-        "--env-kwargs", nargs="+", default=[], metavar="KEY=VALUE",
+        "--env-kwargs", nargs="+", action=Distinct, default=[], metavar="KEY=VALUE",
         help="the task's arguments, e.g. features=users.npy rewards=rewards.npy noise=bernoulli",
     )  # fmt: skip
-    parser.add_argument("--algo", nargs="+", default=["ppo"], choices=sorted(AGENT_DEFAULTS))
+    parser.add_argument("--algo", nargs="+", action=Distinct, default=["ppo"], choices=sorted(AGENT_DEFAULTS))
     parser.add_argument("--timesteps", type=int, default=20_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--net-arch", default="64,64", help="hidden layer sizes, e.g. 256,256 (default 64,64)")
+    parser.add_argument("--seeds", type=int, nargs="+", action=Distinct, default=[0])
+    parser.add_argument("--net-arch", default=None, help="hidden layer sizes, e.g. 256,256 (default 64,64)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the algorithm's)")
     parser.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
     parser.add_argument("--hp-file", default=None, help="YAML file of hyperparameters")
@@ -125,24 +142,35 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float
     """The experiment name, every run's spec, and the random policy's and the oracles' scores on the task's
     evaluation set (its baselines) and its number of actions, with the task built and each model made once: bad
     settings or data raise here, before anything trains."""
-    for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
-        if folder is not None:  # checked before training, not after it
-            output_folder(flag, folder)
-    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
-    if repeated:
-        raise ValueError(f"--seeds repeats {repeated}: each seed gives the same run, give each once")
     check_task(args.env_id)
     experiment = args.experiment or args.env_id.split(":")[-1].split("/")[-1]
     run_folder(".", experiment, "agent", 0)  # a name TensorBoard folders can take
-    net_arch = parse_net_arch(args.net_arch)
+    # no --net-arch: the network of policy_kwargs.net_arch in --hp or --hp-file, else the default
+    net_arch = None if args.net_arch is None else parse_net_arch(args.net_arch)
+    hyperparameters = {}
+    for algo in args.algo:
+        hyperparameters[algo], replaced = hyperparameters_for(algo, args)
+        for line in replaced:
+            print(line, flush=True)
     if args.per_state_weight and args.regularizer is None:
         raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
     for algo in args.algo:
         policy_for(algo, args.regularizer, args.per_state_weight)
     env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
-    env_kwargs |= parse_hp(args.env_kwargs, "--env-kwargs")
+    given = parse_hp(args.env_kwargs, "--env-kwargs")
+    for flag, key, value in (
+        ("--n-eval", "n_eval", args.n_eval), ("--data-dir", "data_dir", args.data_dir),
+        ("--no-download", "download", True if args.no_download else None),
+    ):  # fmt: skip
+        if value is not None and key in given:
+            shown = flag if isinstance(value, bool) else f"{flag} {value}"
+            raise ValueError(f"{shown} and --env-kwargs {key}={given[key]!r} both set {key}: give one")
+    env_kwargs |= given
     if args.n_eval is not None:
         env_kwargs["n_eval"] = args.n_eval
+    for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
+        if folder is not None:  # made once every setting is checked, before training
+            output_folder(flag, folder)
     # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
     task = make_task(args.env_id, **env_kwargs)
     if hasattr(task, "fit_report"):
@@ -154,7 +182,7 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float
             seed=seed,
             timesteps=args.timesteps,
             net_arch=net_arch,
-            hyperparameters=hyperparameters_for(algo, args),
+            hyperparameters=hyperparameters[algo],
             env_kwargs=env_kwargs,
             eval_freq=args.eval_freq,
             temperature=args.temperature,

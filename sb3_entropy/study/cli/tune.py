@@ -36,7 +36,7 @@ from sb3_entropy.agents import rounded_up
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.study import available_experiments, load_experiment
 from sb3_entropy.study.analysis import three_decimals
-from sb3_entropy.study.cli.parsing import TOOL, command_parser, in_flags, repeated
+from sb3_entropy.study.cli.parsing import TOOL, Distinct, command_parser, in_flags
 from sb3_entropy.study.experiments import Experiment, experiment_file, read_yaml
 from sb3_entropy.study.runs import limit_threads
 from sb3_entropy.study.tuning import DEFAULT_TUNING_SEEDS, StudyExistsError, tune_agents
@@ -47,11 +47,13 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     """tune's command line."""
     parser = command_parser(__doc__, prog)
     parser.add_argument("experiment", metavar="EXPERIMENT", help=f"{available_experiments()} or a .yml path")
-    parser.add_argument("--agents", nargs="+", default=None, metavar="AGENT", help="agents to tune (default: all)")
+    parser.add_argument(
+        "--agents", nargs="+", action=Distinct, default=None, metavar="AGENT", help="agents to tune (default: all)"
+    )
     parser.add_argument("--trials", type=int, default=20, help="finished trials per agent (default 20)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default: the experiment's)")
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=list(DEFAULT_TUNING_SEEDS), metavar="SEED",
+        "--seeds", type=int, nargs="+", action=Distinct, default=list(DEFAULT_TUNING_SEEDS), metavar="SEED",
         help="tuning seeds: every trial trains on each (default: 1000 1001; the study's seeds are 0, 1, ...)",
     )  # fmt: skip
     parser.add_argument("--evaluations", type=int, default=10, help="evaluations per run, for pruning (default 10)")
@@ -78,7 +80,6 @@ def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict
     if experiment.frontier is not None:
         raise ValueError(f"{experiment.name} is a frontier study: tune the experiment it extends instead")
     agents = args.agents or list(experiment.agents)
-    repeated("--agents", agents)
     unknown = [agent for agent in agents if agent not in experiment.agents]
     if unknown:
         raise ValueError(
@@ -119,8 +120,9 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
     ):  # fmt: skip
         if value is not None and value < minimum:
             parser.error(f"{flag} must be an integer >= {minimum}, got {value}")
-    if min(args.seeds) < 0 or len(set(args.seeds)) != len(args.seeds):
-        parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
+    negative = [seed for seed in args.seeds if seed < 0]  # a seed given twice is refused as the flag is parsed
+    if negative:
+        parser.error(f"--seeds must be integers >= 0, got {negative[0]}")
     if args.storage is not None:  # before the banner, not as a database driver's traceback after it
         try:
             make_url(args.storage)
