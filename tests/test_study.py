@@ -810,7 +810,10 @@ def test_experiment_dataclasses_check_themselves() -> None:
     for change, message in [
         ({"steps": 0}, r"^experiment mine: steps must be an integer >= 1, got 0$"),
         ({"eval_freq": "3e1"}, r"^experiment mine: eval_freq must be an integer >= 1, got '3e1' \(YAML reads 1e3"),
-        ({"net_arch": [16, 0]}, r"^experiment mine: net_arch must be a list of layer sizes, integers >= 1 such as \[256, 256\], got \[16, 0\]$"),
+        (
+            {"net_arch": [16, 0]},
+            r"^experiment mine: net_arch must be a list of layer sizes, integers >= 1 such as \[256, 256\], got \[16, 0\]$",
+        ),
         ({"seeds": 1}, r"^experiment mine: seeds must be an integer >= 2 \(an interval needs two\), got 1$"),
         ({"quick": {"step": 5}}, r"^experiment mine: quick: unknown key\(s\) \['step'\]"),
         ({"paper": {"a2c": {"entropy": -1}}}, r"^experiment mine: paper.a2c.entropy \(nats\) must be a finite num"),
