@@ -69,7 +69,8 @@ def _read_lines(
             raise ValueError(f"ratings: {path}, line {number}: {len(row)} columns, expected at least "
                              f"{max(positions) + 1}")  # fmt: skip
     users, items, texts = ([row[p].strip() for _, row in rows] for p in positions)
-    return _ids(users), _ids(items), _numbers(path, texts, [number for number, _ in rows])
+    numbers = [number for number, _ in rows]
+    return _ids(path, users, numbers, "user"), _ids(path, items, numbers, "item"), _numbers(path, texts, numbers)
 
 
 def _read_integer_ids(
@@ -183,6 +184,11 @@ def _positions(
 ) -> list[int]:
     """Where the user, item and rating columns are: named by the header, or the first three without one."""
     if header is None:
+        if tuple(columns) != DEFAULT_COLUMNS:  # they name a header's columns: without one they would be ignored
+            raise ValueError(
+                f"columns={tuple(columns)} names the columns of a header, but {path} has none (its first line is a "
+                "rating): its fields are read in order as user, item, rating; leave columns out, or add a header"
+            )
         if ratings_format == "csv" and width != 3:
             raise ValueError(
                 f"ratings: {path} has no header and {width} columns: a headerless file holds exactly three "
@@ -215,9 +221,26 @@ def _numbers(path: Path, texts: list[str], line_numbers: list[int]) -> np.ndarra
         raise
 
 
-def _ids(texts: list[str]) -> np.ndarray:
-    """Ids read from a file: integers when every one is an integer (so that 10 sorts after 9), else strings."""
+def _ids(path: Path, texts: list[str], line_numbers: list[int], kind: str) -> np.ndarray:
+    """Ids read from a file: integers when every one is an integer (so that 10 sorts after 9), else strings. An
+    empty id, or one number written two ways (``1`` and ``1.0``, which would be two users), is a ValueError naming
+    the lines."""
+    empty = [number for number, text in zip(line_numbers, texts, strict=True) if not text]
+    if empty:
+        raise ValueError(f"ratings: {path}, line {empty[0]}: empty {kind} id ({len(empty)} line(s) have one); every "
+                         f"rating needs a {kind}")  # fmt: skip
     try:
         return np.array([int(text) for text in texts], dtype=np.int64)
     except ValueError:
-        return np.array(texts)
+        pass
+    first_written: dict[float, tuple[str, int]] = {}
+    for number, text in zip(line_numbers, texts, strict=True):
+        if not is_number_text(text):
+            continue
+        written, line = first_written.setdefault(float(text), (text, number))
+        if written != text:
+            raise ValueError(
+                f"ratings: {path}: {kind} ids {written!r} (line {line}) and {text!r} (line {number}) are one number "
+                f"written two ways, so they would be two {kind}s; write each id one way"
+            )
+    return np.array(texts)

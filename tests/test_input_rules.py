@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import call_script, tiny_experiment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from personalization_gym.envs.ratings import RatingsEnv, ReadReport
+from personalization_gym.rating_files import read_ratings
 from sb3_entropy.study.cli.parsing import Distinct, parse_hp
 from sb3_entropy.study.experiments import check_distinct_names, load_experiment
 
@@ -37,8 +41,10 @@ def test_experiments_sharing_a_name_are_refused_naming_both_files(tmp_path: Path
         return
     with pytest.raises(ValueError, match="share the name") as error:
         check_distinct_names(experiments)
-    twice = next(stem for stem in stems if stems.count(stem) > 1)
-    first, second = [tmp_path / f / f"{s}.yml" for f, s in files if s == twice][:2]
+    second_at = next(k for k, stem in enumerate(stems) if stem in stems[:k])  # the first name met again
+    twice = stems[second_at]
+    first = next(tmp_path / f / f"{s}.yml" for f, s in files if s == twice)
+    second = tmp_path / files[second_at][0] / f"{twice}.yml"
     assert f"experiment {twice} ({first}) and experiment {twice} ({second}) share the name '{twice}'" in str(
         error.value
     )
@@ -199,3 +205,98 @@ def test_an_experiment_file_giving_the_network_twice_is_refused(tmp_path: Path) 
         f"experiment twice ({path}): agents.a2c: policy_kwargs.net_arch [8] and net_arch [16] both set the network: "
         "give net_arch once, for every agent"
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: a rating file is read as it was written, or refused naming the file and line; what was read is stated.
+
+FAULTS = ("two_ways", "empty", "huge", "outlier")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 2**32 - 1), st.integers(15, 40), st.sets(st.sampled_from(FAULTS)))
+def test_generated_rating_files_are_refused_by_name_or_read_as_stated(
+    tmp_path: Path, seed: int, n: int, faults: set[str]
+) -> None:
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(6 * 9, size=n, replace=False)  # distinct (user, item) pairs
+    users, items = (pairs // 9 + 1).tolist(), (pairs % 9 + 1).tolist()
+    ratings = rng.integers(1, 6, n).astype(float).tolist()
+    user_text = [str(user) for user in users]
+    row = int(rng.integers(n))
+    if "two_ways" in faults:  # user 7 (rated nowhere else) written as 7.0 in the row, as 7 in the next
+        other = (row + 1) % n
+        users[other] = users[row] = 7
+        user_text[other], user_text[row] = "7", "7.0"
+    if "empty" in faults:
+        user_text[row] = ""
+    if "huge" in faults:
+        ratings[row] = 881250949.0  # a timestamp in the rating column
+    if "outlier" in faults:
+        ratings[(row + 2) % n] = 87.0
+    path = tmp_path / f"ratings_{seed}_{n}.csv"
+    path.write_text("user,item,rating\n" + "".join(
+        f"{u},{i},{r:g}\n" for u, i, r in zip(user_text, items, ratings, strict=True)
+    ))  # fmt: skip
+    if "empty" in faults:
+        message = f"ratings: {path}, line {row + 2}: empty user id (1 line(s) have one); every rating needs a user"
+    elif "two_ways" in faults:
+        first, second = sorted([row, (row + 1) % n])
+        written = {row: f"{users[row]}.0", (row + 1) % n: str(users[row])}
+        message = (
+            f"ratings: {path}: user ids {written[first]!r} (line {first + 2}) and {written[second]!r} (line "
+            f"{second + 2}) are one number written two ways, so they would be two users; write each id one way"
+        )
+    elif "huge" in faults:
+        message = (
+            f"ratings: 1 rating(s) of magnitude 1e6 or more, the first {881250949.0:g} (rating {row + 1:,} in file"
+        )
+    else:
+        message = None
+    if message is not None:
+        with pytest.raises(ValueError) as error:
+            RatingsEnv(str(path), rank=1, n_iter=2)
+        assert str(error.value).startswith(message)
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = RatingsEnv(str(path), rank=1, n_iter=2)
+    report = task.read_report
+    assert (report.n_ratings, report.n_users, report.n_items) == (n, len(set(users)), len(set(items)))
+    assert report.rating_range == (min(ratings), max(ratings))
+    assert report.user_range == (min(users), max(users)) and report.item_range == (min(items), max(items))
+    assert str(report).startswith(
+        f"read {n} ratings of {len(set(users))} users (ids {min(users)} to {max(users)}) and {len(set(items))} items"
+    )
+    flagged = [str(w.message) for w in caught if "far outside the bulk" in str(w.message)]
+    if "outlier" in faults:  # the bulk is [1, 5]: 87 is far outside it, and said so
+        assert report.n_outliers == 1 and report.outliers == (87.0,)
+        assert flagged == [f"ratings: {report.flag}"] and "87" in report.flag and report.flag in str(report)
+    else:
+        assert report.n_outliers == 0 and not flagged
+
+
+def test_columns_for_a_headerless_file_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "u.csv"
+    path.write_text("1,2,3\n2,3,4\n")
+    with pytest.raises(ValueError) as error:
+        read_ratings(path, columns=("userId", "movieId", "rating"))
+    assert str(error.value) == (
+        f"columns=('userId', 'movieId', 'rating') names the columns of a header, but {path} has none (its first line "
+        "is a rating): its fields are read in order as user, item, rating; leave columns out, or add a header"
+    )
+
+
+def test_the_bulk_rule_at_its_edge() -> None:
+    """Far outside means farther from the bulk than the scale's size (the largest of its width and its ends'
+    magnitudes), or negative where the bulk is not: with the bulk [1, 5], 0 and 10 are inside, -0.5 and 10.5 outside;
+    with [3, 4] (ratings concentrated on two stars), 1, 5 and 8 inside, 8.5 outside. One rating of 201 is set aside at
+    each end, so the edge value does not move the bulk."""
+    for stars, (low, high), edges in (
+        ([1.0, 2, 3, 4, 5], (1.0, 5.0), ((0.0, 0), (10.0, 0), (-0.5, 1), (10.5, 1), (-3.0, 1), (87.0, 1))),
+        ([3.0, 4.0], (3.0, 4.0), ((1.0, 0), (5.0, 0), (8.0, 0), (8.5, 1), (-0.5, 1))),
+    ):
+        for edge, flagged in edges:
+            values = np.append(np.resize(stars, 200), edge)
+            report = ReadReport.of(values, np.arange(3), np.arange(4))
+            assert report.bulk == (low, high) and report.n_outliers == flagged, (stars, edge)

@@ -189,6 +189,6 @@ def test_a_ratings_study_reports_the_fit(tmp_path: Path) -> None:
         "reproduce.py", str(tmp_path / "ratings.yml"), "--seeds", "2", "--workers", "1", "--out", str(tmp_path / "o")
     )
     assert result.returncode == 0, result.stderr
-    fit = RatingsEnv(str(path), rank=4).fit_report
-    assert f"Task: the task's {fit}." in (tmp_path / "o" / "report.md").read_text()
-    assert f"ratings: the task's {fit}" in result.stdout
+    task = RatingsEnv(str(path), rank=4)
+    assert f"Task: {task.read_report}; the task's {task.fit_report}." in (tmp_path / "o" / "report.md").read_text()
+    assert f"ratings: {task.read_report}; the task's {task.fit_report}" in result.stdout

@@ -192,7 +192,7 @@ def test_the_movielens_study_runs_on_the_folder_given_and_says_when_it_is_missin
     report = (out / "report.md").read_text()
     task = MovieLensEnv(data_dir=tmp_path / "data")  # the packaged experiment's task: the defaults
     assert (
-        f"Task: ratings from {task.ratings_file}; the task's {task.fit_report}." in report
+        f"Task: ratings from {task.ratings_file}; {task.read_report}; the task's {task.fit_report}." in report
         and "## movielens (Personalization/MovieLens-v0)" in report
     )
     with open(out / "movielens" / "results.csv", newline="") as stream:

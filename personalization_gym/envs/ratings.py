@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,7 +16,7 @@ from personalization_gym.envs.tabular import DataOptions, TabularEnv
 from personalization_gym.lowrank import FitReport, LowRankFit, RatingTable, fit_low_rank, held_out_error, stable_order
 from personalization_gym.rating_files import DEFAULT_COLUMNS, read_ratings
 
-__all__ = ["RatingsEnv", "read_ratings"]
+__all__ = ["RatingsEnv", "ReadReport", "read_ratings"]
 
 
 def _check_pairs(user_ids: np.ndarray, item_ids: np.ndarray, user_index: np.ndarray, item_index: np.ndarray) -> None:
@@ -29,6 +31,67 @@ def _check_pairs(user_ids: np.ndarray, item_ids: np.ndarray, user_index: np.ndar
             f"{user_ids[pair // n_items].tolist()!r} and item {item_ids[pair % n_items].tolist()!r}; "
             "keep one rating each"
         )
+
+
+NOT_A_RATING = 1e6  # no rating scale reaches a million; timestamps (about 1e9) and ids do
+SET_ASIDE = 0.001  # the bulk of the ratings: all but this share (at least one) at each end
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    """What a rating table was read as: its size, the range of its ratings and ids, and the ratings far outside the
+    bulk of the scale, which widen the range completed ratings are cut to. The bulk is the range of the ratings left
+    when the most extreme 0.1 % (at least one) at each end are set aside; a rating is far outside it when it is
+    farther from it than the scale's size, the largest of the bulk's width and its ends' magnitudes, or negative
+    where the bulk is not (with the bulk [1, 5]: below 0 or above 10)."""
+
+    n_ratings: int
+    n_users: int
+    n_items: int
+    rating_range: tuple[float, float]
+    user_range: tuple[Any, Any]
+    item_range: tuple[Any, Any]
+    bulk: tuple[float, float]
+    outliers: tuple[float, ...]  # the ratings far outside the bulk, in file order (at most 5 shown)
+    n_outliers: int
+
+    @classmethod
+    def of(cls, values: np.ndarray, user_ids: np.ndarray, item_ids: np.ndarray) -> ReadReport:
+        ends = max(1, int(np.ceil(SET_ASIDE * len(values))))
+        if len(values) > 2 * ends:
+            low, high = (float(v) for v in np.partition(values, [ends, len(values) - 1 - ends])[[ends, -1 - ends]])
+        else:  # too few ratings to set any aside
+            low, high = float(values.min()), float(values.max())
+        size = max(high - low, abs(low), abs(high))
+        far = np.flatnonzero((values < low - size) | (values > high + size) | ((values < 0) & (low >= 0)))
+        return cls(
+            len(values), len(user_ids), len(item_ids), (float(values.min()), float(values.max())),
+            (user_ids[0].item(), user_ids[-1].item()), (item_ids[0].item(), item_ids[-1].item()), (low, high),
+            tuple(float(values[k]) for k in far[:5]), len(far),
+        )  # fmt: skip
+
+    @property
+    def flag(self) -> str:
+        """The warning for ratings far outside the bulk ("" when there are none)."""
+        if not self.n_outliers:
+            return ""
+        shown = ", ".join(f"{value:g}" for value in self.outliers) + (", ..." if self.n_outliers > 5 else "")
+        return (
+            f"{self.n_outliers} rating(s) far outside the bulk of the scale, [{self.bulk[0]:g}, {self.bulk[1]:g}] "
+            f"(the ratings without the most extreme 0.1 % at each end): {shown}; they widen the range completed "
+            f"ratings are cut to, [{self.rating_range[0]:g}, {self.rating_range[1]:g}]: check whether they are errors"
+        )
+
+    def __str__(self) -> str:
+        def ids(pair: tuple[Any, Any]) -> str:
+            return f"{pair[0]!r} to {pair[1]!r}"
+
+        read = (
+            f"read {self.n_ratings:,} ratings of {self.n_users:,} users (ids {ids(self.user_range)}) and "
+            f"{self.n_items:,} items (ids {ids(self.item_range)}), ratings {self.rating_range[0]:g} to "
+            f"{self.rating_range[1]:g}"
+        )
+        return read + (f"; {self.flag}" if self.flag else "")
 
 
 class RatingsEnv(TabularEnv):
@@ -128,6 +191,9 @@ class RatingsEnv(TabularEnv):
         self.user_ids, user_index = _index(user_column, users, "user")
         self.item_ids, item_index = _index(item_column, items, "item")
         _check_pairs(self.user_ids, self.item_ids, user_index, item_index)
+        self.read_report = ReadReport.of(values, self.user_ids, self.item_ids)
+        if self.read_report.flag:
+            warnings.warn(f"ratings: {self.read_report.flag}", UserWarning, stacklevel=2)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
         self.rank = check_integer("rank", rank, minimum=1)
         if self.rank > min(n_users, n_items):  # a factor per user or item at most: more fit noise, not structure
@@ -205,6 +271,13 @@ class RatingsEnv(TabularEnv):
         if values.dtype.kind not in "iuf":
             raise ValueError(f"ratings must be numbers, got dtype {values.dtype}")
         check_finite(values, "ratings")
+        huge = np.flatnonzero(np.abs(values) >= NOT_A_RATING)
+        if len(huge):
+            raise ValueError(
+                f"ratings: {len(huge)} rating(s) of magnitude 1e6 or more, the first {values[huge[0]]:g} (rating "
+                f"{huge[0] + 1:,} in file order): no rating scale reaches that, timestamps and ids do. Is the rating "
+                "column the third (user, item, rating)? With a header, name the columns with columns="
+            )
         return users, items, values.astype(np.float64)
 
 

@@ -88,7 +88,9 @@ def plan_experiment(
     plan.baselines = evaluation_baselines(chunk.expected for chunk in env.unwrapped.eval_chunks())
     if hasattr(env.unwrapped, "fit_report"):
         source = getattr(env.unwrapped, "ratings_file", None)  # MovieLens-v0: the file it found
-        plan.task_note = (f"ratings from {source}; " if source else "") + f"the task's {env.unwrapped.fit_report}"
+        plan.task_note = (
+            f"ratings from {source}; " if source else ""
+        ) + f"{env.unwrapped.read_report}; the task's {env.unwrapped.fit_report}"
         report(f"{experiment.name}: {plan.task_note}")
     fingerprint = data_fingerprint(env.unwrapped)
     plan.specs = _specs(experiment, seeds, settings, env_kwargs, out_dir, literal, fingerprint)

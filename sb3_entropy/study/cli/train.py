@@ -174,7 +174,7 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float
     # Build the task once before anything trains: bad data or arguments fail here, with the task's message.
     task = make_task(args.env_id, **env_kwargs)
     if hasattr(task, "fit_report"):
-        print(f"{args.env_id}: {task.fit_report}", flush=True)
+        print(f"{args.env_id}: {task.read_report}; {task.fit_report}", flush=True)
     specs = [
         RunSpec(
             env_id=args.env_id,
