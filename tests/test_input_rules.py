@@ -300,3 +300,64 @@ def test_the_bulk_rule_at_its_edge() -> None:
             values = np.append(np.resize(stars, 200), edge)
             report = ReadReport.of(values, np.arange(3), np.arange(4))
             assert report.bulk == (low, high) and report.n_outliers == flagged, (stars, edge)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: a task has something to learn: some action is better than another for some user, and its sums are finite.
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 6), st.integers(0, 3), st.booleans())
+def test_a_reward_table_without_a_better_action_is_refused(seed: int, k: int, varied_rows: int, huge: bool) -> None:
+    from personalization_gym import TabularEnv
+
+    rng = np.random.default_rng(seed)
+    rewards = np.repeat(rng.random((12, 1)), k, axis=1)  # every row one value
+    rows = rng.choice(12, size=varied_rows, replace=False)
+    rewards[rows, 0] += 1.0  # these users prefer action 0
+    if huge:
+        rewards[0, :] = 1e308  # finite, but a sum over users overflows
+    features = rng.random((12, 3))
+    if huge:
+        with pytest.raises(ValueError, match=r"^rewards: their sum overflows \(the largest magnitude is 1e\+308\)"):
+            TabularEnv(features, rewards)
+    elif varied_rows == 0:
+        with pytest.raises(ValueError) as error:
+            TabularEnv(features, rewards)
+        assert str(error.value) == (
+            "rewards: no action is better than another for any user (each row holds one value): the task would have "
+            "nothing to learn"
+        )
+    else:
+        assert TabularEnv(features, rewards).rewards.shape == (12, k)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(0, 40), min_size=2, max_size=6), st.booleans())
+def test_labels_that_are_not_0_to_k_minus_1_are_refused_with_how_to_map_them(values: set[int], given_k: bool) -> None:
+    from personalization_gym import ClassificationEnv
+
+    labels = np.array(sorted(values) * 3)
+    features = np.random.default_rng(0).random((len(labels), 2))
+    present = sorted(values)
+    if given_k:  # n_classes given: classes without examples are the user's choice
+        assert ClassificationEnv(features, labels, n_classes=max(present) + 1).n_classes == max(present) + 1
+    elif present == list(range(len(present))):
+        assert ClassificationEnv(features, labels).n_classes == len(present)
+    else:
+        with pytest.raises(ValueError) as error:
+            ClassificationEnv(features, labels)
+        shown = present if len(present) <= 6 else None
+        assert str(error.value).startswith(f"labels take {len(present)} values, {shown}, not 0..{max(present)}: ")
+        assert f"would make {max(present) + 1 - len(present)} actions of classes without an example" in str(error.value)
+        assert "np.unique(labels, return_inverse=True)[1]" in str(error.value)
+
+
+def test_ratings_all_equal_are_refused() -> None:
+    users, items = np.array([1, 1, 2, 2]), np.array([1, 2, 1, 2])
+    with pytest.raises(ValueError) as error:
+        RatingsEnv((users, items, np.full(4, 4.0)), rank=1)
+    assert str(error.value) == (
+        "ratings: every rating is 4: no item is better than another for any user, so the task would have nothing to "
+        "learn"
+    )

@@ -404,7 +404,7 @@ def test_bad_data_files_are_named_with_the_argument_that_named_them(tmp_path: Pa
     # a byte-order mark (Excel's "CSV UTF-8") is read as what it is: the first user stays
     features = np.arange(6.0).reshape(3, 2) + 0.5
     (tmp_path / "marked.csv").write_bytes(b"\xef\xbb\xbf" + b"".join(f"{a},{b}\n".encode() for a, b in features))
-    (tmp_path / "marked_rewards.csv").write_bytes(b"\xef\xbb\xbfa,b\n" + b"0.5,0.5\n" * 3)
+    (tmp_path / "marked_rewards.csv").write_bytes(b"\xef\xbb\xbfa,b\n" + b"0.5,1.5\n" * 3)
     env = TabularEnv(tmp_path / "marked.csv", tmp_path / "marked_rewards.csv")
     np.testing.assert_array_equal(env.features, features.astype(np.float32))
     assert env.rewards.shape == (3, 2)

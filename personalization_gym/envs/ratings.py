@@ -206,6 +206,9 @@ class RatingsEnv(TabularEnv):
         self.keep_observed = check_bool("keep_observed", keep_observed)
         if len(values) < 2:
             raise ValueError(f"ratings: {len(values)} rating(s): the fit needs at least 2 (one to hold out)")
+        if values.min() == values.max():
+            raise ValueError(f"ratings: every rating is {values[0]:g}: no item is better than another for any user, "
+                             "so the task would have nothing to learn")  # fmt: skip
         n_checked = held_out_count(check_fraction, len(values), "check_fraction")
         if n_checked >= len(values):
             raise ValueError(f"check_fraction {check_fraction} holds out all {len(values)} ratings: the check needs "

@@ -76,10 +76,28 @@ class DataOptions:
         return cls(**options)
 
 
+def check_learnable(rewards: np.ndarray, name: str) -> None:
+    """Refuse a reward table with nothing to learn (every action as good as every other, for every user) or whose
+    sums, which every evaluation takes, overflow."""
+    if not np.isfinite(np.abs(rewards).sum(dtype=np.float64)):
+        raise ValueError(f"{name}: their sum overflows (the largest magnitude is {np.abs(rewards).max():g}): an "
+                         "evaluation sums them over users and actions; rescale them")  # fmt: skip
+    if (rewards.max(axis=1) == rewards.min(axis=1)).all():
+        raise ValueError(f"{name}: no action is better than another for any user (each row holds one value): the task "
+                         "would have nothing to learn")  # fmt: skip
+
+
 def classification_rewards(n_classes: int) -> np.ndarray:
     """The MNIST tasks' reward matrix ``R = (K I - 1) / (K - 1)``: 1 for the right label, ``-1/(K-1)`` for a wrong
     one, so that the mean over actions is 0 and the best is 1."""
     return (n_classes * np.eye(n_classes) - 1.0) / (n_classes - 1)
+
+
+def _shown(values: np.ndarray) -> str:
+    """At most six values of a sorted array, as a list."""
+    if len(values) <= 6:
+        return str(values.tolist())
+    return f"[{', '.join(map(str, values[:3].tolist()))}, ..., {values[-1]}]"
 
 
 class TabularEnv(BanditEnv):
@@ -158,6 +176,7 @@ class TabularEnv(BanditEnv):
             )
         if options.noise == "bernoulli":
             _check_click_rates(rewards)
+        check_learnable(rewards, "rewards")
         self.rewards = rewards.astype(np.float64)
         self.rewards.flags.writeable = False
         self._build_users(features, rewards.shape[1], options)
@@ -312,6 +331,14 @@ class ClassificationEnv(TabularEnv):
             n_classes = max(int(labels.max()) + 1, 2 if labels.min() < 0 else 0)  # a negative label: named below
             if n_classes < 2:
                 raise ValueError(f"labels hold one class only ({labels.max()}): a task needs n_classes >= 2; give it")
+            present = np.unique(labels)
+            if labels.min() >= 0 and len(present) < n_classes:  # classes without an example would be actions
+                raise ValueError(
+                    f"labels take {len(present)} values, {_shown(present)}, not 0..{n_classes - 1}: an action per "
+                    f"class up to the largest label would make {n_classes - len(present)} actions of classes without "
+                    "an example. Map them to 0..K-1 (np.unique(labels, return_inverse=True)[1]), or give n_classes "
+                    "to keep classes without examples"
+                )
         n_classes = check_integer("n_classes", n_classes, minimum=2)
         outside = (labels < 0) | (labels >= n_classes)
         if outside.any():
