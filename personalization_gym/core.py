@@ -149,6 +149,15 @@ class BanditEnv(gym.Env[np.ndarray, np.int64], abc.ABC):
     def n_actions(self) -> int:
         return int(self.action_space.n)
 
+    @property
+    def task_id(self) -> str:
+        """The id this task's class is registered under (``Personalization/Music-v0``), whether or not it was made
+        by ``gym.make``; its class name if it is not registered."""
+        if self.spec is not None:
+            return self.spec.id
+        entry_point = f"{type(self).__module__}:{type(self).__name__}"
+        return next((spec.id for spec in gym.registry.values() if spec.entry_point == entry_point), type(self).__name__)
+
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from personalization_gym.checks import check_bool, check_choice, check_integer, check_number, is_number
 from sb3_entropy.atomic import atomic_path, write_text_atomically
-from sb3_entropy.eval_states import EVAL_MEMORY_MB, EvalStates, rewards_source
+from sb3_entropy.eval_states import EVAL_MEMORY_MB, EvalStates, rewards_source, task_id_of
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
 from sb3_entropy.metrics import (
     EXPECTED_REWARD,
@@ -94,6 +94,8 @@ class EntropyCallback(BaseCallback):
     :param eval_memory_mb: the most memory one chunk of an evaluation takes: an evaluation set whose tables (the
         probabilities and expected rewards of every state and action) are larger is evaluated in chunks of users,
         with the same numbers (to rounding).
+    :param other_task: ``eval_env`` may be another task than the model trains on (a different population, say);
+        by default that is an error at training start, since every metric would be of another task.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class EntropyCallback(BaseCallback):
         verbose: int = 0,
         eval_env_kwargs: dict[str, Any] | None = None,
         eval_memory_mb: float = EVAL_MEMORY_MB,
+        other_task: bool = False,
     ) -> None:
         super().__init__(verbose=verbose)
         if eval_env is not None and eval_obs is not None:
@@ -124,14 +127,18 @@ class EntropyCallback(BaseCallback):
         self.eval_freq, self.figure_every, self.n_eval = eval_freq, figure_every, n_eval
         self.temperature, self.q_policy, self.probs_fn = temperature, q_policy, probs_fn
         self.log_figures, self.min_entropy, self.stop_on_collapse = log_figures, min_entropy, stop_on_collapse
-        self.seed, self.eval_memory_mb = seed, eval_memory_mb
+        self.seed, self.eval_memory_mb, self.other_task = seed, eval_memory_mb, other_task
         self._check_settings()
         self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
         self._rng = np.random.default_rng(seed)
 
         self.states: EvalStates | None = None
+        self._eval_task: str | None = None  # the task eval_env is, checked against the model's at training start
         if eval_env is not None:
-            self._use_states(*self._source_of(eval_env, eval_env_kwargs or {}))
+            if isinstance(eval_env, str):
+                eval_env = _make_task(eval_env, eval_env_kwargs or {})
+            self._eval_task = task_id_of(eval_env)
+            self._use_states(*self._source_of(eval_env, {}))
         elif eval_obs is not None:
             self._use_states(eval_obs, None, None)
 
@@ -166,6 +173,7 @@ class EntropyCallback(BaseCallback):
         check_integer("seed", self.seed, 0)
         check_integer("verbose", self.verbose, 0)
         check_number("eval_memory_mb", self.eval_memory_mb, above=0)
+        check_bool("other_task", self.other_task)
         if self.probs_fn is not None and not callable(self.probs_fn):
             raise ValueError(
                 f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {self.probs_fn!r}"
@@ -224,6 +232,7 @@ class EntropyCallback(BaseCallback):
                 f"evaluation states must have shape (n, {', '.join(map(str, shape))}) to match the model's observation "
                 f"space, got {self.eval_obs.shape}"
             )
+        self._check_task()
         # Fails early, with the supported kinds of model, on a continuous or MultiDiscrete action space.
         self._probs(self.eval_obs[:1])
         n_actions = int(self.model.action_space.n)
@@ -240,6 +249,16 @@ class EntropyCallback(BaseCallback):
         )
         if self._writer is not None:
             self._writer.add_custom_scalars(self.custom_scalars_layout)
+
+    def _check_task(self) -> None:
+        """Refuse an eval_env of another task than the model trains on, unless ``other_task`` says it is meant."""
+        trained_on = task_id_of(self.training_env) if self.training_env is not None else None
+        if self.other_task or None in (self._eval_task, trained_on) or self._eval_task == trained_on:
+            return
+        raise ValueError(
+            f"eval_env is {self._eval_task} but the model trains on {trained_on}: every metric would be of another "
+            "task's users and rewards. Evaluate on the model's task, or pass other_task=True if that is meant"
+        )
 
     def _probs(self, obs: np.ndarray) -> np.ndarray:
         return action_probs(self.model, self._as_the_policy_sees(obs), self.temperature, self.q_policy, self.probs_fn)

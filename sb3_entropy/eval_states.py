@@ -119,6 +119,17 @@ def rewards_source(env: Any) -> tuple[np.ndarray, Rewards, int] | None:
     return task.eval_obs(), lambda rows: task.eval_rows(rows).expected, int(task.action_space.n)
 
 
+def task_id_of(env: Any) -> str | None:
+    """The registered id of the personalization task behind ``env`` (a task, a wrapper of one, an SB3 VecEnv of
+    them); None for any other env."""
+    if isinstance(env, VecEnv):
+        try:
+            return env.get_attr("task_id", indices=[0])[0]
+        except AttributeError:
+            return None
+    return getattr(getattr(env, "unwrapped", env), "task_id", None)
+
+
 def _checked(obs: Any) -> np.ndarray:
     """Evaluation states as an array of numbers, shape (n, ...), every one finite; a ValueError saying what is not."""
     obs = np.asarray(obs)

@@ -361,3 +361,54 @@ def test_ratings_all_equal_are_refused() -> None:
         "ratings: every rating is 4: no item is better than another for any user, so the task would have nothing to "
         "learn"
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: the callback evaluates the model on its own task, unless told that another is meant.
+
+
+@pytest.mark.parametrize("given_as", ["task", "id", "vec"])
+def test_the_callback_refuses_another_tasks_evaluation_set(given_as: str) -> None:
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from sb3_entropy import EntropyCallback
+    from sb3_entropy.vec_env import make_vec
+
+    model = PPO("MlpPolicy", make_vec("Personalization/Music-v0", 4, seed=0), n_steps=8, batch_size=32, device="cpu")
+    same_shapes = {"n_actions": 50, "state_dim": 20, "n_eval": 100}  # Behavior-v0 shaped as Music-v0
+    other = {
+        "task": lambda: gym.make("Personalization/Behavior-v0", **same_shapes),
+        "id": lambda: "Personalization/Behavior-v0",
+        "vec": lambda: make_vec("Personalization/Behavior-v0", 2, seed=0, **same_shapes),
+    }[given_as]
+    kwargs = {"eval_env_kwargs": same_shapes} if given_as == "id" else {}
+    with pytest.raises(ValueError) as error:
+        model.learn(32, callback=EntropyCallback(eval_env=other(), **kwargs))
+    assert str(error.value) == (
+        "eval_env is Personalization/Behavior-v0 but the model trains on Personalization/Music-v0: every metric would "
+        "be of another task's users and rewards. Evaluate on the model's task, or pass other_task=True if that is meant"
+    )
+    meant = EntropyCallback(eval_env=other(), other_task=True, **kwargs)
+    model.learn(32, callback=meant)
+    assert [row["timesteps"] for row in meant.history] == [0, 32]
+    own = EntropyCallback(eval_env="Personalization/Music-v0", eval_env_kwargs={"n_eval": 100})
+    model.learn(32, callback=own)  # its own task, made apart from the training env: accepted
+    assert len(own.history) == 2
+
+
+def test_the_callback_refuses_an_evaluation_set_of_another_number_of_actions() -> None:
+    from stable_baselines3 import PPO
+
+    from sb3_entropy import EntropyCallback
+    from sb3_entropy.vec_env import make_vec
+
+    trained_on = make_vec("Personalization/Behavior-v0", 4, seed=0, n_actions=50, state_dim=8)
+    model = PPO("MlpPolicy", trained_on, n_steps=8, batch_size=32, device="cpu")
+    smaller = {"n_actions": 30, "state_dim": 8, "n_eval": 50}
+    callback = EntropyCallback(eval_env="Personalization/Behavior-v0", eval_env_kwargs=smaller)
+    with pytest.raises(ValueError) as error:
+        model.learn(32, callback=callback)
+    assert str(error.value) == (
+        "the evaluation set's task has 30 actions and the model 50: evaluate the model on its own task"
+    )
