@@ -232,7 +232,6 @@ class EntropyCallback(BaseCallback):
                 f"evaluation states must have shape (n, {', '.join(map(str, shape))}) to match the model's observation "
                 f"space, got {self.eval_obs.shape}"
             )
-        self._check_task()
         # Fails early, with the supported kinds of model, on a continuous or MultiDiscrete action space.
         self._probs(self.eval_obs[:1])
         n_actions = int(self.model.action_space.n)
@@ -241,6 +240,7 @@ class EntropyCallback(BaseCallback):
                 f"the evaluation set's task has {self.states.n_actions} actions and the model {n_actions}: evaluate "
                 "the model on its own task"
             )
+        self._check_task()
         if not self.states.chunks:  # states given as an array: chunked now that the model says how many actions
             self.states.plan(n_actions, self.eval_memory_mb)
         self._action_counts = np.zeros(int(self.model.action_space.n), dtype=np.int64)
