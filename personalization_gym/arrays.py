@@ -73,11 +73,19 @@ def _read_numpy(path: Path, name: str) -> np.ndarray:
     raise ValueError(f"{name}: {path} holds arrays {keys}: it must hold one array, or one called {name!r}")
 
 
+COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+
+
 def utf8_text(path: Path, name: str) -> str:
     """A text file's content as UTF-8, a byte-order mark read as one (not as the first cell's), newlines as they
     are; a file in another encoding is a ValueError naming ``name`` and the file."""
+    data = path.read_bytes()
+    packed = next((kind for magic, kind in COMPRESSED.items() if data.startswith(magic)), None)
+    if packed is not None:
+        raise ValueError(f"{name}: {path} is a {packed} file, not text: decompress it first, and give the file "
+                         "inside")  # fmt: skip
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{name}: {path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as "
                          "UTF-8") from None  # fmt: skip

@@ -115,8 +115,8 @@ def _loadtxt(
                                usecols=sorted(positions), comments=None, quotechar=quote, ndmin=1)  # fmt: skip
         except (ValueError, UnicodeDecodeError):
             return None
-    if len(table) == 0:
-        return None
+    if len(table) == 0 or not np.isfinite(table["rating"]).all():
+        return None  # read line by line, which names the line
     return tuple(np.ascontiguousarray(table[name]) for name, _ in names)
 
 
@@ -205,20 +205,37 @@ def _positions(
     if missing:
         raise ValueError(
             f"ratings: {path}'s header {header} lacks column(s) {missing}; name the user, item and rating columns "
-            f"with columns=(user, item, rating), now {tuple(columns)}"
+            f"with columns=(user, item, rating), now {tuple(columns)}" + _separator_hint(header)
         )
     return [header.index(name) for name in columns]
 
 
+def _separator_hint(header: list[str]) -> str:
+    """A hint for a "header" that is a row of numbers joined by a separator no format uses (``1:31:2.5:0``)."""
+    for separator in (":", ";", "|", " "):
+        parts = [part for field in header for part in field.split(separator)]
+        if len(parts) >= 3 and all(is_number_text(part) for part in parts):
+            return (
+                f". Its first line looks like a rating with fields separated by {separator!r}, which no format uses: "
+                f"write it comma-separated, or as MovieLens-1M's ratings.dat with '::'"
+            )
+    return ""
+
+
 def _numbers(path: Path, texts: list[str], line_numbers: list[int]) -> np.ndarray:
-    """The ratings as floats, or a ValueError naming the first line whose rating is not a number."""
+    """The ratings as floats, or a ValueError naming the first line whose rating is not a finite number."""
     try:
-        return np.array(texts, dtype=np.float64)
+        numbers = np.array(texts, dtype=np.float64)
     except ValueError:
         for number, text in zip(line_numbers, texts, strict=True):
             if not is_number_text(text):
                 raise ValueError(f"ratings: {path}, line {number}: rating {text!r} is not a number") from None
         raise
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if len(bad):
+        raise ValueError(f"ratings: {path}, line {line_numbers[bad[0]]}: rating {texts[bad[0]]!r} is not a finite "
+                         f"number ({len(bad)} line(s) have one)")  # fmt: skip
+    return numbers
 
 
 def _ids(path: Path, texts: list[str], line_numbers: list[int], kind: str) -> np.ndarray:

@@ -412,3 +412,35 @@ def test_the_callback_refuses_an_evaluation_set_of_another_number_of_actions() -
     assert str(error.value) == (
         "the evaluation set's task has 30 actions and the model 50: evaluate the model on its own task"
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Every message names what the user wrote (the file and line, the argument) and what is valid.
+
+
+def test_unclear_cases_now_name_the_file_line_or_argument(tmp_path: Path) -> None:
+    import gzip
+
+    rows = [(user, item, (user + item) % 5 + 1) for user in range(1, 11) for item in range(1, 6)]
+    plain = tmp_path / "r.csv"
+    plain.write_text("".join(f"{u},{i},{r}\n" for u, i, r in rows))
+    cases = []
+    cases.append(((str(plain),), {"users": [str(u) for u in range(1, 11)]},
+                  "users= holds text (['1', '2', '3'], ...) but the ratings' user ids are integers ([1, 1, 1], ...): "
+                  "give users= as the ratings write them"))  # fmt: skip
+    nan = tmp_path / "nan.csv"
+    nan.write_text("".join(f"{u},{i},{r}\n" for u, i, r in rows[:6]) + "7,1,nan\n")
+    cases.append(((str(nan),), {}, f"ratings: {nan}, line 7: rating 'nan' is not a finite number (1 line(s) have one)"))
+    packed = tmp_path / "r.csv.gz"
+    with gzip.open(packed, "wt") as stream:
+        stream.write(plain.read_text())
+    cases.append(((str(packed),), {}, f"ratings: {packed} is a gzip file, not text: decompress it first, and give "
+                                      "the file inside"))  # fmt: skip
+    colons = tmp_path / "ratings.dat"
+    colons.write_text("".join(f"{u}:{i}:{r}:0\n" for u, i, r in rows))
+    cases.append(((str(colons),), {}, "Its first line looks like a rating with fields separated by ':', which no "
+                                      "format uses: write it comma-separated, or as MovieLens-1M's ratings.dat with '::'"))  # fmt: skip
+    for args, kwargs, message in cases:
+        with pytest.raises(ValueError) as error:
+            RatingsEnv(*args, rank=1, **kwargs)
+        assert message in str(error.value), str(error.value)

@@ -320,6 +320,13 @@ def _index(column: np.ndarray, known: Any, kind: str) -> tuple[np.ndarray, np.nd
     ids = np.asarray(known)
     if ids.ndim != 1 or len(np.unique(ids)) != len(ids):
         raise ValueError(f"{kind}s must be a list of distinct {kind} ids, got {known!r}")
+    if (ids.dtype.kind in "iu") != (column.dtype.kind in "iu"):  # 1 and '1' are different ids: say why
+        written = {True: "integers", False: "text"}
+        raise ValueError(
+            f"{kind}s= holds {written[ids.dtype.kind in 'iu']} ({ids[:3].tolist()}, ...) but the ratings' {kind} ids "
+            f"are {written[column.dtype.kind in 'iu']} ({column[:3].tolist()}, ...): give {kind}s= as the ratings "
+            "write them"
+        )
     order = np.argsort(ids, kind="stable")
     position = np.searchsorted(ids, column, sorter=order)
     position = np.minimum(position, len(ids) - 1)
