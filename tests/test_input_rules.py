@@ -14,6 +14,7 @@ import pytest
 from conftest import call_script, tiny_experiment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_report import made_result
 
 from personalization_gym.envs.ratings import RatingsEnv, ReadReport
 from personalization_gym.rating_files import read_ratings
@@ -444,3 +445,53 @@ def test_unclear_cases_now_name_the_file_line_or_argument(tmp_path: Path) -> Non
         with pytest.raises(ValueError) as error:
             RatingsEnv(*args, rank=1, **kwargs)
         assert message in str(error.value), str(error.value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The rules that decide a verdict or a flag, tested on both sides of their boundaries.
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.floats(0.5, 3.0), min_size=6, max_size=6),
+    st.sampled_from(["high", "low"]),
+    st.sampled_from([-1e-9, 1e-9]),
+)
+def test_the_verdict_turns_exactly_where_the_interval_crosses_0(
+    tmp_path: Path, entropies: list[float], end: str, offset: float
+) -> None:
+    """The paper's finding is reproduced exactly when the interval of (policy optimization - Q-learning) H(p) has its
+    upper end below 0, contradicted exactly when its lower end is above 0: the data are shifted so that one end lies
+    1e-9 on either side of 0."""
+    from sb3_entropy.study.analysis import contrast_interval, entropy_gap
+
+    po, ql = np.array(entropies[:3]), np.array(entropies[3:])
+    before = contrast_interval([po], [ql])
+    ql = ql + (getattr(before, end) - offset)  # the chosen end now at about `offset`
+    rewards = [0.84, 0.85, 0.86]
+    result = made_result(
+        tmp_path, {"a2c": list(zip(rewards, po, strict=True)), "dqn": list(zip(rewards, ql, strict=True))}
+    )
+    gap = entropy_gap(result, {"a2c": True, "dqn": True})
+    contrast = gap.contrast
+    assert abs(getattr(contrast, end) - offset) < 1e-6  # the boundary is what is tested
+    expected = (
+        "reproduced" if contrast.high < 0 else "contradicted" if contrast.low > 0 else "not established with 3 seeds"
+    )
+    assert gap.verdict == expected
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.floats(0.2, 0.8), min_size=3, max_size=3, unique=True), st.sampled_from([-1e-9, 0.0, 1e-9]))
+def test_the_not_above_random_flag_turns_exactly_at_the_random_reward(
+    tmp_path: Path, rewards: list[float], offset: float
+) -> None:
+    """An agent is flagged (not above random) exactly when its reward interval's lower end is at or below the random
+    policy's reward: the random reward is put at the lower end, 1e-9 below it, and 1e-9 above it."""
+    from sb3_entropy.metrics import EXPECTED_REWARD
+    from sb3_entropy.study.analysis import summarize
+
+    result = made_result(tmp_path, {"ppo": [(reward, 1.0) for reward in rewards]})
+    low = summarize(result, "ppo")[EXPECTED_REWARD].low
+    result.baselines["random"] = low + offset
+    assert summarize(result, "ppo").near_random == (offset >= 0)
