@@ -385,6 +385,11 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
             ["music", "--storage", "notaurl"],
             "--storage 'notaurl' is not a database URL such as sqlite:///tuning.db or postgresql://host/db",
         ),
+        (
+            ["music", "--storage", "sqlite:////proc/no/such/folder/tuning.db"],
+            "--storage 'sqlite:////proc/no/such/folder/tuning.db': cannot open the database (unable to open database "
+            "file); give a database the tuning can open (sqlite:///PATH: a file in a writable folder that exists)",
+        ),
         (["nope"], "unknown experiment 'nope'; valid: " + str(available_experiments()) + " or a path to a .yml file"),
         (
             ["search_space"],

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 import personalization_gym
 from sb3_entropy.agents import rounded_up
@@ -129,6 +130,23 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         except ArgumentError:
             parser.error(f"--storage {args.storage!r} is not a database URL such as sqlite:///tuning.db or "
                          "postgresql://host/db")  # fmt: skip
+        problem = _unopenable(args.storage)
+        if problem:
+            parser.error(f"--storage {args.storage!r}: cannot open the database ({problem}); give a database the "
+                         "tuning can open (sqlite:///PATH: a file in a writable folder that exists)")  # fmt: skip
+
+
+def _unopenable(storage: str) -> str | None:
+    """Why the database at ``storage`` cannot be opened (its driver's words), or None when it opens."""
+    try:
+        engine = create_engine(storage)
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ImportError) as error:
+        return str(getattr(error, "orig", None) or error).splitlines()[0]
+    return None
 
 
 def _task_data(experiment: Experiment, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, float]]:
