@@ -103,11 +103,17 @@ def test_report_writes_the_same_report_again_from_the_stored_runs(tmp_path: Path
     (out / "tiny" / "runs" / "dqn_seed1.json").unlink()
     status, _, err = tool("report", *args)
     assert status == 2
-    assert f"tiny: 1 of 4 runs are not stored in {out / 'tiny' / 'runs'} with these settings (dqn seed 1)" in err
+    assert (
+        f"tiny: 1 of 4 runs are not stored in {out / 'tiny' / 'runs'} with these settings (dqn seed 1: not stored)"
+        in err
+    )
     assert "run them first (the same arguments to personalization-gym reproduce)" in err
     assert not (out / "tiny" / "runs" / "dqn_seed1.json").exists()
     status, _, err = tool("report", *args[:-2], "--seeds", "3", "--out", str(out))
     assert status == 2 and "with these settings" in err  # a third seed was never run
+    status, _, err = tool("report", *args[:-2], "--steps", "128", "--out", str(out))  # the runs trained 96 steps
+    assert status == 2
+    assert "a2c seed 0: settings changed since the saved run (timesteps: 96 then, 128 now); a2c seed 1: " in err
 
 
 def test_the_paper_agents_alone_give_bit_for_bit_the_runs_of_the_five_agent_study(tmp_path: Path) -> None:

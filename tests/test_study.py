@@ -573,7 +573,7 @@ def test_resume_reuses_finished_runs(tmp_path: Path) -> None:
     third = call_script("reproduce.py", *args, "--resume", "--steps", "64")
     assert third.returncode == 0, third.stderr
     assert "resumed" not in third.stdout
-    assert third.stdout.count("settings changed since the saved run (timesteps), rerun") == 4
+    assert third.stdout.count("settings changed since the saved run (timesteps: 96 then, 64 now), rerun") == 4
 
 
 @pytest.mark.slow

@@ -204,8 +204,9 @@ def run_plan(
         return result
     runs_dir = plan.out_dir / experiment.name / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
-    outcomes = stored_outcomes(experiment.name, specs, runs_dir, report) if resume else {}
-    todo = _to_train(plan, outcomes, runs_dir, train_missing)
+    why_not: dict[tuple[str, int], str] = {}
+    outcomes = stored_outcomes(experiment.name, specs, runs_dir, report, why_not) if resume else {}
+    todo = _to_train(plan, outcomes, runs_dir, train_missing, why_not)
     start = time.perf_counter()
     reported = 0
     progress = None
@@ -241,14 +242,20 @@ def run_plan(
 
 
 def _to_train(
-    plan: StudyPlan, outcomes: dict[tuple[str, int], dict[str, Any]], runs_dir: Path, train_missing: bool
+    plan: StudyPlan,
+    outcomes: dict[tuple[str, int], dict[str, Any]],
+    runs_dir: Path,
+    train_missing: bool,
+    why_not: dict[tuple[str, int], str],
 ) -> list[tuple[str, int]]:
     """The runs not stored, dearest first (see RUN_COST; each replaces its TensorBoard folder when it trains); a
-    MissingRunsError naming them when nothing may train."""
+    MissingRunsError naming them, each with why it is not usable, when nothing may train."""
     specs = plan.specs
     todo = sorted((key for key in specs if key not in outcomes), key=lambda key: -RUN_COST.get(specs[key].algo, 1.0))
     if todo and not train_missing:
-        names = ", ".join(f"{agent} seed {seed}" for agent, seed in sorted(todo))
+        names = "; ".join(
+            f"{agent} seed {seed}: {why_not.get((agent, seed), 'not stored')}" for agent, seed in sorted(todo)
+        )
         raise MissingRunsError(f"{plan.experiment.name}: {len(todo)} of {len(specs)} runs are not stored in "
                                f"{runs_dir} with these settings ({names})")  # fmt: skip
     return todo

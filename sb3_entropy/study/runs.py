@@ -283,11 +283,16 @@ METRIC_KEYS = tuple(metric.tag for metric in STORED if not metric.rewards)
 
 
 def stored_outcomes(
-    name: str, specs: dict[tuple[str, int], RunSpec], runs_dir: Path, report: Callable[[str], None]
+    name: str,
+    specs: dict[tuple[str, int], RunSpec],
+    runs_dir: Path,
+    report: Callable[[str], None],
+    why_not: dict[tuple[str, int], str] | None = None,
 ) -> dict[tuple[str, int], dict[str, Any]]:
     """The runs stored in ``runs_dir`` that ran with the same settings as their spec (``--resume``); each one that
-    cannot be used is reported, with why, and trains again."""
+    cannot be used is reported, with why (also kept in ``why_not``), and trains again."""
     outcomes: dict[tuple[str, int], dict[str, Any]] = {}
+    why_not = {} if why_not is None else why_not
     for key, spec in specs.items():
         path = runs_dir / f"{key[0]}_seed{key[1]}.json"
         if not path.is_file():
@@ -296,13 +301,16 @@ def stored_outcomes(
             saved = json.loads(path.read_text())
             saved["history"][-1]
         except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as error:
-            report(f"{name} {key[0]} seed {key[1]}: {path} is unreadable ({type(error).__name__}: {error}), rerun")
+            why_not[key] = f"{path} is unreadable ({type(error).__name__}: {error})"
+            report(f"{name} {key[0]} seed {key[1]}: {why_not[key]}, rerun")
             continue
         settings = settings_of(spec)
         if saved.get("settings") != settings:
-            report(f"{name} {key[0]} seed {key[1]}: {_what_changed(saved.get('settings'), settings)}, rerun")
+            why_not[key] = _what_changed(saved.get("settings"), settings)
         elif not set(METRIC_KEYS) <= set(saved["history"][-1]):
-            report(f"{name} {key[0]} seed {key[1]}: saved before some metrics existed, rerun")
+            why_not[key] = "saved before some metrics existed"
+        if key in why_not:
+            report(f"{name} {key[0]} seed {key[1]}: {why_not[key]}, rerun")
         else:
             outcomes[key] = {**saved, "resumed": True}
     return outcomes
@@ -319,7 +327,17 @@ def _what_changed(saved: Any, settings: dict[str, Any]) -> str:
         then, now = saved["data_fingerprint"][:12], str(settings.get("data_fingerprint"))[:12]
         return f"the task's data changed since the saved run (fingerprint {then} then, {now} now: a file differs)"
     changed = sorted(key for key in set(rest) | set(settings) if rest.get(key) != settings.get(key))
-    return f"settings changed since the saved run ({', '.join(changed)})"
+    return (
+        "settings changed since the saved run ("
+        + "; ".join(f"{key}: {_short(rest.get(key))} then, {_short(settings.get(key))} now" for key in changed)
+        + ")"
+    )
+
+
+def _short(value: Any) -> str:
+    """A setting as a message shows it: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def store_outcome(runs_dir: Path, key: tuple[str, int], spec: RunSpec, outcome: dict[str, Any]) -> None:
