@@ -133,6 +133,7 @@ def test_a_key_given_twice_is_refused_naming_both(pairs: list[tuple[str, int]]) 
         (["--n-eval", "50", "--env-kwargs", "n_eval=60"], "--n-eval 50 and --env-kwargs n_eval=60 both set n_eval: give one"),
         (["--hp", "gamma=0.9", "--hp", "gamma=0.8"], "--hp gives gamma twice, 'gamma=0.9' and 'gamma=0.8': give it once"),
         (["--algo", "a2c", "a2c"], "--algo names ['a2c'] more than once: give each once"),
+        (["--net-arch", "0,16"], "--net-arch must be a list of layer sizes, integers >= 1 such as [256, 256], got [0, 16]"),
     ],
 )  # fmt: skip
 def test_train_refuses_a_setting_given_in_two_places(tmp_path: Path, args: list[str], message: str) -> None:

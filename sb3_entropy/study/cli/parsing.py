@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from sb3_entropy.agents import NotWholeBatchesError
+from sb3_entropy.agents import NotWholeBatchesError, check_net_arch
 from sb3_entropy.study.experiments import TuningSeedsError, load_yaml
 
 __all__ = ["TOOL", "Distinct", "command_parser", "in_flags", "parse_hp", "parse_net_arch", "repeated"]
@@ -96,6 +96,4 @@ def parse_net_arch(text: str) -> list[int]:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
         raise ValueError(f"net_arch takes comma-separated layer sizes such as 256,256, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"net_arch layer sizes must be >= 1, got {text!r}")
-    return sizes
+    return check_net_arch(sizes, "--net-arch")  # the library's rule, in its words
