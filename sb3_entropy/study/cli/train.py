@@ -138,6 +138,24 @@ def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             parser.error(f"{flag} must be a finite number > 0, got {value}")
 
 
+def _task_kwargs(args: argparse.Namespace) -> dict:
+    """The task's arguments: its data location, --env-kwargs, --n-eval; a flag and --env-kwargs setting one
+    argument is an error naming both."""
+    env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
+    given = parse_hp(args.env_kwargs, "--env-kwargs")
+    for flag, key, value in (
+        ("--n-eval", "n_eval", args.n_eval), ("--data-dir", "data_dir", args.data_dir),
+        ("--no-download", "download", True if args.no_download else None),
+    ):  # fmt: skip
+        if value is not None and key in given:
+            shown = flag if isinstance(value, bool) else f"{flag} {value}"
+            raise ValueError(f"{shown} and --env-kwargs {key}={given[key]!r} both set {key}: give one")
+    env_kwargs |= given
+    if args.n_eval is not None:
+        env_kwargs["n_eval"] = args.n_eval
+    return env_kwargs
+
+
 def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float], int]:
     """The experiment name, every run's spec, and the random policy's and the oracles' scores on the task's
     evaluation set (its baselines) and its number of actions, with the task built and each model made once: bad
@@ -156,18 +174,7 @@ def _plan(args: argparse.Namespace) -> tuple[str, list[RunSpec], dict[str, float
         raise ValueError("--per-state-weight mixes a per-state term into --regularizer: give one")
     for algo in args.algo:
         policy_for(algo, args.regularizer, args.per_state_weight)
-    env_kwargs = personalization_gym.data_kwargs(args.env_id, args.data_dir, False if args.no_download else None)
-    given = parse_hp(args.env_kwargs, "--env-kwargs")
-    for flag, key, value in (
-        ("--n-eval", "n_eval", args.n_eval), ("--data-dir", "data_dir", args.data_dir),
-        ("--no-download", "download", True if args.no_download else None),
-    ):  # fmt: skip
-        if value is not None and key in given:
-            shown = flag if isinstance(value, bool) else f"{flag} {value}"
-            raise ValueError(f"{shown} and --env-kwargs {key}={given[key]!r} both set {key}: give one")
-    env_kwargs |= given
-    if args.n_eval is not None:
-        env_kwargs["n_eval"] = args.n_eval
+    env_kwargs = _task_kwargs(args)
     for flag, folder in (("--save-dir", args.save_dir), ("--tensorboard-log", args.tensorboard_log)):
         if folder is not None:  # made once every setting is checked, before training
             output_folder(flag, folder)
