@@ -496,3 +496,37 @@ def test_the_not_above_random_flag_turns_exactly_at_the_random_reward(
     low = summarize(result, "ppo")[EXPECTED_REWARD].low
     result.baselines["random"] = low + offset
     assert summarize(result, "ppo").near_random == (offset >= 0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rule: an experiment file with any fault, or several, is refused naming the file and a fault's key.
+
+EXPERIMENT_FAULTS = {  # name: (what it does to a valid file, what the message names)
+    "key twice": (lambda text: "steps: 64\n" + text, "found the key 'steps' a second time"),
+    "agent twice": (
+        lambda text: text.replace("agents:\n", "agents:\n  a2c: {learning_rate: 1.0e-4}\n"),
+        "found the key 'a2c' a second time",
+    ),
+    "width 0": (lambda text: text.replace("net_arch: [16]", "net_arch: [16, 0]"), "net_arch must be a list"),
+    "unknown key": (lambda text: text + "stepz: 5\n", "unknown key(s) ['stepz']"),
+    "text count": (lambda text: text.replace("eval_freq: 32", "eval_freq: soon"), "eval_freq must be an integer"),
+    "network twice": (
+        lambda text: text.replace("a2c: {learning_rate: 1.0e-3}", "a2c: {policy_kwargs: {net_arch: [8]}}"),
+        "policy_kwargs.net_arch [8] and net_arch",
+    ),
+}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(sorted(EXPERIMENT_FAULTS)), min_size=1, max_size=3, unique=True))
+def test_generated_faulty_experiment_files_are_refused_naming_the_file(tmp_path: Path, faults: list[str]) -> None:
+    text = tiny_experiment()
+    for fault in faults:
+        text = EXPERIMENT_FAULTS[fault][0](text)
+    path = tmp_path / f"faulty_{'_'.join(fault.replace(' ', '-') for fault in faults)}.yml"
+    path.write_text(text)
+    with pytest.raises(ValueError) as error:
+        load_experiment(str(path))
+    message = str(error.value)
+    assert message.startswith(f"experiment {path.stem} ({path}): ")
+    assert any(EXPERIMENT_FAULTS[fault][1] in message for fault in faults), message
