@@ -530,3 +530,26 @@ def test_generated_faulty_experiment_files_are_refused_naming_the_file(tmp_path:
     message = str(error.value)
     assert message.startswith(f"experiment {path.stem} ({path}): ")
     assert any(EXPERIMENT_FAULTS[fault][1] in message for fault in faults), message
+
+
+def test_a_second_call_does_not_overwrite_another_files_experiment_of_the_same_name(tmp_path: Path) -> None:
+    """Two calls, one --out, two files named base.yml: the second is refused before any work, naming both; the
+    same file again (a rerun, or --resume) is its own folder's experiment and runs."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "base.yml").write_text(tiny_experiment(steps=32))
+    out = tmp_path / "out"
+    common = ("--seeds", "2", "--workers", "1", "--out", str(out))
+    first = call_script("reproduce.py", str(tmp_path / "a/base.yml"), *common)
+    assert first.returncode == 0, first.stderr
+    assert (out / "base" / "experiment_file.txt").read_text() == f"{tmp_path / 'a/base.yml'}\n"
+    runs = {path.name: path.read_bytes() for path in (out / "base" / "runs").iterdir()}
+    second = call_script("reproduce.py", str(tmp_path / "b/base.yml"), *common)
+    assert second.returncode == 2
+    assert (
+        f"{out / 'base'} holds the runs of {tmp_path / 'a/base.yml'}, and experiment base ({tmp_path / 'b/base.yml'}) "
+        "is another experiment of that name: it would overwrite them. Give another --out, or rename the file"
+    ) in second.stderr
+    assert {path.name: path.read_bytes() for path in (out / "base" / "runs").iterdir()} == runs
+    again = call_script("reproduce.py", str(tmp_path / "a/base.yml"), *common, "--resume")
+    assert again.returncode == 0 and again.stdout.count("resumed from an earlier run") == 4

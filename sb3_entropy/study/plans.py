@@ -15,11 +15,12 @@ import numpy as np
 import personalization_gym
 from personalization_gym.checks import in_context
 from personalization_gym.fingerprints import data_fingerprint
+from sb3_entropy.atomic import write_text_atomically
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import EFFECTIVE_ACTIONS, EXPECTED_REWARD, MARGINAL_ENTROPY
 from sb3_entropy.study.dashboard import write_mean_runs
 from sb3_entropy.study.execution import RUN_COST, StudyProgress, execute
-from sb3_entropy.study.experiments import Experiment, ExperimentResult
+from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment, ExperimentResult
 from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run, store_outcome, stored_outcomes
 
 __all__ = [
@@ -48,6 +49,29 @@ class StudyPlan:
     quick: bool = False
 
 
+SOURCE_FILE = "experiment_file.txt"  # in an experiment's output folder: the file whose runs it holds
+
+
+def _source(experiment: Experiment) -> str:
+    """What an experiment's output folder records it came from: a packaged experiment by name (the package's folder
+    moves between installs), any other by its file's absolute path."""
+    path = Path(experiment.path).resolve() if experiment.path else None
+    if path is None or EXPERIMENTS_DIR in path.parents:
+        return f"the packaged experiment {experiment.name}"
+    return str(path)
+
+
+def _check_folder_is_its_own(out_dir: Path, experiment: Experiment) -> None:
+    """Refuse to write an experiment's folder that holds another file's experiment of the same name (two calls of
+    reproduce with one --out and two files named alike): the second would overwrite the first's runs."""
+    marker = out_dir / experiment.name / SOURCE_FILE
+    if marker.is_file() and (owner := marker.read_text(encoding="utf-8").strip()) != _source(experiment):
+        raise ValueError(
+            f"{out_dir / experiment.name} holds the runs of {owner}, and {experiment.where} is another experiment "
+            "of that name: it would overwrite them. Give another --out, or rename the file"
+        )
+
+
 def plan_experiment(
     experiment: Experiment,
     seeds: int,
@@ -67,6 +91,7 @@ def plan_experiment(
     not a failure in every run. Missing data is not an error: the plan says so (``missing_data``).
     """
     where = f"experiment {experiment.name}" + (f" ({experiment.path})" if experiment.path else "")
+    _check_folder_is_its_own(out_dir, experiment)
     plan = StudyPlan(experiment, out_dir, quick=quick)
     settings = {"steps": experiment.steps, "eval_freq": experiment.eval_freq, "n_eval": None}
     if quick:
@@ -204,6 +229,7 @@ def run_plan(
         return result
     runs_dir = plan.out_dir / experiment.name / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(plan.out_dir / experiment.name / SOURCE_FILE, _source(experiment) + "\n")
     why_not: dict[tuple[str, int], str] = {}
     outcomes = stored_outcomes(experiment.name, specs, runs_dir, report, why_not) if resume else {}
     todo = _to_train(plan, outcomes, runs_dir, train_missing, why_not)
