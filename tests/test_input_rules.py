@@ -553,3 +553,12 @@ def test_a_second_call_does_not_overwrite_another_files_experiment_of_the_same_n
     assert {path.name: path.read_bytes() for path in (out / "base" / "runs").iterdir()} == runs
     again = call_script("reproduce.py", str(tmp_path / "a/base.yml"), *common, "--resume")
     assert again.returncode == 0 and again.stdout.count("resumed from an earlier run") == 4
+
+
+def test_the_read_report_gives_the_id_range_of_ids_declared_in_any_order() -> None:
+    users = np.repeat([3, 1, 2], 4)
+    items = np.tile([20, 10, 40, 30], 3)
+    stars = np.arange(12) % 5 + 1.0
+    report = RatingsEnv((users, items, stars), users=[3, 1, 2], items=[40, 10, 30, 20], rank=1).read_report
+    assert (report.user_range, report.item_range) == ((1, 3), (10, 40))
+    assert str(report) == "read 12 ratings of 3 users (ids 1 to 3) and 4 items (ids 10 to 40), ratings 1 to 5"

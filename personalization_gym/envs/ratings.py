@@ -66,7 +66,7 @@ class ReadReport:
         far = np.flatnonzero((values < low - size) | (values > high + size) | ((values < 0) & (low >= 0)))
         return cls(
             len(values), len(user_ids), len(item_ids), (float(values.min()), float(values.max())),
-            (user_ids[0].item(), user_ids[-1].item()), (item_ids[0].item(), item_ids[-1].item()), (low, high),
+            _id_range(user_ids), _id_range(item_ids), (low, high),
             tuple(float(values[k]) for k in far[:5]), len(far),
         )  # fmt: skip
 
@@ -94,6 +94,12 @@ class ReadReport:
         return read + (f"; {self.flag}" if self.flag else "")
 
 
+def _id_range(ids: np.ndarray) -> tuple[Any, Any]:
+    """The smallest and largest of a task's ids (given by ``users=``/``items=`` in any order, or rated, sorted)."""
+    values = ids.tolist()
+    return min(values), max(values)
+
+
 class RatingsEnv(TabularEnv):
     """A rating table as a personalization task: low-rank completion, user factors as context.
 
@@ -105,7 +111,8 @@ class RatingsEnv(TabularEnv):
     it is (``keep_observed=True``) or the model's value everywhere (``False``), and the model's prediction, cut to
     the range of the observed ratings, where a user did not rate an item. User ``u`` is seen as their factor
     vector ``P[u]``. Before the final fit, ``check_fraction`` of the ratings are held out, the model is fitted to
-    the rest, and its error on them is kept as ``self.fit_report`` (printed by the study and ``train.py``).
+    the rest, and its error on them is kept as ``self.fit_report`` (printed by the study and ``train.py``, after
+    ``self.read_report``: what was read, with ratings far outside the bulk of the scale flagged and warned of).
     docs/tasks.md says what such a simulator can and cannot tell you.
 
     ## Action Space
