@@ -138,7 +138,7 @@ class EntropyCallback(BaseCallback):
             if isinstance(eval_env, str):
                 eval_env = _make_task(eval_env, eval_env_kwargs or {})
             self._eval_task = task_id_of(eval_env)
-            self._use_states(*self._source_of(eval_env, {}))
+            self._use_states(*self._source_of(eval_env))
         elif eval_obs is not None:
             self._use_states(eval_obs, None, None)
 
@@ -202,11 +202,9 @@ class EntropyCallback(BaseCallback):
         return None if self.states is None else self.states.expected
 
     @staticmethod
-    def _source_of(eval_env: Any, eval_env_kwargs: dict[str, Any]) -> tuple[np.ndarray, Any, int]:
-        """The evaluation states, rewards and actions of a task, of a Gymnasium wrapper of one, of an SB3 VecEnv of
-        them, or of an env id."""
-        if isinstance(eval_env, str):
-            eval_env = _make_task(eval_env, eval_env_kwargs)
+    def _source_of(eval_env: Any) -> tuple[np.ndarray, Any, int]:
+        """The evaluation states, rewards and actions of a task, of a Gymnasium wrapper of one, or of an SB3 VecEnv of
+        them (an env id is made into its task first)."""
         source = rewards_source(eval_env)
         if source is None:
             raise TypeError(
@@ -225,7 +223,7 @@ class EntropyCallback(BaseCallback):
                     "not a personalization_gym task. Pass eval_env (a task, or its id such as "
                     "'Personalization/Music-v0') or eval_obs (an array of states)."
                 )
-            self._use_states(*self._source_of(env, {}))
+            self._use_states(*self._source_of(env))
         shape = self.model.observation_space.shape
         if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
             raise ValueError(
