@@ -72,13 +72,27 @@ class FitReport:
     mean_rmse: float  # the same for predicting every held-out rating by the mean fitted rating
     train_rmse: float
 
-    def __str__(self) -> str:
+    @property
+    def flag(self) -> str:
+        """The warning for a model that does not predict held-out ratings better than their mean ("" when it
+        does): its completed ratings, the task's rewards, would be fitted noise."""
+        if self.held_out_rmse < self.mean_rmse:
+            return ""
         return (
+            f"the rank-{self.rank} model predicts the held-out ratings no better than the mean rating does (RMSE "
+            f"{self.held_out_rmse:.4f}, the mean's {self.mean_rmse:.4f}), so the completed ratings are fitted noise: "
+            f"too few ratings for rank {self.rank} ({self.n_ratings:,} fitted), or ratings without low-rank "
+            "structure. A smaller rank, a larger reg or more ratings may fit"
+        )
+
+    def __str__(self) -> str:
+        fit = (
             f"rank-{self.rank} biased matrix factorisation (ALS, reg {self.reg:g}): held-out RMSE "
             f"{self.held_out_rmse:.4f} on "
             f"{self.n_held_out:,} ratings (predicting the mean rating: {self.mean_rmse:.4f}; training RMSE "
             f"{self.train_rmse:.4f} on {self.n_ratings:,})"
         )
+        return fit + (f"; {self.flag}" if self.flag else "")
 
 
 class RatingTable:

@@ -38,6 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import Phase, settings
+
+# Under mutmut (docs/development.md#mutation-testing) a test need only pass or fail: shrinking a failing example to
+# its smallest form can take minutes and would count a killed mutant as a timeout.
+if "MUTANT_UNDER_TEST" in os.environ:
+    settings.register_profile("mutation", phases=[p for p in Phase if p is not Phase.shrink], deadline=None)
+    settings.load_profile("mutation")
 
 from personalization_gym.data import DATA_ENV_VAR, DataIntegrityError, DataNotFoundError, user_cache_dir, verify_files
 from personalization_gym.envs.music import PACKAGED_SPOTIFY

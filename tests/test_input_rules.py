@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from test_report import made_result
 
 from personalization_gym.envs.ratings import RatingsEnv, ReadReport
+from personalization_gym.lowrank import FitReport
 from personalization_gym.rating_files import read_ratings
 from sb3_entropy.study.cli.parsing import Distinct, parse_hp
 from sb3_entropy.study.experiments import check_distinct_names, load_experiment
@@ -363,6 +364,40 @@ def test_ratings_all_equal_are_refused() -> None:
         "ratings: every rating is 4: no item is better than another for any user, so the task would have nothing to "
         "learn"
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0.1, 5.0), st.sampled_from([-1e-9, 0.0, 1e-9]), st.integers(1, 20), st.integers(1, 10**6))
+def test_a_fit_no_better_than_the_mean_rating_is_flagged_exactly_at_the_mean(
+    mean_rmse: float, offset: float, rank: int, n_ratings: int
+) -> None:
+    """The fit's flag turns where the held-out RMSE reaches the mean rating's: below it, no flag."""
+    report = FitReport(rank, 0.1, n_ratings, 10, mean_rmse * (1 + offset), mean_rmse, 0.5)
+    if offset < 0:
+        assert report.flag == "" and str(report).endswith(f"training RMSE 0.5000 on {n_ratings:,})")
+    else:
+        assert report.flag.startswith(f"the rank-{rank} model predicts the held-out ratings no better than the mean")
+        assert f"too few ratings for rank {rank} ({n_ratings:,} fitted)" in report.flag
+        assert str(report).endswith(f"; {report.flag}")
+
+
+def test_too_few_ratings_for_the_rank_are_flagged_and_a_planted_structure_is_not() -> None:
+    """The issue's case, two ratings at rank 1, is flagged (the held-out rating's user and item were never fitted);
+    so is a table of pure noise; ratings of a planted rank-2 table with noise are not."""
+    rng = np.random.default_rng(0)
+    two = (np.array([0, 1]), np.array([0, 1]), np.array([1.0, 5.0]))
+    pairs = rng.choice(60 * 40, size=1500, replace=False)
+    users, items = pairs // 40, pairs % 40
+    noise = (users, items, rng.integers(1, 6, len(pairs)).astype(float))
+    taste = rng.normal(size=(60, 2)) @ rng.normal(size=(2, 40))
+    planted = (users, items, 3 + taste[users, items] + 0.1 * rng.normal(size=len(pairs)))
+    for ratings, rank, flagged in ((two, 1, True), (noise, 8, True), (planted, 2, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            task = RatingsEnv(ratings, rank=rank)
+        warned = [str(w.message) for w in caught if "no better than the mean" in str(w.message)]
+        assert warned == ([f"ratings: {task.fit_report.flag}"] if flagged else [])
+        assert (task.fit_report.held_out_rmse >= task.fit_report.mean_rmse) is flagged
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -112,7 +112,8 @@ class RatingsEnv(TabularEnv):
     the range of the observed ratings, where a user did not rate an item. User ``u`` is seen as their factor
     vector ``P[u]``. Before the final fit, ``check_fraction`` of the ratings are held out, the model is fitted to
     the rest, and its error on them is kept as ``self.fit_report`` (printed by the study and ``train.py``, after
-    ``self.read_report``: what was read, with ratings far outside the bulk of the scale flagged and warned of).
+    ``self.read_report``: what was read, with ratings far outside the bulk of the scale flagged and warned of; a
+    model no better than the mean rating on the held-out ratings is flagged and warned of too).
     docs/tasks.md says what such a simulator can and cannot tell you.
 
     ## Action Space
@@ -223,6 +224,8 @@ class RatingsEnv(TabularEnv):
 
         table = RatingTable(user_index, item_index, values, n_users, n_items)
         self.fit_report, self.fit = _fitted(table, self.rank, self.reg, self.n_iter, n_checked, options.task_seed)
+        if self.fit_report.flag:
+            warnings.warn(f"ratings: {self.fit_report.flag}", UserWarning, stacklevel=2)
 
         if options.noise == "bernoulli" and not (values.min() >= 0 and values.max() <= 1):
             raise ValueError(
