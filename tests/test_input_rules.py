@@ -582,8 +582,8 @@ def test_a_second_call_does_not_overwrite_another_files_experiment_of_the_same_n
     second = call_script("reproduce.py", str(tmp_path / "b/base.yml"), *common)
     assert second.returncode == 2
     assert (
-        f"{out / 'base'} holds the runs of {tmp_path / 'a/base.yml'}, and experiment base ({tmp_path / 'b/base.yml'}) "
-        "is another experiment of that name: it would overwrite them. Give another --out, or rename the file"
+        f"{out / 'base'} holds the runs of {tmp_path / 'a/base.yml'}, and experiment base is now "
+        f"{tmp_path / 'b/base.yml'}: it would overwrite them. Give another --out, or rename the file"
     ) in second.stderr
     assert {path.name: path.read_bytes() for path in (out / "base" / "runs").iterdir()} == runs
     again = call_script("reproduce.py", str(tmp_path / "a/base.yml"), *common, "--resume")
@@ -597,3 +597,35 @@ def test_the_read_report_gives_the_id_range_of_ids_declared_in_any_order() -> No
     report = RatingsEnv((users, items, stars), users=[3, 1, 2], items=[40, 10, 30, 20], rank=1).read_report
     assert (report.user_range, report.item_range) == ((1, 3), (10, 40))
     assert str(report) == "read 12 ratings of 3 users (ids 1 to 3) and 4 items (ids 10 to 40), ratings 1 to 5"
+
+
+def tuned_file(lr: float) -> str:
+    """A tuned file for tiny_experiment's experiment "base" (as tune writes one): A2C's learning rate chosen."""
+    tuning = (
+        "tuning:\n  experiment: base\n  agents:\n    a2c: {chosen: {learning_rate: %r}, trials: 2, pruned: 0, "
+        "failed: 0, steps: 32, seeds: [9]}\n" % lr
+    )
+    return tiny_experiment(steps=32).replace("a2c: {learning_rate: 1.0e-3}", f"a2c: {{learning_rate: {lr!r}}}") + tuning
+
+
+def test_one_experiment_tuned_by_two_files_does_not_share_a_folder(tmp_path: Path) -> None:
+    """base_tuned from one tuned file, then from another, with one --out: the second is refused before any work,
+    naming both tuned files; the same tuned file again runs."""
+    (tmp_path / "base.yml").write_text(tiny_experiment(steps=32))
+    for folder, lr in (("t1", 1e-3), ("t2", 3e-3)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "tuned.yml").write_text(tuned_file(lr))
+    out = tmp_path / "out"
+    common = (str(tmp_path / "base.yml"), "--seeds", "2", "--workers", "1", "--agents", "a2c", "--out", str(out))
+    first = call_script("reproduce.py", *common, "--hyperparams", str(tmp_path / "t1/tuned.yml"))
+    assert first.returncode == 0, first.stderr
+    source = f"{tmp_path / 'base.yml'} with the hyperparameters of {tmp_path / 't1/tuned.yml'}"
+    assert (out / "base_tuned" / "experiment_file.txt").read_text() == source + "\n"
+    second = call_script("reproduce.py", *common, "--hyperparams", str(tmp_path / "t2/tuned.yml"))
+    assert second.returncode == 2
+    assert (
+        f"{out / 'base_tuned'} holds the runs of {source}, and experiment base_tuned is now {tmp_path / 'base.yml'} "
+        f"with the hyperparameters of {tmp_path / 't2/tuned.yml'}: it would overwrite them"
+    ) in second.stderr
+    again = call_script("reproduce.py", *common, "--hyperparams", str(tmp_path / "t1/tuned.yml"), "--resume")
+    assert again.returncode == 0 and again.stdout.count("resumed from an earlier run") == 2

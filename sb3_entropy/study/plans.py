@@ -53,12 +53,21 @@ SOURCE_FILE = "experiment_file.txt"  # in an experiment's output folder: the fil
 
 
 def _source(experiment: Experiment) -> str:
-    """What an experiment's output folder records it came from: a packaged experiment by name (the package's folder
-    moves between installs), any other by its file's absolute path."""
-    path = Path(experiment.path).resolve() if experiment.path else None
-    if path is None or EXPERIMENTS_DIR in path.parents:
-        return f"the packaged experiment {experiment.name}"
-    return str(path)
+    """What an experiment's output folder records it came from: its file, and the tuned file its hyperparameters
+    came from when they came from another (``NAME_tuned`` is one name for the hyperparameters of any tuned file)."""
+    source = _file(experiment.path) if experiment.path else f"experiment {experiment.name}, built without a file"
+    tuning = experiment.tuning
+    if tuning is not None and tuning.path and _file(tuning.path) != source:
+        source += f" with the hyperparameters of {_file(tuning.path)}"
+    return source
+
+
+def _file(path: str) -> str:
+    """A packaged file by its place in the package (whose folder moves between installs), any other absolutely."""
+    resolved = Path(path).resolve()
+    if EXPERIMENTS_DIR in resolved.parents:
+        return f"the packaged experiment file {resolved.relative_to(EXPERIMENTS_DIR).as_posix()}"
+    return str(resolved)
 
 
 def _check_folder_is_its_own(out_dir: Path, experiment: Experiment) -> None:
@@ -67,8 +76,8 @@ def _check_folder_is_its_own(out_dir: Path, experiment: Experiment) -> None:
     marker = out_dir / experiment.name / SOURCE_FILE
     if marker.is_file() and (owner := marker.read_text(encoding="utf-8").strip()) != _source(experiment):
         raise ValueError(
-            f"{out_dir / experiment.name} holds the runs of {owner}, and {experiment.where} is another experiment "
-            "of that name: it would overwrite them. Give another --out, or rename the file"
+            f"{out_dir / experiment.name} holds the runs of {owner}, and experiment {experiment.name} is now "
+            f"{_source(experiment)}: it would overwrite them. Give another --out, or rename the file"
         )
 
 
