@@ -601,11 +601,9 @@ def test_the_read_report_gives_the_id_range_of_ids_declared_in_any_order() -> No
 
 def tuned_file(lr: float) -> str:
     """A tuned file for tiny_experiment's experiment "base" (as tune writes one): A2C's learning rate chosen."""
-    tuning = (
-        "tuning:\n  experiment: base\n  agents:\n    a2c: {chosen: {learning_rate: %r}, trials: 2, pruned: 0, "
-        "failed: 0, steps: 32, seeds: [9]}\n" % lr
-    )
-    return tiny_experiment(steps=32).replace("a2c: {learning_rate: 1.0e-3}", f"a2c: {{learning_rate: {lr!r}}}") + tuning
+    agent = f"{{chosen: {{learning_rate: {lr!r}}}, trials: 2, pruned: 0, failed: 0, steps: 32, seeds: [9]}}"
+    experiment = tiny_experiment(steps=32).replace("a2c: {learning_rate: 1.0e-3}", f"a2c: {{learning_rate: {lr!r}}}")
+    return experiment + f"tuning:\n  experiment: base\n  agents:\n    a2c: {agent}\n"
 
 
 def test_one_experiment_tuned_by_two_files_does_not_share_a_folder(tmp_path: Path) -> None:
