@@ -366,7 +366,7 @@ def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tin
             ["music", "--agents", "a2c", "sac"],
             "--agents: experiment music has no agent ['sac']; valid: ['a2c', 'dqn', 'ppo', 'trpo', 'qrdqn']",
         ),
-        (["frontier_music"], "frontier_music is a frontier study: tune the experiment it extends instead"),
+        (["frontier_music"], "experiment frontier_music is a frontier study: tune the experiment it extends instead"),
         (["music", "--trials", "0"], "--trials must be an integer >= 1, got 0"),
         (["music", "--agents", "a2c", "a2c"], "--agents names ['a2c'] more than once: give each once"),
         (["music", "--seeds", "3", "3"], "--seeds names [3] more than once: give each once"),
@@ -492,7 +492,8 @@ def test_a_bad_search_space_stops_tune_before_anything_trains(tmp_path: Path) ->
     path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 64]}}\n")
     result = call_script("tune.py", "music", "--agents", "ppo", "--search-space", str(path), "--out", str(tmp_path))
     assert result.stderr.strip().splitlines()[-1] == (
-        "tune.py: error: the search space has no dimensions for ['ppo']; it has ['a2c']"
+        f"tune.py: error: --search-space {path}: no dimensions for ['ppo'], the algorithm(s) of the agents to tune; "
+        "it has ['a2c']"
     )
     # the literal setup takes any n_steps
     path.write_text("a2c: {n_steps: {type: categorical, choices: [32, 48]}}\n")

@@ -160,7 +160,7 @@ def contrast_interval(first: list[np.ndarray], second: list[np.ndarray], level: 
     """
     groups = [np.asarray(group, dtype=np.float64) for group in (*first, *second)]
     if not first or not second:
-        raise ValueError("a contrast needs at least one group on each side")
+        raise ValueError(f"a contrast needs a group on each side: first and second hold {len(first)} and {len(second)}")
     weights = [1 / len(first)] * len(first) + [-1 / len(second)] * len(second)
     estimate = float(sum(w * g.mean() for w, g in zip(weights, groups, strict=True)))
     n = min(len(g) for g in groups)

@@ -359,7 +359,7 @@ class Experiment:
                 raise ValueError(f"seeds must be an integer >= 2 (an interval needs two), got {self.seeds!r}")
             self.paper = {agent: _paper_values(f"paper.{agent}", values) for agent, values in self.paper.items()}
             if not isinstance(self.agents, dict) or not self.agents:
-                raise ValueError("agents must be a mapping of agent names to their settings")
+                raise ValueError(f"agents must be a mapping of agent names to their settings, got {self.agents!r}")
 
     @classmethod
     def from_mapping(cls, data: Any, path: Path) -> Experiment:
@@ -372,7 +372,9 @@ class Experiment:
         if not isinstance(task_kwargs, dict):
             raise ValueError(f"{where}: task_kwargs must be a mapping of the task's arguments, got {task_kwargs!r}")
         if not isinstance(data["agents"], dict) or not data["agents"]:
-            raise ValueError(f"{where}: agents must be a mapping of agent names to their settings")
+            raise ValueError(
+                f"{where}: agents must be a mapping of agent names to their settings, got {data['agents']!r}"
+            )
         agents = {name: Agent.from_settings(f"{where}: agents", name, value) for name, value in data["agents"].items()}
         frontier = Frontier.from_mapping(f"{where}: frontier", data["frontier"], agents) if "frontier" in data else None
         agents |= _variants(where, frontier, agents)

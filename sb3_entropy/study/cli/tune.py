@@ -79,7 +79,7 @@ def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict
     for an experiment or agents that cannot be tuned."""
     experiment = load_experiment(args.experiment)
     if experiment.frontier is not None:
-        raise ValueError(f"{experiment.name} is a frontier study: tune the experiment it extends instead")
+        raise ValueError(f"experiment {args.experiment} is a frontier study: tune the experiment it extends instead")
     agents = args.agents or list(experiment.agents)
     unknown = [agent for agent in agents if agent not in experiment.agents]
     if unknown:
@@ -92,7 +92,8 @@ def _chosen(args: argparse.Namespace) -> tuple[Experiment, list[str], dict, dict
     space = load_search_space(args.search_space, batched=not args.literal)
     missing = sorted({experiment.agents[agent].algo for agent in agents} - set(space))
     if missing:
-        raise ValueError(f"the search space has no dimensions for {missing}; it has {list(space)}")
+        raise ValueError(f"--search-space {args.search_space or DEFAULT_SEARCH_SPACE}: no dimensions for {missing}, "
+                         f"the algorithm(s) of the agents to tune; it has {list(space)}")  # fmt: skip
     source = read_yaml(experiment_file(args.experiment), f"experiment {experiment.name}")
     return experiment, agents, space, source
 
