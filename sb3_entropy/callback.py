@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
-from personalization_gym.checks import check_bool, check_choice, check_integer, check_number, is_number
+from personalization_gym.checks import check_bool, check_integer, is_number
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.eval_states import EVAL_MEMORY_MB, EvalStates, rewards_source, task_id_of
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory
@@ -25,9 +25,9 @@ from sb3_entropy.metrics import (
     METRICS,
     NORMALIZED_MARGINAL_ENTROPY,
     STORED,
-    metrics_of,
 )
-from sb3_entropy.probs import Q_POLICIES, ProbsFn, action_probs
+from sb3_entropy.probs import ProbsFn, action_probs
+from sb3_entropy.report_card import ReportCard, check_model_fits, check_reading, evaluate_states
 
 __all__ = ["CUSTOM_SCALARS_CHARTS", "CUSTOM_SCALARS_LAYOUT", "EntropyCallback", "exact_tag_pattern"]
 
@@ -88,7 +88,8 @@ class EntropyCallback(BaseCallback):
     :param stop_on_collapse: with ``min_entropy``, stop training instead of only warning.
     :param probs_fn: ``probs_fn(model, obs) -> (n, K)`` for models the built-in reader does not know.
     :param q_policy: ``"softmax"`` or ``"epsilon_greedy"`` for Q-learning models (see ``action_probs``).
-    :param seed: seeds the subset of states and the sampled actions of ``eval/reward_stochastic``.
+    :param seed: seeds the subset of states and the sampled actions of ``eval/reward_stochastic`` (the same draws
+        at every evaluation, as :func:`sb3_entropy.report_card.report_card` makes them).
     :param verbose: 1 prints one line per evaluation.
     :param eval_env_kwargs: arguments for the task when ``eval_env`` is an env id (e.g. ``{"n_eval": 2000}``).
     :param eval_memory_mb: the most memory one chunk of an evaluation takes: an evaluation set whose tables (the
@@ -130,7 +131,7 @@ class EntropyCallback(BaseCallback):
         self.seed, self.eval_memory_mb, self.other_task = seed, eval_memory_mb, other_task
         self._check_settings()
         self.eval_freq, self.figure_every = int(eval_freq), int(figure_every)
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed)  # draws the subset of states (n_eval); sampled actions: evaluate_states
 
         self.states: EvalStates | None = None
         self._eval_task: str | None = None  # the task eval_env is, checked against the model's at training start
@@ -143,6 +144,7 @@ class EntropyCallback(BaseCallback):
             self._use_states(eval_obs, None, None)
 
         self.history: list[dict[str, Any]] = []
+        self.report_card: ReportCard | None = None  # the last evaluation's, the final one once training ends
         self.figure_history = DownsampledHistory(capacity=64)
         self._n_evaluations = 0
         self._next_eval = 0
@@ -160,24 +162,15 @@ class EntropyCallback(BaseCallback):
 
     def _check_settings(self) -> None:
         """Refuse settings of the wrong kind or out of range: a ValueError that names the argument."""
-        if self.n_eval is not None:
-            check_integer("n_eval", self.n_eval, 1)
+        check_reading(self.temperature, self.q_policy, self.probs_fn, self.n_eval, self.seed, self.eval_memory_mb)
         check_integer("eval_freq", self.eval_freq, 1)
         check_integer("figure_every", self.figure_every, 1)
         if self.min_entropy is not None and not (is_number(self.min_entropy) and 0.0 <= self.min_entropy <= 1.0):
             raise ValueError(f"min_entropy is a normalized entropy: a number in [0, 1], got {self.min_entropy!r}")
-        check_choice("q_policy", self.q_policy, Q_POLICIES)
-        check_number("temperature", self.temperature, above=0)
         check_bool("log_figures", self.log_figures)
         check_bool("stop_on_collapse", self.stop_on_collapse)
-        check_integer("seed", self.seed, 0)
         check_integer("verbose", self.verbose, 0)
-        check_number("eval_memory_mb", self.eval_memory_mb, above=0)
         check_bool("other_task", self.other_task)
-        if self.probs_fn is not None and not callable(self.probs_fn):
-            raise ValueError(
-                f"probs_fn must be a function probs_fn(model, obs) -> (n, K) array, or None, got {self.probs_fn!r}"
-            )
         if self.stop_on_collapse and self.min_entropy is None:
             raise ValueError("stop_on_collapse needs min_entropy, the threshold that counts as a collapse")
 
@@ -224,20 +217,10 @@ class EntropyCallback(BaseCallback):
                     "'Personalization/Music-v0') or eval_obs (an array of states)."
                 )
             self._use_states(*self._source_of(env))
-        shape = self.model.observation_space.shape
-        if self.eval_obs.ndim < 1 or self.eval_obs.shape[1:] != shape:
-            raise ValueError(
-                f"evaluation states must have shape (n, {', '.join(map(str, shape))}) to match the model's observation "
-                f"space, got {self.eval_obs.shape}"
-            )
+        check_model_fits(self.model, self.states, self._eval_task)
         # Fails early, with the supported kinds of model, on a continuous or MultiDiscrete action space.
         self._probs(self.eval_obs[:1])
         n_actions = int(self.model.action_space.n)
-        if self.states.has_rewards and n_actions != self.states.n_actions:
-            raise ValueError(
-                f"the evaluation set's task has {self.states.n_actions} actions and the model {n_actions}: evaluate "
-                "the model on its own task"
-            )
         self._check_task()
         if not self.states.chunks:  # states given as an array: chunked now that the model says how many actions
             self.states.plan(n_actions, self.eval_memory_mb)
@@ -314,8 +297,8 @@ class EntropyCallback(BaseCallback):
 
     # ----------------------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        total = self.states.totals(self._probs, self._rng)
-        metrics, p = metrics_of(total), total.p
+        self.report_card = evaluate_states(self.states, self._probs, self.seed)
+        metrics, p = self.report_card.metrics, self.report_card.p
         step = self.num_timesteps
         for key, value in metrics.items():
             self.logger.record(key, value)

@@ -305,10 +305,10 @@ def test_the_callback_computes_each_distinct_state_once_and_logs_what_every_stat
     distinct = len({row.tobytes() for row in callback.eval_obs})
     assert len(callback.eval_obs) == 2000 and distinct < 1200  # the fixture's 2,000 users hold 1,102 contexts
     assert states_seen == [1, distinct, distinct]  # the check at the start, then the evaluations at 0 and 256
-    rng = np.random.default_rng(4)
     replay = make_model(name, music)
     for row, weights in zip(callback.history, (initial, model.policy.state_dict()), strict=True):
         replay.policy.load_state_dict(weights)
+        rng = np.random.default_rng([4, 1])  # every evaluation samples its actions with the same draws
         metrics, p = evaluation_metrics(action_probs(replay, callback.eval_obs), callback.expected, rng)
         # the history keeps every metric but the score, which is derived from the expected reward when shown
         stored = {key: value for key, value in metrics.items() if key != "eval/score"}
@@ -650,7 +650,9 @@ def test_a_ratings_task_evaluated_in_chunks_gives_what_one_table_gives() -> None
 
 
 def test_a_model_of_another_task_is_refused_by_its_number_of_actions(music: MusicEnv) -> None:
-    with pytest.raises(ValueError, match="the evaluation set's task has 7 actions and the model 50"):
+    with pytest.raises(
+        ValueError, match="the evaluation set's task Personalization/Behavior-v0 has 7 actions and the model 50"
+    ):
         make_model("PPO", music).learn(32, callback=EntropyCallback(eval_env=BehaviorEnv(n_actions=7, state_dim=20)))
 
 

@@ -450,7 +450,7 @@ def test_the_callback_refuses_an_evaluation_set_of_another_number_of_actions() -
     with pytest.raises(ValueError) as error:
         model.learn(32, callback=callback)
     assert str(error.value) == (
-        "the evaluation set's task has 30 actions and the model 50: evaluate the model on its own task"
+        "the evaluation set's task Personalization/Behavior-v0 has 30 actions and the model 50: evaluate the model on its own task"
     )
 
 
