@@ -9,7 +9,7 @@ set that fits in one chunk (every shipped task but the largest) is one chunk, it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,11 @@ class EvalStates:
             total = part if total is None else total + part
             del probs, expected  # before the next chunk's tables are made: one chunk's memory at a time
         return total
+
+    def expected_chunks(self) -> Iterator[np.ndarray]:
+        """The expected rewards of the states, chunk after chunk (what the baselines are computed from)."""
+        for chunk in self.chunks:
+            yield self._rewards_of(chunk)[0]
 
     def _rewards_of(self, chunk: _Chunk) -> tuple[np.ndarray | None, np.ndarray | None]:
         if self._rewards is None:

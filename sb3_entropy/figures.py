@@ -9,6 +9,8 @@ nothing); matplotlib only puts them on labelled axes.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from sb3_entropy.metrics import entropy
@@ -19,6 +21,7 @@ __all__ = [
     "action_colors",
     "bar_chart",
     "distribution_image",
+    "save_marginal_figure",
     "stacked_bars",
 ]
 
@@ -214,3 +217,39 @@ def distribution_image(
 ) -> np.ndarray:
     """``(400, 960, 3)`` uint8: :class:`DistributionFigure` drawn once."""
     return DistributionFigure(len(current), total_steps).render(history, current, step)
+
+
+def save_marginal_figure(p: np.ndarray, title: str, path: str | os.PathLike[str], width: int = 960,
+                         height: int = 400) -> None:  # fmt: skip
+    """A report card's picture of p(a), as PNG: left, p(a) in item order, each item in the callback's colour for
+    it; right, the items sorted by share on a log scale beside the uniform policy's 1/K (a long tail falls away)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    p = np.asarray(p, dtype=np.float64)
+    n_actions = len(p)
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
+    in_order, by_share = figure.subplots(1, 2, gridspec_kw={"left": 0.07, "right": 0.985, "bottom": 0.13,
+                                                            "top": 0.8, "wspace": 0.22})  # fmt: skip
+    columns = max(2 * n_actions, 256) if 2 * n_actions <= 420 else 420
+    in_order.imshow(bar_chart(p, action_colors(n_actions), 200, columns), aspect="auto", interpolation="nearest",
+                    extent=(-0.5, n_actions - 0.5, 0, float(p.max())))  # fmt: skip
+    in_order.set_ylim(0, 1.08 * float(p.max()))  # the tallest bar below the frame
+    in_order.set_xlabel(f"item (action 0 to {n_actions - 1:,})", fontsize=9)
+    in_order.set_ylabel("p(a): share of recommendations", fontsize=9)
+    in_order.set_title("p(a) in item order", fontsize=9)
+    shares = np.sort(p)[::-1]
+    by_share.plot(np.arange(1, n_actions + 1), np.where(shares > 0, shares, np.nan), color="black", linewidth=1.2,
+                  label="this policy")  # fmt: skip
+    by_share.axhline(1 / n_actions, color="grey", linestyle="--", linewidth=1, label=f"uniform, 1/K = 1/{n_actions:,}")
+    by_share.set_yscale("log")
+    by_share.set_xlabel("items ranked by share", fontsize=9)
+    by_share.set_ylabel("p(a), log scale", fontsize=9)
+    by_share.set_title("items by share (a steep fall: a few items for everyone)", fontsize=9)
+    by_share.legend(fontsize=8, loc="upper right")
+    for axes in (in_order, by_share):
+        axes.tick_params(labelsize=8)
+    h = float(entropy(p))
+    figure.suptitle(f"{title}\nH(p) = {h:.3f} nats of at most log K = {np.log(n_actions):.3f} (as many as "
+                    f"{np.exp(h):,.1f} equally shared items, of {n_actions:,})", fontsize=10)  # fmt: skip
+    FigureCanvasAgg(figure).print_png(str(path))

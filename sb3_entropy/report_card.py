@@ -39,13 +39,15 @@ class ReportCard:
     task: str | None = None  # the task's registered id, when known
     normalized: bool = False  # the states were normalized with VecNormalize statistics before the policy saw them
     settings: dict[str, Any] = field(default_factory=dict)  # temperature, q_policy, seed, n_eval
+    states: EvalStates | None = field(default=None, repr=False, compare=False)  # what was evaluated
 
     def __getitem__(self, tag: str) -> float:
         return self.metrics[tag]
 
     def row(self) -> dict[str, Any]:
-        """The card as one table row: who and what, every metric under its column (or tag), then the baselines."""
-        columns = {m.column or m.tag: self.metrics[m.tag] for m in METRICS if m.tag in self.metrics}
+        """The card as one table row: who and what, every metric under its tag (as results.csv names them), then the
+        random policy's and the oracle's expected rewards."""
+        columns = {m.tag: self.metrics[m.tag] for m in METRICS if m.tag in self.metrics}
         described = {"model": self.model, "task": self.task or "", "states": self.n_states, "actions": self.n_actions}
         return described | {"normalized": self.normalized} | columns | self.baselines
 
@@ -135,7 +137,7 @@ def report_card(
     card = evaluate_states(states, probs_of, seed)
     settings = {"temperature": temperature, "q_policy": q_policy, "seed": seed, "n_eval": n_eval}
     return ReportCard(card.metrics, card.p, card.baselines, card.n_states, card.n_actions, type(model).__name__,
-                      task_id, vec_normalize is not None, settings)  # fmt: skip
+                      task_id, vec_normalize is not None, settings, states)  # fmt: skip
 
 
 def _source(task: Any) -> tuple[np.ndarray, Any, int]:

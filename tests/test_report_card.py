@@ -72,7 +72,7 @@ def test_a_saved_dqn_has_the_card_the_callback_logged(music: MusicEnv, tmp_path:
     # H(p) by hand from softmax(Q / 0.1) of every state
     p = action_probs(model, music.eval_set().obs).mean(axis=0)
     assert card["entropy/marginal"] == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-12)
-    assert card.row()["score"] == card[SCORE.tag] and card.row()["random"] == card.baselines["random"]
+    assert card.row()["eval/score"] == card[SCORE.tag] and card.row()["random"] == card.baselines["random"]
 
 
 def test_states_alone_give_the_entropy_and_action_metrics(music: MusicEnv) -> None:

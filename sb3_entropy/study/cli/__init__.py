@@ -19,6 +19,7 @@ COMMANDS = {
     "report": ("reproduce", "write a study's report and figures again from its stored runs (trains nothing)"),
     "tune": ("tune", "tune an experiment's agents for reward alone (Optuna), to judge them on fresh seeds"),
     "train": ("train", "train single SB3 agents on a task with the entropy callback attached"),
+    "evaluate": ("evaluate", "the diversity report card of saved SB3 models (zips, rl-zoo3 run folders) on a task"),
     "list": ("catalog", "list the tasks and the experiments that ship with the package"),
 }
 
@@ -34,6 +35,7 @@ examples:
   {TOOL} reproduce music                        # with TRPO and QR-DQN too
   {TOOL} list                                   # the tasks and experiments that ship
   {TOOL} train Personalization/Music-v0 --algo ppo dqn --timesteps 20000 --tensorboard-log runs
+  {TOOL} evaluate logs/ppo/Personalization-Music-v0_1 dqn.zip --task Personalization/Music-v0
   {TOOL} COMMAND --help                         # a command's arguments and examples
 """
 
