@@ -105,7 +105,7 @@ def test_the_algorithm_is_read_from_the_zip(music: MusicEnv, tmp_path: Path) -> 
         loaded = load_saved_model(tmp_path / f"{algorithm.__name__}.zip")
         assert type(loaded.model) is algorithm and (loaded.task, loaded.vec_normalize) == (None, None)
     (tmp_path / "notes.zip").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="notes.zip is not a model saved by Stable-Baselines3"):
+    with pytest.raises(ValueError, match=r"notes\.zip is not a model saved by Stable-Baselines3"):
         algorithm_of(tmp_path / "notes.zip")
 
 
