@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,40 @@ def test_rl_zoo_trains_with_the_callback_from_its_yaml(normalize: bool, tmp_path
     # raw states would have given another value: the test tells the two apart
     print(f"H(p) logged {logged[-1].value:.5f}, from raw states {raw_entropy:.5f}")
     assert abs(raw_entropy - logged[-1].value) > 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalize"])
+def test_evaluate_reports_an_rl_zoo_run_and_a_saved_dqn_as_their_callbacks_logged(
+    normalize: bool, tmp_path: Path
+) -> None:
+    """personalization-gym evaluate, run as users run it, on the folder rl_zoo3.train wrote and a model.save()d DQN:
+    every metric equals the callback's (TensorBoard keeps float32: equal there to the last bit)."""
+    from stable_baselines3 import DQN
+
+    from sb3_entropy import EntropyCallback
+    from sb3_entropy.metrics import METRICS
+
+    assert train_with_rl_zoo(tmp_path, normalize).returncode == 0
+    task = MusicEnv(n_eval=N_EVAL)
+    callback = EntropyCallback(eval_env=task, eval_freq=512, log_figures=False)
+    dqn = DQN("MlpPolicy", task, learning_starts=64, seed=0, device="cpu", policy_kwargs={"net_arch": [32]})
+    dqn.learn(1024, callback=callback)
+    dqn.save(tmp_path / "dqn.zip")
+    command = [
+        sys.executable, "-m", "sb3_entropy", "evaluate", "logs/ppo/Personalization-Music-v0_1", "dqn.zip",
+        "--task", ENV_ID, "--env-kwargs", f"n_eval={N_EVAL}", "--out", "judged",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "judged" / "report_card.csv", newline="") as stream:
+        rows = {row["model"]: row for row in csv.DictReader(stream)}
+    (event_folder,) = (tmp_path / "tb" / "Personalization-Music-v0").iterdir()
+    events = EventAccumulator(str(event_folder), size_guidance={"scalars": 0})
+    events.Reload()
+    ppo = rows["ppo/Personalization-Music-v0_1"]
+    assert ppo["normalized"] == str(normalize)
+    for metric in METRICS:
+        assert np.float32(float(ppo[metric.tag])) == np.float32(events.Scalars(metric.tag)[-1].value), metric.tag
+        assert float(rows["dqn"][metric.tag]) == callback.report_card.metrics[metric.tag], metric.tag
+    assert "| ppo/Personalization-Music-v0_1 | PPO" in result.stdout and "| oracle " in result.stdout
