@@ -183,7 +183,7 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
     sessions = {group["name"]: group for group in groups["sessionGroups"]}
     assert sorted(sessions) == sorted(runs + means)
     settings = {
-        "a2c": {"algo": "a2c", "regularizer": "per_state", "coefficient": 0.0},
+        "a2c": {"algo": "a2c", "regularizer": "none"},  # SB3's default ent_coef 0: no term, no coefficient
         "dqn": {"algo": "dqn", "regularizer": "none"},
         "ppo_marginal": {"algo": "ppo", "regularizer": "marginal", "coefficient": 0.05},
     }
@@ -390,11 +390,13 @@ def test_the_distribution_picture_is_labelled_and_shows_the_bars() -> None:
 
 
 def test_run_hparams_name_the_entropy_term_each_algorithm_has() -> None:
-    """A2C and PPO have SB3's per-state entropy term (coefficient ent_coef); TRPO carries an ent_coef attribute
-    but no such term, and DQN has none: neither shows a coefficient."""
+    """A2C and PPO have SB3's per-state entropy term (coefficient ent_coef), unless ent_coef is SB3's default 0;
+    TRPO carries an ent_coef attribute but no such term, and DQN has none: none of those shows a coefficient."""
     for algo, hyperparameters, expected in (
         ("a2c", {"ent_coef": 0.02}, ("per_state", 0.02)),
-        ("ppo", {}, ("per_state", 0.0)),
+        ("ppo", {"ent_coef": 1e-9}, ("per_state", 1e-9)),
+        ("ppo", {}, ("none", None)),
+        ("a2c", {"ent_coef": 0.0}, ("none", None)),
         ("trpo", {}, ("none", None)),
         ("dqn", {}, ("none", None)),
     ):

@@ -238,9 +238,10 @@ def agent_hparams(
 ) -> dict[str, Any]:
     """What the HParams dashboard shows of an agent: experiment, agent, algorithm, its entropy regulariser
     (``per_state`` for SB3's own term, ``none`` for agents without one) and, where there is a term, its coefficient
-    (an agent without one shows no coefficient rather than a 0 it does not have)."""
+    (an agent without one shows no coefficient rather than a 0 it does not have: A2C and PPO at SB3's default
+    ent_coef of 0 are unregularised)."""
     # TRPO carries SB3's ent_coef attribute but no entropy term in its update: only A2C and PPO have one
-    has_term = algo in REGULARIZABLE
+    has_term = algo in REGULARIZABLE and (regularizer is not None or coefficient != 0)
     hparams: dict[str, Any] = {
         "experiment": experiment,
         "agent": agent,
