@@ -245,6 +245,14 @@ def summarize(result: ExperimentResult, agent: str) -> Summary | None:
     return Summary(agent, values, near_random)
 
 
+def tie_note(baselines: dict[str, float]) -> str:
+    """The note under a table with the oracle's row, when its users have tied best actions ("" when none has)."""
+    if not baselines.get("oracle_tied"):
+        return ""
+    return (f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % of "
+            "users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
+
+
 def baseline_values(baselines: dict[str, float], n_actions: int, exact_q: bool = True) -> dict[str, dict[str, float]]:
     """The final values, by metric tag, of the random policy, the oracle and (``exact_q``) a Q-learner whose
     Q-values are exact, read as softmax(Q / temperature), where the baselines give them (an oracle that splits ties

@@ -32,7 +32,7 @@ from sb3_entropy.metrics import SUMMARY
 from sb3_entropy.probs import Q_POLICIES
 from sb3_entropy.report_card import ReportCard, report_card
 from sb3_entropy.saved_models import SavedModel, load_saved_model
-from sb3_entropy.study.analysis import baseline_values
+from sb3_entropy.study.analysis import baseline_values, tie_note
 from sb3_entropy.study.cli.parsing import Distinct, command_parser, in_flags, parse_hp
 
 __all__ = ["main"]
@@ -145,7 +145,7 @@ def _table(judged: list[tuple[SavedModel, ReportCard, dict[str, float]]]) -> lis
             lines.append(f"| {saved.name:<{name_width}} | {algo:<12} | {cells(card.metrics)} |")
         for name, values in baseline_values(baselines, first.n_actions, exact_q=False).items():
             lines.append(f"| {name:<{name_width}} | {'-':<12} | {cells(values)} |")
-        lines.append("")
+        lines.extend([tie_note(baselines), ""] if tie_note(baselines) else [""])
     return lines
 
 

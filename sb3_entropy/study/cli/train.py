@@ -34,7 +34,7 @@ from sb3_entropy.atomic import output_folder
 from sb3_entropy.baselines import evaluation_baselines
 from sb3_entropy.metrics import SUMMARY
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.study.analysis import baseline_values
+from sb3_entropy.study.analysis import baseline_values, tie_note
 from sb3_entropy.study.cli.parsing import Distinct, command_parser, in_flags, parse_hp, parse_net_arch
 from sb3_entropy.study.dashboard import write_mean_runs
 from sb3_entropy.study.experiments import read_yaml
@@ -232,9 +232,8 @@ def _print_table(args: argparse.Namespace, finals: list[tuple[RunSpec, dict]], b
         print(f"{spec.algo:<13} {spec.seed:>4} " + cells({m.tag: m.value(row, baselines) for m in SUMMARY}))
     for name, values in baseline_values(baselines, n_actions, exact_q=False).items():
         print(f"{name:<13} {'-':>4} " + cells(values))
-    if baselines["oracle_tied"] > 0:
-        print(f"(the oracle splits evenly between tied best actions, which {100 * baselines['oracle_tied']:.1f} % "
-              "of users have; other tie-breaks give other marginal entropies at the same reward)")  # fmt: skip
+    if tie_note(baselines):
+        print(tie_note(baselines))
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
