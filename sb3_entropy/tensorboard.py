@@ -43,7 +43,10 @@ __all__ = [
     "HPARAM_METRICS",
     "HPARAM_NAMES",
     "MEAN_RUN",
+    "ORDER_FILE",
+    "TENSORBOARD_PALETTE",
     "HParamsCallback",
+    "agent_color",
     "aggregate_folder",
     "custom_scalars_summary",
     "dashboard_url",
@@ -53,6 +56,7 @@ __all__ = [
     "means_folder",
     "run_folder",
     "tensorboard_logger",
+    "write_run_position",
     "write_session_end",
     "write_session_start",
 ]
@@ -82,6 +86,31 @@ HPARAM_METRICS = {m.tag: m.column for m in SUMMARY}
 # Time Series colours runs by this group: an agent's seeds and its mean share one colour ("music/a2c/seed3" and
 # "music/mean/a2c" are both "a2c").
 AGENT_COLOR_GROUP = r"([^/]+)(?:/seed\d+)?$"
+# Its colours: TensorBoard's default palette, one colour per group in the order of its runs list, which is by the
+# wall time of each run's first event (then by name). Each mean run's first event file (ORDER_FILE) is dated its
+# agent's position in the experiment (1 s, 2 s, ... after 1970), so the agents take these colours in the order of
+# the experiment file; the study's own figures use the same (agent_color).
+TENSORBOARD_PALETTE = ("#425066", "#12b5cb", "#e52592", "#f9ab00", "#9334e6", "#7cb342", "#e8710a")
+ORDER_FILE = "events.out.tfevents.0000000000.order"  # sorts before every event file SB3 or torch writes
+
+
+def agent_color(position: int) -> str:
+    """The colour of the agent at ``position`` (0, 1, ...) in its experiment: in TensorBoard and in every figure."""
+    return TENSORBOARD_PALETTE[check_integer("position", position, 0) % len(TENSORBOARD_PALETTE)]
+
+
+def write_run_position(folder: str | os.PathLike[str], position: int) -> Path:
+    """Date ``folder``'s first event ``position + 1`` seconds after 1970, so that TensorBoard lists the run before
+    every run trained since, in the order of ``position``: one event (the file version), in ``ORDER_FILE``."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    path = Path(folder) / ORDER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    event = Event(wall_time=float(check_integer("position", position, 0) + 1), file_version="brain.Event:2")
+    with open(path, "wb") as stream:
+        RecordWriter(stream).write(event.SerializeToString())
+    return path
 
 
 # The tags the dashboard link opens on: the paper's metric, reward and score, the recommender field's Gini, and the

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, PROJECT_ROOT, call_script, run_script
 
-import sb3_entropy.callback
+import sb3_entropy.report_card
 from sb3_entropy.agents import AGENT_DEFAULTS
 from sb3_entropy.metrics import Totals
 from sb3_entropy.study import available_experiments, load_experiment
@@ -79,7 +79,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain: dict) -> None:
     # every entropy, action and exposure statistic the runs produce, and p(a) itself, replaced by noise
     noise = np.random.default_rng(123)
-    real_metrics = sb3_entropy.callback.metrics_of
+    real_metrics = sb3_entropy.report_card.metrics_of
     replaced = []
 
     def noisy_metrics(total):
@@ -89,7 +89,7 @@ def test_the_tuner_never_sees_entropy(tmp_path: Path, monkeypatch: pytest.Monkey
         replaced.append(metrics["entropy/marginal"])
         return metrics
 
-    monkeypatch.setattr(sb3_entropy.callback, "metrics_of", noisy_metrics)
+    monkeypatch.setattr(sb3_entropy.report_card, "metrics_of", noisy_metrics)
     monkeypatch.setattr(Totals, "p", property(lambda total: noise.dirichlet(np.ones(total.n_actions))))
     noisy = tune(tmp_path, "noisy", trials=8)
     assert len(replaced) > 50  # the runs went through the replaced metrics

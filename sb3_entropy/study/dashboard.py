@@ -31,6 +31,7 @@ from sb3_entropy.tensorboard import (
     hparam_value,
     interval_tag,
     means_folder,
+    write_run_position,
     write_session_end,
     write_session_start,
 )
@@ -96,6 +97,7 @@ def write_aggregate_run(
     baselines: Mapping[str, float] | None = None,
     hparams: Mapping[str, Any] | None = None,
     banded: Sequence[str] | None = None,
+    position: int = 0,
 ) -> Path:
     """Write ``root/<experiment>/mean/<agent>``: at every evaluation step all seeds reached, the mean over the seeds'
     ``histories`` (EntropyCallback.history of each seed) of every scalar, under the seed runs' own tags (so the
@@ -106,7 +108,9 @@ def write_aggregate_run(
     ``baselines`` (``random`` and ``oracle`` expected rewards of the evaluation set) add the score,
     ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table (with
     ``seeds``, the number of seeds averaged). ``banded``: every agent of the experiment whose band the margin
-    charts draw (default: this one, if it has two seeds). The folder is replaced.
+    charts draw (default: this one, if it has two seeds). ``position``: the agent's place in its experiment, which
+    gives it its colour in TensorBoard (:func:`~sb3_entropy.tensorboard.write_run_position`). The folder is
+    replaced.
     """
     if not histories or any(not history for history in histories):
         raise ValueError(f"{experiment}/{agent}: every seed needs an evaluation history to average")
@@ -117,6 +121,7 @@ def write_aggregate_run(
     folder = aggregate_folder(root, experiment, agent)
     if folder.is_dir():
         shutil.rmtree(folder)
+    write_run_position(folder, position)
     writer = SummaryWriter(str(folder))
     try:
         writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded)))
@@ -189,15 +194,21 @@ def write_mean_runs(
     histories: dict[tuple[str, int], list[dict[str, Any]]],
     baselines: dict[str, float] | None = None,
     hparams: dict[str, dict[str, Any]] | None = None,
+    agents: Sequence[str] | None = None,
 ) -> list[Path]:
     """One TensorBoard run per agent, ``root/<experiment>/mean/<agent>``: its mean over the seeds that finished,
     with 95 % t-interval bounds (:func:`write_aggregate_run`), and an HParams row from
-    ``hparams[agent]`` when given. The margin charts draw the band of every agent with two seeds or more."""
+    ``hparams[agent]`` when given. The margin charts draw the band of every agent with two seeds or more.
+    ``agents``: every agent of the experiment, in its order, which gives each its colour (default: the order of
+    ``histories``)."""
     by_agent: dict[str, list[list[dict[str, Any]]]] = {}
     for (agent, _), history in histories.items():
         by_agent.setdefault(agent, []).append(history)
+    order = list(agents) if agents is not None else list(by_agent)
     banded = [agent for agent, seeds in by_agent.items() if len(seeds) >= 2]
     return [
-        write_aggregate_run(root, experiment, agent, seeds, baselines or None, (hparams or {}).get(agent), banded)
+        write_aggregate_run(
+            root, experiment, agent, seeds, baselines or None, (hparams or {}).get(agent), banded, order.index(agent)
+        )
         for agent, seeds in by_agent.items()
     ]

@@ -271,7 +271,8 @@ def run_plan(
             progress.close()
 
     _collect(result, specs, outcomes)
-    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, _hparams(experiment))
+    write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, _hparams(experiment),
+                    list(experiment.agents))  # fmt: skip
     result.seconds = time.perf_counter() - start
     return result
 

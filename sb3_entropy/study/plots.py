@@ -4,6 +4,7 @@ rewards per trial."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.metrics import EXPECTED_REWARD, MARGINAL_ENTROPY, PER_STATE_ENTROPY, Metric
 from sb3_entropy.study.analysis import FrontierPoint, agent_label, curves, t_band, three_decimals
 from sb3_entropy.study.experiments import ExperimentResult
+from sb3_entropy.tensorboard import agent_color
 
 __all__ = [
     "curves_figure",
@@ -24,7 +26,9 @@ __all__ = [
 ]
 
 
-AGENT_COLORS = {"a2c": "tab:blue", "ppo": "tab:orange", "dqn": "tab:green", "trpo": "tab:purple", "qrdqn": "tab:red"}
+def _color(result: ExperimentResult, agent: str) -> str:
+    """An agent's colour: its place in the experiment, as TensorBoard colours its runs."""
+    return agent_color(list(result.experiment.agents).index(agent))
 
 
 def _pyplot():
@@ -79,9 +83,9 @@ def _draw_curves(axes, result: ExperimentResult, metric: Metric, agents: list[st
         # the mean cannot leave the values the metric can take (an entropy's [0, log K]): neither does its band
         lower, upper = metric.bounds(n_actions, result.baselines)
         low, high = np.clip(low, lower, upper), np.clip(high, lower, upper)
-        axes.plot(steps, mean, label=agent_label(agent), color=AGENT_COLORS.get(agent))
+        axes.plot(steps, mean, label=agent_label(agent), color=_color(result, agent))
         if len(runs) > 1:
-            axes.fill_between(steps, low, high, alpha=0.25, color=AGENT_COLORS.get(agent))
+            axes.fill_between(steps, low, high, alpha=0.25, color=_color(result, agent))
     if metric is MARGINAL_ENTROPY:
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
         oracle_entropy = result.baselines.get("oracle_entropy")
@@ -118,7 +122,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
     paper_entropies = {a: result.experiment.paper.get(a, {}).get("entropy") for a in agents}
     for agent, entropy in paper_entropies.items():
         if entropy is not None:
-            curve_axes.plot(last_step, entropy, marker="x", markersize=9, color=AGENT_COLORS.get(agent))
+            curve_axes.plot(last_step, entropy, marker="x", markersize=9, color=_color(result, agent))
     if any(entropy is not None for entropy in paper_entropies.values()):
         curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
     # Below the axes: the curves fill both the top (Q-learning, near log K) and the bottom (collapsed policies).
@@ -311,9 +315,8 @@ def _half_widths(interval) -> list[list[float]] | None:
     return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
 
 
-def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float]) -> None:
+def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float], color: str) -> None:
     """One agent's panel of :func:`tuning_figure`."""
-    color = AGENT_COLORS.get(tuning.settings.algo, "tab:blue")
     states = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
     for trial in tuning.trials:
         states[trial.state.name].append(trial)
@@ -355,13 +358,17 @@ def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float
     axes.xaxis.get_major_locator().set_params(integer=True)
 
 
-def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], path: Path) -> None:
+def tuning_figure(
+    experiment: str, tunings: dict, baselines: dict[str, float], path: Path, agents: Sequence[str] | None = None
+) -> None:
     """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines.
 
     Complete trials are dots (the mean final expected reward over the tuning seeds), pruned ones open circles
     (the first seed's reward when it was stopped), failed ones crosses on the lower edge; the star is the trial
     chosen, the line the best reward so far, and the dashed lines the random policy's and the oracle's reward.
+    Each agent wears its colour of the experiment's ``agents`` (default: the order of ``tunings``).
     """
+    order = list(agents) if agents is not None else list(tunings)
     plt = _pyplot()
     columns = min(len(tunings), 3)
     rows = -(-len(tunings) // columns)
@@ -369,7 +376,7 @@ def tuning_figure(experiment: str, tunings: dict, baselines: dict[str, float], p
     for axes in grid.flat[len(tunings) :]:
         axes.set_visible(False)
     for axes, (agent, tuning) in zip(grid.flat[: len(tunings)], tunings.items(), strict=True):
-        _tuning_panel(axes, agent, tuning, baselines)
+        _tuning_panel(axes, agent, tuning, baselines, agent_color(order.index(agent)))
     legend = {}  # one legend for every panel, below them
     for axes in grid.flat[: len(tunings)]:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):

@@ -387,5 +387,5 @@ def write_tuning_outputs(
     figure = folder / "tuning.png"
     from sb3_entropy.study.plots import tuning_figure
 
-    tuning_figure(experiment.name, tunings, baselines, figure)
+    tuning_figure(experiment.name, tunings, baselines, figure, list(experiment.agents))
     return [tuned, table, figure]
