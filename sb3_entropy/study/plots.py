@@ -143,7 +143,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
             history.append(entry["timesteps"], entry["p"])
         image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 160, 640)
         axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
-        axes.set_ylabel(agent_label(agent), fontsize=9)
+        axes.set_ylabel(agent_label(agent), fontsize=9, color=_color(result, agent), fontweight="bold")
         axes.set_yticks([0, 1])
         if row == 0:
             axes.set_title(f"p(a) over training, sorted (seed {seed}): each colour an item", fontsize=10)
