@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import struct
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,14 +41,19 @@ from personalization_gym.checks import check_integer, is_bool, is_number
 from sb3_entropy.metrics import EXPECTED_REWARD, GINI, MARGINAL_ENTROPY, SCORE, SUMMARY, metric
 
 __all__ = [
+    "CUSTOM_SCALARS_COLOR_NAMES",
     "HPARAM_METRICS",
     "HPARAM_NAMES",
     "MEAN_RUN",
     "ORDER_FILE",
+    "TENSORBOARD_COLOR_NAMES",
     "TENSORBOARD_PALETTE",
     "HParamsCallback",
     "agent_color",
+    "agent_positions",
     "aggregate_folder",
+    "color_name",
+    "custom_scalars_colors",
     "custom_scalars_summary",
     "dashboard_url",
     "evaluation_log_interval",
@@ -91,12 +97,57 @@ AGENT_COLOR_GROUP = r"([^/]+)(?:/seed\d+)?$"
 # agent's position in the experiment (1 s, 2 s, ... after 1970), so the agents take these colours in the order of
 # the experiment file; the study's own figures use the same (agent_color).
 TENSORBOARD_PALETTE = ("#425066", "#12b5cb", "#e52592", "#f9ab00", "#9334e6", "#7cb342", "#e8710a")
+TENSORBOARD_COLOR_NAMES = ("slate", "cyan", "pink", "yellow", "purple", "light green", "orange")  # TensorBoard's
 ORDER_FILE = "events.out.tfevents.0000000000.order"  # sorts before every event file SB3 or torch writes
+# The Custom Scalars page colours each run, not each group, by its place in the same runs list, from another
+# palette (TensorBoard's colour-blind one): its charts name their colours in their titles (page_colors).
+CUSTOM_SCALARS_COLOR_NAMES = ("orange", "blue", "red", "cyan", "magenta", "teal", "grey")
 
 
 def agent_color(position: int) -> str:
     """The colour of the agent at ``position`` (0, 1, ...) in its experiment: in TensorBoard and in every figure."""
     return TENSORBOARD_PALETTE[check_integer("position", position, 0) % len(TENSORBOARD_PALETTE)]
+
+
+def agent_positions(root: str | os.PathLike[str], agents: Sequence[str]) -> dict[str, int]:
+    """Each agent's place in the colour order of the TensorBoard ``root``: the place its mean runs already hold
+    there (the first experiment written to a root sets it, so an agent keeps one colour in every experiment), else
+    the next free place, in the order of ``agents``."""
+    held: dict[str, int] = {}
+    for path in Path(root).rglob(ORDER_FILE):
+        held[path.parent.name] = min(held.get(path.parent.name, math.inf), _position_of(path))
+    places = sorted(set(held.values()))
+    positions = {agent: places.index(held[agent]) for agent in agents if agent in held}  # without the gaps
+    free = len(places)
+    for agent in agents:
+        if agent not in positions:
+            positions[agent], free = free, free + 1
+    return positions
+
+
+def custom_scalars_colors(root: str | os.PathLike[str], positions: Mapping[str, int]) -> dict[str, str]:
+    """The Custom Scalars page's colour of each run of ``positions`` (run name -> position, the runs about to get
+    their order file), among the runs of ``root`` that already have one: TensorBoard lists these runs first, by
+    position and then by name (every other run started later)."""
+    dated = {
+        path.parent.relative_to(root).as_posix(): _position_of(path) for path in Path(root).rglob(ORDER_FILE)
+    } | dict(positions)
+    listed = sorted(dated, key=lambda run: (dated[run], run))
+    names = CUSTOM_SCALARS_COLOR_NAMES
+    return {run: names[listed.index(run) % len(names)] for run in positions}
+
+
+def _position_of(order_file: Path) -> int:
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    data = order_file.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])  # a TFRecord: length, its CRC, the event, its CRC
+    return int(Event.FromString(data[12 : 12 + length]).wall_time) - 1
+
+
+def color_name(color: str) -> str:
+    """What TensorBoard calls a colour of its palette (``#425066`` -> ``slate``)."""
+    return TENSORBOARD_COLOR_NAMES[TENSORBOARD_PALETTE.index(color)]
 
 
 def write_run_position(folder: str | os.PathLike[str], position: int) -> Path:

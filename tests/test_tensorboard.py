@@ -18,6 +18,7 @@ from stable_baselines3 import A2C, DQN
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.util import tensor_util
+from torch.utils.tensorboard import SummaryWriter
 
 from personalization_gym import BehaviorEnv
 from sb3_entropy.callback import EntropyCallback
@@ -25,6 +26,7 @@ from sb3_entropy.figures import DistributionFigure, DownsampledHistory, action_c
 from sb3_entropy.study import load_experiment
 from sb3_entropy.study.runs import RunSpec, build_model, run_hparams, train
 from sb3_entropy.tensorboard import (
+    CUSTOM_SCALARS_COLOR_NAMES,
     ORDER_FILE,
     HParamsCallback,
     dashboard_url,
@@ -141,13 +143,21 @@ def test_the_dashboards_group_runs_by_agent_with_means_and_hparams(study: Path, 
         assert list(answer["tag_to_events"]) == (["mean/entropy/marginal"] if run in means else []), run
     assert len(charts[titles[1]]) == len(CALLBACK_TAGS)  # one chart per scalar, none lost to a shared title
     margin = charts[titles[0]]
+    # TensorBoard lists the mean runs first, in the experiment's order: Time Series gives them its palette's first
+    # colours in that order (agent_color), and Custom Scalars its own palette by place in the list, which each band
+    # chart's title names
+    listed = server.get("/data/runs")
+    assert listed[: len(AGENTS)] == [f"tiny/mean/{agent}" for agent in AGENTS]
+    page = {agent: CUSTOM_SCALARS_COLOR_NAMES[listed.index(f"tiny/mean/{agent}") % 7] for agent in AGENTS}
+    named = f" (A2C {page['a2c']}, DQN {page['dqn']}, PPO_MARGINAL {page['ppo_marginal']})"
+    assert named == " (A2C orange, DQN blue, PPO_MARGINAL red)"
     # a band chart for each of a run's final values, titled as its own chart
-    assert [chart["title"] for chart in margin] == [
+    assert [chart["title"] for chart in margin] == [title + named for title in (
         "expected reward", "score (reward - random) / (oracle - random)", "marginal entropy H(p) [nats]",
         "mean per-state entropy H(pi(.|s)) [nats]", "effective number of actions exp H(p)", "Gini coefficient of p(a)",
         "long-tail share of p(a) (outside the most-exposed 20 % of items)",
         "aggregate diversity (distinct greedy recommendations)",
-    ]  # fmt: skip
+    )]  # fmt: skip
     for chart, tag in zip(margin, FINAL_TAGS, strict=True):
         bands = chart["margin"]["series"]
         assert bands == [
@@ -425,3 +435,38 @@ def test_the_dashboard_link_shows_the_means_in_one_colour_per_agent() -> None:
         "entropy/marginal", "eval/expected_reward", "eval/score", "exposure/gini", "study/overview"
     ]  # fmt: skip
     assert "runFilter" not in dashboard_url(means_only=False)
+
+
+def test_an_agent_keeps_one_colour_across_the_experiments_of_a_root(tmp_path: Path, tensorboard_server) -> None:
+    """Two experiments listing their agents in other orders, written to one root: each agent keeps the place the
+    first experiment gave it (new ones take the next), TensorBoard's Time Series groups take its palette in that
+    order, and the Custom Scalars titles name the colours that page gives each mean run."""
+    from sb3_entropy.study.dashboard import write_mean_runs
+    from sb3_entropy.tensorboard import AGENT_COLOR_GROUP, agent_positions
+
+    def histories(agents: list[str]) -> dict:
+        rows = [{"timesteps": step, "entropy/marginal": 1.0 + step / 100, "p": np.ones(3) / 3} for step in (0, 10)]
+        return {(agent, seed): rows for agent in agents for seed in (0, 1)}
+
+    first, second = ["ppo", "a2c", "dqn"], ["dqn", "qrdqn", "a2c"]
+    assert agent_positions(tmp_path, first) == {"ppo": 0, "a2c": 1, "dqn": 2}
+    write_mean_runs(tmp_path, "one", histories(first))
+    positions = agent_positions(tmp_path, second)
+    assert positions == {"dqn": 2, "qrdqn": 3, "a2c": 1}
+    write_mean_runs(tmp_path, "two", histories(second), positions=positions)
+    seed_run = SummaryWriter(str(tmp_path / "two" / "a2c" / "seed0"))  # a training run: started now
+    seed_run.add_scalar("entropy/marginal", 1.0, 0)
+    seed_run.close()
+
+    server = tensorboard_server(tmp_path)
+    server.wait_for(lambda s: len(s.get("/data/runs")) == 7)  # 6 mean runs and the seed run
+    listed = server.get("/data/runs")
+    groups = list(dict.fromkeys(re.search(AGENT_COLOR_GROUP, run).group(1) for run in listed))
+    assert groups[:4] == ["ppo", "a2c", "dqn", "qrdqn"]  # the Time Series colour order: agent_color(position)
+    layout = server.get("/data/plugin/custom_scalars/layout")
+    titles = {category["title"]: category["chart"] for category in layout["category"]}
+    (chart,) = titles["two: each agent's mean over seeds with its 95% t-interval (one band per agent)"]
+    page = {agent: CUSTOM_SCALARS_COLOR_NAMES[listed.index(f"two/mean/{agent}") % 7] for agent in second}
+    assert chart["title"] == (
+        f"marginal entropy H(p) [nats] (DQN {page['dqn']}, QR-DQN {page['qrdqn']}, A2C {page['a2c']})"
+    )

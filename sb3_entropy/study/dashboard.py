@@ -22,11 +22,13 @@ from torch.utils.tensorboard import SummaryWriter
 
 from sb3_entropy.callback import CUSTOM_SCALARS_LAYOUT, exact_tag_pattern
 from sb3_entropy.metrics import METRICS, SUMMARY, metric
-from sb3_entropy.study.analysis import t_band
+from sb3_entropy.study.analysis import agent_label, t_band
 from sb3_entropy.tensorboard import (
     HPARAM_METRICS,
     MEAN_RUN,
+    agent_positions,
     aggregate_folder,
+    custom_scalars_colors,
     custom_scalars_summary,
     hparam_value,
     interval_tag,
@@ -62,15 +64,21 @@ def _margin_category(experiment: str) -> str:
     return f"{experiment}: each agent's mean over seeds with its {LEVEL:.0%} t-interval (one band per agent)"
 
 
-def aggregate_layout(experiment: str, tags: Sequence[str], banded: Sequence[str]) -> dict[str, Any]:
+def aggregate_layout(
+    experiment: str, tags: Sequence[str], banded: Sequence[str], colors: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The Custom Scalars charts of an experiment's mean runs: one margin chart per final value of a run (the metrics
     of :data:`~sb3_entropy.metrics.SUMMARY`) holding the band of every agent in ``banded`` (those with two seeds or
-    more) on one y-axis, then multiline charts of every agent's mean (one line per mean run). Every mean run writes
-    this same layout, which TensorBoard merges into one (it drops charts that are equal)."""
+    more) on one y-axis, titled with each agent's colour on that page (``colors``), then multiline charts of every
+    agent's mean (one line per mean run). Every mean run writes this same layout, which TensorBoard merges into one
+    (it drops charts that are equal)."""
     layout: dict[str, Any] = {}
     if banded:
+        named = ", ".join(f"{agent_label(agent)} {colors[agent]}" for agent in banded if agent in (colors or {}))
         layout[_margin_category(experiment)] = {
-            m.label: ["Margin", [_band(experiment, agent, m.tag) for agent in banded]] for m in SUMMARY if m.tag in tags
+            m.label + (f" ({named})" if named else ""): ["Margin", [_band(experiment, a, m.tag) for a in banded]]
+            for m in SUMMARY
+            if m.tag in tags
         }
     return layout | {MEANS_CATEGORY: _means_charts(tags)}
 
@@ -98,6 +106,7 @@ def write_aggregate_run(
     hparams: Mapping[str, Any] | None = None,
     banded: Sequence[str] | None = None,
     position: int = 0,
+    colors: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``root/<experiment>/mean/<agent>``: at every evaluation step all seeds reached, the mean over the seeds'
     ``histories`` (EntropyCallback.history of each seed) of every scalar, under the seed runs' own tags (so the
@@ -109,8 +118,8 @@ def write_aggregate_run(
     ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table (with
     ``seeds``, the number of seeds averaged). ``banded``: every agent of the experiment whose band the margin
     charts draw (default: this one, if it has two seeds). ``position``: the agent's place in its experiment, which
-    gives it its colour in TensorBoard (:func:`~sb3_entropy.tensorboard.write_run_position`). The folder is
-    replaced.
+    gives it its colour in TensorBoard (:func:`~sb3_entropy.tensorboard.write_run_position`); ``colors``: each
+    banded agent's colour on the Custom Scalars page, named in the margin charts' titles. The folder is replaced.
     """
     if not histories or any(not history for history in histories):
         raise ValueError(f"{experiment}/{agent}: every seed needs an evaluation history to average")
@@ -124,7 +133,7 @@ def write_aggregate_run(
     write_run_position(folder, position)
     writer = SummaryWriter(str(folder))
     try:
-        writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded)))
+        writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded, colors)))
         writer.add_text("about", f"mean over {len(histories)} seeds of {experiment}/{agent}" + (
             f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
         ), 0)  # fmt: skip
@@ -194,21 +203,23 @@ def write_mean_runs(
     histories: dict[tuple[str, int], list[dict[str, Any]]],
     baselines: dict[str, float] | None = None,
     hparams: dict[str, dict[str, Any]] | None = None,
-    agents: Sequence[str] | None = None,
+    positions: Mapping[str, int] | None = None,
 ) -> list[Path]:
     """One TensorBoard run per agent, ``root/<experiment>/mean/<agent>``: its mean over the seeds that finished,
     with 95 % t-interval bounds (:func:`write_aggregate_run`), and an HParams row from
     ``hparams[agent]`` when given. The margin charts draw the band of every agent with two seeds or more.
-    ``agents``: every agent of the experiment, in its order, which gives each its colour (default: the order of
-    ``histories``)."""
+    ``positions``: each agent's place in the root's colour order (:func:`~sb3_entropy.tensorboard.agent_positions`,
+    from the order of ``histories`` by default)."""
     by_agent: dict[str, list[list[dict[str, Any]]]] = {}
     for (agent, _), history in histories.items():
         by_agent.setdefault(agent, []).append(history)
-    order = list(agents) if agents is not None else list(by_agent)
+    positions = positions if positions is not None else agent_positions(root, list(by_agent))
     banded = [agent for agent, seeds in by_agent.items() if len(seeds) >= 2]
-    return [
-        write_aggregate_run(
-            root, experiment, agent, seeds, baselines or None, (hparams or {}).get(agent), banded, order.index(agent)
-        )
-        for agent, seeds in by_agent.items()
-    ]
+    runs = {f"{experiment}/{MEAN_RUN}/{agent}": positions[agent] for agent in by_agent}
+    colors = {run.rsplit("/", 1)[1]: color for run, color in custom_scalars_colors(root, runs).items()}
+    written = []
+    for agent, seeds in by_agent.items():
+        run_hparams = (hparams or {}).get(agent)
+        written.append(write_aggregate_run(root, experiment, agent, seeds, baselines or None, run_hparams, banded,
+                                           positions[agent], colors))  # fmt: skip
+    return written

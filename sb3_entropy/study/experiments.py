@@ -571,5 +571,6 @@ class ExperimentResult:
     resumed_runs: int = 0  # runs kept from an earlier call (--resume) rather than trained in this one
     quick: bool = False
     task_note: str | None = None  # what building the task measured (Ratings-v0: its low-rank fit's held-out error)
+    colors: dict[str, str] = field(default_factory=dict)  # each agent's colour, as its TensorBoard root gives it
     # where each run trained (sb3_entropy.study.runs); None for a run stored before runs recorded it
     environments: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from sb3_entropy.study.dashboard import write_mean_runs
 from sb3_entropy.study.execution import RUN_COST, StudyProgress, execute
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment, ExperimentResult
 from sb3_entropy.study.runs import RunSpec, agent_hparams, check_run, store_outcome, stored_outcomes
+from sb3_entropy.tensorboard import agent_color, agent_positions
 
 __all__ = [
     "MissingRunsError",
@@ -271,8 +272,10 @@ def run_plan(
             progress.close()
 
     _collect(result, specs, outcomes)
+    positions = agent_positions(plan.out_dir / "tb", list(experiment.agents))
+    result.colors = {agent: agent_color(position) for agent, position in positions.items()}
     write_mean_runs(plan.out_dir / "tb", experiment.name, result.histories, result.baselines, _hparams(experiment),
-                    list(experiment.agents))  # fmt: skip
+                    positions)  # fmt: skip
     result.seconds = time.perf_counter() - start
     return result
 

@@ -27,8 +27,8 @@ __all__ = [
 
 
 def _color(result: ExperimentResult, agent: str) -> str:
-    """An agent's colour: its place in the experiment, as TensorBoard colours its runs."""
-    return agent_color(list(result.experiment.agents).index(agent))
+    """An agent's colour: as its study's TensorBoard root gives it, else by its place in the experiment."""
+    return result.colors.get(agent) or agent_color(list(result.experiment.agents).index(agent))
 
 
 def _pyplot():

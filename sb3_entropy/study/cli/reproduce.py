@@ -36,6 +36,7 @@ from pathlib import Path
 
 from sb3_entropy.atomic import output_folder
 from sb3_entropy.study import available_experiments, load_experiment, write_outputs, write_report
+from sb3_entropy.study.analysis import agent_label
 from sb3_entropy.study.cli.parsing import TOOL, Distinct, command_parser, in_flags
 from sb3_entropy.study.execution import connect_ray
 from sb3_entropy.study.experiments import (
@@ -47,7 +48,7 @@ from sb3_entropy.study.experiments import (
 )
 from sb3_entropy.study.plans import MissingRunsError, plan_experiment, run_plan
 from sb3_entropy.study.runs import limit_threads
-from sb3_entropy.tensorboard import dashboard_url
+from sb3_entropy.tensorboard import color_name, dashboard_url
 
 
 def tuned(experiment: Experiment, files: list[str]) -> Experiment:
@@ -178,8 +179,10 @@ def _summary(args: argparse.Namespace, results: list, out: Path) -> int:
     ]
     if figures:
         print(f"Figures: {', '.join(map(str, figures))}.")
+        colors = {agent: color for result in results for agent, color in result.colors.items()}
+        named = ", ".join(f"{agent_label(agent)} {color_name(color)}" for agent, color in colors.items())
         print(f"The dashboard: tensorboard --logdir {out / 'tb'}, then open {dashboard_url()} (each agent's mean "
-              "over seeds, one colour per agent; clear the run filter to see every seed)")  # fmt: skip
+              f"over seeds, one colour per agent: {named}; clear the run filter to see every seed)")  # fmt: skip
     return status
 
 
