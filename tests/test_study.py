@@ -143,7 +143,7 @@ def test_reproduce_script_end_to_end(tmp_path: Path) -> None:
     assert result.stdout.rstrip().splitlines()[-2:] == [
         f"Figures: {tmp_path / 'out' / 'tiny' / 'overview.png'}.",
         f"The dashboard: tensorboard --logdir {tmp_path / 'out' / 'tb'}, then open {dashboard_url()} (each agent's "
-        "mean over seeds, one colour per agent; clear the run filter to see every seed)",
+        "mean over seeds, one colour per agent: A2C slate, DQN cyan; clear the run filter to see every seed)",
     ]
 
     # the report opens with the verdict, then the table; every number is recomputed from results.csv
