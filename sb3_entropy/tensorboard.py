@@ -70,20 +70,14 @@ __all__ = [
 MEAN_RUN = "mean"  # ROOT/<experiment>/mean/<agent>: the folder of the aggregate runs
 
 # The HParams dashboard: every run's settings (hyperparameters) and its final values (metrics: the last value of
-# each tag, logged by EntropyCallback at the end of training), with the names a reader sees.
-HPARAM_NAMES = {
-    "experiment": "experiment",
-    "agent": "agent",
-    "algo": "algorithm",
-    "regularizer": "entropy regulariser",
-    "coefficient": "coefficient (ent_coef)",
-    "seed": "seed",
-    "seeds": "mean over seeds",
-}
+# each tag, logged by EntropyCallback at the end of training), with the names a reader sees. Three settings: the
+# table's first column (the run, such as music/mean/a2c) names the experiment, the agent and the seed, and the
+# dashboard shows at most five settings before the metrics, so that with three the reward, the score and H(p) are in
+# sight on a 1,600-pixel screen.
+HPARAM_NAMES = {"algo": "algorithm", "regularizer": "entropy regulariser", "coefficient": "coefficient (ent_coef)"}
 # Every run writes the same description of these (TensorBoard reads one run's), each run's values filling its row;
-# a run without a setting (a seed run has no "seeds", DQN no coefficient) leaves that cell empty.
-HPARAM_TYPES = {"coefficient": api_pb2.DATA_TYPE_FLOAT64, "seed": api_pb2.DATA_TYPE_FLOAT64,
-                "seeds": api_pb2.DATA_TYPE_FLOAT64}  # fmt: skip
+# a run without a setting (DQN has no coefficient) leaves that cell empty.
+HPARAM_TYPES = {"coefficient": api_pb2.DATA_TYPE_FLOAT64}
 # The metrics' columns: a run's final values, from the metrics table (short names, so that the table fits a screen;
 # each column's description is the metric's).
 HPARAM_METRICS = {m.tag: m.column for m in SUMMARY}

@@ -115,8 +115,8 @@ def write_aggregate_run(
     ``interval/<experiment>/<agent>/<tag>`` with ``/lower`` and ``/upper``.
 
     ``baselines`` (``random`` and ``oracle`` expected rewards of the evaluation set) add the score,
-    ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table (with
-    ``seeds``, the number of seeds averaged). ``banded``: every agent of the experiment whose band the margin
+    ``eval/score``, as EntropyCallback logs it. ``hparams`` make the run a row of the HParams table.
+    ``banded``: every agent of the experiment whose band the margin
     charts draw (default: this one, if it has two seeds). ``position``: the agent's place in its experiment, which
     gives it its colour in TensorBoard (:func:`~sb3_entropy.tensorboard.write_run_position`); ``colors``: each
     banded agent's colour on the Custom Scalars page, named in the margin charts' titles. The folder is replaced.
@@ -138,7 +138,7 @@ def write_aggregate_run(
             f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
         ), 0)  # fmt: skip
         if hparams is not None:
-            values = {str(k): hparam_value(k, v) for k, v in {**hparams, "seeds": len(histories)}.items()}
+            values = {str(k): hparam_value(k, v) for k, v in hparams.items()}
             write_session_start(writer.file_writer, values, HPARAM_METRICS)
         for tag in tags:
             mean, lower, upper = t_band(table[tag], LEVEL)

@@ -303,7 +303,7 @@ def _to_train(
 def _hparams(experiment: Experiment) -> dict[str, dict[str, Any]]:
     """Each agent's HParams settings, for its mean run's row."""
     return {
-        name: agent_hparams(experiment.name, name, agent.algo, agent.regularizer, agent.coefficient)
+        name: agent_hparams(agent.algo, agent.regularizer, agent.coefficient)
         for name, agent in experiment.agents.items()
     }
 

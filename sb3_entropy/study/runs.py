@@ -233,32 +233,22 @@ def figure_every(timesteps: int, eval_freq: int) -> int:
     return max(1, math.ceil(timesteps / eval_freq / 10))
 
 
-def agent_hparams(
-    experiment: str, agent: str, algo: str, regularizer: str | None, coefficient: float
-) -> dict[str, Any]:
-    """What the HParams dashboard shows of an agent: experiment, agent, algorithm, its entropy regulariser
-    (``per_state`` for SB3's own term, ``none`` for agents without one) and, where there is a term, its coefficient
-    (an agent without one shows no coefficient rather than a 0 it does not have: A2C and PPO at SB3's default
-    ent_coef of 0 are unregularised)."""
+def agent_hparams(algo: str, regularizer: str | None, coefficient: float) -> dict[str, Any]:
+    """What the HParams dashboard shows of an agent: its algorithm, its entropy regulariser (``per_state`` for SB3's
+    own term, ``none`` for agents without one) and, where there is a term, its coefficient (an agent without one
+    shows no coefficient rather than a 0 it does not have: A2C and PPO at SB3's default ent_coef of 0 are
+    unregularised). The run's name says the experiment, the agent and the seed."""
     # TRPO carries SB3's ent_coef attribute but no entropy term in its update: only A2C and PPO have one
     has_term = algo in REGULARIZABLE and (regularizer is not None or coefficient != 0)
-    hparams: dict[str, Any] = {
-        "experiment": experiment,
-        "agent": agent,
-        "algo": algo,
-        "regularizer": regularizer or ("per_state" if has_term else "none"),
-    }
+    hparams: dict[str, Any] = {"algo": algo, "regularizer": regularizer or ("per_state" if has_term else "none")}
     if has_term:
         hparams["coefficient"] = float(coefficient)
     return hparams
 
 
 def run_hparams(spec: RunSpec, model: Any) -> dict[str, Any]:
-    """:func:`agent_hparams` of a run (its coefficient as the model holds it) and its seed."""
-    ent_coef = float(getattr(model, "ent_coef", 0.0))
-    return agent_hparams(spec.experiment, spec.agent or spec.algo, spec.algo, spec.regularizer, ent_coef) | {
-        "seed": spec.seed
-    }
+    """:func:`agent_hparams` of a run, its coefficient as the model holds it."""
+    return agent_hparams(spec.algo, spec.regularizer, float(getattr(model, "ent_coef", 0.0)))
 
 
 def limit_threads() -> None:

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             return 2
         finals.append((spec, callback.history[-1]))
         histories[spec.agent, spec.seed] = callback.history
-        hparams[spec.agent] = {k: v for k, v in run_hparams(spec, model).items() if k != "seed"}
+        hparams[spec.agent] = run_hparams(spec, model)
         print(f"{spec.algo} seed {spec.seed} done", flush=True)
 
     if args.tensorboard_log is not None:
