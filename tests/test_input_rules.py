@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import PROJECT_ROOT as PROJECT
 from conftest import call_script, tiny_experiment
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_report import made_result
 
@@ -518,6 +518,51 @@ def test_the_verdict_turns_exactly_where_the_interval_crosses_0(
         "reproduced" if contrast.high < 0 else "contradicted" if contrast.low > 0 else "not established with 3 seeds"
     )
     assert gap.verdict == expected
+
+
+def test_the_verdict_at_an_interval_ending_exactly_at_0_and_at_one_and_two_seeds(tmp_path: Path) -> None:
+    """Equal entropies in both families give the interval [0, 0]: it includes 0 (neither end is strictly past it).
+    One seed gives no interval; two give one."""
+    from sb3_entropy.study.analysis import entropy_gap
+
+    both = {"a2c": True, "dqn": True}
+    same = [(0.85, 1.0)] * 3
+    gap = entropy_gap(made_result(tmp_path, {"a2c": same, "dqn": same}), both)
+    assert (gap.contrast.low, gap.contrast.high) == (0.0, 0.0)
+    assert gap.outcome == "not established with 3 seeds: the interval includes 0"
+    one = entropy_gap(made_result(tmp_path, {"a2c": [(0.85, 1.0)], "dqn": [(0.85, 2.0)]}), both)
+    assert one.outcome == "not established with 1 seed: one seed gives no interval (run more seeds)"
+    assert one.contrast.n == 1 and one.members == {"policy optimization": ["a2c"], "Q-learning": ["dqn"]}
+    two = entropy_gap(made_result(tmp_path, {"a2c": [(0.85, 1.0), (0.86, 1.1)], "dqn": [(0.85, 2.0), (0.86, 2.1)]}),
+                      both)  # fmt: skip
+    assert two.contrast.n == 2 and two.outcome == "reproduced: the interval lies below 0"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.fixed_dictionaries({agent: st.sampled_from([True, False, None]) for agent in ("a2c", "ppo", "dqn", "qrdqn")}))
+@example({"a2c": None, "ppo": True, "dqn": None, "qrdqn": False})  # a failed agent before a learned one
+@example({"a2c": False, "ppo": None, "dqn": None, "qrdqn": None})
+def test_a_family_without_a_learned_agent_is_named(tmp_path: Path, learned: dict[str, bool | None]) -> None:
+    """Without a learned agent in a family the verdict names the family missing (both when both are), says "not
+    established" when an agent of it was left out as not learned and "not applicable" when none finished; a failed
+    agent (None) is skipped, the agents after it still judged."""
+    from sb3_entropy.study.analysis import entropy_gap
+
+    runs = [(0.85, 1.0), (0.86, 1.2), (0.87, 1.1)]
+    gap = entropy_gap(made_result(tmp_path, dict.fromkeys(("a2c", "ppo", "dqn", "qrdqn"), runs)), learned)
+    po = [agent for agent in ("a2c", "ppo") if learned[agent]]
+    ql = [agent for agent in ("dqn", "qrdqn") if learned[agent]]
+    left_out = [agent for agent in ("a2c", "ppo", "dqn", "qrdqn") if learned[agent] is False]  # the file's order
+    assert gap.members == {"policy optimization": po, "Q-learning": ql} and gap.left_out == left_out
+    if po and ql:
+        assert gap.contrast is not None
+        return
+    missing = "Q-learning" if po else "policy-optimization" if ql else "policy-optimization or Q-learning"
+    assert gap.outcome == (
+        f"not established: no {missing} agent has been shown to learn"
+        if left_out
+        else f"not applicable: it needs finished runs of a {missing} agent"
+    )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
