@@ -13,6 +13,7 @@ import yaml
 from conftest import EXPOSURE_TAGS, call_script
 from scipy import stats
 from stable_baselines3 import PPO
+from test_report import made_result
 
 from personalization_gym import MusicEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
@@ -321,3 +322,45 @@ def test_intervals_of_one_seed_and_of_constant_values() -> None:
     constant = welch_interval(np.array([2.0, 2.0, 2.0]), np.array([1.5, 1.5, 1.5]))
     assert (constant.estimate, constant.low, constant.high) == (0.5, 0.5, 0.5)
     assert welch_interval(np.array([1.0, 2.0, 4.0]), np.array([0.0, 1.0])).signed.startswith("+1.833 [")
+
+
+FRONTIER_STUDY = (
+    "task: Personalization/Behavior-v0\nnet_arch: [16]\nsteps: 1000\neval_freq: 500\n"
+    "agents:\n  dqn: {learning_rate: 1.0e-3}\n  ppo: {learning_rate: 1.0e-3}\n" + FRONTIER
+)
+
+
+def frontier_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]]):
+    """A frontier study whose agents ended at the given (reward, marginal entropy) per seed."""
+    result = made_result(tmp_path, finals)  # the rows of these agents, in a study of other agents
+    path = tmp_path / "frontier.yml"
+    path.write_text(FRONTIER_STUDY)
+    result.experiment = load_experiment(str(path))
+    return result
+
+
+def test_the_frontier_keeps_only_agents_that_finished_and_reaches_at_the_reference_itself(tmp_path: Path) -> None:
+    """A variant at exactly the reference's mean H(p) reaches it; an agent without a finished run is no point, and a
+    curve whose unregularised agent did not finish starts at its first variant; no reference, no reaching."""
+    from sb3_entropy.study.analysis import curves, frontier_points, reaching
+
+    seeds = lambda reward, entropy: [(reward, entropy - 0.1), (reward + 0.01, entropy + 0.1)]  # noqa: E731
+    result = frontier_result(tmp_path, {"dqn": seeds(0.8, 3.0), "ppo": seeds(0.8, 1.0),
+                                        "ppo_marginal_0.1": seeds(0.7, 3.0), "ppo_marginal_1": seeds(0.6, 3.5)})  # fmt: skip
+    points = frontier_points(result)
+    (reach,) = reaching(result, points)
+    assert reach.point.agent == "ppo_marginal_0.1"  # its mean H(p) equals the reference's: reached (>=)
+    assert reach.highest.agent == "ppo_marginal_1" and reach.reward_vs_unregularised is not None
+    partial = frontier_result(tmp_path, {"dqn": seeds(0.8, 3.0), "ppo_marginal_1": seeds(0.6, 2.0)})
+    points = frontier_points(partial)
+    assert [p.agent for p in points] == ["dqn", "ppo_marginal_1"]  # ppo and ppo_marginal_0.1 never finished
+    assert {key: [p.agent for p in curve] for key, curve in curves(points).items()} == {
+        ("ppo", "marginal"): ["ppo_marginal_1"]
+    }
+    (reach,) = reaching(partial, points)
+    assert reach.point is None and reach.highest.agent == "ppo_marginal_1"
+    no_reference = frontier_result(tmp_path, {"ppo": seeds(0.8, 1.0), "ppo_marginal_1": seeds(0.6, 2.0)})
+    assert reaching(no_reference, frontier_points(no_reference)) == []
+    with pytest.raises(ValueError) as error:
+        frontier_points(made_result(tmp_path, {}))
+    assert str(error.value) == "experiment five has no frontier section"
