@@ -311,3 +311,20 @@ def test_a_catalogues_totals_by_torch_are_numpys_to_1e12(n, k, seed) -> None:
     assert by_torch.per_state_entropy == pytest.approx(by_numpy.per_state_entropy, rel=1e-12)
     for name, value in vars(by_numpy.rewards).items():
         assert getattr(by_torch.rewards, name) == pytest.approx(value, rel=1e-12, abs=1e-12), name
+
+
+def test_totals_of_chunks_of_users_add_up_to_the_whole_and_refuse_a_mix() -> None:
+    """An evaluation in chunks adds each chunk's totals: the same metrics as one table (the sampled actions drawn in
+    the same order); totals with rewards and totals without them are not of one evaluation."""
+    from sb3_entropy.metrics import metrics_of, totals
+
+    rng = np.random.default_rng(0)
+    probs, expected = rng.dirichlet(np.ones(4), size=6), rng.normal(size=(6, 4))
+    whole = metrics_of(totals(probs, expected, np.random.default_rng(1)))
+    draws = np.random.default_rng(1)
+    chunked = metrics_of(totals(probs[:2], expected[:2], draws) + totals(probs[2:], expected[2:], draws))
+    assert chunked.keys() == whole.keys()
+    assert all(chunked[key] == pytest.approx(whole[key], rel=1e-12, abs=1e-12) for key in whole)
+    with pytest.raises(ValueError) as error:
+        totals(probs[:2], expected[:2], draws) + totals(probs[2:])
+    assert str(error.value) == "totals with rewards and totals without them do not add up"
