@@ -328,3 +328,46 @@ def test_totals_of_chunks_of_users_add_up_to_the_whole_and_refuse_a_mix() -> Non
     with pytest.raises(ValueError) as error:
         totals(probs[:2], expected[:2], draws) + totals(probs[2:])
     assert str(error.value) == "totals with rewards and totals without them do not add up"
+
+
+def test_a_catalogues_totals_equal_an_independent_numpy_computation() -> None:
+    """Past CATALOGUE_ACTIONS the totals are torch's: each equals numpy's own sums, the sampled actions included
+    (the same uniforms, inverse-CDF by binary search); rows whose mass sits on the last item sample the last item."""
+    from sb3_entropy.metrics import CATALOGUE_ACTIONS, totals
+
+    rng = np.random.default_rng(3)
+    n, k = 40, CATALOGUE_ACTIONS + 7
+    probs = rng.dirichlet(np.full(k, 0.05), size=n)
+    probs[:5] = 0.0
+    probs[:5, -1] = 1.0  # the last item for sure
+    expected = rng.normal(size=(n, k))
+    best = expected.max(axis=1)
+    for given_best in (None, best):
+        total = totals(probs, expected, np.random.default_rng(9), given_best)
+        uniform = np.random.default_rng(9).random(n) * np.cumsum(probs, axis=1)[:, -1]
+        cumulative = np.cumsum(probs, axis=1)
+        sampled = np.array(
+            [min(np.searchsorted(row, u, side="right"), k - 1) for row, u in zip(cumulative, uniform, strict=True)]
+        )
+        assert np.all(sampled[:5] == k - 1)
+        greedy = probs.argmax(axis=1)
+        rewards = total.rewards
+        assert rewards.sampled == pytest.approx(expected[np.arange(n), sampled].sum(), rel=1e-12)
+        assert rewards.expected == pytest.approx((probs * expected).sum(), rel=1e-12)
+        assert rewards.regret == pytest.approx((best - (probs * expected).sum(axis=1)).sum(), rel=1e-12)
+        assert rewards.optimal == int((expected[np.arange(n), greedy] == best).sum())
+        assert rewards.best == pytest.approx(best.sum(), rel=1e-12)
+        assert np.array_equal(total.greedy, np.bincount(greedy, minlength=k)) and total.n == n
+        logs = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+        assert total.per_state_entropy == pytest.approx(-logs.sum(), rel=1e-12)
+    without = totals(probs, None, None)
+    assert without.rewards is None and without.n == n
+
+
+def test_the_values_each_metric_can_take() -> None:
+    """Shares lie in [0, 1]; no reward beats the oracle, and without baselines a reward is unbounded."""
+    from sb3_entropy.metrics import COVERAGE, EXPECTED_REWARD, NORMALIZED_MARGINAL_ENTROPY
+
+    assert COVERAGE.bounds(50, {}) == NORMALIZED_MARGINAL_ENTROPY.bounds(50, {}) == (0.0, 1.0)
+    assert EXPECTED_REWARD.bounds(50, {"oracle": 0.9}) == (-math.inf, 0.9)
+    assert EXPECTED_REWARD.bounds(50, {}) == (-math.inf, math.inf)

@@ -18,6 +18,7 @@ from test_report import made_result
 from personalization_gym import MusicEnv
 from sb3_entropy.policies import MarginalEntropyPolicy
 from sb3_entropy.study import Agent, load_experiment, mean_interval, run_experiment, welch_interval
+from sb3_entropy.study.analysis import Interval
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR
 
 VARIANTS_EXPERIMENT = """
@@ -326,7 +327,8 @@ def test_intervals_of_one_seed_and_of_constant_values() -> None:
 
 FRONTIER_STUDY = (
     "task: Personalization/Behavior-v0\nnet_arch: [16]\nsteps: 1000\neval_freq: 500\n"
-    "agents:\n  dqn: {learning_rate: 1.0e-3}\n  ppo: {learning_rate: 1.0e-3}\n" + FRONTIER
+    "agents:\n  dqn: {learning_rate: 1.0e-3}\n  ppo: {learning_rate: 1.0e-3}\n"
+    "frontier:\n  reference: dqn\n  agents: [ppo]\n  regularizers: {l2: [0.5], marginal: [0.1, 1.0]}\n"
 )
 
 
@@ -339,27 +341,55 @@ def frontier_result(tmp_path: Path, finals: dict[str, list[tuple[float, float]]]
     return result
 
 
-def test_the_frontier_keeps_only_agents_that_finished_and_reaches_at_the_reference_itself(tmp_path: Path) -> None:
-    """A variant at exactly the reference's mean H(p) reaches it; an agent without a finished run is no point, and a
-    curve whose unregularised agent did not finish starts at its first variant; no reference, no reaching."""
+def two_seeds(reward: float, entropy: float) -> list[tuple[float, float]]:
+    return [(reward, entropy - 0.1), (reward + 0.01, entropy + 0.1)]
+
+
+def test_the_frontier_points_curves_and_reaches_field_by_field(tmp_path: Path) -> None:
+    """Every point, curve and reach of a frontier, against values written out: a variant at exactly the reference's
+    mean H(p) reaches it (>=); a curve that does not reach is reported and the next curve still judged."""
     from sb3_entropy.study.analysis import curves, frontier_points, reaching
 
-    seeds = lambda reward, entropy: [(reward, entropy - 0.1), (reward + 0.01, entropy + 0.1)]  # noqa: E731
-    result = frontier_result(tmp_path, {"dqn": seeds(0.8, 3.0), "ppo": seeds(0.8, 1.0),
-                                        "ppo_marginal_0.1": seeds(0.7, 3.0), "ppo_marginal_1": seeds(0.6, 3.5)})  # fmt: skip
+    finals = {"dqn": two_seeds(0.8, 3.0), "ppo": two_seeds(0.8, 1.0), "ppo_l2_0.5": two_seeds(0.75, 2.0),
+              "ppo_marginal_0.1": two_seeds(0.7, 3.0), "ppo_marginal_1": two_seeds(0.6, 3.5)}  # fmt: skip
+    result = frontier_result(tmp_path, finals)
     points = frontier_points(result)
-    (reach,) = reaching(result, points)
-    assert reach.point.agent == "ppo_marginal_0.1"  # its mean H(p) equals the reference's: reached (>=)
-    assert reach.highest.agent == "ppo_marginal_1" and reach.reward_vs_unregularised is not None
-    partial = frontier_result(tmp_path, {"dqn": seeds(0.8, 3.0), "ppo_marginal_1": seeds(0.6, 2.0)})
+    assert [(p.agent, p.base, p.regularizer, p.coefficient) for p in points] == [
+        ("dqn", "dqn", None, 0.0), ("ppo", "ppo", None, 0.0), ("ppo_l2_0.5", "ppo", "l2", 0.5),
+        ("ppo_marginal_0.1", "ppo", "marginal", 0.1), ("ppo_marginal_1", "ppo", "marginal", 1.0),
+    ]  # fmt: skip
+    assert {key: [p.agent for p in curve] for key, curve in curves(points).items()} == {
+        ("ppo", "l2"): ["ppo", "ppo_l2_0.5"], ("ppo", "marginal"): ["ppo", "ppo_marginal_0.1", "ppo_marginal_1"]
+    }  # fmt: skip
+    l2, marginal = reaching(result, points)
+    assert (l2.base, l2.regularizer, l2.point, l2.highest.agent) == ("ppo", "l2", None, "ppo_l2_0.5")
+    assert (l2.entropy_vs_reference, l2.reward_vs_reference, l2.reward_vs_unregularised) == (None, None, None)
+    assert (marginal.base, marginal.regularizer, marginal.point.agent) == ("ppo", "marginal", "ppo_marginal_0.1")
+    assert marginal.highest.agent == "ppo_marginal_1"
+
+    def welch(agent: str, other: str, column: int) -> Interval:
+        return welch_interval(np.array([row[column] for row in finals[agent]]),
+                              np.array([row[column] for row in finals[other]]))  # fmt: skip
+
+    assert marginal.entropy_vs_reference == welch("ppo_marginal_0.1", "dqn", 1)
+    assert marginal.reward_vs_reference == welch("ppo_marginal_0.1", "dqn", 0)
+    assert marginal.reward_vs_unregularised == welch("ppo_marginal_0.1", "ppo", 0)
+
+
+def test_unfinished_agents_are_no_points_and_no_reference_means_no_reach(tmp_path: Path) -> None:
+    """An agent without a finished run is no point; a curve whose unregularised agent did not finish starts at its
+    first variant and compares no reward with it; without the reference nothing is reached."""
+    from sb3_entropy.study.analysis import curves, frontier_points, reaching
+
+    partial = frontier_result(tmp_path, {"dqn": two_seeds(0.8, 3.0), "ppo_marginal_1": two_seeds(0.6, 3.5)})
     points = frontier_points(partial)
-    assert [p.agent for p in points] == ["dqn", "ppo_marginal_1"]  # ppo and ppo_marginal_0.1 never finished
+    assert [p.agent for p in points] == ["dqn", "ppo_marginal_1"]
     assert {key: [p.agent for p in curve] for key, curve in curves(points).items()} == {
         ("ppo", "marginal"): ["ppo_marginal_1"]
     }
     (reach,) = reaching(partial, points)
-    assert reach.point is None and reach.highest.agent == "ppo_marginal_1"
-    no_reference = frontier_result(tmp_path, {"ppo": seeds(0.8, 1.0), "ppo_marginal_1": seeds(0.6, 2.0)})
+    assert reach.point.agent == "ppo_marginal_1" and reach.reward_vs_unregularised is None
+    no_reference = frontier_result(tmp_path, {"ppo": two_seeds(0.8, 1.0), "ppo_marginal_1": two_seeds(0.6, 2.0)})
     assert reaching(no_reference, frontier_points(no_reference)) == []
     with pytest.raises(ValueError) as error:
         frontier_points(made_result(tmp_path, {}))

@@ -528,7 +528,7 @@ def test_the_verdict_at_an_interval_ending_exactly_at_0_and_at_one_and_two_seeds
     both = {"a2c": True, "dqn": True}
     same = [(0.85, 1.0)] * 3
     gap = entropy_gap(made_result(tmp_path, {"a2c": same, "dqn": same}), both)
-    assert (gap.contrast.low, gap.contrast.high) == (0.0, 0.0)
+    assert (gap.contrast.estimate, gap.contrast.low, gap.contrast.high) == (0.0, 0.0, 0.0)
     assert gap.outcome == "not established with 3 seeds: the interval includes 0"
     one = entropy_gap(made_result(tmp_path, {"a2c": [(0.85, 1.0)], "dqn": [(0.85, 2.0)]}), both)
     assert one.outcome == "not established with 1 seed: one seed gives no interval (run more seeds)"

@@ -277,3 +277,38 @@ def test_the_baselines_of_chunks_of_users_are_those_of_the_whole_table(n, k, lev
     assert set(chunked) == set(whole)
     for key, value in whole.items():
         assert chunked[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+
+
+def test_results_csv_the_final_values_and_the_baselines_rows_by_their_rules(tmp_path: Path) -> None:
+    """results.csv holds RESULT_COLUMNS of every row (p(a) and other keys left out) in a file read back as written;
+    a stored metric has its interval without baselines, a derived one (the score) none; each summary names its
+    agent; the baselines' rows include the exact-Q learner unless told not to."""
+    import csv
+
+    from sb3_entropy.metrics import MARGINAL_ENTROPY, SCORE
+    from sb3_entropy.study.analysis import (
+        RESULT_COLUMNS,
+        baseline_values,
+        final_interval,
+        summarize,
+        write_results_csv,
+    )  # fmt: skip
+
+    result = made_result(tmp_path, {"a2c": [(0.5, 1.0), (0.6, 1.2)]})
+    for row in result.rows:
+        row.update(experiment="five", agent="a2c", algo="a2c", seed=0)
+    path = write_results_csv(result, tmp_path / "results.csv")
+    assert path.read_bytes().count(b"\r\n") == 3  # the csv module's line ends, untranslated
+    with open(path, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == list(RESULT_COLUMNS) and float(rows[1]["entropy/marginal"]) == 1.2
+    result.baselines = {}
+    assert final_interval(result, "a2c", MARGINAL_ENTROPY).estimate == pytest.approx(1.1)
+    assert final_interval(result, "a2c", SCORE) is None
+    assert summarize(result, "a2c").agent == "a2c"
+    baselines = {"random": 0.1, "oracle": 0.9, "oracle_entropy": 1.0, "oracle_tied": 0.0, "exact_q": 0.5,
+                 "exact_q_entropy": 2.0, "temperature": 0.1, "uniform_long_tail_share": 0.8}  # fmt: skip
+    baselines |= {f"{who}_{name}": 0.5 for who in ("oracle", "exact_q")
+                  for name in ("gini", "long_tail_share", "aggregate_diversity")}  # fmt: skip
+    assert list(baseline_values(baselines, K)) == ["random policy", "oracle", "exact Q, softmax(Q / 0.1)"]
+    assert list(baseline_values(baselines, K, exact_q=False)) == ["random policy", "oracle"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from sb3_entropy.study.analysis import contrast_interval, welch_interval
+from sb3_entropy.study.analysis import contrast_interval, t_band, welch_interval
 
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -77,3 +79,49 @@ def test_an_interval_cut_to_its_range_keeps_its_estimate_and_inner_ends() -> Non
     assert Interval(0.5, 0.1, 0.9, 3).within(0.0, 1.0) == Interval(0.5, 0.1, 0.9, 3)
     assert Interval(0.5, 0.1, 0.9, 3).within(upper=0.6) == Interval(0.5, 0.1, 0.6, 3)
     assert str(Interval(0.5, float("nan"), float("nan"), 1).within(0.0, 0.1)) == "0.500"  # one seed: no interval
+
+
+def test_a_learning_curves_band_is_the_t_interval_of_each_column() -> None:
+    """t_band against scipy's t interval column by column (float32 seeds averaged in float64); one seed: no band."""
+    import statistics
+
+    values = np.array([[0.1, 0.5, 0.9], [0.3, 0.4, 1.2], [0.2, 0.8, 1.0], [0.6, 0.1, 0.7]], dtype=np.float32)
+    mean, low, high = t_band(values)
+    for column in range(3):
+        seeds = values[:, column].tolist()
+        reference = stats.t.interval(0.95, 3, loc=statistics.fmean(seeds), scale=stats.sem(seeds))
+        assert mean[column] == statistics.fmean(seeds)
+        assert (low[column], high[column]) == pytest.approx(reference, rel=1e-12)
+    _, low90, high90 = t_band(values, level=0.9)
+    assert np.all(high90 - low90 < high - low)
+    one = t_band(values[:1])
+    assert np.array_equal(one[0], values[0].astype(np.float64)) and np.isnan(one[1]).all() and np.isnan(one[2]).all()
+    two = t_band(values[:2])
+    assert not np.isnan(two[1]).any()
+
+
+def test_welchs_interval_at_its_edges() -> None:
+    """float32 seeds averaged in float64; n is the smaller group; one seed gives the difference alone; two
+    constant groups give it exactly."""
+    import statistics
+
+    a, b = np.array([0.1, 0.7, 0.3], dtype=np.float32), np.array([0.2, 0.9], dtype=np.float32)
+    interval = welch_interval(a, b)
+    assert interval.estimate == statistics.fmean(a.tolist()) - statistics.fmean(b.tolist()) and interval.n == 2
+    reference = stats.ttest_ind(a.astype(np.float64), b.astype(np.float64), equal_var=False).confidence_interval()
+    assert (interval.low, interval.high) == pytest.approx((reference.low, reference.high), rel=1e-12)
+    one = welch_interval(np.array([1.0]), np.array([0.25, 0.5]))
+    assert one.estimate == 0.625 and math.isnan(one.low) and math.isnan(one.high) and one.n == 1
+    constant = welch_interval(np.array([2.0, 2.0]), np.array([0.5, 0.5, 0.5]))
+    assert (constant.estimate, constant.low, constant.high, constant.n) == (1.5, 1.5, 1.5, 2)
+
+
+def test_the_small_words_of_the_reports() -> None:
+    from sb3_entropy.study.analysis import seed_words, tie_note
+
+    assert [seed_words(n) for n in (0, 1, 2, 5)] == ["0 seeds", "1 seed", "2 seeds", "5 seeds"]
+    assert tie_note({}) == tie_note({"oracle_tied": 0.0}) == ""
+    assert tie_note({"oracle_tied": 0.996}) == (
+        "(the oracle splits evenly between tied best actions, which 99.6 % of users have; other tie-breaks give other "
+        "marginal entropies at the same reward)"
+    )
