@@ -371,3 +371,49 @@ def test_the_values_each_metric_can_take() -> None:
     assert COVERAGE.bounds(50, {}) == NORMALIZED_MARGINAL_ENTROPY.bounds(50, {}) == (0.0, 1.0)
     assert EXPECTED_REWARD.bounds(50, {"oracle": 0.9}) == (-math.inf, 0.9)
     assert EXPECTED_REWARD.bounds(50, {}) == (-math.inf, math.inf)
+
+
+@pytest.mark.parametrize("k", [6, 1500])  # a comparison table; a binary search per row (past SEARCH_FROM_ACTIONS)
+def test_float32_inputs_are_computed_in_float64_and_actions_sampled_by_inverse_cdf(k: int) -> None:
+    """Every metric of float32 tables equals that of the same numbers in float64; the sampled actions are each
+    row's inverse CDF at a uniform draw times the row's sum; the baselines are the mean and best rewards."""
+    from sb3_entropy.metrics import SEARCH_FROM_ACTIONS, entropy, gini, long_tail_share, marginal, score, totals
+
+    assert (k > SEARCH_FROM_ACTIONS) is (k == 1500)
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.full(k, 0.3), size=30).astype(np.float32)
+    expected = rng.normal(size=(30, k)).astype(np.float32)
+    wide, wide_expected = probs.astype(np.float64), expected.astype(np.float64)
+    total = totals(probs, expected, np.random.default_rng(2))
+    same = totals(wide, wide_expected, np.random.default_rng(2))
+    assert (total.n, total.per_state_entropy, total.rewards) == (same.n, same.per_state_entropy, same.rewards)
+    assert np.array_equal(total.probs, same.probs) and np.array_equal(total.greedy, same.greedy)
+    cumulative = np.cumsum(wide, axis=1)
+    uniform = np.random.default_rng(2).random(30) * cumulative[:, -1]
+    sampled = [
+        min(int(np.searchsorted(row, u, side="right")), k - 1) for row, u in zip(cumulative, uniform, strict=True)
+    ]
+    assert total.rewards.sampled == pytest.approx(wide_expected[np.arange(30), sampled].sum(), rel=1e-12)
+    assert total.baselines() == pytest.approx(
+        {"random": wide_expected.mean(), "oracle": wide_expected.max(axis=1).mean()}, rel=1e-12
+    )
+    p32 = probs[0]
+    assert entropy(p32) == entropy(p32.astype(np.float64)) and gini(p32) == gini(p32.astype(np.float64))
+    assert long_tail_share(p32) == long_tail_share(p32.astype(np.float64))
+    assert np.array_equal(marginal(probs), wide.mean(axis=0))
+    assert score(np.float32(0.3), 0.1, 0.9) == (float(np.float32(0.3)) - 0.1) / 0.8
+    assert math.isnan(score(0.3, 0.5, 0.5))  # no room between the random policy and the oracle
+
+
+def test_the_metrics_name_themselves_when_refusing() -> None:
+    from sb3_entropy.metrics import gini, long_tail_share, totals
+
+    for function, bad in ((gini, np.array([])), (long_tail_share, np.array([-1.0, 2.0]))):
+        with pytest.raises(ValueError) as error:
+            function(bad)
+        assert str(error.value) == (
+            f"{function.__name__} needs a 1-d array of K >= 1 exposures >= 0 with a positive sum, got {bad!r}"
+        )
+    with pytest.raises(ValueError) as error:
+        totals(np.full((2, 3), 1 / 3), np.zeros((2, 3)))
+    assert str(error.value) == "reward metrics sample actions: pass rng, a np.random.Generator"

@@ -125,3 +125,20 @@ def test_the_small_words_of_the_reports() -> None:
         "(the oracle splits evenly between tied best actions, which 99.6 % of users have; other tie-breaks give other "
         "marginal entropies at the same reward)"
     )
+
+
+def test_the_mean_interval_at_its_edges() -> None:
+    """float32 seeds averaged in float64; one seed: the mean alone; two: an interval; n the number of seeds."""
+    import statistics
+
+    from sb3_entropy.study.analysis import mean_interval
+
+    values = np.array([0.1, 0.7, 0.3], dtype=np.float32)
+    interval = mean_interval(values)
+    assert interval.estimate == statistics.fmean(values.tolist()) and interval.n == 3
+    reference = stats.t.interval(0.95, 2, loc=interval.estimate, scale=stats.sem(values.astype(np.float64)))
+    assert (interval.low, interval.high) == pytest.approx(reference, rel=1e-12)
+    one = mean_interval(np.array([0.4]))
+    assert one.estimate == 0.4 and math.isnan(one.low) and math.isnan(one.high) and one.n == 1
+    two = mean_interval(np.array([0.4, 0.6]))
+    assert two.n == 2 and two.low < 0.5 < two.high
