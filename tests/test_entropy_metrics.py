@@ -417,3 +417,12 @@ def test_the_metrics_name_themselves_when_refusing() -> None:
     with pytest.raises(ValueError) as error:
         totals(np.full((2, 3), 1 / 3), np.zeros((2, 3)))
     assert str(error.value) == "reward metrics sample actions: pass rng, a np.random.Generator"
+
+
+def test_the_head_is_the_ceiling_of_a_fifth_of_the_items() -> None:
+    """head_size(K) = ceil(0.2 K) in integers: exact at multiples of 5, where a float product can round up."""
+    from sb3_entropy.metrics import head_size
+
+    for k in (1, 4, 5, 6, 49, 50, 505, 87_585, 10**9 + 5):
+        assert head_size(k) == (20 * k + 99) // 100
+    assert head_size(505) == 101 and head_size(5) == 1 and head_size(6) == 2
