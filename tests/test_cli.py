@@ -50,7 +50,9 @@ def test_no_command_or_an_unknown_one_is_a_usage_error() -> None:
     assert status == 2 and out.startswith("usage: personalization-gym COMMAND")
     status, _, err = tool("reproduec", "music")
     assert status == 2
-    assert err.strip().endswith("error: unknown command 'reproduec'; valid: reproduce, report, tune, train, list")
+    assert err.strip().endswith(
+        "error: unknown command 'reproduec'; valid: reproduce, report, tune, train, evaluate, list"
+    )
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
