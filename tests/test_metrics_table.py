@@ -80,9 +80,9 @@ def test_a_metric_added_as_one_row_shows_in_every_view(tmp_path: Path) -> None:
     tags = [tag for _, tags in charts(seed_run) for tag in tags]
     assert "^exposure/head_share$" in tags and "^mean/exposure/head_share$" in tags
     mean_run = root / "out" / "tb" / "tiny" / "mean" / "a2c"
-    assert ("short-head share of p(a)", ["interval/tiny/a2c/exposure/head_share"]) in [
+    assert ("short-head share of p(a) (A2C orange, DQN blue)", ["interval/tiny/a2c/exposure/head_share"]) in [
         (title, series[:1]) for title, series in charts(mean_run, margins=True)
-    ]
+    ]  # titled with each agent's colour on the Custom Scalars page
     assert ("exposure/head_share", "head share") in hparam_metrics(seed_run)
 
     # train's printout: a column of its own
