@@ -8,6 +8,7 @@ normalization statistics).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,10 +135,9 @@ def report_card(
 
     probs_of(states.obs[:1])  # a continuous or MultiDiscrete action space fails here, naming the models read
     states.plan(int(model.action_space.n), eval_memory_mb)
-    card = evaluate_states(states, probs_of, seed)
     settings = {"temperature": temperature, "q_policy": q_policy, "seed": seed, "n_eval": n_eval}
-    return ReportCard(card.metrics, card.p, card.baselines, card.n_states, card.n_actions, type(model).__name__,
-                      task_id, vec_normalize is not None, settings, states)  # fmt: skip
+    return dataclasses.replace(evaluate_states(states, probs_of, seed), model=type(model).__name__, task=task_id,
+                               normalized=vec_normalize is not None, settings=settings, states=states)  # fmt: skip
 
 
 def _source(task: Any) -> tuple[np.ndarray, Any, int]:

@@ -116,10 +116,12 @@ def _check_names(models: list[SavedModel]) -> None:
 
 
 def _rows(judged: list[tuple[SavedModel, ReportCard, dict[str, float]]]) -> list[dict[str, Any]]:
-    return [
-        {"model": saved.name, "algo": saved.algo, "path": str(saved.path)} | card.row() | {"model": saved.name}
-        for saved, card, _ in judged
-    ]
+    """Each card as a CSV row, the model named as the table names it (not by its class), with its algorithm and file."""
+    rows = []
+    for saved, card, _ in judged:
+        who = {"model": saved.name, "algo": saved.algo, "path": str(saved.path)}
+        rows.append(who | {key: value for key, value in card.row().items() if key != "model"})
+    return rows
 
 
 def _table(judged: list[tuple[SavedModel, ReportCard, dict[str, float]]]) -> list[str]:
