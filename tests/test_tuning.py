@@ -21,12 +21,19 @@ import optuna
 import pytest
 import yaml
 from conftest import ACTION_TAGS, ENTROPY_TAGS, EXPOSURE_TAGS, PROJECT_ROOT, call_script, run_script
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sb3_entropy.report_card
 from sb3_entropy.agents import AGENT_DEFAULTS
 from sb3_entropy.metrics import Totals
 from sb3_entropy.study import available_experiments, load_experiment
-from sb3_entropy.study.experiments import TUNED_DIR, check_fresh_seeds, with_tuned_hyperparameters
+from sb3_entropy.study.experiments import (
+    TUNED_DIR,
+    TunedAgent,
+    check_fresh_seeds,
+    with_tuned_hyperparameters,
+)
 from sb3_entropy.study.tuning import TrialSeededTPESampler, open_storage, read_tuning, tune_agents
 from sb3_entropy.study.tuning_files import DEFAULT_SEARCH_SPACE, hyperparameters_of, load_search_space
 
@@ -338,6 +345,8 @@ def test_tune_then_reproduce_end_to_end(tmp_path: Path, tuned_tiny: tuple[Path, 
     assert f"(3 trials of 320 steps on seeds 7, 9; {dqn['pruned']} pruned, {dqn['failed']} failed" in report
     assert "DQN (not above random: did not learn with 3 trials of tuning)" in report
     assert "The study's seeds are disjoint from the tuning seeds (7, 9)" in report
+    # the study draws the tuning its file records, as tune drew it: the same figure, to the byte
+    assert (tmp_path / "r" / "tiny_tuned" / "tuning.png").read_bytes() == (folder / "tuning.png").read_bytes()
 
 
 def test_reproduce_refuses_to_judge_tuned_agents_on_their_tuning_seeds(tuned_tiny: tuple[Path, Path, str]) -> None:
@@ -628,3 +637,92 @@ def test_more_evaluations_than_steps_are_refused_by_the_library(tmp_path: Path) 
             storage=f"sqlite:///{tmp_path / 'db.db'}", evaluations=65,
         )  # fmt: skip
     assert not (tmp_path / "db.db").exists()  # refused before the storage was opened
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A tuned file's history: the record tuning.png is drawn from, checked against the file's counts and choice
+
+
+def history_entry(number: int, state: str, reward: float | None) -> dict:
+    return {"trial": number, "state": state, "reward": reward, "params": {"learning_rate": 0.001}}
+
+
+def tuned_entry(history: list[dict]) -> dict:
+    """A tuned agent's entry whose counts and choice agree with ``history``, as tune writes one."""
+    complete = [h for h in history if h["state"] == "COMPLETE"]
+    best = max(complete, key=lambda h: (h["reward"], -h["trial"])) if complete else None
+    return {
+        "chosen": {} if best is None else best["params"], "trials": len(history),
+        "pruned": sum(h["state"] == "PRUNED" for h in history), "failed": sum(h["state"] == "FAIL" for h in history),
+        "steps": 320, "seeds": [7], "reward": None if best is None else best["reward"],
+        **({"trial": best["trial"]} if best else {}), "history": history,
+    }  # fmt: skip
+
+
+histories = st.lists(
+    st.tuples(st.sampled_from(["COMPLETE", "PRUNED", "FAIL"]), st.floats(-1, 1, allow_nan=False)),
+    min_size=1,
+    max_size=8,
+).map(lambda trials: [history_entry(i, state, None if state == "FAIL" else r) for i, (state, r) in enumerate(trials)])
+
+
+@given(histories)
+def test_a_history_that_agrees_with_its_counts_is_read_back_trial_by_trial(history: list[dict]) -> None:
+    tuned = TunedAgent.from_mapping("a2c", tuned_entry(history))
+    assert [(r.number, r.state, r.reward) for r in tuned.history] == [
+        (h["trial"], h["state"], h["reward"]) for h in history
+    ]
+    assert (tuned.trials, tuned.count("PRUNED"), tuned.count("FAIL")) == (len(history), tuned.pruned, tuned.failed)
+
+
+@given(histories, st.data())
+def test_a_history_that_contradicts_its_file_is_refused(history: list[dict], data: st.DataObject) -> None:
+    """Each way a history can disagree with the rest of its entry: a trial listed twice, a count that says
+    otherwise, a chosen trial that is missing, not complete or of another reward."""
+    entry = tuned_entry(history)
+    ways = ["repeat", "count"] + (["chosen missing", "chosen reward"] if "trial" in entry else [])
+    way = data.draw(st.sampled_from(ways))
+    if way == "repeat":
+        entry["history"] = [*history, history[-1]]
+        entry["trials"] += 1
+        message = rf"history lists trial\(s\) \[{history[-1]['trial']}\] more than once"
+    elif way == "count":
+        key = data.draw(st.sampled_from(["trials", "pruned", "failed"]))
+        entry[key] += data.draw(st.sampled_from([-1, 1])) if entry[key] else 1
+        message = r"history holds \{'trials': .*\}, and the counts say \{.*\}: the two must agree"
+    elif way == "chosen missing":
+        entry["trial"] = len(history)
+        message = rf"trial {len(history)} \(reward .*\) is the one chosen, and history has no such trial"
+    else:
+        entry["reward"] += 1.0
+        message = rf"trial {entry['trial']} \(reward .*\) is the one chosen, and history gives it state COMPLETE"
+    with pytest.raises(ValueError, match=message):
+        TunedAgent.from_mapping("a2c", entry)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (history_entry(0, "COMPLETE", None), r"a2c: history\[0\]: reward: a complete trial has one, a failed trial "
+                                             r"none; trial 0 is COMPLETE with reward None"),
+        (history_entry(0, "FAIL", 0.5), r"trial 0 is FAIL with reward 0.5"),
+        (history_entry(0, "RUNNING", 0.5), r"state must be one of \['COMPLETE', 'PRUNED', 'FAIL'\], got 'RUNNING'"),
+        (history_entry(-1, "PRUNED", 0.5), r"trial must be an integer >= 0 \(the trial's number\), got -1"),
+        (history_entry(0, "PRUNED", "high"), r"a2c: history\[0\]: reward must be a finite number, got 'high'"),
+        ({**history_entry(0, "COMPLETE", 0.5), "rewards": 0.5}, r"rewards must be a list of numbers \(one per tuning seed\)"),
+        ({**history_entry(0, "COMPLETE", 0.5), "seed": 3}, r"history\[0\]: unknown key\(s\) \['seed'\]"),
+        ({"trial": 0, "state": "COMPLETE", "reward": 0.5}, r"history\[0\]: missing key\(s\) \['params'\]"),
+    ],
+)  # fmt: skip
+def test_bad_history_entries(entry: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TunedAgent.from_mapping("a2c", {**tuned_entry([history_entry(0, "PRUNED", 0.1)]), "history": [entry]})
+
+
+def test_the_packaged_tuned_studies_draw_their_tunings(tmp_path: Path) -> None:
+    """reproduce --hyperparams tuned writes tuning.png beside the study's figures: the tuned agents' panels."""
+    result = call_script("reproduce.py", "music", "--hyperparams", "tuned", "--quick", "--agents", "a2c", "qrdqn",
+                         "--seeds", "1", "--steps", "200", "--out", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    image = matplotlib.image.imread(tmp_path / "music_tuned" / "tuning.png")
+    assert image.shape[:2] == (410, 920)  # one row of two panels, as tuning_figure sizes it: 4.6 x 3.6 + 0.5 in

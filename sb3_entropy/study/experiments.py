@@ -58,6 +58,7 @@ __all__ = [
     "Experiment",
     "ExperimentResult",
     "Frontier",
+    "TrialRecord",
     "TunedAgent",
     "Tuning",
     "TuningSeedsError",
@@ -247,10 +248,59 @@ class Frontier:
         return frontier
 
 
+TRIAL_STATES = ("COMPLETE", "PRUNED", "FAIL")
+TRIAL_KEYS = ("error", "params", "reward", "rewards", "state", "trial")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One finished trial of a tuning, as a tuned file's ``history`` records it. Checks itself: the trial number
+    an integer >= 0, the state COMPLETE, PRUNED or FAIL, a complete trial with a reward and a failed one without."""
+
+    number: int
+    state: str
+    reward: float | None  # complete: the mean final reward over the tuning seeds; pruned: the first seed's when stopped
+    params: dict[str, Any]
+    rewards: tuple[float, ...] = ()  # complete: one per tuning seed
+    error: str | None = None  # failed: what went wrong
+
+    def __post_init__(self) -> None:
+        if not is_integer(self.number) or self.number < 0:
+            raise ValueError(f"trial must be an integer >= 0 (the trial's number), got {self.number!r}")
+        if self.state not in TRIAL_STATES:
+            raise ValueError(f"state must be one of {list(TRIAL_STATES)}, got {self.state!r}")
+        if (self.state == "COMPLETE" and self.reward is None) or (self.state == "FAIL" and self.reward is not None):
+            raise ValueError(f"reward: a complete trial has one, a failed trial none; trial {self.number} is "
+                             f"{self.state} with reward {self.reward!r}")  # fmt: skip
+        if self.reward is not None:
+            check_number("reward", self.reward)
+        for value in self.rewards:
+            check_number("rewards", value)
+        if not isinstance(self.params, dict):
+            raise ValueError(f"params must map hyperparameters to the trial's values, got {self.params!r}")
+        if self.error is not None and not isinstance(self.error, str):
+            raise ValueError(f"error must be the text of what went wrong, got {self.error!r}")
+
+    @classmethod
+    def from_mapping(cls, where: str, entry: Any) -> TrialRecord:
+        """One entry of a tuned agent's ``history``."""
+        _check_keys(where, entry, TRIAL_KEYS, required=("trial", "state", "params"))
+        rewards = entry.get("rewards", [])
+        with _within(where):
+            if not isinstance(rewards, list):
+                raise ValueError(f"rewards must be a list of numbers (one per tuning seed), got {rewards!r}")
+            reward = entry.get("reward")
+            return cls(entry["trial"], entry["state"], float(reward) if is_number(reward) else reward,
+                       entry["params"], tuple(float(r) if is_number(r) else r for r in rewards),
+                       entry.get("error"))  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TunedAgent:
     """How one agent's hyperparameters were chosen: the values, the trials run, the budget, the tuning seeds.
-    Checks itself: counts are integers >= 0, the seeds a non-empty tuple of integers >= 0."""
+    Checks itself: counts are integers >= 0, the seeds a non-empty tuple of integers >= 0, and a ``history``
+    agrees with the counts and the choice (its trials numbered once each, as many as ``trials``, as many pruned
+    and failed as said, the chosen ``trial`` a complete one of reward ``reward``)."""
 
     chosen: dict[str, Any]  # by search-space name (policy_kwargs.x for a policy argument)
     trials: int  # finished trials: complete, pruned and failed
@@ -260,6 +310,8 @@ class TunedAgent:
     seeds: tuple[int, ...]  # the tuning seeds: every trial trained on each
     reward: float | None  # the chosen trial's objective, its mean final expected reward over the tuning seeds
     seconds: float | None = None  # the trials' run time, summed
+    trial: int | None = None  # the chosen trial's number
+    history: tuple[TrialRecord, ...] = ()  # every finished trial, in order (files written by tune have it)
 
     def __post_init__(self) -> None:
         counts = [self.trials, self.pruned, self.failed, self.steps]
@@ -276,6 +328,32 @@ class TunedAgent:
         for name, value in (("reward", self.reward), ("seconds", self.seconds)):
             if value is not None:
                 check_number(name, value)
+        if self.trial is not None and (not is_integer(self.trial) or self.trial < 0):
+            raise ValueError(f"trial must be an integer >= 0 (the chosen trial's number), got {self.trial!r}")
+        if self.history:
+            self._check_history()
+
+    def _check_history(self) -> None:
+        numbers = [record.number for record in self.history]
+        if len(set(numbers)) != len(numbers):
+            repeated = sorted({number for number in numbers if numbers.count(number) > 1})
+            raise ValueError(f"history lists trial(s) {repeated} more than once; each finished trial once")
+        said = {"trials": self.trials, "pruned": self.pruned, "failed": self.failed}
+        found = {"trials": len(self.history), **{key: self.count(state) for key, state in
+                                                  (("pruned", "PRUNED"), ("failed", "FAIL"))}}  # fmt: skip
+        if said != found:
+            raise ValueError(f"history holds {found}, and the counts say {said}: the two must agree")
+        chosen = next((record for record in self.history if record.number == self.trial), None)
+        if self.trial is not None and (chosen is None or chosen.state != "COMPLETE" or chosen.reward != self.reward):
+            raise ValueError(
+                f"trial {self.trial} (reward {self.reward}) is the one chosen, and history "
+                f"{'has no such trial' if chosen is None else f'gives it state {chosen.state}, reward {chosen.reward}'}"
+                ": the chosen trial must be a complete trial of history with that reward"
+            )
+
+    def count(self, state: str) -> int:
+        """How many trials of ``history`` ended in ``state`` (COMPLETE, PRUNED or FAIL)."""
+        return sum(record.state == state for record in self.history)
 
     @classmethod
     def from_mapping(cls, where: str, entry: Any) -> TunedAgent:
@@ -283,11 +361,16 @@ class TunedAgent:
         _check_keys(where, entry, TUNED_AGENT_KEYS, required=("chosen", "trials", "pruned", "failed", "steps", "seeds"))
         seeds = tuple(entry["seeds"]) if isinstance(entry["seeds"], list) else entry["seeds"]
         reward, seconds = entry.get("reward"), entry.get("seconds")
+        history = entry.get("history", [])
+        if not isinstance(history, list):
+            raise ValueError(f"{where}: history must be a list of trials, got {type(history).__name__}")
+        records = tuple(TrialRecord.from_mapping(f"{where}: history[{i}]", item) for i, item in enumerate(history))
         with _within(where):
             return cls(
                 entry["chosen"], entry["trials"], entry["pruned"], entry["failed"], entry["steps"], seeds,
                 reward if reward is None or not is_number(reward) else float(reward),
                 seconds if seconds is None or not is_number(seconds) else float(seconds),
+                entry.get("trial"), records,
             )  # fmt: skip
 
 

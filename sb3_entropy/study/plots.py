@@ -14,7 +14,7 @@ from sb3_entropy.atomic import atomic_path
 from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.metrics import EXPECTED_REWARD, MARGINAL_ENTROPY, PER_STATE_ENTROPY, Metric
 from sb3_entropy.study.analysis import FrontierPoint, agent_label, curves, t_band, three_decimals
-from sb3_entropy.study.experiments import ExperimentResult
+from sb3_entropy.study.experiments import ExperimentResult, TrialRecord, TunedAgent
 from sb3_entropy.tensorboard import agent_color
 
 __all__ = [
@@ -315,42 +315,41 @@ def _half_widths(interval) -> list[list[float]] | None:
     return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
 
 
-def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float], color: str) -> None:
+def _tuning_panel(axes: Any, agent: str, tuned: TunedAgent, baselines: dict[str, float], color: str) -> None:
     """One agent's panel of :func:`tuning_figure`."""
-    states = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
-    for trial in tuning.trials:
-        states[trial.state.name].append(trial)
-    values = [(t.number, t.value) for t in states["COMPLETE"] + states["PRUNED"] if t.value is not None]
-    low = min([baselines.get("random", 0.0), *(v for _, v in values)]) if values or baselines else 0.0
-    high = max([baselines.get("oracle", 1.0), *(v for _, v in values)]) if values or baselines else 1.0
+    states: dict[str, list[TrialRecord]] = {"COMPLETE": [], "PRUNED": [], "FAIL": []}
+    for record in tuned.history:
+        states[record.state].append(record)
+    values = [r.reward for r in states["COMPLETE"] + states["PRUNED"] if r.reward is not None]
+    low = min([baselines.get("random", 0.0), *values]) if values or baselines else 0.0
+    high = max([baselines.get("oracle", 1.0), *values]) if values or baselines else 1.0
     margin = 0.05 * (high - low or 1.0)
-    axes.scatter([t.number for t in states["COMPLETE"]], [t.value for t in states["COMPLETE"]], color=color,
+    axes.scatter([r.number for r in states["COMPLETE"]], [r.reward for r in states["COMPLETE"]], color=color,
                  zorder=3, label="complete: mean final reward")  # fmt: skip
-    pruned = [t for t in states["PRUNED"] if t.value is not None]
-    axes.scatter([t.number for t in pruned], [t.value for t in pruned], facecolors="none", edgecolors=color,
+    pruned = [r for r in states["PRUNED"] if r.reward is not None]
+    axes.scatter([r.number for r in pruned], [r.reward for r in pruned], facecolors="none", edgecolors=color,
                  zorder=3, label="pruned: reward when stopped")  # fmt: skip
     if states["FAIL"]:
-        axes.scatter([t.number for t in states["FAIL"]], [low - margin / 2] * len(states["FAIL"]), marker="x",
+        axes.scatter([r.number for r in states["FAIL"]], [low - margin / 2] * len(states["FAIL"]), marker="x",
                      color="black", zorder=3, label="failed")  # fmt: skip
-    complete = sorted(states["COMPLETE"], key=lambda t: t.number)
+    complete = sorted(states["COMPLETE"], key=lambda r: r.number)
     if complete:
-        best_so_far = np.maximum.accumulate([t.value for t in complete])
-        axes.step([t.number for t in complete], best_so_far, where="post", color=color, alpha=0.6,
+        best_so_far = np.maximum.accumulate([r.reward for r in complete])
+        axes.step([r.number for r in complete], best_so_far, where="post", color=color, alpha=0.6,
                   label="best so far")  # fmt: skip
-    if tuning.best is not None:
-        axes.scatter([tuning.best.number], [tuning.best.value], marker="*", s=220, color="gold",
-                     edgecolors="black", zorder=4, label="the trial chosen")  # fmt: skip
+    if tuned.trial is not None:
+        axes.scatter([tuned.trial], [tuned.reward], marker="*", s=220, color="gold", edgecolors="black", zorder=4,
+                     label="the trial chosen")  # fmt: skip
     for key, style, name in (("oracle", "--", "oracle"), ("random", ":", "random policy")):
         if key in baselines:
             axes.axhline(
                 baselines[key], color="grey", linestyle=style, label=f"{name} {three_decimals(baselines[key])}"
             )
     axes.set_ylim(low - margin, high + margin)
-    settings = tuning.settings
-    chosen = f", chose trial {tuning.best.number}" if tuning.best is not None else ", none complete"
+    chosen = f", chose trial {tuned.trial}" if tuned.trial is not None else ", none complete"
     axes.set_title(
-        f"{agent_label(agent)}: {len(tuning.trials)} trials of {step_label(settings.steps)} steps\n"
-        f"on {len(settings.seeds)} seed(s), {tuning.count('PRUNED')} pruned{chosen}",
+        f"{agent_label(agent)}: {tuned.trials} trials of {step_label(tuned.steps)} steps\n"
+        f"on {len(tuned.seeds)} seed(s), {tuned.pruned} pruned{chosen}",
         fontsize=10,
     )
     axes.set_xlabel("trial")
@@ -359,26 +358,35 @@ def _tuning_panel(axes: Any, agent: str, tuning: Any, baselines: dict[str, float
 
 
 def tuning_figure(
-    experiment: str, tunings: dict, baselines: dict[str, float], path: Path, agents: Sequence[str] | None = None
+    experiment: str,
+    tuned: dict[str, TunedAgent],
+    baselines: dict[str, float],
+    path: Path,
+    agents: Sequence[str] | None = None,
 ) -> None:
-    """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines.
+    """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines,
+    drawn from the record a tuned file keeps (each agent's ``history``).
 
     Complete trials are dots (the mean final expected reward over the tuning seeds), pruned ones open circles
     (the first seed's reward when it was stopped), failed ones crosses on the lower edge; the star is the trial
     chosen, the line the best reward so far, and the dashed lines the random policy's and the oracle's reward.
-    Each agent wears its colour of the experiment's ``agents`` (default: the order of ``tunings``).
+    Each agent wears its colour of the experiment's ``agents`` (default: the order of ``tuned``).
     """
-    order = list(agents) if agents is not None else list(tunings)
+    missing = [agent for agent, record in tuned.items() if not record.history]
+    if missing:
+        raise ValueError(f"tuned agents {missing} carry no history of trials to draw; tuned.yml files that "
+                         "personalization-gym tune writes have one")  # fmt: skip
+    order = list(agents) if agents is not None else list(tuned)
     plt = _pyplot()
-    columns = min(len(tunings), 3)
-    rows = -(-len(tunings) // columns)
+    columns = min(len(tuned), 3)
+    rows = -(-len(tuned) // columns)
     figure, grid = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.6 * rows + 0.5), squeeze=False)
-    for axes in grid.flat[len(tunings) :]:
+    for axes in grid.flat[len(tuned) :]:
         axes.set_visible(False)
-    for axes, (agent, tuning) in zip(grid.flat[: len(tunings)], tunings.items(), strict=True):
-        _tuning_panel(axes, agent, tuning, baselines, agent_color(order.index(agent)))
+    for axes, (agent, record) in zip(grid.flat[: len(tuned)], tuned.items(), strict=True):
+        _tuning_panel(axes, agent, record, baselines, agent_color(order.index(agent)))
     legend = {}  # one legend for every panel, below them
-    for axes in grid.flat[: len(tunings)]:
+    for axes in grid.flat[: len(tuned)]:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     figure.suptitle(f"{experiment}: reward per trial (the tuner saw reward only)", fontsize=11)

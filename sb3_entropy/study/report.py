@@ -31,7 +31,13 @@ from sb3_entropy.study.analysis import seed_words as _seed_words
 from sb3_entropy.study.analysis import three_decimals as _fixed
 from sb3_entropy.study.dashboard import write_overview_image
 from sb3_entropy.study.experiments import EXPERIMENTS_DIR, Experiment, ExperimentResult
-from sb3_entropy.study.plots import curves_figure, distribution_figure, frontier_figure, overview_figure
+from sb3_entropy.study.plots import (
+    curves_figure,
+    distribution_figure,
+    frontier_figure,
+    overview_figure,
+    tuning_figure,
+)
 from sb3_entropy.study.runs import summarize_environments
 
 __all__ = [
@@ -503,7 +509,8 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
 
     ``overview.png`` is the finding in one picture (entropy curves and every agent's p(a) over training), also
     written to the study's TensorBoard root as the image ``study/overview`` of the run ``<name>/mean``;
-    ``reward.png`` and ``entropy.png`` the learning curves; ``distribution_<agent>.png`` p(a) over training.
+    ``reward.png`` and ``entropy.png`` the learning curves; ``distribution_<agent>.png`` p(a) over training;
+    and, for a study of tuned agents, ``tuning.png``, the reward per trial their tuned file records.
 
     Curves and action distributions are drawn for the agents the experiment file lists; a frontier's variants
     are drawn in ``frontier.png`` (with ``frontier.csv``, one row per point), and the action distributions of
@@ -532,6 +539,10 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
         drawn |= {reach.point.agent for reach in reaching(result, points) if reach.point is not None}
     for agent in sorted({name for name, _ in result.histories} & drawn):
         distribution_figure(result, agent, folder / f"distribution_{agent}.png")
+    tuning = result.experiment.tuning
+    tuned = {agent: record for agent, record in (tuning.agents if tuning else {}).items() if agent in listed}
+    if tuned and all(record.history for record in tuned.values()):
+        tuning_figure(tuning.experiment, tuned, result.baselines, folder / "tuning.png", listed)
     return folder
 
 

@@ -38,7 +38,7 @@ from sb3_entropy.agents import (
     check_hyperparameters,
 )
 from sb3_entropy.atomic import atomic_path, write_text_atomically
-from sb3_entropy.study.experiments import Experiment, read_yaml
+from sb3_entropy.study.experiments import Experiment, TunedAgent, read_yaml
 
 __all__ = [
     "DEFAULT_SEARCH_SPACE",
@@ -360,13 +360,8 @@ def write_tuning_outputs(
         "# the budget, the tuning seeds and every trial.\n"
     )
     tuned = folder / "tuned.yml"
-    write_text_atomically(
-        tuned,
-        header
-        + yaml.safe_dump(
-            tuned_experiment(experiment, source, tunings), sort_keys=False, default_flow_style=None, width=120
-        ),
-    )
+    data = tuned_experiment(experiment, source, tunings)
+    write_text_atomically(tuned, header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
     table = folder / "trials.csv"
     names = list(dict.fromkeys(name for tuning in tunings.values() for name in tuning.settings.search_space))
     rows = []
@@ -387,5 +382,7 @@ def write_tuning_outputs(
     figure = folder / "tuning.png"
     from sb3_entropy.study.plots import tuning_figure
 
-    tuning_figure(experiment.name, tunings, baselines, figure, list(experiment.agents))
+    records = data["tuning"]["agents"]  # drawn from the record just written, as a study draws it from the file
+    tuned_agents = {agent: TunedAgent.from_mapping(f"{tuned}: {agent}", entry) for agent, entry in records.items()}
+    tuning_figure(experiment.name, tuned_agents, baselines, figure, list(experiment.agents))
     return [tuned, table, figure]
