@@ -726,3 +726,12 @@ def test_the_packaged_tuned_studies_draw_their_tunings(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     image = matplotlib.image.imread(tmp_path / "music_tuned" / "tuning.png")
     assert image.shape[:2] == (410, 920)  # one row of two panels, as tuning_figure sizes it: 4.6 x 3.6 + 0.5 in
+
+    def holds(panel: np.ndarray, color: str) -> bool:  # some pixel exactly the colour: a marker's inside
+        rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+        return bool(np.any(np.all(np.abs(panel[..., :3] - rgb) < 1e-6, axis=-1)))
+
+    # each panel in its agent's colour of the study's other views (TensorBoard's palette by place: slate, cyan)
+    left, right = image[:360, :460], image[:360, 460:]
+    assert holds(left, "#425066") and not holds(left, "#12b5cb")
+    assert holds(right, "#12b5cb") and not holds(right, "#425066")

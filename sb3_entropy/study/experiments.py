@@ -49,7 +49,7 @@ from personalization_gym.checks import check_number, in_context, is_integer, is_
 from personalization_gym.registration import check_task, task_class
 from sb3_entropy.agents import AGENT_DEFAULTS, REGULARIZABLE, check_hyperparameters, check_net_arch, policy_for
 from sb3_entropy.regularizers import REGULARIZERS
-from sb3_entropy.tensorboard import MEAN_RUN
+from sb3_entropy.tensorboard import MEAN_RUN, agent_color
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -657,3 +657,8 @@ class ExperimentResult:
     colors: dict[str, str] = field(default_factory=dict)  # each agent's colour, as its TensorBoard root gives it
     # where each run trained (sb3_entropy.study.runs); None for a run stored before runs recorded it
     environments: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)
+
+    def color(self, agent: str) -> str:
+        """An agent's colour in every view: as its study's TensorBoard root gives it, else by its place in the
+        experiment."""
+        return self.colors.get(agent) or agent_color(list(self.experiment.agents).index(agent))

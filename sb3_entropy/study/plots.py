@@ -4,7 +4,6 @@ rewards per trial."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from sb3_entropy.figures import DownsampledHistory, action_colors, stacked_bars
 from sb3_entropy.metrics import EXPECTED_REWARD, MARGINAL_ENTROPY, PER_STATE_ENTROPY, Metric
 from sb3_entropy.study.analysis import FrontierPoint, agent_label, curves, t_band, three_decimals
 from sb3_entropy.study.experiments import ExperimentResult, TrialRecord, TunedAgent
-from sb3_entropy.tensorboard import agent_color
 
 __all__ = [
     "curves_figure",
@@ -24,11 +22,6 @@ __all__ = [
     "overview_figure",
     "tuning_figure",
 ]
-
-
-def _color(result: ExperimentResult, agent: str) -> str:
-    """An agent's colour: as its study's TensorBoard root gives it, else by its place in the experiment."""
-    return result.colors.get(agent) or agent_color(list(result.experiment.agents).index(agent))
 
 
 def _pyplot():
@@ -83,9 +76,9 @@ def _draw_curves(axes, result: ExperimentResult, metric: Metric, agents: list[st
         # the mean cannot leave the values the metric can take (an entropy's [0, log K]): neither does its band
         lower, upper = metric.bounds(n_actions, result.baselines)
         low, high = np.clip(low, lower, upper), np.clip(high, lower, upper)
-        axes.plot(steps, mean, label=agent_label(agent), color=_color(result, agent))
+        axes.plot(steps, mean, label=agent_label(agent), color=result.color(agent))
         if len(runs) > 1:
-            axes.fill_between(steps, low, high, alpha=0.25, color=_color(result, agent))
+            axes.fill_between(steps, low, high, alpha=0.25, color=result.color(agent))
     if metric is MARGINAL_ENTROPY:
         axes.axhline(math.log(n_actions), color="grey", linestyle=":", label=f"max log K = {math.log(n_actions):.3f}")
         oracle_entropy = result.baselines.get("oracle_entropy")
@@ -122,7 +115,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
     paper_entropies = {a: result.experiment.paper.get(a, {}).get("entropy") for a in agents}
     for agent, entropy in paper_entropies.items():
         if entropy is not None:
-            curve_axes.plot(last_step, entropy, marker="x", markersize=9, color=_color(result, agent))
+            curve_axes.plot(last_step, entropy, marker="x", markersize=9, color=result.color(agent))
     if any(entropy is not None for entropy in paper_entropies.values()):
         curve_axes.plot([], [], marker="x", linestyle="", color="black", label="paper's final value")
     # Below the axes: the curves fill both the top (Q-learning, near log K) and the bottom (collapsed policies).
@@ -143,7 +136,7 @@ def overview_figure(result: ExperimentResult, path: Path, agents: list[str]) -> 
             history.append(entry["timesteps"], entry["p"])
         image = stacked_bars(history.marginals, action_colors(len(history.marginals[0])), 160, 640)
         axes.imshow(image, aspect="auto", extent=(history.steps[0], history.steps[-1], 0, 1))
-        axes.set_ylabel(agent_label(agent), fontsize=9, color=_color(result, agent), fontweight="bold")
+        axes.set_ylabel(agent_label(agent), fontsize=9, color=result.color(agent), fontweight="bold")
         axes.set_yticks([0, 1])
         if row == 0:
             axes.set_title(f"p(a) over training, sorted (seed {seed}): each colour an item", fontsize=10)
@@ -362,7 +355,7 @@ def tuning_figure(
     tuned: dict[str, TunedAgent],
     baselines: dict[str, float],
     path: Path,
-    agents: Sequence[str] | None = None,
+    colors: dict[str, str],
 ) -> None:
     """Reward per trial, one panel per tuned agent: what the tuner saw, with the best so far and the baselines,
     drawn from the record a tuned file keeps (each agent's ``history``).
@@ -370,13 +363,12 @@ def tuning_figure(
     Complete trials are dots (the mean final expected reward over the tuning seeds), pruned ones open circles
     (the first seed's reward when it was stopped), failed ones crosses on the lower edge; the star is the trial
     chosen, the line the best reward so far, and the dashed lines the random policy's and the oracle's reward.
-    Each agent wears its colour of the experiment's ``agents`` (default: the order of ``tuned``).
+    Each agent wears its colour of ``colors``, the study's.
     """
     missing = [agent for agent, record in tuned.items() if not record.history]
     if missing:
         raise ValueError(f"tuned agents {missing} carry no history of trials to draw; tuned.yml files that "
                          "personalization-gym tune writes have one")  # fmt: skip
-    order = list(agents) if agents is not None else list(tuned)
     plt = _pyplot()
     columns = min(len(tuned), 3)
     rows = -(-len(tuned) // columns)
@@ -384,7 +376,7 @@ def tuning_figure(
     for axes in grid.flat[len(tuned) :]:
         axes.set_visible(False)
     for axes, (agent, record) in zip(grid.flat[: len(tuned)], tuned.items(), strict=True):
-        _tuning_panel(axes, agent, record, baselines, agent_color(order.index(agent)))
+        _tuning_panel(axes, agent, record, baselines, colors[agent])
     legend = {}  # one legend for every panel, below them
     for axes in grid.flat[: len(tuned)]:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):

@@ -542,7 +542,8 @@ def write_outputs(result: ExperimentResult, out_dir: Path) -> Path:
     tuning = result.experiment.tuning
     tuned = {agent: record for agent, record in (tuning.agents if tuning else {}).items() if agent in listed}
     if tuned and all(record.history for record in tuned.values()):
-        tuning_figure(tuning.experiment, tuned, result.baselines, folder / "tuning.png", listed)
+        colors = {agent: result.color(agent) for agent in tuned}
+        tuning_figure(tuning.experiment, tuned, result.baselines, folder / "tuning.png", colors)
     return folder
 
 

@@ -16,8 +16,9 @@ DIR/EXPERIMENT/results.csv (one row per agent, seed and evaluation with every me
 (TensorBoard: AGENT/seedN for every run, mean/AGENT for each agent's mean over seeds with 95 % bounds; open
 with tensorboard --logdir DIR/tb), overview.png (the finding in one picture), reward.png and entropy.png (mean
 and 95 % Student-t band over seeds), distribution_<agent>.png (the paper's sorted stacked action bars) and, with
---hyperparams, tuning.png (reward per trial, from the tuned file's record); and DIR/report.md, which opens with the verdict: whether the entropy gap between policy-optimization agents and DQN
-is reproduced (Welch intervals), with each agent's final reward and marginal entropy beside the paper's; then a
+--hyperparams, tuning.png (reward per trial, from the tuned file's record); and DIR/report.md, which opens
+with the verdict: whether the entropy gap between policy-optimization agents and DQN is reproduced (Welch
+intervals), with each agent's final reward and marginal entropy beside the paper's; then a
 table per experiment (mean and Student-t interval over seeds). An experiment with a frontier section
 (frontier_music, frontier_behavior) also writes frontier.png and frontier.csv, and its report section gives
 every agent's final reward, marginal and per-state entropy with Student-t intervals, and the smallest
