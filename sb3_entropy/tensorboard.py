@@ -38,6 +38,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
 from personalization_gym.checks import check_integer, is_bool, is_number
+from sb3_entropy.atomic import atomic_path
 from sb3_entropy.metrics import EXPECTED_REWARD, GINI, MARGINAL_ENTROPY, SCORE, SUMMARY, metric
 
 __all__ = [
@@ -59,8 +60,11 @@ __all__ = [
     "evaluation_log_interval",
     "hparam_value",
     "interval_tag",
+    "layout_summary",
     "means_folder",
     "run_folder",
+    "run_order_layout",
+    "run_position",
     "tensorboard_logger",
     "write_run_position",
     "write_session_end",
@@ -109,7 +113,7 @@ def agent_positions(root: str | os.PathLike[str], agents: Sequence[str]) -> dict
     the next free place, in the order of ``agents``."""
     held: dict[str, int] = {}
     for path in Path(root).rglob(ORDER_FILE):
-        held[path.parent.name] = min(held.get(path.parent.name, math.inf), _position_of(path))
+        held[path.parent.name] = min(held.get(path.parent.name, math.inf), run_position(path))
     places = sorted(set(held.values()))
     positions = {agent: places.index(held[agent]) for agent in agents if agent in held}  # without the gaps
     free = len(places)
@@ -119,24 +123,39 @@ def agent_positions(root: str | os.PathLike[str], agents: Sequence[str]) -> dict
     return positions
 
 
-def custom_scalars_colors(root: str | os.PathLike[str], positions: Mapping[str, int]) -> dict[str, str]:
+def custom_scalars_colors(root: str | os.PathLike[str], positions: Mapping[str, int] | None = None) -> dict[str, str]:
     """The Custom Scalars page's colour of each run of ``positions`` (run name -> position, the runs about to get
-    their order file), among the runs of ``root`` that already have one: TensorBoard lists these runs first, by
-    position and then by name (every other run started later)."""
-    dated = {
-        path.parent.relative_to(root).as_posix(): _position_of(path) for path in Path(root).rglob(ORDER_FILE)
-    } | dict(positions)
+    their order file; default: every run of ``root`` that has one), among the runs of ``root`` that already have
+    one: TensorBoard lists these runs first, by position and then by name (every other run started later)."""
+    dated = {path.parent.relative_to(root).as_posix(): run_position(path) for path in Path(root).rglob(ORDER_FILE)}
+    dated |= dict(positions or {})
     listed = sorted(dated, key=lambda run: (dated[run], run))
     names = CUSTOM_SCALARS_COLOR_NAMES
-    return {run: names[listed.index(run) % len(names)] for run in positions}
+    return {run: names[listed.index(run) % len(names)] for run in (dated if positions is None else positions)}
 
 
-def _position_of(order_file: Path) -> int:
+def _order_events(order_file: Path) -> list[Any]:
+    """The events of an order file: the file version, then the run's Custom Scalars layout if it has one."""
     from tensorboard.compat.proto.event_pb2 import Event
 
-    data = order_file.read_bytes()
-    (length,) = struct.unpack("<Q", data[:8])  # a TFRecord: length, its CRC, the event, its CRC
-    return int(Event.FromString(data[12 : 12 + length]).wall_time) - 1
+    data, events, start = order_file.read_bytes(), [], 0
+    while start < len(data):  # TFRecords: a length, its CRC, the event, its CRC
+        (length,) = struct.unpack("<Q", data[start : start + 8])
+        events.append(Event.FromString(data[start + 12 : start + 12 + length]))
+        start += 16 + length
+    return events
+
+
+def run_position(order_file: Path) -> int:
+    """The position a run's order file gives it (:func:`write_run_position`)."""
+    return int(_order_events(order_file)[0].wall_time) - 1
+
+
+def run_order_layout(order_file: Path) -> layout_pb2.Layout | None:
+    """The Custom Scalars layout a run's order file holds (:func:`write_run_position`), or None."""
+    for event in _order_events(order_file)[1:]:
+        return layout_pb2.Layout.FromString(event.summary.value[0].tensor.string_val[0])
+    return None
 
 
 def color_name(color: str) -> str:
@@ -144,17 +163,23 @@ def color_name(color: str) -> str:
     return TENSORBOARD_COLOR_NAMES[TENSORBOARD_PALETTE.index(color)]
 
 
-def write_run_position(folder: str | os.PathLike[str], position: int) -> Path:
+def write_run_position(folder: str | os.PathLike[str], position: int, layout: Summary | None = None) -> Path:
     """Date ``folder``'s first event ``position + 1`` seconds after 1970, so that TensorBoard lists the run before
-    every run trained since, in the order of ``position``: one event (the file version), in ``ORDER_FILE``."""
+    every run trained since, in the order of ``position``: the file version, in ``ORDER_FILE``, and the run's Custom
+    Scalars ``layout`` when given (kept there so that its titles can be written again without the run's data)."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     path = Path(folder) / ORDER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    event = Event(wall_time=float(check_integer("position", position, 0) + 1), file_version="brain.Event:2")
-    with open(path, "wb") as stream:
-        RecordWriter(stream).write(event.SerializeToString())
+    wall_time = float(check_integer("position", position, 0) + 1)
+    events = [Event(wall_time=wall_time, file_version="brain.Event:2")]
+    if layout is not None:
+        events.append(Event(wall_time=wall_time, step=0, summary=layout))
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        writer = RecordWriter(stream)
+        for event in events:
+            writer.write(event.SerializeToString())
     return path
 
 
@@ -344,11 +369,12 @@ def custom_scalars_summary(layout: Mapping[str, Mapping[str, Sequence[Any]]]) ->
                 multiline = layout_pb2.MultilineChartContent(tag=list(content))
                 protos.append(layout_pb2.Chart(title=chart_title, multiline=multiline))
         categories.append(layout_pb2.Category(title=title, chart=protos))
-    tensor = TensorProto(
-        dtype="DT_STRING",
-        string_val=[layout_pb2.Layout(category=categories).SerializeToString()],
-        tensor_shape=TensorShapeProto(),
-    )
+    return layout_summary(layout_pb2.Layout(category=categories))
+
+
+def layout_summary(layout: layout_pb2.Layout) -> Summary:
+    """A Custom Scalars layout proto as the summary TensorBoard reads it."""
+    tensor = TensorProto(dtype="DT_STRING", string_val=[layout.SerializeToString()], tensor_shape=TensorShapeProto())
     plugin = SummaryMetadata.PluginData(plugin_name=custom_scalars_metadata.PLUGIN_NAME)
     metadata = SummaryMetadata(plugin_data=plugin)
     tag = custom_scalars_metadata.CONFIG_SUMMARY_TAG

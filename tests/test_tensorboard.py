@@ -24,6 +24,7 @@ from personalization_gym import BehaviorEnv
 from sb3_entropy.callback import EntropyCallback
 from sb3_entropy.figures import DistributionFigure, DownsampledHistory, action_colors
 from sb3_entropy.study import load_experiment
+from sb3_entropy.study.analysis import agent_label
 from sb3_entropy.study.runs import RunSpec, build_model, run_hparams, train
 from sb3_entropy.tensorboard import (
     CUSTOM_SCALARS_COLOR_NAMES,
@@ -461,8 +462,11 @@ def test_an_agent_keeps_one_colour_across_the_experiments_of_a_root(tmp_path: Pa
     assert groups[:4] == ["ppo", "a2c", "dqn", "qrdqn"]  # the Time Series colour order: agent_color(position)
     layout = server.get("/data/plugin/custom_scalars/layout")
     titles = {category["title"]: category["chart"] for category in layout["category"]}
-    (chart,) = titles["two: each agent's mean over seeds with its 95% t-interval (one band per agent)"]
-    page = {agent: CUSTOM_SCALARS_COLOR_NAMES[listed.index(f"two/mean/{agent}") % 7] for agent in second}
-    assert chart["title"] == (
-        f"marginal entropy H(p) [nats] (DQN {page['dqn']}, QR-DQN {page['qrdqn']}, A2C {page['a2c']})"
-    )
+    for experiment, agents in (("one", first), ("two", second)):
+        # the first experiment's titles too: the second's mean runs moved its runs on the page (one/mean/dqn from
+        # third to fourth), and writing the second named their new colours again
+        (chart,) = titles[f"{experiment}: each agent's mean over seeds with its 95% t-interval (one band per agent)"]
+        page = {agent: CUSTOM_SCALARS_COLOR_NAMES[listed.index(f"{experiment}/mean/{agent}") % 7] for agent in agents}
+        named = ", ".join(f"{agent_label(agent)} {page[agent]}" for agent in agents)
+        assert chart["title"] == f"marginal entropy H(p) [nats] ({named})"
+    assert listed.index("one/mean/dqn") == 3  # the case the test is about: a run that moved

@@ -26,13 +26,17 @@ from sb3_entropy.study.analysis import agent_label, t_band
 from sb3_entropy.tensorboard import (
     HPARAM_METRICS,
     MEAN_RUN,
+    ORDER_FILE,
     agent_positions,
     aggregate_folder,
     custom_scalars_colors,
     custom_scalars_summary,
     hparam_value,
     interval_tag,
+    layout_summary,
     means_folder,
+    run_order_layout,
+    run_position,
     write_run_position,
     write_session_end,
     write_session_start,
@@ -42,6 +46,7 @@ __all__ = [
     "LEVEL",
     "MEANS_CATEGORY",
     "aggregate_layout",
+    "retitle_bands",
     "run_layout",
     "write_aggregate_run",
     "write_mean_runs",
@@ -74,13 +79,37 @@ def aggregate_layout(
     (it drops charts that are equal)."""
     layout: dict[str, Any] = {}
     if banded:
-        named = ", ".join(f"{agent_label(agent)} {colors[agent]}" for agent in banded if agent in (colors or {}))
         layout[_margin_category(experiment)] = {
-            m.label + (f" ({named})" if named else ""): ["Margin", [_band(experiment, a, m.tag) for a in banded]]
+            _band_title(m.tag, banded, colors or {}): ["Margin", [_band(experiment, a, m.tag) for a in banded]]
             for m in SUMMARY
             if m.tag in tags
         }
     return layout | {MEANS_CATEGORY: _means_charts(tags)}
+
+
+def _band_title(tag: str, banded: Sequence[str], colors: Mapping[str, str]) -> str:
+    """A margin chart's title: the metric, and the colour the Custom Scalars page gives each agent's band."""
+    named = ", ".join(f"{agent_label(agent)} {colors[agent]}" for agent in banded if agent in colors)
+    return metric(tag).label + (f" ({named})" if named else "")
+
+
+def retitle_bands(root: str | os.PathLike[str]) -> None:
+    """Name each band's colour again in the margin charts of every experiment of ``root``. The Custom Scalars page
+    colours a run by its place among the root's runs, so mean runs added by a later experiment can move an earlier
+    experiment's runs to other colours; each mean run's layout is kept in its order file, rewritten here."""
+    colors = custom_scalars_colors(root)
+    for order_file in Path(root).rglob(ORDER_FILE):
+        layout = run_order_layout(order_file)
+        if layout is None:
+            continue
+        run = order_file.parent.relative_to(root).as_posix()
+        experiment = run.split("/")[0]
+        for chart in (chart for category in layout.category for chart in category.chart if chart.HasField("margin")):
+            values = [series.value for series in chart.margin.series]  # interval/<experiment>/<agent>/<tag>
+            agents = [value.split("/", 3)[2] for value in values]
+            named = {agent: colors.get(f"{experiment}/{MEAN_RUN}/{agent}") for agent in agents}
+            chart.title = _band_title(values[0].split("/", 3)[3], agents, {a: c for a, c in named.items() if c})
+        write_run_position(order_file.parent, run_position(order_file), layout_summary(layout))
 
 
 def _band(experiment: str, agent: str, tag: str) -> list[str]:
@@ -130,10 +159,9 @@ def write_aggregate_run(
     folder = aggregate_folder(root, experiment, agent)
     if folder.is_dir():
         shutil.rmtree(folder)
-    write_run_position(folder, position)
+    write_run_position(folder, position, custom_scalars_summary(aggregate_layout(experiment, tags, banded, colors)))
     writer = SummaryWriter(str(folder))
     try:
-        writer.file_writer.add_summary(custom_scalars_summary(aggregate_layout(experiment, tags, banded, colors)))
         writer.add_text("about", f"mean over {len(histories)} seeds of {experiment}/{agent}" + (
             f", with the {LEVEL:.0%} Student-t interval over seeds" if bounds else " (one seed: no interval)"
         ), 0)  # fmt: skip
@@ -215,11 +243,10 @@ def write_mean_runs(
         by_agent.setdefault(agent, []).append(history)
     positions = positions if positions is not None else agent_positions(root, list(by_agent))
     banded = [agent for agent, seeds in by_agent.items() if len(seeds) >= 2]
-    runs = {f"{experiment}/{MEAN_RUN}/{agent}": positions[agent] for agent in by_agent}
-    colors = {run.rsplit("/", 1)[1]: color for run, color in custom_scalars_colors(root, runs).items()}
     written = []
     for agent, seeds in by_agent.items():
         run_hparams = (hparams or {}).get(agent)
         written.append(write_aggregate_run(root, experiment, agent, seeds, baselines or None, run_hparams, banded,
-                                           positions[agent], colors))  # fmt: skip
+                                           positions[agent]))  # fmt: skip
+    retitle_bands(root)  # this experiment's titles, and any other experiment's whose runs moved
     return written
