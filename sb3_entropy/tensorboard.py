@@ -38,7 +38,6 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch.utils.tensorboard import SummaryWriter
 
 from personalization_gym.checks import check_integer, is_bool, is_number
-from sb3_entropy.atomic import atomic_path
 from sb3_entropy.metrics import EXPECTED_REWARD, GINI, MARGINAL_ENTROPY, SCORE, SUMMARY, metric
 
 __all__ = [
@@ -176,10 +175,12 @@ def write_run_position(folder: str | os.PathLike[str], position: int, layout: Su
     events = [Event(wall_time=wall_time, file_version="brain.Event:2")]
     if layout is not None:
         events.append(Event(wall_time=wall_time, step=0, summary=layout))
-    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+    partial = path.with_name(".order.partial")  # whole or not at all, under a name TensorBoard never reads
+    with open(partial, "wb") as stream:
         writer = RecordWriter(stream)
         for event in events:
             writer.write(event.SerializeToString())
+    os.replace(partial, path)
     return path
 
 

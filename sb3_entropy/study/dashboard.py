@@ -102,14 +102,15 @@ def retitle_bands(root: str | os.PathLike[str]) -> None:
         layout = run_order_layout(order_file)
         if layout is None:
             continue
-        run = order_file.parent.relative_to(root).as_posix()
-        experiment = run.split("/")[0]
+        before = layout.SerializeToString()
+        experiment = order_file.parent.relative_to(root).parts[0]
         for chart in (chart for category in layout.category for chart in category.chart if chart.HasField("margin")):
             values = [series.value for series in chart.margin.series]  # interval/<experiment>/<agent>/<tag>
             agents = [value.split("/", 3)[2] for value in values]
             named = {agent: colors.get(f"{experiment}/{MEAN_RUN}/{agent}") for agent in agents}
             chart.title = _band_title(values[0].split("/", 3)[3], agents, {a: c for a, c in named.items() if c})
-        write_run_position(order_file.parent, run_position(order_file), layout_summary(layout))
+        if layout.SerializeToString() != before:
+            write_run_position(order_file.parent, run_position(order_file), layout_summary(layout))
 
 
 def _band(experiment: str, agent: str, tag: str) -> list[str]:
