@@ -61,8 +61,8 @@ __all__ = [
     "interval_tag",
     "layout_summary",
     "means_folder",
+    "read_order_file",
     "run_folder",
-    "run_order_layout",
     "run_position",
     "tensorboard_logger",
     "write_run_position",
@@ -147,14 +147,15 @@ def _order_events(order_file: Path) -> list[Any]:
 
 def run_position(order_file: Path) -> int:
     """The position a run's order file gives it (:func:`write_run_position`)."""
-    return int(_order_events(order_file)[0].wall_time) - 1
+    return read_order_file(order_file)[0]
 
 
-def run_order_layout(order_file: Path) -> layout_pb2.Layout | None:
-    """The Custom Scalars layout a run's order file holds (:func:`write_run_position`), or None."""
-    for event in _order_events(order_file)[1:]:
-        return layout_pb2.Layout.FromString(event.summary.value[0].tensor.string_val[0])
-    return None
+def read_order_file(order_file: Path) -> tuple[int, layout_pb2.Layout | None]:
+    """A run's order file (:func:`write_run_position`), read once: its position, and the Custom Scalars layout it
+    holds, or None."""
+    first, *rest = _order_events(order_file)
+    layout = layout_pb2.Layout.FromString(rest[0].summary.value[0].tensor.string_val[0]) if rest else None
+    return int(first.wall_time) - 1, layout
 
 
 def color_name(color: str) -> str:

@@ -35,8 +35,7 @@ from sb3_entropy.tensorboard import (
     interval_tag,
     layout_summary,
     means_folder,
-    run_order_layout,
-    run_position,
+    read_order_file,
     write_run_position,
     write_session_end,
     write_session_start,
@@ -99,7 +98,7 @@ def retitle_bands(root: str | os.PathLike[str]) -> None:
     experiment's runs to other colours; each mean run's layout is kept in its order file, rewritten here."""
     colors = custom_scalars_colors(root)
     for order_file in Path(root).rglob(ORDER_FILE):
-        layout = run_order_layout(order_file)
+        position, layout = read_order_file(order_file)
         if layout is None:
             continue
         before = layout.SerializeToString()
@@ -110,7 +109,7 @@ def retitle_bands(root: str | os.PathLike[str]) -> None:
             named = {agent: colors.get(f"{experiment}/{MEAN_RUN}/{agent}") for agent in agents}
             chart.title = _band_title(values[0].split("/", 3)[3], agents, {a: c for a, c in named.items() if c})
         if layout.SerializeToString() != before:
-            write_run_position(order_file.parent, run_position(order_file), layout_summary(layout))
+            write_run_position(order_file.parent, position, layout_summary(layout))
 
 
 def _band(experiment: str, agent: str, tag: str) -> list[str]:

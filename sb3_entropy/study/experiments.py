@@ -426,6 +426,10 @@ class Experiment:
         """How errors name the experiment: its name and file."""
         return f"experiment {self.name}" + (f" ({self.path})" if self.path else "")
 
+    def color(self, agent: str) -> str:
+        """An agent's colour by its place in the experiment (a study's TensorBoard root may give another)."""
+        return agent_color(list(self.agents).index(agent))
+
     def __post_init__(self) -> None:
         with _within(self.where):
             check_task(self.task)
@@ -661,4 +665,4 @@ class ExperimentResult:
     def color(self, agent: str) -> str:
         """An agent's colour in every view: as its study's TensorBoard root gives it, else by its place in the
         experiment."""
-        return self.colors.get(agent) or agent_color(list(self.experiment.agents).index(agent))
+        return self.colors.get(agent) or self.experiment.color(agent)

@@ -39,7 +39,6 @@ from sb3_entropy.agents import (
 )
 from sb3_entropy.atomic import atomic_path, write_text_atomically
 from sb3_entropy.study.experiments import Experiment, TunedAgent, read_yaml
-from sb3_entropy.tensorboard import agent_color
 
 __all__ = [
     "DEFAULT_SEARCH_SPACE",
@@ -385,6 +384,6 @@ def write_tuning_outputs(
 
     records = data["tuning"]["agents"]  # drawn from the record just written, as a study draws it from the file
     tuned_agents = {agent: TunedAgent.from_mapping(f"{tuned}: {agent}", entry) for agent, entry in records.items()}
-    colors = {agent: agent_color(list(experiment.agents).index(agent)) for agent in tuned_agents}
+    colors = {agent: experiment.color(agent) for agent in tuned_agents}
     tuning_figure(experiment.name, tuned_agents, baselines, figure, colors)
     return [tuned, table, figure]
